@@ -1,0 +1,365 @@
+"""Configuration: frozen dataclasses, loaded from TOML, overridden with ``--set``.
+
+Every field has a default, so an empty file (or no file) is the article's
+network: inputs x and y, 8 hidden layers of 16, tanh, a sigmoid output, weights
+and biases drawn from N(0, 1), the view spanning [-0.5, 0.5] on the shorter
+side. Unknown keys and wrong types are rejected by their dotted name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = [
+    "ACTIVATIONS",
+    "Config",
+    "CanvasConfig",
+    "NetworkConfig",
+    "OutputConfig",
+    "RenderConfig",
+    "ViewConfig",
+    "load_config",
+    "parse_override",
+    "config_from_dict",
+    "config_to_dict",
+    "dump_toml",
+]
+
+ACTIVATIONS = ("tanh", "sigmoid", "sin", "gauss", "relu", "softplus", "abs", "identity")
+INPUTS = ("x", "y", "r", "z")
+INITS = ("default", "uniform", "normal")
+COLORS = ("rgb", "grey", "hsv")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """The CPPN: which inputs, how deep and wide, which activations, how initialised."""
+
+    inputs: tuple[str, ...] = ("x", "y")
+    hidden: tuple[int, ...] = (16,) * 8
+    activation: str | tuple[str, ...] = "tanh"
+    output_activation: str = "sigmoid"
+    color: str = "rgb"
+    bias: bool = True
+    # "default" is PyTorch's nn.Linear: uniform(±1/sqrt(fan_in)); "uniform" is
+    # uniform(±scale); "normal" is N(0, scale²).
+    weight_init: str = "normal"
+    weight_scale: float = 1.0
+    bias_init: str = "normal"
+    bias_scale: float = 1.0
+    # The latent vector, used when "z" is among the inputs: given values, or
+    # z_size values drawn uniform(±z_scale) from the seed.
+    z_size: int = 8
+    z: tuple[float, ...] = ()
+    z_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.inputs:
+            raise ConfigError("network.inputs is empty; give at least one of x, y, r, z")
+        for name in self.inputs:
+            if name not in INPUTS:
+                raise ConfigError(f"network.inputs has unknown input '{name}'; choose from {', '.join(INPUTS)}")
+        if len(set(self.inputs)) != len(self.inputs):
+            raise ConfigError("network.inputs lists an input twice")
+        for w in self.hidden:
+            if w < 1:
+                raise ConfigError(f"network.hidden widths must be at least 1, got {w}")
+        acts = self.activations
+        if len(acts) != len(self.hidden):
+            raise ConfigError(
+                f"network.activation lists {len(acts)} activations for {len(self.hidden)} hidden layers; "
+                "give one name, or one per layer"
+            )
+        for name in (*acts, self.output_activation):
+            if name not in ACTIVATIONS:
+                raise ConfigError(f"unknown activation '{name}'; choose from {', '.join(ACTIVATIONS)}")
+        if self.color not in COLORS:
+            raise ConfigError(f"network.color '{self.color}' is unknown; choose from {', '.join(COLORS)}")
+        for key in ("weight_init", "bias_init"):
+            if getattr(self, key) not in INITS:
+                raise ConfigError(f"network.{key} '{getattr(self, key)}' is unknown; choose from {', '.join(INITS)}")
+        for key in ("weight_scale", "bias_scale", "z_scale"):
+            v = getattr(self, key)
+            if not (math.isfinite(v) and v >= 0):
+                raise ConfigError(f"network.{key} must be a finite number >= 0, got {v}")
+        if "z" in self.inputs:
+            if self.z and len(self.z) != self.z_size:
+                raise ConfigError(f"network.z has {len(self.z)} values but network.z_size is {self.z_size}")
+            if self.z_size < 1:
+                raise ConfigError("network.z_size must be at least 1 when the inputs include z")
+
+    @property
+    def activations(self) -> tuple[str, ...]:
+        """One activation name per hidden layer."""
+        if isinstance(self.activation, str):
+            return (self.activation,) * len(self.hidden)
+        return tuple(self.activation)
+
+    @property
+    def bands(self) -> int:
+        return 1 if self.color == "grey" else 3
+
+    @property
+    def input_count(self) -> int:
+        return sum(self.z_size if n == "z" else 1 for n in self.inputs)
+
+
+@dataclass(frozen=True)
+class ViewConfig:
+    """The part of the plane shown: at zoom 1 the shorter side spans [-0.5, 0.5]."""
+
+    center: tuple[float, float] = (0.0, 0.0)
+    zoom: float = 1.0
+
+    def __post_init__(self) -> None:
+        if len(self.center) != 2:
+            raise ConfigError(f"view.center needs two numbers [x, y], got {len(self.center)}")
+        if not all(math.isfinite(c) for c in self.center):
+            raise ConfigError("view.center must be finite")
+        if not (math.isfinite(self.zoom) and self.zoom > 0):
+            raise ConfigError(f"view.zoom must be a positive number, got {self.zoom}")
+
+
+@dataclass(frozen=True)
+class CanvasConfig:
+    """The size of the picture in pixels."""
+
+    width: int = 4096
+    height: int = 4096
+
+    def __post_init__(self) -> None:
+        for key in ("width", "height"):
+            v = getattr(self, key)
+            if not 1 <= v <= 2**31 - 1:
+                raise ConfigError(f"canvas.{key} must be between 1 and 2147483647 pixels, got {v}")
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    """How the canvas is cut and evaluated."""
+
+    tile: int = 256
+    device: str = "auto"
+    # Pixels evaluated in one device batch; 0 picks a size for the device.
+    batch: int = 0
+    # Strips queued between the renderer and the encoder.
+    queue: int = 2
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.tile <= 65536:
+            raise ConfigError(f"render.tile must be between 1 and 65536, got {self.tile}")
+        if self.device not in DEVICES:
+            raise ConfigError(f"render.device '{self.device}' is unknown; choose from {', '.join(DEVICES)}")
+        if self.batch < 0:
+            raise ConfigError(f"render.batch must be >= 0 (0 = automatic), got {self.batch}")
+        if not 1 <= self.queue <= 16:
+            raise ConfigError(f"render.queue must be between 1 and 16, got {self.queue}")
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """How the file is written."""
+
+    compression: str = "deflate"  # TIFF: none, lzw, deflate, jpeg
+    quality: int = 90  # JPEG / WebP / DeepZoom tiles
+    depth: int = 8  # bits per sample: 8, or 16 for TIFF and PNG
+    tiff_tile: int = 256
+    dz_tile: int = 254
+    dz_overlap: int = 1
+    dz_suffix: str = "jpeg"  # DeepZoom tile format: jpeg, png, webp
+
+    def __post_init__(self) -> None:
+        from .formats import TIFF_COMPRESSIONS
+
+        if self.compression not in TIFF_COMPRESSIONS:
+            raise ConfigError(
+                f"output.compression '{self.compression}' is unknown; choose from {', '.join(TIFF_COMPRESSIONS)}"
+            )
+        if not 1 <= self.quality <= 100:
+            raise ConfigError(f"output.quality must be between 1 and 100, got {self.quality}")
+        if self.depth not in (8, 16):
+            raise ConfigError(f"output.depth must be 8 or 16, got {self.depth}")
+        if self.tiff_tile % 16 or not 16 <= self.tiff_tile <= 8192:
+            raise ConfigError(f"output.tiff_tile must be a multiple of 16 from 16 to 8192, got {self.tiff_tile}")
+        if not 1 <= self.dz_tile <= 8192:
+            raise ConfigError(f"output.dz_tile must be between 1 and 8192, got {self.dz_tile}")
+        if not 0 <= self.dz_overlap < self.dz_tile:
+            raise ConfigError(f"output.dz_overlap must be between 0 and dz_tile - 1, got {self.dz_overlap}")
+        if self.dz_suffix not in ("jpeg", "png", "webp"):
+            raise ConfigError(f"output.dz_suffix '{self.dz_suffix}' is unknown; choose jpeg, png or webp")
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole render: the seed, the network, the view, the canvas and the output."""
+
+    seed: int = 0
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    view: ViewConfig = field(default_factory=ViewConfig)
+    canvas: CanvasConfig = field(default_factory=CanvasConfig)
+    render: RenderConfig = field(default_factory=RenderConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.seed < 2**63:
+            raise ConfigError(f"seed must be between 0 and 2**63 - 1, got {self.seed}")
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (types.UnionType, typing.Union):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is tuple:
+        return "a list of " + _type_name(typing.get_args(tp)[0]) + "s"
+    if dataclasses.is_dataclass(tp):
+        return "a table"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; return it in the field's type."""
+    origin = typing.get_origin(tp)
+    if origin in (types.UnionType, typing.Union):
+        for arg in typing.get_args(tp):
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{key} must be {_type_name(tp)}, got {value!r}")
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key} must be {_type_name(tp)}, got {value!r}")
+        args = typing.get_args(tp)
+        elem = args[0]
+        return tuple(_coerce(v, elem, f"{key}[{i}]") for i, v in enumerate(value))
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} must be a table, got {value!r}")
+        return _build(tp, value, key)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    raise ConfigError(f"{key} must be {_type_name(tp)}, got {value!r}")
+
+
+def _build(cls: type, data: dict, prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for k, v in data.items():
+        key = f"{prefix}.{k}" if prefix else k
+        if k not in names:
+            raise ConfigError(f"unknown config key '{key}'; known keys here: {', '.join(sorted(names))}")
+        kwargs[k] = _coerce(v, hints[k], key)
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{prefix or 'config'}: {exc}") from None
+
+
+def config_from_dict(data: dict) -> Config:
+    """Build a validated :class:`Config` from a plain dict (as TOML gives it)."""
+    return _build(Config, data)
+
+
+def config_to_dict(cfg: Any) -> dict:
+    """A plain dict of a config (tuples as lists), the inverse of :func:`config_from_dict`."""
+
+    def plain(v: Any) -> Any:
+        if dataclasses.is_dataclass(v):
+            return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        if isinstance(v, tuple):
+            return [plain(x) for x in v]
+        return v
+
+    return plain(cfg)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Parse ``dotted.key=value``; the value is read as TOML, or else taken as a bare string."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set expects KEY=VALUE with a dotted key such as network.hidden=[32,32], got '{text}'")
+    raw = raw.strip()
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key.split("."), value
+
+
+def _apply(data: dict, path: list[str], value: Any) -> None:
+    node = data
+    for i, part in enumerate(path[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {'.'.join(path)}: '{'.'.join(path[: i + 1])}' is not a table")
+        node = child
+    node[path[-1]] = value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = (), extra: dict | None = None) -> Config:
+    """Load a TOML config (or the defaults), then apply ``--set`` overrides and ``extra`` values."""
+    data: dict = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"config file '{p}' does not exist") from None
+        except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read config file '{p}': {exc.__class__.__name__}") from None
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file '{p}' is not valid TOML: {exc}") from None
+    for item in overrides:
+        _apply(data, *parse_override(item))
+    for dotted, value in (extra or {}).items():
+        _apply(data, dotted.split("."), value)
+    return config_from_dict(data)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, float):
+        return repr(v) if math.isfinite(v) else ("nan" if math.isnan(v) else ("inf" if v > 0 else "-inf"))
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return str(v)
+
+
+def dump_toml(cfg: Config) -> str:
+    """The full resolved config as TOML text, loadable by :func:`load_config`."""
+    d = config_to_dict(cfg)
+    lines = [f"seed = {d.pop('seed')}"]
+    for section, values in d.items():
+        lines.append(f"\n[{section}]")
+        lines.extend(f"{k} = {_toml_value(v)}" for k, v in values.items())
+    return "\n".join(lines) + "\n"

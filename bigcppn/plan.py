@@ -1,0 +1,205 @@
+"""Canvas planning: pixels → coordinates, canvas → strips → tiles → batches.
+
+Pure arithmetic: no torch, no pyvips. Everything here is a small frozen value
+or a function of such values, so it can be property-tested on its own.
+
+The coordinate contract that makes a CPPN picture independent of resolution:
+pixel ``i`` of an axis of ``size`` pixels samples the point
+
+    c + (i + 0.5 - size / 2) * pitch,        pitch = (1 / zoom) / min(W, H)
+
+so pixel centres are sampled, both axes share one pitch (a non-square canvas
+keeps its aspect and simply shows more of the plane), and the shorter side
+always spans ``1 / zoom`` units around the centre. Coordinates depend only on
+the global integer pixel index, never on the tile, so tiles agree to the bit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterator
+
+__all__ = [
+    "Canvas",
+    "View",
+    "Window",
+    "Tile",
+    "Strip",
+    "Plan",
+    "make_plan",
+    "pixel_coord",
+    "split_row",
+]
+
+
+@dataclass(frozen=True)
+class Canvas:
+    """A canvas in pixels."""
+
+    width: int
+    height: int
+
+    def __post_init__(self) -> None:
+        if self.width < 1 or self.height < 1:
+            raise ValueError(f"canvas must be at least 1x1 pixels, got {self.width}x{self.height}")
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+
+@dataclass(frozen=True)
+class View:
+    """Which part of the plane the canvas shows: a centre and a zoom.
+
+    At zoom 1 the shorter side of the canvas spans [-0.5, 0.5] around the centre
+    (the article's ``X / size - 0.5``).
+    """
+
+    center_x: float = 0.0
+    center_y: float = 0.0
+    zoom: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not (self.zoom > 0 and math.isfinite(self.zoom)):
+            raise ValueError(f"zoom must be a positive finite number, got {self.zoom}")
+
+    def pitch(self, canvas: Canvas) -> float:
+        """Distance in the plane between neighbouring pixel centres."""
+        return (1.0 / self.zoom) / min(canvas.width, canvas.height)
+
+
+def pixel_coord(index: int, size: int, center: float, pitch: float) -> float:
+    """Plane coordinate of the centre of pixel ``index`` on an axis of ``size`` pixels.
+
+    The renderer evaluates exactly this expression, elementwise, in float64.
+    """
+    return center + (index + (0.5 - size / 2)) * pitch
+
+
+@dataclass(frozen=True)
+class Window:
+    """A rectangle of pixels: left, top, width, height."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+
+@dataclass(frozen=True)
+class Tile(Window):
+    """A tile of the canvas, with its column and row in the tile grid."""
+
+    col: int = 0
+    row: int = 0
+
+
+@dataclass(frozen=True)
+class Strip:
+    """A full-width band of tiles; strips are rendered and written top to bottom."""
+
+    index: int
+    y: int
+    height: int
+    tiles: tuple[Tile, ...]
+    batches: tuple[Window, ...]
+
+    @property
+    def window(self) -> Window:
+        return Window(0, self.y, sum(t.width for t in self.tiles), self.height)
+
+
+def split_row(length: int, step: int) -> list[tuple[int, int]]:
+    """Split ``range(length)`` into (start, size) runs of ``step`` (the last may be shorter)."""
+    if step < 1:
+        raise ValueError(f"step must be at least 1, got {step}")
+    return [(s, min(step, length - s)) for s in range(0, length, step)]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A canvas cut into strips of tiles, and the tiles grouped into device batches.
+
+    A batch is a run of neighbouring tiles of one strip, so it is itself a
+    rectangle: the renderer evaluates it in one go.
+    """
+
+    canvas: Canvas
+    tile: int
+    batch_pixels: int
+
+    @property
+    def strip_count(self) -> int:
+        return math.ceil(self.canvas.height / self.tile)
+
+    @property
+    def cols(self) -> int:
+        return math.ceil(self.canvas.width / self.tile)
+
+    @property
+    def tile_count(self) -> int:
+        return self.strip_count * self.cols
+
+    @property
+    def tiles_per_batch(self) -> int:
+        return max(1, self.batch_pixels // (self.tile * self.tile))
+
+    @property
+    def batch_count(self) -> int:
+        return self.strip_count * math.ceil(self.cols / self.tiles_per_batch)
+
+    @property
+    def strip_height(self) -> int:
+        return min(self.tile, self.canvas.height)
+
+    def strip(self, index: int) -> Strip:
+        if not 0 <= index < self.strip_count:
+            raise IndexError(f"strip {index} out of range 0..{self.strip_count - 1}")
+        y = index * self.tile
+        height = min(self.tile, self.canvas.height - y)
+        tiles = tuple(
+            Tile(x, y, w, height, col=c, row=index)
+            for c, (x, w) in enumerate(split_row(self.canvas.width, self.tile))
+        )
+        per = self.tiles_per_batch
+        batches = []
+        for i in range(0, len(tiles), per):
+            group = tiles[i : i + per]
+            batches.append(Window(group[0].x, y, sum(t.width for t in group), height))
+        return Strip(index, y, height, tiles, tuple(batches))
+
+    def strips(self) -> Iterator[Strip]:
+        for i in range(self.strip_count):
+            yield self.strip(i)
+
+
+def make_plan(canvas: Canvas, tile: int, batch_pixels: int) -> Plan:
+    """Plan ``canvas`` as full-width strips of ``tile``-sized tiles, batched by ``batch_pixels``."""
+    if tile < 1:
+        raise ValueError(f"tile size must be at least 1, got {tile}")
+    if batch_pixels < 1:
+        raise ValueError(f"batch size must be at least 1 pixel, got {batch_pixels}")
+    return Plan(canvas, tile, batch_pixels)
+
+
+# The resident size of a Python process with torch, numpy and pyvips loaded (measured on a CPU).
+BASE_PROCESS_BYTES = 260 * 1024**2
+
+
+def estimate_peak_bytes(plan: Plan, bands: int, depth: int, queue: int, max_width: int) -> int:
+    """A rough peak resident size of a render: bounded by strips and batches, not by the canvas.
+
+    Strips in flight: those queued, the one being rendered, and the one being
+    streamed (with its PNG copy); libvips keeps about two tile rows per pyramid
+    level. A batch holds float64 coordinates and two float32 activations per pixel.
+    """
+    strip = plan.canvas.width * plan.strip_height * bands * (depth // 8)
+    strips = (queue + 3) * strip + 3 * strip
+    batch = min(plan.batch_pixels, plan.canvas.pixels) * (8 * 5 + 4 * (2 * max(max_width, 3) + 4))
+    return BASE_PROCESS_BYTES + strips + batch

@@ -1,0 +1,262 @@
+"""The sink: stream strips into libvips and write the output file atomically.
+
+pyvips has no "generate pixels by callback" API, so strips reach libvips as an
+uncompressed PNG stream: a PNG header, then each strip as IDAT chunks holding
+stored (level 0) deflate blocks, then IEND. libvips loads it with
+``access="sequential"`` and pulls rows as its saver needs them, so only a few
+strips are ever in memory, whatever the canvas size. ``fail_on="truncated"``
+turns a stream that ends early (a render error, Ctrl-C) into a libvips error
+instead of a silently padded picture.
+
+The saver writes to a hidden temporary sibling of the output, which is renamed
+over the final name only when everything succeeded.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import threading
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+import pyvips
+
+from .config import OutputConfig
+from .errors import RenderError
+from .formats import Format, format_for
+
+__all__ = ["png_stream", "StripSource", "OutputTarget", "write_image", "save_strips"]
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# IDAT payloads up to this size; libvips reads the stream in small pieces anyway.
+IDAT_MAX = 1 << 20
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)))
+
+
+def png_stream(strips: Iterable[np.ndarray], width: int, height: int, bands: int, depth: int) -> Iterator[bytes]:
+    """An uncompressed PNG of (rows, width, bands) uint8/uint16 strips, as a sequence of byte chunks."""
+    color_type = {1: 0, 3: 2, 4: 6}[bands]
+    yield PNG_SIGNATURE + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, color_type, 0, 0, 0))
+    comp = zlib.compressobj(0)
+    rows = 0
+    for strip in strips:
+        h = strip.shape[0]
+        if strip.shape[1:] != (width, bands):
+            raise RenderError(f"strip of shape {strip.shape} does not fit a {width}x{height}x{bands} canvas")
+        rows += h
+        if rows > height:
+            raise RenderError(f"renderer produced {rows} rows for a canvas {height} rows high")
+        raw = strip.astype(">u2", copy=False) if depth == 16 else strip
+        buf = np.zeros((h, 1 + width * bands * (depth // 8)), dtype=np.uint8)  # filter byte 0: None
+        buf[:, 1:] = raw.reshape(h, -1).view(np.uint8)
+        data = comp.compress(buf)
+        for i in range(0, len(data), IDAT_MAX):
+            yield _chunk(b"IDAT", data[i : i + IDAT_MAX])
+    if rows != height:
+        raise RenderError(f"renderer produced {rows} rows for a canvas {height} rows high")
+    yield _chunk(b"IDAT", comp.flush()) + _chunk(b"IEND", b"")
+
+
+class StripSource:
+    """A ``pyvips.SourceCustom`` that reads from a chunk iterator.
+
+    If the iterator raises, the error is kept and the stream ends early, which
+    libvips (with ``fail_on="truncated"``) reports as a failed load.
+    """
+
+    def __init__(self, chunks: Iterator[bytes], on_rows: Callable[[int], None] | None = None) -> None:
+        self._chunks = chunks
+        self._buf = memoryview(b"")
+        self.error: BaseException | None = None
+        self.finished = False
+        self.bytes_read = 0
+        self.source = pyvips.SourceCustom()
+        self.source.on_read(self._read)
+
+    def _read(self, size: int) -> bytes:
+        if not self._buf:
+            if self.finished or self.error is not None:
+                return b""
+            try:
+                self._buf = memoryview(next(self._chunks))
+            except StopIteration:
+                self.finished = True
+                return b""
+            except BaseException as exc:  # the render failed or was cancelled
+                self.error = exc
+                return b""
+        out = self._buf[:size]
+        self._buf = self._buf[size:]
+        self.bytes_read += len(out)
+        return bytes(out)
+
+    def image(self) -> pyvips.Image:
+        return pyvips.Image.new_from_source(self.source, "", access="sequential", fail_on="truncated")
+
+
+@dataclass(frozen=True)
+class OutputTarget:
+    """The final output path, and the hidden temporary folder beside it that is written first.
+
+    The saver writes ``.NAME.partial-PID/NAME`` (a DeepZoom pyramid also its
+    ``STEM_files/``); only a complete save is moved over the final name, and
+    the temporary folder is removed whatever happens.
+    """
+
+    path: Path
+    fmt: Format
+
+    @property
+    def temp_dir(self) -> Path:
+        return self.path.with_name(f".{self.path.name}.partial-{os.getpid()}")
+
+    @property
+    def temp(self) -> Path:
+        return self.temp_dir / self.path.name
+
+    def produced(self, p: Path) -> list[Path]:
+        """The paths a save to ``p`` creates: the file, and a DeepZoom pyramid's tile folder."""
+        if self.fmt.name == "dz":
+            return [p.with_name(p.stem + "_files"), p]
+        return [p]
+
+    def probe(self) -> None:
+        """Check that the directory exists and is writable, by creating the temporary folder."""
+        parent = self.path.parent
+        if not parent.is_dir():
+            raise OSError(f"output directory '{parent}' does not exist; create it first")
+        if self.path.is_dir():
+            raise OSError(f"output '{self.path}' is a directory; give a file name")
+        try:
+            self.temp_dir.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise OSError(f"cannot write in output directory '{parent}': {exc.strerror}; choose another -o") from None
+        finally:
+            self.cleanup()
+
+    def prepare(self) -> None:
+        self.temp_dir.mkdir(exist_ok=True)
+
+    def cleanup(self) -> None:
+        _remove(self.temp_dir)
+
+    def commit(self) -> None:
+        """Move the finished output over the final name (a .dzi after its tiles)."""
+        for src, dst in zip(self.produced(self.temp), self.produced(self.path)):
+            if dst.is_dir() and not dst.is_symlink():
+                shutil.rmtree(dst)
+            os.replace(src, dst)
+        self.cleanup()
+
+
+def _remove(p: Path) -> None:
+    try:
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def _bigtiff_needed(width: int, height: int, bands: int, depth: int) -> bool:
+    from .formats import CLASSIC_TIFF_LIMIT
+
+    return width * height * bands * (depth // 8) * 4 // 3 > CLASSIC_TIFF_LIMIT
+
+
+def write_image(image: pyvips.Image, path: Path, fmt: Format, out: OutputConfig) -> None:
+    """Save ``image`` with the saver and options for ``fmt``."""
+    name = str(path)
+    if fmt.name == "tiff":
+        opts = dict(tile=True, pyramid=True, tile_width=out.tiff_tile, tile_height=out.tiff_tile,
+                    compression=out.compression,
+                    bigtiff=_bigtiff_needed(image.width, image.height, image.bands, out.depth))
+        if out.compression in ("deflate", "lzw"):
+            opts["predictor"] = "horizontal"
+        if out.compression == "deflate":
+            opts["level"] = 1  # about twice as fast as the default level, a few % larger
+        if out.compression == "jpeg":
+            opts["Q"] = out.quality
+        image.tiffsave(name, **opts)
+    elif fmt.name == "png":
+        image.pngsave(name, compression=6, bitdepth=out.depth)
+    elif fmt.name == "jpeg":
+        image.jpegsave(name, Q=out.quality, optimize_coding=True)
+    elif fmt.name == "webp":
+        image.webpsave(name, Q=out.quality)
+    elif fmt.name in ("dz", "szi"):
+        opts = dict(tile_size=out.dz_tile, overlap=out.dz_overlap, layout="dz")
+        if out.dz_suffix == "jpeg":
+            opts["Q"] = out.quality
+        else:
+            opts["suffix"] = f".{out.dz_suffix}"
+        if fmt.name == "szi":
+            opts["container"] = "szi"
+        if fmt.name == "dz":
+            name = str(path.with_suffix(""))  # dzsave adds .dzi and _files itself
+        image.dzsave(name, **opts)
+    else:  # pragma: no cover - the format table and this function go together
+        raise RenderError(f"no saver for format {fmt.name}")
+
+
+def save_strips(
+    strips: Iterable[np.ndarray],
+    target: OutputTarget,
+    width: int,
+    height: int,
+    bands: int,
+    out: OutputConfig,
+    poll: Callable[[], None] | None = None,
+    cancel: Callable[[], None] | None = None,
+) -> None:
+    """Stream ``strips`` through libvips into ``target``; atomic, cleans up on any failure.
+
+    The save runs on a worker thread; the calling thread waits, calling ``poll``
+    about ten times a second (progress), so Ctrl-C reaches it promptly. On any
+    failure, KeyboardInterrupt included, ``cancel`` stops the producer of
+    ``strips``, the temporary output is removed, and the exception propagates.
+    """
+    src = StripSource(png_stream(strips, width, height, bands, out.depth))
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            image = src.image()
+            if out.depth == 16:
+                image = image.copy(interpretation="rgb16" if bands >= 3 else "grey16")
+            write_image(image, target.temp, target.fmt, out)
+        except BaseException as exc:
+            failure.append(exc)
+
+    worker = threading.Thread(target=run, name="bigcppn-save", daemon=True)
+    try:
+        target.prepare()
+        worker.start()
+        while worker.is_alive():
+            worker.join(0.1)
+            if poll is not None:
+                poll()
+        if src.error is not None:
+            raise src.error
+        if failure:
+            exc = failure[0]
+            raise RenderError(f"writing {target.path} failed: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}") from exc
+        target.commit()
+    except BaseException:
+        # Ctrl-C or failure: stop the producer (the caller's strip iterator sees
+        # the exception through src), wait for libvips to give up, remove the temp.
+        if cancel is not None:
+            cancel()
+        if worker.is_alive():
+            worker.join()
+        target.cleanup()
+        raise
