@@ -260,6 +260,8 @@ def cmd_render(args: argparse.Namespace) -> int:
         save_strips(counted(), target, c.width, c.height, cfg.network.bands, cfg.output,
                     poll=poll, cancel=stream.cancel)
     finally:
+        stream.cancel()
+        stream.join()  # no rendering thread may outlive the command
         poll()
         bar.close()
     seconds = time.perf_counter() - t0

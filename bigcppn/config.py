@@ -223,7 +223,8 @@ def _type_name(tp: Any) -> str:
     if origin in (types.UnionType, typing.Union):
         return " or ".join(_type_name(a) for a in typing.get_args(tp))
     if origin is tuple:
-        return "a list of " + _type_name(typing.get_args(tp)[0]) + "s"
+        plural = {int: "integers", float: "numbers", str: "strings", bool: "booleans"}
+        return "a list of " + plural.get(typing.get_args(tp)[0], "values")
     if dataclasses.is_dataclass(tp):
         return "a table"
     return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))

@@ -1,0 +1,35 @@
+"""Shared fixtures: a --device option (cpu by default, cuda on a GPU box) and small configs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bigcppn.config import load_config
+
+
+def pytest_addoption(parser):
+    parser.addoption("--device", default="cpu", choices=("cpu", "cuda"),
+                     help="device the renderer tests run on (default cpu)")
+
+
+@pytest.fixture
+def device(request) -> torch.device:
+    name = request.config.getoption("--device")
+    if name == "cuda" and not torch.cuda.is_available():
+        pytest.skip("--device cuda given but no CUDA device is available")
+    return torch.device(name)
+
+
+def small_config(width: int = 96, height: int = 96, *overrides: str, **extra):
+    """The default (article) config on a small canvas, with --set style overrides."""
+    values = {"canvas.width": width, "canvas.height": height, "render.device": "cpu"}
+    values.update({k.replace("__", "."): v for k, v in extra.items()})
+    return load_config(None, list(overrides), values)
+
+
+def psnr(a, b) -> float:
+    import numpy as np
+
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)

@@ -1,0 +1,85 @@
+"""The planner is pure arithmetic: tiles cover the canvas exactly once, batches cover strips."""
+
+import math
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from bigcppn.plan import Canvas, View, make_plan, pixel_coord, split_row
+
+sizes = st.integers(min_value=1, max_value=700)
+
+
+@settings(deadline=None, max_examples=150)
+@given(w=sizes, h=sizes, tile=st.integers(5, 300), batch=st.integers(1, 200_000))
+@example(w=1, h=1, tile=1, batch=1)
+@example(w=37, h=23, tile=1, batch=3)
+@example(w=4096, h=3, tile=256, batch=65536)
+@example(w=257, h=513, tile=256, batch=1)
+def test_tiles_cover_canvas_exactly_once(w, h, tile, batch):
+    plan = make_plan(Canvas(w, h), tile, batch)
+    cover = np.zeros((h, w), dtype=np.int32)
+    batches = np.zeros((h, w), dtype=np.int32)
+    n_tiles = n_batches = 0
+    y = 0
+    for i, strip in enumerate(plan.strips()):
+        assert strip.index == i and strip.y == y, "strips run top to bottom without gaps"
+        y += strip.height
+        assert strip.window.width == w, "strips are full width"
+        for t in strip.tiles:
+            assert t.width <= tile and t.height <= tile and t.y == strip.y and t.height == strip.height
+            cover[t.y : t.y + t.height, t.x : t.x + t.width] += 1
+            n_tiles += 1
+        for b in strip.batches:
+            assert b.pixels <= max(batch, tile * tile), "a batch holds at most one tile beyond the budget"
+            batches[b.y : b.y + b.height, b.x : b.x + b.width] += 1
+            n_batches += 1
+    assert y == h
+    assert (cover == 1).all()
+    assert (batches == 1).all()
+    assert n_tiles == plan.tile_count
+    assert n_batches == plan.batch_count
+    assert plan.strip_count == math.ceil(h / tile)
+
+
+@given(length=st.integers(0, 10_000), step=st.integers(1, 1000))
+def test_split_row_partitions(length, step):
+    runs = split_row(length, step)
+    assert sum(n for _, n in runs) == length
+    assert all(0 < n <= step for _, n in runs)
+    assert all(s == i * step for i, (s, _) in enumerate(runs))
+
+
+@given(size=st.integers(1, 10**6), zoom=st.floats(1e-3, 1e6), c=st.floats(-10, 10))
+def test_pixel_centres_are_symmetric_about_the_centre(size, zoom, c):
+    pitch = View(zoom=zoom).pitch(Canvas(size, size))
+    first = pixel_coord(0, size, c, pitch)
+    last = pixel_coord(size - 1, size, c, pitch)
+    assert math.isclose((first + last) / 2, c, abs_tol=1e-9 * (1 + abs(c)))
+    assert math.isclose(last - first, (size - 1) * pitch, rel_tol=1e-9, abs_tol=1e-12)
+
+
+@given(w=st.integers(1, 10**5), h=st.integers(1, 10**5))
+def test_one_pitch_shorter_side_spans_the_view(w, h):
+    view = View(zoom=2.0)
+    pitch = view.pitch(Canvas(w, h))
+    assert math.isclose(min(w, h) * pitch, 0.5)
+    # the longer side shows more of the plane at the same pitch: the aspect is kept
+    assert math.isclose(max(w, h) * pitch, 0.5 * max(w, h) / min(w, h))
+
+
+def test_planner_is_pure():
+    import subprocess
+
+    code = "import sys, bigcppn.plan; print(any(m in sys.modules for m in ('torch', 'pyvips')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("bad", [dict(tile=0, batch=1), dict(tile=4, batch=0)])
+def test_bad_plan_arguments(bad):
+    with pytest.raises(ValueError):
+        make_plan(Canvas(10, 10), bad["tile"], bad["batch"])
