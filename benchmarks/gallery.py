@@ -17,6 +17,7 @@ resolves to and the article's sentence, quoted from the config's header.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -88,7 +89,7 @@ def setting(path: Path) -> str:
     else:
         span = 1 / view.zoom
         parts.append(f"view centre ({view.center[0]:g}, {view.center[1]:g}), shorter side {span:g} units")
-    parts.append(f"seed {cfg.seed}, {cfg.canvas.width}×{cfg.canvas.height} px canvas")
+    parts.append(f"seed {cfg.seed}; config canvas {cfg.canvas.width}×{cfg.canvas.height}")
     return "; ".join(parts)
 
 
@@ -121,9 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         cfg_path = CONFIGS / f"{name}.toml"
         png = images / f"{name}.png"
         seconds = render(cfg_path, png, args.size, args.seed)
-        print(f"{name:24s} {seconds:5.1f} s  {png.relative_to(ROOT)}", file=sys.stderr)
+        print(f"{name:24s} {seconds:5.1f} s  {png}", file=sys.stderr)
         rel_png = png.relative_to(page.parent).as_posix()
-        rel_cfg = Path("..", cfg_path.relative_to(ROOT)).as_posix() if page.parent == DOCS else cfg_path.as_posix()
+        rel_cfg = Path(os.path.relpath(cfg_path, page.parent)).as_posix()
         quote = article_quote(cfg_path).replace("|", "\\|")
         rows.append(f"| ![{name}]({rel_png}) | [`{name}`]({rel_cfg}) | {setting(cfg_path)} | {quote} |")
 
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
     ])
     page.write_text(text, encoding="utf-8")
-    print(f"wrote {page.relative_to(ROOT)}", file=sys.stderr)
+    print(f"wrote {page}", file=sys.stderr)
     return 0
 
 

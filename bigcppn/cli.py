@@ -225,7 +225,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_render(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .render import StripStream, pick_device, renderer_for
+    from .render import StripStream, cpu_workers, pick_device, renderer_for
     from .sink import OutputTarget, save_strips
 
     job = resolve(args)
@@ -241,7 +241,8 @@ def cmd_render(args: argparse.Namespace) -> int:
 
     cfg = job.config
     c = plan.canvas
-    stream = StripStream(renderer, plan, depth=cfg.render.queue)
+    workers = cpu_workers(device, cfg.render.workers)
+    stream = StripStream(renderer, plan, depth=cfg.render.queue, workers=workers)
     done = {"rows": 0}
 
     def counted():

@@ -154,6 +154,8 @@ class RenderConfig:
     batch: int = 0
     # Strips queued between the renderer and the encoder.
     queue: int = 2
+    # Strips rendered at once on a CPU (one torch thread each); 0 = one per core.
+    workers: int = 0
 
     def __post_init__(self) -> None:
         if not 1 <= self.tile <= 65536:
@@ -162,6 +164,8 @@ class RenderConfig:
             raise ConfigError(f"render.device '{self.device}' is unknown; choose from {', '.join(DEVICES)}")
         if self.batch < 0:
             raise ConfigError(f"render.batch must be >= 0 (0 = automatic), got {self.batch}")
+        if not 0 <= self.workers <= 256:
+            raise ConfigError(f"render.workers must be between 0 (one per core) and 256, got {self.workers}")
         if not 1 <= self.queue <= 16:
             raise ConfigError(f"render.queue must be between 1 and 16, got {self.queue}")
 
