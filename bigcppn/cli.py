@@ -254,7 +254,8 @@ def cmd_render(args: argparse.Namespace) -> int:
                desc=job.output.name, dynamic_ncols=True, file=sys.stderr, smoothing=0.1)
 
     def poll() -> None:
-        bar.update(done["rows"] * c.width - bar.n)
+        if done["rows"] * c.width > bar.n:
+            bar.update(done["rows"] * c.width - bar.n)
 
     t0 = time.perf_counter()
     try:

@@ -1,0 +1,30 @@
+"""Memory is bounded by strips and batches, not by the canvas (slow: renders 268 MPix)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+CHILD = """
+import json, resource, sys
+from bigcppn.cli import main
+rc = main(["render", "-o", sys.argv[1], "--width", sys.argv[2], "--height", sys.argv[2], "-q"])
+print(json.dumps({"rc": rc, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def peak_rss_mb(out, side):
+    res = subprocess.run([sys.executable, "-c", CHILD, str(out), str(side)], capture_output=True, text=True,
+                         check=True)
+    d = json.loads(res.stdout.strip().splitlines()[-1])
+    assert d["rc"] == 0
+    return d["peak_mb"]
+
+
+@pytest.mark.slow
+def test_peak_rss_does_not_grow_with_the_canvas(tmp_path):
+    small = peak_rss_mb(tmp_path / "small.tif", 2048)
+    big = peak_rss_mb(tmp_path / "big.tif", 16384)
+    assert big - small < 200, f"16384² peaked at {big:.0f} MB, 2048² at {small:.0f} MB"
+    assert big < 1024
