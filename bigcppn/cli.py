@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
-from .config import Config, load_config
+from .config import Config, config_to_dict, load_config
 from .errors import RenderError, UserError
 from .formats import Format, check_canvas, estimate_output_bytes, format_for
 from .plan import Plan, estimate_peak_bytes
+from .units import PrintSize, parse_length_in, parse_paper_in, print_canvas
 
 __all__ = ["main", "build_parser"]
 
@@ -58,7 +59,17 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=_positive_int, metavar="W", help="canvas width in pixels")
     p.add_argument("--height", type=_positive_int, metavar="H",
                    help="canvas height in pixels (with only one of --width/--height the config's aspect is kept)")
+    p.add_argument("--from", dest="from_image", metavar="IMAGE",
+                   help="start from the config embedded in an earlier bigcppn output (or its .dzi/.szi sidecar)")
     p.add_argument("--seed", type=_seed, metavar="N", help="the seed that draws the weights")
+    pr = p.add_argument_group("print size (instead of --width/--height)")
+    pr.add_argument("--size", metavar="PAPER",
+                    help="A0..A6, letter, legal, tabloid, or WxHmm / WxHcm / WxHin (e.g. 50x70cm)")
+    pr.add_argument("--dpi", type=float, metavar="N", help="print resolution, written into TIFF and PNG (default 300)")
+    pr.add_argument("--landscape", action="store_true", help="turn the paper so its long side is horizontal")
+    pr.add_argument("--bleed", metavar="LEN",
+                    help="extend the picture past the trim edge on every side, e.g. 3mm or 0.125in")
+    p.add_argument("--depth", type=int, choices=(8, 16), help="bits per sample: 16 for TIFF and PNG (default 8)")
     p.add_argument("--tile", type=_positive_int, metavar="T", help="render tile size, also the strip height (default 256)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to evaluate the network (default auto)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -82,6 +93,22 @@ def build_parser() -> argparse.ArgumentParser:
                                       "output size and time of a render, without rendering.")
     _add_common(plan)
     plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+
+    sheet = sub.add_parser("sheet", help="a contact sheet of seeds, to pick one before a long render",
+                           description="Render one thumbnail per seed in one batched pass, labelled with its "
+                                       "seed, into a grid.")
+    sheet.add_argument("config", nargs="?", metavar="CONFIG", help="a TOML config (default: the article's network)")
+    sheet.add_argument("-o", "--output", metavar="OUT", default="sheet.png",
+                       help="output image: .png, .jpg, .webp or .tif (default sheet.png)")
+    sheet.add_argument("--seeds", default="0-15", metavar="SEEDS", help="e.g. 0-15 or 1,5,9 (default 0-15)")
+    sheet.add_argument("--cell", type=_positive_int, default=256, metavar="PX",
+                       help="thumbnail size, longer side (default 256)")
+    sheet.add_argument("--columns", type=_positive_int, metavar="N", help="thumbnails per row (default: square)")
+    sheet.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to evaluate (default auto)")
+    sheet.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config value (repeatable)")
+    sheet.add_argument("-q", "--quiet", action="store_true", help="no summary line")
+    sheet.add_argument("-v", "--verbose", action="store_true", help="show tracebacks")
     return parser
 
 
@@ -103,19 +130,55 @@ def resolve(args: argparse.Namespace) -> Job:
         extra["render.tile"] = args.tile
     if args.device is not None:
         extra["render.device"] = args.device
-    cfg = load_config(args.config, args.overrides, extra)
-    w, h = args.width, args.height
-    if w is not None or h is not None:
-        cw, ch = cfg.canvas.width, cfg.canvas.height
-        w = w if w is not None else max(1, round(h * cw / ch))
-        h = h if h is not None else max(1, round(w * ch / cw))
-        cfg = load_config(args.config, args.overrides, {**extra, "canvas.width": w, "canvas.height": h})
+    if args.depth is not None:
+        extra["output.depth"] = args.depth
+    if args.dpi is not None:
+        extra["canvas.dpi"] = args.dpi
+    base = None
+    if args.from_image is not None:
+        if args.config is not None:
+            raise UserError("give either a CONFIG or --from IMAGE, not both")
+        from .metadata import read_config_from
+
+        base = config_to_dict(read_config_from(args.from_image))
+    cfg = load_config(args.config, args.overrides, extra, base=base)
+    extra.update(_canvas_size(args, cfg))
+    if extra:
+        cfg = load_config(args.config, args.overrides, extra, base=base)
     out = Path(args.output) if args.output else Path(f"cppn-{cfg.seed}-{cfg.canvas.width}x{cfg.canvas.height}.tif")
     fmt = format_for(out)
     check_canvas(fmt, cfg.canvas.width, cfg.canvas.height, cfg.output.depth)
     if fmt.name == "tiff" and cfg.output.compression == "jpeg" and cfg.output.depth == 16:
         raise UserError("JPEG-compressed TIFF holds 8 bits; use --set output.compression=deflate for 16 bits")
     return Job(cfg, out, fmt)
+
+
+def _canvas_size(args: argparse.Namespace, cfg: Config) -> dict:
+    """Canvas keys from --size/--dpi/--landscape/--bleed or --width/--height, on top of ``cfg``."""
+    if args.size is not None and (args.width is not None or args.height is not None):
+        raise UserError("give either --size or --width/--height, not both")
+    if args.landscape and args.size is None:
+        raise UserError("--landscape turns a paper size; give --size too")
+    dpi = cfg.canvas.dpi
+    bleed_in = parse_length_in(args.bleed) if args.bleed is not None else None
+    if args.size is not None:
+        p = print_canvas(parse_paper_in(args.size), dpi, bleed_in or 0.0, args.landscape)
+        return {"canvas.width": p.width, "canvas.height": p.height, "canvas.bleed": p.bleed}
+    w, h = args.width, args.height
+    cw, ch, bleed = cfg.canvas.width, cfg.canvas.height, cfg.canvas.bleed
+    out: dict = {}
+    if w is not None or h is not None:
+        w = w if w is not None else max(1, round(h * cw / ch))
+        h = h if h is not None else max(1, round(w * ch / cw))
+        # a config's bleed scales with the picture, unless --bleed sets it anew
+        bleed = round(bleed * w / cw)
+        out = {"canvas.width": w, "canvas.height": h, "canvas.bleed": bleed}
+    if bleed_in is not None:
+        # --bleed adds to the picture: the sizes given are the trimmed ones
+        trim_w, trim_h = out.get("canvas.width", cw) - 2 * bleed, out.get("canvas.height", ch) - 2 * bleed
+        b = round(bleed_in * dpi)
+        out = {"canvas.width": trim_w + 2 * b, "canvas.height": trim_h + 2 * b, "canvas.bleed": b}
+    return out
 
 
 def _lossy(job: Job) -> bool:
@@ -145,6 +208,9 @@ def describe(job: Job, plan: Plan, device: str, rate_mpix_s: float | None) -> di
         "output": {"path": str(job.output), "format": job.fmt.name, "estimated_bytes": out_bytes},
         "estimated_peak_bytes": peak,
     }
+    ps = PrintSize(c.width, c.height, c.bleed, cfg.canvas.dpi)
+    d["print"] = {"dpi": ps.dpi, "bleed_px": ps.bleed,
+                  "mm": [round(v, 1) for v in ps.mm()], "trimmed_mm": [round(v, 1) for v in ps.mm(trimmed=True)]}
     if rate_mpix_s:
         encode = job.fmt.encode_mpix_s
         if job.fmt.name == "tiff":
@@ -185,6 +251,13 @@ def format_plan(d: dict) -> str:
         f"output    {d['output']['path']} ({d['output']['format']}), about {_size(d['output']['estimated_bytes'])}",
         f"memory    about {_size(d['estimated_peak_bytes'])} peak",
     ]
+    pr = d["print"]
+    (w, h), (tw, th) = pr["mm"], pr["trimmed_mm"]
+    if pr["bleed_px"]:
+        lines.append(f"print     {w:.0f} × {h:.0f} mm with bleed, {tw:.0f} × {th:.0f} mm trimmed, "
+                     f"at {pr['dpi']:g} dpi (bleed {pr['bleed_px']} px a side)")
+    else:
+        lines.append(f"print     {w:.0f} × {h:.0f} mm at {pr['dpi']:g} dpi")
     if "estimated_seconds" in d:
         lines.append(f"time      about {_duration(d['estimated_seconds'])} "
                      f"(network measured at {d['network_mpix_per_s']} MPix/s)")
@@ -260,7 +333,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     try:
         save_strips(counted(), target, c.width, c.height, cfg.network.bands, cfg.output,
-                    poll=poll, cancel=stream.cancel)
+                    poll=poll, cancel=stream.cancel, config=cfg)
     finally:
         stream.cancel()
         stream.join()  # no rendering thread may outlive the command
@@ -273,12 +346,53 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sheet(args: argparse.Namespace) -> int:
+    from .render import cpu_workers, pick_device
+    from .sheet import compose_sheet, parse_seeds, render_cells
+    from .sink import OutputTarget, write_image
+
+    seeds = parse_seeds(args.seeds)
+    extra = {"render.device": args.device} if args.device else {}
+    cfg = load_config(args.config, args.overrides, extra)
+    out = Path(args.output)
+    fmt = format_for(out)
+    if fmt.name in ("dz", "szi"):
+        raise UserError("a contact sheet is one picture; write .png, .jpg, .webp or .tif")
+    if args.cell > 4096:
+        raise UserError(f"--cell {args.cell} is too large for a contact sheet; use at most 4096")
+    device = pick_device(cfg.render.device)
+    target = OutputTarget(out, fmt)
+    try:
+        target.probe()
+    except OSError as exc:
+        raise UserError(str(exc)) from None
+    if device.type == "cpu":
+        import torch
+
+        torch.set_num_threads(cpu_workers(device, cfg.render.workers))  # one batched pass: let torch thread it
+    t0 = time.perf_counter()
+    cells = render_cells(cfg, seeds, args.cell, device)
+    image = compose_sheet(cells, seeds, args.columns)
+    check_canvas(fmt, image.width, image.height, 8)
+    target.prepare()
+    try:
+        write_image(image, target.temp, fmt, cfg.output.__class__(depth=8, quality=cfg.output.quality))
+        target.commit()
+    except BaseException:
+        target.cleanup()
+        raise
+    if not args.quiet:
+        print(f"wrote {out} ({len(seeds)} seeds, {image.width}x{image.height}, "
+              f"{_duration(time.perf_counter() - t0)})", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     verbose = getattr(args, "verbose", False)
     try:
-        return {"render": cmd_render, "plan": cmd_plan}[args.command](args)
+        return {"render": cmd_render, "plan": cmd_plan, "sheet": cmd_sheet}[args.command](args)
     except UserError as exc:
         if verbose:
             traceback.print_exc()

@@ -8,6 +8,7 @@ side. Unknown keys and wrong types are rejected by their dotted name.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import tomllib
@@ -132,16 +133,26 @@ class ViewConfig:
 
 @dataclass(frozen=True)
 class CanvasConfig:
-    """The size of the picture in pixels."""
+    """The size of the picture in pixels, with its print resolution and bleed.
+
+    ``bleed`` pixels on every side extend the picture past the trim edge: the
+    view is fitted to the trimmed canvas, and the network carries on outside it.
+    """
 
     width: int = 4096
     height: int = 4096
+    bleed: int = 0
+    dpi: float = 300.0
 
     def __post_init__(self) -> None:
         for key in ("width", "height"):
             v = getattr(self, key)
             if not 1 <= v <= 2**31 - 1:
                 raise ConfigError(f"canvas.{key} must be between 1 and 2147483647 pixels, got {v}")
+        if not 0 <= 2 * self.bleed < min(self.width, self.height):
+            raise ConfigError(f"canvas.bleed of {self.bleed} px leaves no picture on a {self.width}x{self.height} canvas")
+        if not (math.isfinite(self.dpi) and self.dpi > 0):
+            raise ConfigError(f"canvas.dpi must be a positive number, got {self.dpi}")
 
 
 @dataclass(frozen=True)
@@ -326,9 +337,10 @@ def _apply(data: dict, path: list[str], value: Any) -> None:
     node[path[-1]] = value
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] = (), extra: dict | None = None) -> Config:
-    """Load a TOML config (or the defaults), then apply ``--set`` overrides and ``extra`` values."""
-    data: dict = {}
+def load_config(path: str | Path | None = None, overrides: list[str] = (), extra: dict | None = None,
+                base: dict | None = None) -> Config:
+    """Load a TOML config (or ``base``, or the defaults), then apply ``--set`` overrides and ``extra`` values."""
+    data: dict = copy.deepcopy(base) if base else {}
     if path is not None:
         p = Path(path)
         try:

@@ -10,8 +10,10 @@ pixel ``i`` of an axis of ``size`` pixels samples the point
 
 so pixel centres are sampled, both axes share one pitch (a non-square canvas
 keeps its aspect and simply shows more of the plane), and the shorter side
-always spans ``1 / zoom`` units around the centre. Coordinates depend only on
-the global integer pixel index, never on the tile, so tiles agree to the bit.
+always spans ``1 / zoom`` units around the centre. Print bleed (pixels added on
+every side) does not count in ``min(W, H)``, so the trimmed picture stays the
+same. Coordinates depend only on the global integer pixel index, never on the
+tile, so tiles agree to the bit.
 """
 
 from __future__ import annotations
@@ -35,14 +37,17 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Canvas:
-    """A canvas in pixels."""
+    """A canvas in pixels; ``bleed`` pixels on each side lie outside the trimmed picture."""
 
     width: int
     height: int
+    bleed: int = 0
 
     def __post_init__(self) -> None:
         if self.width < 1 or self.height < 1:
             raise ValueError(f"canvas must be at least 1x1 pixels, got {self.width}x{self.height}")
+        if not 0 <= 2 * self.bleed < min(self.width, self.height):
+            raise ValueError(f"bleed {self.bleed} leaves no picture on a {self.width}x{self.height} canvas")
 
     @property
     def pixels(self) -> int:
@@ -66,8 +71,8 @@ class View:
             raise ValueError(f"zoom must be a positive finite number, got {self.zoom}")
 
     def pitch(self, canvas: Canvas) -> float:
-        """Distance in the plane between neighbouring pixel centres."""
-        return (1.0 / self.zoom) / min(canvas.width, canvas.height)
+        """Distance in the plane between neighbouring pixel centres: the shorter trimmed side spans 1/zoom."""
+        return (1.0 / self.zoom) / (min(canvas.width, canvas.height) - 2 * canvas.bleed)
 
 
 def pixel_coord(index: int, size: int, center: float, pitch: float) -> float:

@@ -233,7 +233,7 @@ class StripStream:
 def renderer_for(cfg: Config, device: torch.device | None = None) -> tuple[Renderer, Plan]:
     """Build the network, the plan and the renderer a config describes."""
     device = device or pick_device(cfg.render.device)
-    canvas = Canvas(cfg.canvas.width, cfg.canvas.height)
+    canvas = Canvas(cfg.canvas.width, cfg.canvas.height, cfg.canvas.bleed)
     view = View(cfg.view.center[0], cfg.view.center[1], cfg.view.zoom)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False

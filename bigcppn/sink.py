@@ -26,9 +26,10 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import pyvips
 
-from .config import OutputConfig
+from .config import Config, OutputConfig
 from .errors import RenderError
 from .formats import Format, format_for
+from .metadata import config_text, embed, sidecar_path, write_sidecar
 
 __all__ = ["png_stream", "StripSource", "OutputTarget", "write_image", "save_strips"]
 
@@ -123,9 +124,15 @@ class OutputTarget:
         return self.temp_dir / self.path.name
 
     def produced(self, p: Path) -> list[Path]:
-        """The paths a save to ``p`` creates: the file, and a DeepZoom pyramid's tile folder."""
+        """The paths a save to ``p`` creates, the one that marks completion last.
+
+        A DeepZoom pyramid has its tile folder and a config sidecar besides the
+        ``.dzi``; a ``.szi`` has the sidecar.
+        """
         if self.fmt.name == "dz":
-            return [p.with_name(p.stem + "_files"), p]
+            return [p.with_name(p.stem + "_files"), sidecar_path(p), p]
+        if self.fmt.name == "szi":
+            return [sidecar_path(p), p]
         return [p]
 
     def probe(self) -> None:
@@ -151,6 +158,8 @@ class OutputTarget:
     def commit(self) -> None:
         """Move the finished output over the final name (a .dzi after its tiles)."""
         for src, dst in zip(self.produced(self.temp), self.produced(self.path)):
+            if src == sidecar_path(self.temp) and not src.exists():
+                continue  # saved without a config: no sidecar
             if dst.is_dir() and not dst.is_symlink():
                 shutil.rmtree(dst)
             os.replace(src, dst)
@@ -173,11 +182,22 @@ def _bigtiff_needed(width: int, height: int, bands: int, depth: int) -> bool:
     return width * height * bands * (depth // 8) * 4 // 3 > CLASSIC_TIFF_LIMIT
 
 
-def write_image(image: pyvips.Image, path: Path, fmt: Format, out: OutputConfig) -> None:
-    """Save ``image`` with the saver and options for ``fmt``."""
+def write_image(image: pyvips.Image, path: Path, fmt: Format, out: OutputConfig,
+                dpi: float | None = None, description: str | None = None) -> None:
+    """Save ``image`` with the saver and options for ``fmt``.
+
+    ``dpi`` goes into the resolution tags, ``description`` (the config) into the
+    format's metadata; colour images are tagged sRGB with an embedded profile.
+    """
     name = str(path)
+    if dpi:
+        image = image.copy(xres=dpi / 25.4, yres=dpi / 25.4)
+    if description:
+        image = embed(image, fmt.name, description)
+    # libvips' built-in sRGB profile; a grey image gets none (sRGB is an RGB profile).
+    icc = {"profile": "srgb"} if image.bands >= 3 else {}
     if fmt.name == "tiff":
-        opts = dict(tile=True, pyramid=True, tile_width=out.tiff_tile, tile_height=out.tiff_tile,
+        opts = dict(tile=True, pyramid=True, tile_width=out.tiff_tile, tile_height=out.tiff_tile, resunit="inch",
                     compression=out.compression,
                     bigtiff=_bigtiff_needed(image.width, image.height, image.bands, out.depth))
         if out.compression in ("deflate", "lzw"):
@@ -186,13 +206,13 @@ def write_image(image: pyvips.Image, path: Path, fmt: Format, out: OutputConfig)
             opts["level"] = 1  # about twice as fast as the default level, a few % larger
         if out.compression == "jpeg":
             opts["Q"] = out.quality
-        image.tiffsave(name, **opts)
+        image.tiffsave(name, **opts, **icc)
     elif fmt.name == "png":
-        image.pngsave(name, compression=6, bitdepth=out.depth)
+        image.pngsave(name, compression=6, bitdepth=out.depth, **icc)
     elif fmt.name == "jpeg":
-        image.jpegsave(name, Q=out.quality, optimize_coding=True)
+        image.jpegsave(name, Q=out.quality, optimize_coding=True, **icc)
     elif fmt.name == "webp":
-        image.webpsave(name, Q=out.quality)
+        image.webpsave(name, Q=out.quality, **icc)
     elif fmt.name in ("dz", "szi"):
         opts = dict(tile_size=out.dz_tile, overlap=out.dz_overlap, layout="dz")
         if out.dz_suffix == "jpeg":
@@ -217,6 +237,7 @@ def save_strips(
     out: OutputConfig,
     poll: Callable[[], None] | None = None,
     cancel: Callable[[], None] | None = None,
+    config: Config | None = None,
 ) -> None:
     """Stream ``strips`` through libvips into ``target``; atomic, cleans up on any failure.
 
@@ -233,7 +254,11 @@ def save_strips(
             image = src.image()
             if out.depth == 16:
                 image = image.copy(interpretation="rgb16" if bands >= 3 else "grey16")
-            write_image(image, target.temp, target.fmt, out)
+            write_image(image, target.temp, target.fmt, out,
+                        dpi=config.canvas.dpi if config else None,
+                        description=config_text(config) if config else None)
+            if config is not None and target.fmt.name in ("dz", "szi"):
+                write_sidecar(sidecar_path(target.temp), config)
         except BaseException as exc:
             failure.append(exc)
 

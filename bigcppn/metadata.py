@@ -1,0 +1,107 @@
+"""Provenance: every output carries its full resolved config, and ``--from`` reads it back.
+
+Where it goes: TIFF ImageDescription, a PNG text chunk (keyword ``bigcppn``),
+XMP in TIFF, PNG, JPEG and WebP, and a JSON sidecar ``NAME.bigcppn.json`` next
+to a DeepZoom pyramid. The text is the TOML that :func:`bigcppn.config.dump_toml`
+writes, so any of them loads as a config again.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import pyvips
+
+from . import __version__
+from .config import Config, config_from_dict, config_to_dict, dump_toml
+from .errors import UserError
+
+__all__ = ["config_text", "embed", "sidecar_path", "write_sidecar", "read_config_from"]
+
+MARKER = "# bigcppn config"
+PNG_KEY = "png-comment-0-bigcppn"
+XMP_NS = "http://ns.bigcppn.dev/1.0/"
+_XMP_RE = re.compile(r"<bigcppn:config>(.*?)</bigcppn:config>", re.S)
+
+
+def config_text(cfg: Config) -> str:
+    return f"{MARKER} (bigcppn {__version__}; load with --from or as a config file)\n{dump_toml(cfg)}"
+
+
+def _xmp(text: str) -> bytes:
+    return (
+        '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/">\n'
+        ' <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">\n'
+        f'  <rdf:Description rdf:about="" xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmlns:bigcppn="{XMP_NS}">\n'
+        f"   <xmp:CreatorTool>bigcppn {__version__}</xmp:CreatorTool>\n"
+        f"   <bigcppn:config>{html.escape(text, quote=False)}</bigcppn:config>\n"
+        "  </rdf:Description>\n"
+        " </rdf:RDF>\n"
+        "</x:xmpmeta>\n"
+        '<?xpacket end="w"?>'
+    ).encode("utf-8")
+
+
+def embed(image: pyvips.Image, fmt_name: str, text: str) -> pyvips.Image:
+    """A copy of ``image`` carrying ``text`` where ``fmt_name`` can hold it."""
+    image = image.copy()
+    if fmt_name in ("tiff", "png", "jpeg", "webp"):
+        image.set_type(pyvips.GValue.blob_type, "xmp-data", _xmp(text))
+    if fmt_name == "tiff":
+        image.set_type(pyvips.GValue.gstr_type, "image-description", text)
+    if fmt_name == "png":
+        image.set_type(pyvips.GValue.gstr_type, PNG_KEY, text)
+    return image
+
+
+def sidecar_path(path: Path) -> Path:
+    """``NAME.bigcppn.json`` beside a DeepZoom pyramid ``NAME.dzi`` or ``NAME.szi``."""
+    return path.with_name(path.stem + ".bigcppn.json")
+
+
+def write_sidecar(path: Path, cfg: Config) -> None:
+    data = {"generator": f"bigcppn {__version__}", "config": config_to_dict(cfg)}
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+def _parse(text: str, source: Path) -> Config:
+    try:
+        return config_from_dict(tomllib.loads(text))
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"the config embedded in '{source}' is damaged: {exc}") from None
+
+
+def read_config_from(path: str | Path) -> Config:
+    """The config an earlier bigcppn output was made with."""
+    p = Path(path)
+    if p.suffix.lower() in (".dzi", ".szi", ".json"):
+        side = p if p.suffix.lower() == ".json" else sidecar_path(p)
+        try:
+            data = json.loads(side.read_text(encoding="utf-8"))
+            return config_from_dict(data["config"])
+        except FileNotFoundError:
+            raise UserError(f"--from {p}: no '{side.name}' beside it to read the config from") from None
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise UserError(f"--from {p}: '{side.name}' is not a bigcppn sidecar") from None
+    if not p.exists():
+        raise UserError(f"--from {p}: no such file")
+    try:
+        image = pyvips.Image.new_from_file(str(p))
+    except pyvips.Error:
+        raise UserError(f"--from {p}: not an image libvips can read") from None
+    fields = set(image.get_fields())
+    if PNG_KEY in fields:
+        return _parse(image.get(PNG_KEY), p)
+    if "image-description" in fields and str(image.get("image-description")).startswith(MARKER):
+        return _parse(image.get("image-description"), p)
+    if "xmp-data" in fields:
+        m = _XMP_RE.search(bytes(image.get("xmp-data")).decode("utf-8", "replace"))
+        if m:
+            return _parse(html.unescape(m.group(1)), p)
+    raise UserError(f"--from {p}: the image carries no bigcppn config (was it written by bigcppn?)")
+

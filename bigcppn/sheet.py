@@ -1,0 +1,108 @@
+"""Contact sheets: one thumbnail per seed, rendered in one batched pass, to pick a seed.
+
+The networks of all seeds share a shape, so their weights stack into
+(seeds, in, out) tensors and every layer is one batched matrix product over all
+seeds at once (``torch.baddbmm``), on the same coordinates.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pyvips
+import torch
+
+from .config import Config
+from .errors import UserError
+from .model import _ACTIVATIONS_, CPPN
+from .plan import Canvas, View
+from .render import CPU_CHUNK, Sampling
+
+__all__ = ["parse_seeds", "SeedBatch", "render_cells", "compose_sheet"]
+
+MAX_SEEDS = 1024
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``0-15``, ``3,7,11`` or a mix such as ``0-3,10``; at most 1024 seeds."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if not m:
+            raise UserError(f"cannot read the seeds '{text}'; write a range such as 0-15 or a list such as 1,5,9")
+        lo = int(m.group(1))
+        hi = int(m.group(2)) if m.group(2) is not None else lo
+        if hi < lo:
+            raise UserError(f"the seed range '{part.strip()}' runs backwards; write it low-high")
+        if len(seeds) + hi - lo + 1 > MAX_SEEDS:
+            raise UserError(f"a sheet holds at most {MAX_SEEDS} seeds")
+        seeds.extend(range(lo, hi + 1))
+    if any(s >= 2**63 for s in seeds):
+        raise UserError("seeds must be below 2**63")
+    return seeds
+
+
+class SeedBatch:
+    """The networks of several seeds, stacked so one batched pass evaluates them all."""
+
+    def __init__(self, cfg: Config, seeds: list[int], device: torch.device) -> None:
+        self.models = [CPPN(cfg.network, s) for s in seeds]
+        self.head = self.models[0]  # features and output mapping are shared
+        self.core = self.head.fast_core
+        self.w = [torch.stack([m.fast_wt[i] for m in self.models]).to(device) for i in range(len(self.core) + 1)]
+        self.b = [torch.stack([m.fast_b[i] for m in self.models])[:, None, :].to(device)
+                  for i in range(len(self.core) + 1)]
+        self.device = device
+
+    @torch.no_grad()
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """(seeds, N, bands) colours in [0, 1] for N shared coordinates."""
+        s, n = len(self.models), x.shape[0]
+        f = self.head.features(x, y).expand(s, n, -1)
+        h = torch.baddbmm(self.b[0], f, self.w[0]).float()
+        for i, act in enumerate(self.core):
+            h = _ACTIVATIONS_[act](h)
+            h = torch.baddbmm(self.b[i + 1], h, self.w[i + 1])
+        return self.head._finish(h.reshape(s * n, -1)).reshape(s, n, -1)
+
+
+def render_cells(cfg: Config, seeds: list[int], cell: int, device: torch.device) -> np.ndarray:
+    """(seeds, height, width, bands) uint8 thumbnails; the config's aspect is kept, the longer side ``cell``."""
+    cw, ch = cfg.canvas.width, cfg.canvas.height
+    w, h = (cell, max(1, round(cell * ch / cw))) if cw >= ch else (max(1, round(cell * cw / ch)), cell)
+    canvas = Canvas(w, h, round(cfg.canvas.bleed * w / cw))
+    sampling = Sampling(canvas, View(cfg.view.center[0], cfg.view.center[1], cfg.view.zoom))
+    batch = SeedBatch(cfg, seeds, device)
+    x = sampling.axis(0, w, True, device).repeat(h)
+    y = sampling.axis(0, h, False, device).repeat_interleave(w)
+    out = torch.empty((len(seeds), w * h, batch.head.bands), dtype=torch.uint8)
+    chunk = max(256, CPU_CHUNK // len(seeds)) if device.type == "cpu" else w * h
+    for s in range(0, w * h, chunk):
+        e = min(w * h, s + chunk)
+        v = batch.evaluate(x[s:e], y[s:e])
+        out[:, s:e] = v.mul_(255.0).add_(0.5).floor_().to(torch.uint8).cpu()
+    return out.reshape(len(seeds), h, w, -1).numpy()
+
+
+def compose_sheet(cells: np.ndarray, seeds: list[int], columns: int | None = None) -> pyvips.Image:
+    """A grid of the thumbnails, each labelled with its seed, on a dark background."""
+    n, h, w, bands = cells.shape
+    columns = columns or math.ceil(math.sqrt(n))
+    label_h = max(14, min(40, w // 9))
+    gap = max(4, w // 32)
+    tiles = []
+    for seed, cell in zip(seeds, cells):
+        img = pyvips.Image.new_from_array(np.ascontiguousarray(cell))
+        if bands == 1:
+            img = img.bandjoin([img, img])
+        # at the default 12 pt, text is about 0.12 px per dpi high
+        text = pyvips.Image.text(f"seed {seed}", dpi=max(40, round(label_h * 0.55 / 0.12)), font="sans")
+        ink = text.ifthenelse([235, 235, 235], [24, 24, 24], blend=True)
+        label = ink.embed(max(0, (w - text.width) // 2), max(0, (label_h - text.height) // 2), w, label_h,
+                          extend="background", background=[24, 24, 24])
+        tiles.append(img.join(label, "vertical").cast("uchar"))
+    sheet = pyvips.Image.arrayjoin(tiles, across=columns, shim=gap, background=[24, 24, 24])
+    return sheet.embed(gap, gap, sheet.width + 2 * gap, sheet.height + 2 * gap,
+                       extend="background", background=[24, 24, 24]).copy(interpretation="srgb")
