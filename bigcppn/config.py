@@ -51,7 +51,8 @@ class NetworkConfig:
     activation: str | tuple[str, ...] = "tanh"
     output_activation: str = "sigmoid"
     color: str = "rgb"
-    bias: bool = True
+    # true, false, or "first": a bias on the first layer only (the article's notebook)
+    bias: bool | str = True
     # "default" is PyTorch's nn.Linear: uniform(±1/sqrt(fan_in)); "uniform" is
     # uniform(±scale); "normal" is N(0, scale²).
     weight_init: str = "normal"
@@ -84,6 +85,8 @@ class NetworkConfig:
         for name in (*acts, self.output_activation):
             if name not in ACTIVATIONS:
                 raise ConfigError(f"unknown activation '{name}'; choose from {', '.join(ACTIVATIONS)}")
+        if isinstance(self.bias, str) and self.bias != "first":
+            raise ConfigError(f"network.bias must be true, false or \"first\", got '{self.bias}'")
         if self.color not in COLORS:
             raise ConfigError(f"network.color '{self.color}' is unknown; choose from {', '.join(COLORS)}")
         for key in ("weight_init", "bias_init"):

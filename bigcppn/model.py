@@ -82,11 +82,12 @@ class CPPN(nn.Module):
         fan_ins = [net.input_count, *net.hidden]
         fan_outs = [*net.hidden, net.bands]
         weights, biases = [], []
-        for fan_in, fan_out in zip(fan_ins, fan_outs):
+        for i, (fan_in, fan_out) in enumerate(zip(fan_ins, fan_outs)):
             weights.append(_draw(net.weight_init, net.weight_scale, (fan_out, fan_in), fan_in, gen))
             # Biases are always drawn, so switching them off keeps the same weights.
             b = _draw(net.bias_init, net.bias_scale, (fan_out,), fan_in, gen)
-            biases.append(b if net.bias else torch.zeros_like(b))
+            on = net.bias is True or (net.bias == "first" and i == 0)
+            biases.append(b if on else torch.zeros_like(b))
         if "z" in net.inputs:
             if net.z:
                 z = torch.tensor(net.z, dtype=torch.float64)

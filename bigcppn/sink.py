@@ -43,10 +43,16 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def png_stream(strips: Iterable[np.ndarray], width: int, height: int, bands: int, depth: int) -> Iterator[bytes]:
-    """An uncompressed PNG of (rows, width, bands) uint8/uint16 strips, as a sequence of byte chunks."""
+    """An uncompressed PNG of (rows, width, bands) uint8/uint16 strips, as a sequence of byte chunks.
+
+    Each strip is framed a few rows at a time (about IDAT_MAX bytes), so the
+    stream holds about one megabyte beyond the strip itself, however wide.
+    """
     color_type = {1: 0, 3: 2, 4: 6}[bands]
     yield PNG_SIGNATURE + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, color_type, 0, 0, 0))
     comp = zlib.compressobj(0)
+    row_bytes = width * bands * (depth // 8)
+    group = max(1, IDAT_MAX // (row_bytes + 1))
     rows = 0
     for strip in strips:
         h = strip.shape[0]
@@ -55,12 +61,15 @@ def png_stream(strips: Iterable[np.ndarray], width: int, height: int, bands: int
         rows += h
         if rows > height:
             raise RenderError(f"renderer produced {rows} rows for a canvas {height} rows high")
-        raw = strip.astype(">u2", copy=False) if depth == 16 else strip
-        buf = np.zeros((h, 1 + width * bands * (depth // 8)), dtype=np.uint8)  # filter byte 0: None
-        buf[:, 1:] = raw.reshape(h, -1).view(np.uint8)
-        data = comp.compress(buf)
-        for i in range(0, len(data), IDAT_MAX):
-            yield _chunk(b"IDAT", data[i : i + IDAT_MAX])
+        for y in range(0, h, group):
+            part = strip[y : y + group]
+            n = part.shape[0]
+            buf = np.zeros((n, 1 + row_bytes), dtype=np.uint8)  # filter byte 0: None
+            raw = part.astype(">u2", copy=False) if depth == 16 else part
+            buf[:, 1:] = raw.reshape(n, -1).view(np.uint8)
+            data = comp.compress(buf)
+            if data:
+                yield _chunk(b"IDAT", data)
     if rows != height:
         raise RenderError(f"renderer produced {rows} rows for a canvas {height} rows high")
     yield _chunk(b"IDAT", comp.flush()) + _chunk(b"IEND", b"")

@@ -67,6 +67,12 @@ def test_biases_off_keeps_weights():
     assert all((b == 0).all() for b in off.ref_b[1:])
 
 
+def test_bias_on_the_first_layer_only():
+    on, first = CPPN(NetworkConfig(), 5), CPPN(NetworkConfig(bias="first"), 5)
+    assert torch.equal(on.ref_b[0], first.ref_b[0])
+    assert all((b == 0).all() for b in first.ref_b[1:])
+
+
 def test_latent_z_from_seed_or_given():
     drawn = CPPN(NetworkConfig(inputs=("x", "y", "z"), z_size=4), 0)
     assert drawn.z.shape == (4,) and drawn.z.abs().max() <= 1.0

@@ -1,0 +1,76 @@
+"""Every output carries its resolved config; --from re-renders it at any size."""
+
+import json
+
+import numpy as np
+import pytest
+import pyvips
+
+from bigcppn import cli
+from bigcppn.metadata import read_config_from
+
+
+def render(*args):
+    assert cli.main(["render", *map(str, args), "-q"]) == 0
+
+
+def test_from_png_rerenders_pixel_identical(tmp_path):
+    render("--seed", 21, "--width", 256, "--height", 256, "--set", "network.hidden=[12,12,12]",
+           "--set", "network.activation=sin", "--set", "view.zoom=1.7", "-o", tmp_path / "small.png")
+    render("--from", tmp_path / "small.png", "--width", 512, "-o", tmp_path / "again.png")
+    render("--seed", 21, "--width", 512, "--height", 512, "--set", "network.hidden=[12,12,12]",
+           "--set", "network.activation=sin", "--set", "view.zoom=1.7", "-o", tmp_path / "direct.png")
+    a = pyvips.Image.new_from_file(str(tmp_path / "again.png")).numpy()
+    b = pyvips.Image.new_from_file(str(tmp_path / "direct.png")).numpy()
+    assert a.shape == (512, 512, 3)
+    assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", ["c.tif", "c.png", "c.jpg", "c.webp", "c.dzi", "c.szi"])
+def test_every_format_carries_the_config(tmp_path, name):
+    render("--seed", 77, "--width", 64, "--height", 48, "--set", "network.color=hsv", "-o", tmp_path / name)
+    cfg = read_config_from(tmp_path / name)
+    assert cfg.seed == 77 and cfg.network.color == "hsv"
+    assert (cfg.canvas.width, cfg.canvas.height) == (64, 48)
+
+
+def test_tiff_description_and_dzi_sidecar_are_readable_by_other_tools(tmp_path):
+    render("--seed", 5, "--width", 64, "-o", tmp_path / "t.tif")
+    desc = pyvips.Image.new_from_file(str(tmp_path / "t.tif")).get("image-description")
+    assert desc.startswith("# bigcppn config") and "seed = 5" in desc
+    render("--seed", 6, "--width", 64, "-o", tmp_path / "d.dzi")
+    side = json.loads((tmp_path / "d.bigcppn.json").read_text())
+    assert side["config"]["seed"] == 6
+
+
+def test_outputs_are_tagged_srgb(tmp_path):
+    for name in ("s.tif", "s.png", "s.jpg", "s.webp"):
+        render("--width", 32, "-o", tmp_path / name)
+        assert "icc-profile-data" in pyvips.Image.new_from_file(str(tmp_path / name)).get_fields(), name
+
+
+def test_from_errors(tmp_path, capsys):
+    plain = tmp_path / "plain.png"
+    pyvips.Image.black(8, 8).write_to_file(str(plain))
+    assert cli.main(["render", "--from", str(plain), "-o", str(tmp_path / "x.png")]) == 2
+    assert "carries no bigcppn config" in capsys.readouterr().err
+    assert cli.main(["render", "--from", str(tmp_path / "missing.png"), "-o", str(tmp_path / "x.png")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("seed = 1\n")
+    assert cli.main(["render", str(cfg), "--from", str(plain), "-o", str(tmp_path / "x.png")]) == 2
+    assert "not both" in capsys.readouterr().err
+
+
+def test_sixteen_bit_smooth_gradients(tmp_path):
+    """--depth 16 keeps the network's precision: a smooth picture has far more than 256 levels."""
+    out = tmp_path / "smooth.png"
+    render("--depth", 16, "--width", 512, "--set", "network.hidden=[8]", "--set", "network.weight_scale=0.5",
+           "-o", out)
+    img = pyvips.Image.new_from_file(str(out))
+    assert img.format == "ushort"
+    px = img.numpy()
+    for c in range(3):
+        assert len(np.unique(px[..., c])) > 4 * 256
+    render("--depth", 16, "--width", 64, "-o", tmp_path / "s.tif")
+    assert pyvips.Image.new_from_file(str(tmp_path / "s.tif")).format == "ushort"

@@ -1,0 +1,50 @@
+"""Contact sheets: one batched pass over all seeds gives each seed's own picture, labelled."""
+
+import numpy as np
+import pytest
+import pyvips
+import torch
+
+from bigcppn import cli
+from bigcppn.errors import UserError
+from bigcppn.render import renderer_for
+from bigcppn.sheet import parse_seeds, render_cells
+
+from conftest import small_config
+
+
+def test_parse_seeds():
+    assert parse_seeds("0-3") == [0, 1, 2, 3]
+    assert parse_seeds("5, 1,10-11") == [5, 1, 10, 11]
+    for bad in ("a", "3-1", "1-", "0-5000"):
+        with pytest.raises(UserError):
+            parse_seeds(bad)
+
+
+def test_batched_cells_equal_single_renders(device):
+    cfg = small_config(96, 64, "network.hidden=[16, 8, 16]", "network.activation=['tanh', 'sin', 'gauss']")
+    seeds = [0, 3, 99]
+    cells = render_cells(cfg, seeds, 48, device)
+    assert cells.shape == (3, 32, 48, 3), "the config's aspect is kept"
+    for seed, cell in zip(seeds, cells):
+        r, plan = renderer_for(small_config(48, 32, "network.hidden=[16, 8, 16]",
+                                            "network.activation=['tanh', 'sin', 'gauss']", seed=seed), device)
+        assert np.abs(r.render(plan).astype(int) - cell.astype(int)).max() <= 1
+
+
+def test_sheet_command(tmp_path):
+    out = tmp_path / "sheet.png"
+    assert cli.main(["sheet", "-o", str(out), "--seeds", "0-5", "--cell", "64", "-q"]) == 0
+    img = pyvips.Image.new_from_file(str(out))
+    assert img.bands == 3 and img.width > 3 * 64 and img.height > 2 * 64
+    px = img.numpy()
+    # labels: light text pixels in the dark band under the first cell
+    gap = max(4, 64 // 32)
+    band = px[gap + 64 : gap + 64 + 14, gap : gap + 64]
+    assert (band.min(axis=-1) > 150).sum() > 10
+    assert list(tmp_path.iterdir()) == [out]
+
+
+def test_sheet_rejects_pyramids(tmp_path, capsys):
+    assert cli.main(["sheet", "-o", str(tmp_path / "s.dzi")]) == 2
+    assert "one picture" in capsys.readouterr().err
