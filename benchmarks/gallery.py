@@ -81,7 +81,10 @@ def setting(path: Path) -> str:
     cfg = load_config(path)
     net, view = cfg.network, cfg.view
     parts = [_layers(net.hidden), _init(net.weight_init, net.weight_scale, "weights")]
-    parts.append(_init(net.bias_init, net.bias_scale, "biases") if net.bias else "no biases")
+    if net.bias == "first":
+        parts.append(_init(net.bias_init, net.bias_scale, "first-layer bias"))
+    else:
+        parts.append(_init(net.bias_init, net.bias_scale, "biases") if net.bias else "no biases")
     if view.zoom == 1 and view.center == (0.0, 0.0):
         parts.append("inputs x/size − 0.5")
     elif view.center == (0.0, 0.0):

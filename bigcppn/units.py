@@ -90,5 +90,5 @@ def print_canvas(paper_in: tuple[float, float], dpi: float, bleed_in: float = 0.
     height = round((h + 2 * bleed_in) * dpi)
     bleed = round(bleed_in * dpi)
     if min(width, height) - 2 * bleed < 1:
-        raise UserError("the bleed leaves no picture; use a smaller --bleed or a larger --size")
+        raise UserError(f"the paper is under one pixel at {dpi:g} dpi; use a larger --size or --dpi")
     return PrintSize(width, height, bleed, float(dpi))

@@ -88,7 +88,7 @@ def test_png_carries_dpi(tmp_path):
     (["--size", "B7"], "unknown paper size 'B7'"),
     (["--size", "A4", "--bleed", "3"], "cannot read the length '3'"),
     (["--size", "A4", "--dpi", "0"], "canvas.dpi must be a positive number"),
-    (["--size", "0.1x0.1mm", "--dpi", "10"], "leaves no picture"),
+    (["--size", "0.1x0.1mm", "--dpi", "10"], "the paper is under one pixel at 10 dpi"),
 ])
 def test_bad_print_input(tmp_path, capsys, args, message):
     assert cli.main(["render", *args, "-o", str(tmp_path / "x.tif")]) == 2
