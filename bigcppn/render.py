@@ -13,11 +13,10 @@ from __future__ import annotations
 import os
 import queue
 import threading
-import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -152,16 +151,13 @@ class StripStream:
     exception in the producer is re-raised in the consumer as a RenderError.
     """
 
-    def __init__(self, renderer: Renderer, plan: Plan, depth: int = 2, workers: int = 1,
-                 on_strip: Callable[[int], None] | None = None) -> None:
+    def __init__(self, renderer: Renderer, plan: Plan, depth: int = 2, workers: int = 1) -> None:
         self.renderer = renderer
         self.plan = plan
         self.workers = max(1, workers)
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
         self._cancel = threading.Event()
-        self._on_strip = on_strip
         self.error: BaseException | None = None
-        self.render_seconds = 0.0
         self._thread = threading.Thread(target=self._produce, name="bigcppn-render", daemon=True)
         self._started = False
 

@@ -28,7 +28,7 @@ import pyvips
 
 from .config import Config, OutputConfig
 from .errors import RenderError
-from .formats import Format, format_for
+from .formats import Format
 from .metadata import config_text, embed, sidecar_path, write_sidecar
 
 __all__ = ["png_stream", "StripSource", "OutputTarget", "write_image", "save_strips"]
@@ -87,7 +87,6 @@ class StripSource:
         self._buf = memoryview(b"")
         self.error: BaseException | None = None
         self.finished = False
-        self.bytes_read = 0
         self.source = pyvips.SourceCustom()
         self.source.on_read(self._read)
 
@@ -105,7 +104,6 @@ class StripSource:
                 return b""
         out = self._buf[:size]
         self._buf = self._buf[size:]
-        self.bytes_read += len(out)
         return bytes(out)
 
     def image(self) -> pyvips.Image:

@@ -1,11 +1,9 @@
 """The command line: renders, plans, and refuses bad input with one line and exit status 2."""
 
 import json
-import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import pyvips
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from bigcppn.plan import Canvas, View, make_plan
+from bigcppn.plan import View, make_plan
 from bigcppn.render import Renderer, StripStream, renderer_for
 from bigcppn.errors import RenderError
 

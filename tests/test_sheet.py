@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import pyvips
-import torch
 
 from bigcppn import cli
 from bigcppn.errors import UserError
