@@ -40,6 +40,7 @@ INPUTS = ("x", "y", "r", "z")
 INITS = ("default", "uniform", "normal")
 COLORS = ("rgb", "grey", "hsv")
 DEVICES = ("auto", "cpu", "cuda")
+KERNELS = ("auto", "triton", "eager")
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,11 @@ class RenderConfig:
     # Strips queued between the renderer and the encoder.
     queue: int = 2
     # Strips rendered at once on a CPU (one torch thread each); 0 = one per core.
+    # On CUDA, 0 = two: one strip is computed while the other is copied to the host.
     workers: int = 0
+    # The network on CUDA: "auto" = the fused Triton kernel when it supports the
+    # network, else PyTorch; "triton" insists on the kernel; "eager" = PyTorch.
+    kernel: str = "auto"
 
     def __post_init__(self) -> None:
         if not 1 <= self.tile <= 65536:
@@ -182,6 +187,8 @@ class RenderConfig:
             raise ConfigError(f"render.workers must be between 0 (one per core) and 256, got {self.workers}")
         if not 1 <= self.queue <= 16:
             raise ConfigError(f"render.queue must be between 1 and 16, got {self.queue}")
+        if self.kernel not in KERNELS:
+            raise ConfigError(f"render.kernel '{self.kernel}' is unknown; choose from {', '.join(KERNELS)}")
 
 
 @dataclass(frozen=True)

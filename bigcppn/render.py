@@ -49,6 +49,10 @@ def cpu_workers(device: torch.device, requested: int = 0) -> int:
     Measured on a 2-core machine: one torch thread per worker, a worker per
     core, beats torch's own intra-op threads, which spin against the encoder.
     """
+    if device.type == "cuda":
+        # Double buffering: each worker has its own stream and device buffer, so
+        # one strip is computed while the previous one is copied to the host.
+        return max(1, requested or 2)
     if device.type != "cpu":
         return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -92,6 +96,7 @@ class Renderer:
         device: torch.device,
         depth: int = 8,
         chunk: int | None = None,
+        kernel: str = "auto",
     ) -> None:
         self.device = device
         self.model = model.to(device).eval()
@@ -101,6 +106,19 @@ class Renderer:
         self.bands = model.bands
         self.dtype = np.uint8 if depth == 8 else np.uint16
         self._scale = 255.0 if depth == 8 else 65535.0
+        # The fused Triton kernel (bigcppn.kernel), when used: on CUDA by default,
+        # on a CPU only when asked for (Triton's interpreter, for tests).
+        self._kernel = None
+        if kernel == "triton" or (kernel == "auto" and device.type == "cuda"):
+            from .kernel import select_kernel
+
+            self._kernel = select_kernel(self.model, self.sampling, device, depth, kernel)
+        self._cuda = threading.local()  # per worker thread: CUDA stream and device buffer
+
+    @property
+    def backend(self) -> str:
+        """What evaluates the network: "triton" (the fused kernel) or "eager" (PyTorch)."""
+        return "eager" if self._kernel is None else "triton"
 
     @property
     def canvas(self) -> Canvas:
@@ -109,6 +127,9 @@ class Renderer:
     @torch.no_grad()
     def render_window(self, win: Window) -> np.ndarray:
         """Pixels of ``win`` as an (height, width, bands) uint8/uint16 array."""
+        if self._kernel is not None:
+            out = torch.empty((win.height, win.width, self.bands), dtype=self._kernel.dtype, device=self.device)
+            return self._kernel(out, win).cpu().numpy()
         xs = self.sampling.axis(win.x, win.width, True, self.device)
         ys = self.sampling.axis(win.y, win.height, False, self.device)
         x = xs.repeat(win.height)
@@ -127,10 +148,89 @@ class Renderer:
 
     def render_strip(self, strip) -> np.ndarray:
         """One full-width strip, its batches evaluated left to right."""
+        if self.device.type == "cuda":
+            return self._render_strip_cuda(strip)
         arr = np.empty((strip.height, self.canvas.width, self.bands), dtype=self.dtype)
         for b in strip.batches:
             arr[:, b.x : b.x + b.width] = self.render_window(b)
         return arr
+
+    # ------------------------------------------------------------------ CUDA
+
+    @property
+    def device_dtype(self) -> torch.dtype:
+        """The dtype :meth:`fill` writes: uint8/uint16 from the kernel, uint8/int32 from PyTorch."""
+        if self._kernel is not None:
+            return self._kernel.dtype
+        return torch.uint8 if self.depth == 8 else torch.int32
+
+    @torch.no_grad()
+    def fill(self, dst: torch.Tensor, win: Window) -> None:
+        """Pixels of ``win`` into the device tensor ``dst`` ((height, width, bands), :attr:`device_dtype`)."""
+        if self._kernel is not None:
+            self._kernel(dst, win)
+            return
+        xs = self.sampling.axis(win.x, win.width, True, self.device)
+        ys = self.sampling.axis(win.y, win.height, False, self.device)
+        r = c = 0
+        while r < win.height:
+            # A piece of at most self.chunk pixels: whole rows, or a run of one row.
+            rows = min(win.height - r, max(1, self.chunk // win.width)) if c == 0 else 1
+            cols = min(win.width - c, self.chunk) if rows == 1 else win.width
+            try:
+                self._fill_piece(dst, xs, ys, r, rows, c, cols)
+                failed = False
+            except torch.cuda.OutOfMemoryError:
+                # Halve the batch (for the rest of the render too) and retry.
+                if rows * cols <= 1024:
+                    raise
+                self.chunk = rows * cols // 2
+                failed = True
+            if failed:  # out of the except block, the failed piece's tensors are freed
+                torch.cuda.empty_cache()
+                continue
+            c += cols
+            if c >= win.width:
+                r, c = r + rows, 0
+
+    def _fill_piece(self, dst, xs, ys, r: int, rows: int, c: int, cols: int) -> None:
+        x = xs[c : c + cols].repeat(rows)
+        y = ys[r : r + rows].repeat_interleave(cols)
+        v = self.model.evaluate(x, y)
+        q = v.mul_(self._scale).add_(0.5).floor_().to(dst.dtype)
+        dst[r : r + rows, c : c + cols] = q.view(rows, cols, self.bands)
+
+    def _render_strip_cuda(self, strip) -> np.ndarray:
+        """One strip on CUDA: into a device buffer on this thread's stream, then into pinned host memory.
+
+        Each worker thread has its own stream and buffer (see :func:`cpu_workers`),
+        so one strip is computed while another is copied; the host arrays come
+        from torch's caching pinned allocator and return to it when the encoder
+        drops them.
+        """
+        local = self._cuda
+        dtype = self.device_dtype
+        if not hasattr(local, "stream"):
+            local.stream = torch.cuda.Stream(self.device)
+            local.buffer = torch.empty(0, dtype=dtype, device=self.device)
+        win = strip.window
+        shape = (win.height, win.width, self.bands)
+        n = win.pixels * self.bands
+        with torch.cuda.stream(local.stream):
+            if local.buffer.numel() < n:
+                local.buffer = None
+                local.buffer = torch.empty(n, dtype=dtype, device=self.device)
+            dev = local.buffer[:n].view(shape)
+            if self._kernel is not None:
+                self.fill(dev, win)  # the whole strip in one launch
+            else:
+                for b in strip.batches:
+                    self.fill(dev[:, b.x : b.x + b.width], b)
+            host = torch.empty(shape, dtype=dtype, pin_memory=True)
+            host.copy_(dev, non_blocking=True)
+            local.stream.synchronize()
+        arr = host.numpy()
+        return arr if arr.dtype == self.dtype else arr.astype(self.dtype)
 
     def strips(self, plan: Plan) -> Iterator[np.ndarray]:
         for strip in plan.strips():
@@ -237,4 +337,4 @@ def renderer_for(cfg: Config, device: torch.device | None = None) -> tuple[Rende
     model = CPPN(cfg.network, cfg.seed)
     batch = cfg.render.batch or default_batch(device, max(cfg.network.hidden, default=3))
     plan = make_plan(canvas, cfg.render.tile, batch)
-    return Renderer(model, canvas, view, device, depth=cfg.output.depth), plan
+    return Renderer(model, canvas, view, device, depth=cfg.output.depth, kernel=cfg.render.kernel), plan
