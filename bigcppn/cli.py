@@ -109,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override a config value (repeatable)")
     sheet.add_argument("-q", "--quiet", action="store_true", help="no summary line")
     sheet.add_argument("-v", "--verbose", action="store_true", help="show tracebacks")
+    _add_pyramid_parsers(sub)
     return parser
 
 
@@ -271,26 +272,28 @@ def _check_disk(job: Job, needed: int) -> None:
                         f"{_size(free)} free; free some space or write elsewhere")
 
 
-def _measure_rate(renderer, plan: Plan) -> float:
-    """Time one batch-sized window of the network (after a warm-up), in MPix/s."""
+def _measure_rate(renderer, plan: Plan, workers: int) -> float:
+    """MPix/s of the network here: one 256² window timed after a warm-up, times the workers."""
     from .plan import Window
 
     c = plan.canvas
-    side = max(1, min(256, c.width, c.height))
-    win = Window(0, 0, side, side)
+    win = Window(0, 0, max(1, min(256, c.width)), max(1, min(256, c.height)))
     renderer.render_window(win)
     t = time.perf_counter()
     renderer.render_window(win)
-    return win.pixels / max(time.perf_counter() - t, 1e-6) / 1e6
+    one = win.pixels / max(time.perf_counter() - t, 1e-6) / 1e6
+    # workers share the cores with the encoder: count them at 80%
+    return one * (1 + 0.8 * (workers - 1))
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from .render import pick_device, renderer_for
+    from .render import cpu_workers, pick_device, renderer_for
 
     job = resolve(args)
     device = pick_device(job.config.render.device)
+    workers = cpu_workers(device, job.config.render.workers)
     renderer, plan = renderer_for(job.config, device)
-    d = describe(job, plan, device.type, _measure_rate(renderer, plan))
+    d = describe(job, plan, device.type, _measure_rate(renderer, plan, workers))
     print(json.dumps(d, indent=2) if args.json else format_plan(d))
     return 0
 
@@ -387,12 +390,87 @@ def cmd_sheet(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- pyramid and serve
+
+
+def _rehelp(p: argparse.ArgumentParser, dest: str, text: str) -> None:
+    """Give a shared option (from _add_common) the meaning it has in this subcommand."""
+    for action in p._actions:
+        if action.dest == dest:
+            action.help = text
+
+
+def _add_pyramid_parsers(sub) -> None:
+    from .pyramid_plan import LAYOUTS, TILE_FORMATS
+
+    pyr = sub.add_parser("pyramid", help="render a deep-zoom pyramid, every level straight from the network",
+                         description="Render every tile of every level of a DeepZoom, IIIF 3 (level 0), Zoomify "
+                                     "or Google pyramid straight from the network, with a viewer page "
+                                     "(index.html). Tiles are written atomically; running the same command "
+                                     "again after an interruption skips the finished tiles.")
+    _add_common(pyr)
+    _rehelp(pyr, "output", "the pyramid: DIR/NAME.dzi for --layout dz, a folder DIR/NAME for the others "
+                           "(default: cppn-SEED-WxH)")
+    _rehelp(pyr, "tile", "pyramid tile size (default: 254 for dz, 256 for the others)")
+    pyr.add_argument("--layout", choices=LAYOUTS, default="dz", help="pyramid layout (default dz)")
+    pyr.add_argument("--overlap", type=int, metavar="PX", help="dz tile overlap in pixels (default 1)")
+    pyr.add_argument("--format", choices=TILE_FORMATS, default="jpeg", help="tile format (default jpeg)")
+    pyr.add_argument("--quality", type=int, metavar="Q", help="JPEG / WebP quality, 1-100 (default: the config's, 90)")
+    pyr.add_argument("--supersample", type=_positive_int, default=2, metavar="K",
+                     help="K×K samples per pixel, box-filtered, on the levels below the base (default 2)")
+    pyr.add_argument("--base-url", metavar="URL",
+                     help="iiif3: the URL the pyramid folder is published at, info.json's id "
+                          "(default http://localhost:8000/NAME)")
+    pyr.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    srv = sub.add_parser("serve", help="serve a viewer that zooms on forever, tiles rendered on demand",
+                         description="Serve a viewer page at /, a DeepZoom description at /image.dzi and tiles at "
+                                     "/image_files/LEVEL/COL_ROW.jpeg, rendered on demand (batched on the "
+                                     "device, cached), with levels past the base size down to float64's limit.")
+    _add_common(srv)
+    _rehelp(srv, "output", argparse.SUPPRESS)
+    _rehelp(srv, "width", "base canvas width in pixels: the size at which the picture is the config's view")
+    _rehelp(srv, "tile", "tile size served (default 254, with 1 px overlap)")
+    srv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, this machine only)")
+    srv.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    srv.add_argument("--extra-levels", type=int, metavar="N",
+                     help="levels past the base size (default: as deep as float64 resolves)")
+    srv.add_argument("--supersample", type=_positive_int, default=2, metavar="K",
+                     help="K×K samples per pixel on the levels below the base (default 2)")
+    srv.add_argument("--quality", type=int, metavar="Q", help="JPEG quality, 1-100 (default: the config's, 90)")
+    srv.add_argument("--cache-mb", type=_positive_int, default=256, metavar="MB",
+                     help="memory for encoded tiles (default 256)")
+
+
+def _pyramid_config(args: argparse.Namespace) -> Config:
+    """The config of ``pyramid`` and ``serve``: resolve() without an output file; their --tile is the pyramid's."""
+    job = resolve(argparse.Namespace(**{**vars(args), "tile": None, "output": None}))
+    if job.config.output.depth != 8:
+        raise UserError("pyramid tiles are 8-bit; leave out --depth 16 (or output.depth)")
+    return job.config
+
+
+def cmd_pyramid(args: argparse.Namespace) -> int:
+    from .pyramid import command
+
+    return command(args, _pyramid_config(args))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serve import command
+
+    if args.output is not None:
+        raise UserError("serve writes no file; leave out -o (use bigcppn pyramid to write a pyramid)")
+    return command(args, _pyramid_config(args))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     verbose = getattr(args, "verbose", False)
     try:
-        return {"render": cmd_render, "plan": cmd_plan, "sheet": cmd_sheet}[args.command](args)
+        return {"render": cmd_render, "plan": cmd_plan, "sheet": cmd_sheet,
+                "pyramid": cmd_pyramid, "serve": cmd_serve}[args.command](args)
     except UserError as exc:
         if verbose:
             traceback.print_exc()
