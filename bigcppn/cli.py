@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import signal
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -65,7 +67,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     pr = p.add_argument_group("print size (instead of --width/--height)")
     pr.add_argument("--size", metavar="PAPER",
                     help="A0..A6, letter, legal, tabloid, or WxHmm / WxHcm / WxHin (e.g. 50x70cm)")
-    pr.add_argument("--dpi", type=float, metavar="N", help="print resolution, written into TIFF and PNG (default 300)")
+    pr.add_argument("--dpi", type=float, metavar="N",
+                    help="print resolution, written into TIFF, PNG and JPEG (default 300)")
     pr.add_argument("--landscape", action="store_true", help="turn the paper so its long side is horizontal")
     pr.add_argument("--bleed", metavar="LEN",
                     help="extend the picture past the trim edge on every side, e.g. 3mm or 0.125in")
@@ -142,6 +145,9 @@ def resolve(args: argparse.Namespace) -> Job:
         from .metadata import read_config_from
 
         base = config_to_dict(read_config_from(args.from_image))
+        # the picture comes from the network, view and canvas; how this machine renders it is its own affair
+        for key in ("device", "kernel", "workers", "batch"):
+            base["render"].pop(key, None)
     cfg = load_config(args.config, args.overrides, extra, base=base)
     extra.update(_canvas_size(args, cfg))
     if extra:
@@ -194,7 +200,8 @@ def describe(job: Job, plan: Plan, device: str, rate_mpix_s: float | None) -> di
     cfg = job.config
     c = plan.canvas
     bands = cfg.network.bands
-    out_bytes = estimate_output_bytes(job.fmt, c.width, c.height, bands, cfg.output.depth, _lossy(job))
+    out_bytes = estimate_output_bytes(job.fmt, c.width, c.height, bands, cfg.output.depth, _lossy(job),
+                                      uncompressed=job.fmt.name == "tiff" and cfg.output.compression == "none")
     peak = estimate_peak_bytes(plan, bands, cfg.output.depth, cfg.render.queue, max(cfg.network.hidden, default=3))
     d = {
         "canvas": {"width": c.width, "height": c.height, "megapixels": round(c.pixels / 1e6, 3),
@@ -351,7 +358,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def cmd_sheet(args: argparse.Namespace) -> int:
     from .render import cpu_workers, pick_device
-    from .sheet import compose_sheet, parse_seeds, render_cells
+    from .sheet import compose_sheet, parse_seeds, render_cells, sheet_size
     from .sink import OutputTarget, write_image
 
     seeds = parse_seeds(args.seeds)
@@ -363,6 +370,7 @@ def cmd_sheet(args: argparse.Namespace) -> int:
         raise UserError("a contact sheet is one picture; write .png, .jpg, .webp or .tif")
     if args.cell > 4096:
         raise UserError(f"--cell {args.cell} is too large for a contact sheet; use at most 4096")
+    check_canvas(fmt, *sheet_size(cfg, len(seeds), args.cell, args.columns), 8)
     device = pick_device(cfg.render.device)
     target = OutputTarget(out, fmt)
     try:
@@ -376,7 +384,6 @@ def cmd_sheet(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     cells = render_cells(cfg, seeds, args.cell, device)
     image = compose_sheet(cells, seeds, args.columns)
-    check_canvas(fmt, image.width, image.height, 8)
     target.prepare()
     try:
         write_image(image, target.temp, fmt, cfg.output.__class__(depth=8, quality=cfg.output.quality))
@@ -464,7 +471,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return command(args, _pyramid_config(args))
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (kill, timeout, a closed terminal): cleaned up like Ctrl-C."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     parser = build_parser()
     args = parser.parse_args(argv)
     verbose = getattr(args, "verbose", False)
@@ -481,6 +498,9 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"bigcppn: {exc}; no file was written", file=sys.stderr)
         return 1
+    except Terminated:
+        print("bigcppn: terminated; no file was written", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("bigcppn: interrupted; no file was written", file=sys.stderr)
         return 130

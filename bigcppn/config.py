@@ -153,7 +153,9 @@ class CanvasConfig:
             v = getattr(self, key)
             if not 1 <= v <= 2**31 - 1:
                 raise ConfigError(f"canvas.{key} must be between 1 and 2147483647 pixels, got {v}")
-        if not 0 <= 2 * self.bleed < min(self.width, self.height):
+        if self.bleed < 0:
+            raise ConfigError(f"canvas.bleed must be >= 0 pixels, got {self.bleed}")
+        if not 2 * self.bleed < min(self.width, self.height):
             raise ConfigError(f"canvas.bleed of {self.bleed} px leaves no picture on a {self.width}x{self.height} canvas")
         if not (math.isfinite(self.dpi) and self.dpi > 0):
             raise ConfigError(f"canvas.dpi must be a positive number, got {self.dpi}")

@@ -76,9 +76,10 @@ def check_canvas(fmt: Format, width: int, height: int, depth: int) -> None:
         )
 
 
-def estimate_output_bytes(fmt: Format, width: int, height: int, bands: int, depth: int, lossy: bool) -> int:
-    """A rough size of the written file (pyramid levels included)."""
+def estimate_output_bytes(fmt: Format, width: int, height: int, bands: int, depth: int, lossy: bool,
+                          uncompressed: bool = False) -> int:
+    """A rough size of the written file (pyramid levels included); ``uncompressed`` for TIFF without compression."""
     raw = width * height * bands * (depth // 8)
-    ratio = fmt.ratio_lossy if lossy else fmt.ratio_lossless
+    ratio = 1.02 if uncompressed else fmt.ratio_lossy if lossy else fmt.ratio_lossless
     pyramid = 4 / 3 if fmt.pyramid else 1.0
     return int(raw * ratio * pyramid) + 64 * 1024

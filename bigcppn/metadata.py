@@ -95,8 +95,9 @@ def read_config_from(path: str | Path) -> Config:
     except pyvips.Error:
         raise UserError(f"--from {p}: not an image libvips can read") from None
     fields = set(image.get_fields())
-    if PNG_KEY in fields:
-        return _parse(image.get(PNG_KEY), p)
+    # libvips numbers PNG text chunks as it reads them: png-comment-N-bigcppn
+    for key in sorted(f for f in fields if re.fullmatch(r"png-comment-\d+-bigcppn", f)):
+        return _parse(image.get(key), p)
     if "image-description" in fields and str(image.get("image-description")).startswith(MARKER):
         return _parse(image.get("image-description"), p)
     if "xmp-data" in fields:

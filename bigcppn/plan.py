@@ -131,17 +131,24 @@ def split_row(length: int, step: int) -> list[tuple[int, int]]:
 class Plan:
     """A canvas cut into strips of tiles, and the tiles grouped into device batches.
 
-    A batch is a run of neighbouring tiles of one strip, so it is itself a
-    rectangle: the renderer evaluates it in one go.
+    Strips are ``rows`` high: the tile size, or fewer rows on a canvas so wide
+    that a strip of tile rows would pass the strip budget (memory stays bounded
+    by the strip, whatever the width). A batch is a run of neighbouring tiles of
+    one strip, so it is itself a rectangle: the renderer evaluates it in one go.
     """
 
     canvas: Canvas
     tile: int
     batch_pixels: int
+    rows: int = 0  # strip height; 0 means the tile size
+
+    @property
+    def strip_height(self) -> int:
+        return min(self.rows or self.tile, self.canvas.height)
 
     @property
     def strip_count(self) -> int:
-        return math.ceil(self.canvas.height / self.tile)
+        return math.ceil(self.canvas.height / self.strip_height)
 
     @property
     def cols(self) -> int:
@@ -153,21 +160,17 @@ class Plan:
 
     @property
     def tiles_per_batch(self) -> int:
-        return max(1, self.batch_pixels // (self.tile * self.tile))
+        return max(1, self.batch_pixels // (self.tile * self.strip_height))
 
     @property
     def batch_count(self) -> int:
         return self.strip_count * math.ceil(self.cols / self.tiles_per_batch)
 
-    @property
-    def strip_height(self) -> int:
-        return min(self.tile, self.canvas.height)
-
     def strip(self, index: int) -> Strip:
         if not 0 <= index < self.strip_count:
             raise IndexError(f"strip {index} out of range 0..{self.strip_count - 1}")
-        y = index * self.tile
-        height = min(self.tile, self.canvas.height - y)
+        y = index * self.strip_height
+        height = min(self.strip_height, self.canvas.height - y)
         tiles = tuple(
             Tile(x, y, w, height, col=c, row=index)
             for c, (x, w) in enumerate(split_row(self.canvas.width, self.tile))
@@ -184,13 +187,23 @@ class Plan:
             yield self.strip(i)
 
 
-def make_plan(canvas: Canvas, tile: int, batch_pixels: int) -> Plan:
-    """Plan ``canvas`` as full-width strips of ``tile``-sized tiles, batched by ``batch_pixels``."""
+# Pixels in one strip at most (24 MB of RGB8): the tile size in rows up to 32768 px wide.
+STRIP_PIXELS = 8 * 1024**2
+
+
+def make_plan(canvas: Canvas, tile: int, batch_pixels: int, strip_pixels: int = STRIP_PIXELS) -> Plan:
+    """Plan ``canvas`` as full-width strips of ``tile``-sized tiles, batched by ``batch_pixels``.
+
+    A strip has ``tile`` rows, or fewer where that would exceed ``strip_pixels``.
+    """
     if tile < 1:
         raise ValueError(f"tile size must be at least 1, got {tile}")
     if batch_pixels < 1:
         raise ValueError(f"batch size must be at least 1 pixel, got {batch_pixels}")
-    return Plan(canvas, tile, batch_pixels)
+    if strip_pixels < 1:
+        raise ValueError(f"strip budget must be at least 1 pixel, got {strip_pixels}")
+    rows = min(tile, max(1, strip_pixels // canvas.width))
+    return Plan(canvas, tile, batch_pixels, rows)
 
 
 # The resident size of a Python process with torch, numpy and pyvips loaded (measured on a CPU).

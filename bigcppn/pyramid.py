@@ -391,7 +391,7 @@ def _render_base(renderer: Renderer, plan: Plan, p: Pyramid, todo: list[LevelTil
     rows: dict[int, list[LevelTile]] = {}
     for t in todo:
         rows.setdefault(t.row, []).append(t)
-    sh = plan.tile  # strip height
+    sh = plan.strip_height
     bands: list[tuple[int, int, list[LevelTile]]] = []  # (first strip, last strip, tiles)
     for r in sorted(rows):
         t0 = rows[r][0]

@@ -68,17 +68,42 @@ class SeedBatch:
         return self.head._finish(h.reshape(s * n, -1)).reshape(s, n, -1)
 
 
+# All thumbnails together at most (they are held in memory): 768 MB of RGB8.
+MAX_SHEET_PIXELS = 256 * 1024**2
+
+
+def cell_size(cfg: Config, cell: int) -> tuple[int, int]:
+    """A thumbnail's (width, height): the config's aspect, the longer side ``cell``."""
+    cw, ch = cfg.canvas.width, cfg.canvas.height
+    return (cell, max(1, round(cell * ch / cw))) if cw >= ch else (max(1, round(cell * cw / ch)), cell)
+
+
+def _layout(w: int, h: int, n: int, columns: int | None) -> tuple[int, int, int, int]:
+    """(columns, rows, label height, gap) of a sheet of ``n`` cells of w x h."""
+    columns = min(n, columns or math.ceil(math.sqrt(n)))
+    return columns, math.ceil(n / columns), max(14, min(40, w // 9)), max(4, w // 32)
+
+
+def sheet_size(cfg: Config, n: int, cell: int, columns: int | None = None) -> tuple[int, int]:
+    """The (width, height) of the sheet :func:`compose_sheet` will make; refuses one too large to hold."""
+    w, h = cell_size(cfg, cell)
+    if n * w * h > MAX_SHEET_PIXELS:
+        raise UserError(f"{n} cells of {w}x{h} px are too many to hold at once; use fewer seeds or a smaller --cell")
+    cols, rows, label_h, gap = _layout(w, h, n, columns)
+    return cols * w + (cols + 1) * gap, rows * (h + label_h) + (rows + 1) * gap
+
+
 def render_cells(cfg: Config, seeds: list[int], cell: int, device: torch.device) -> np.ndarray:
     """(seeds, height, width, bands) uint8 thumbnails; the config's aspect is kept, the longer side ``cell``."""
-    cw, ch = cfg.canvas.width, cfg.canvas.height
-    w, h = (cell, max(1, round(cell * ch / cw))) if cw >= ch else (max(1, round(cell * cw / ch)), cell)
-    canvas = Canvas(w, h, round(cfg.canvas.bleed * w / cw))
+    cw = cfg.canvas.width
+    w, h = cell_size(cfg, cell)
+    canvas = Canvas(w, h, min(round(cfg.canvas.bleed * w / cw), (min(w, h) - 1) // 2))
     sampling = Sampling(canvas, View(cfg.view.center[0], cfg.view.center[1], cfg.view.zoom))
     batch = SeedBatch(cfg, seeds, device)
     x = sampling.axis(0, w, True, device).repeat(h)
     y = sampling.axis(0, h, False, device).repeat_interleave(w)
     out = torch.empty((len(seeds), w * h, batch.head.bands), dtype=torch.uint8)
-    chunk = max(256, CPU_CHUNK // len(seeds)) if device.type == "cpu" else w * h
+    chunk = max(256, (CPU_CHUNK if device.type == "cpu" else 2**22) // len(seeds))
     for s in range(0, w * h, chunk):
         e = min(w * h, s + chunk)
         v = batch.evaluate(x[s:e], y[s:e])
@@ -89,9 +114,7 @@ def render_cells(cfg: Config, seeds: list[int], cell: int, device: torch.device)
 def compose_sheet(cells: np.ndarray, seeds: list[int], columns: int | None = None) -> pyvips.Image:
     """A grid of the thumbnails, each labelled with its seed, on a dark background."""
     n, h, w, bands = cells.shape
-    columns = columns or math.ceil(math.sqrt(n))
-    label_h = max(14, min(40, w // 9))
-    gap = max(4, w // 32)
+    columns, _rows, label_h, gap = _layout(w, h, n, columns)
     tiles = []
     for seed, cell in zip(seeds, cells):
         img = pyvips.Image.new_from_array(np.ascontiguousarray(cell))

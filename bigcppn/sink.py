@@ -147,8 +147,12 @@ class OutputTarget:
         parent = self.path.parent
         if not parent.is_dir():
             raise OSError(f"output directory '{parent}' does not exist; create it first")
-        if self.path.is_dir():
-            raise OSError(f"output '{self.path}' is a directory; give a file name")
+        final = self.produced(self.path)
+        for p in final:
+            wants_dir = p.name.endswith("_files")
+            if p.exists() and p.is_dir() != wants_dir:
+                what = "a directory" if p.is_dir() else "a file"
+                raise OSError(f"'{p}' is {what} in the way of the output; move it or choose another -o")
         try:
             self.temp_dir.mkdir(exist_ok=True)
         except OSError as exc:
@@ -281,7 +285,8 @@ def save_strips(
             raise src.error
         if failure:
             exc = failure[0]
-            raise RenderError(f"writing {target.path} failed: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}") from exc
+            lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+            raise RenderError(f"writing {target.path} failed: {lines[-1] if lines else repr(exc)}") from exc
         target.commit()
     except BaseException:
         # Ctrl-C or failure: stop the producer (the caller's strip iterator sees

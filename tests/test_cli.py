@@ -190,6 +190,55 @@ def test_sigint_to_a_real_process_leaves_nothing(tmp_path):
     assert listing(tmp_path) == []
 
 
+def test_sigterm_to_a_real_process_leaves_nothing(tmp_path):
+    """kill / timeout: SIGTERM cleans up like Ctrl-C (exit 143)."""
+    import signal
+    import time
+
+    out = tmp_path / "t.tif"
+    proc = subprocess.Popen([sys.executable, "-m", "bigcppn", "render", "-o", str(out), "--width", "4000",
+                             "--height", "4000", "-q"], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not any(p.name.startswith(".t.tif.partial") for p in tmp_path.iterdir()):
+        time.sleep(0.1)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "terminated" in err
+    assert listing(tmp_path) == []
+
+
+def test_uncompressed_tiff_counts_its_full_size_against_the_disk(tmp_path, capsys, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**9, 0, 2 * 10**6))
+    args = ["--width", 1000, "--height", 1000, "-o", tmp_path / "u.tif", "-q"]
+    assert run("render", *args, "--set", "output.compression=none") == 2
+    assert "not enough free disk" in capsys.readouterr().err
+    assert listing(tmp_path) == []
+
+
+def test_from_does_not_carry_the_device(tmp_path):
+    import json
+
+    assert run("render", "--width", 16, "--device", "cpu", "-o", tmp_path / "a.dzi", "-q") == 0
+    side = tmp_path / "a.bigcppn.json"
+    d = json.loads(side.read_text())
+    d["config"]["render"]["device"] = "cuda"  # as if made on a GPU machine
+    side.write_text(json.dumps(d))
+    assert run("render", "--from", tmp_path / "a.dzi", "-o", tmp_path / "b.png", "-q") == 0
+
+
+def test_something_in_the_way_of_a_deepzoom_output(tmp_path, capsys):
+    (tmp_path / "cf_files").write_text("not a folder")
+    assert run("render", "--width", 16, "-o", tmp_path / "cf.dzi") == 2
+    assert "in the way of the output" in capsys.readouterr().err
+    assert listing(tmp_path) == ["cf_files"]
+
+
 def test_python_m_and_help():
     out = subprocess.run([sys.executable, "-m", "bigcppn", "render", "--help"], capture_output=True, text=True)
     assert out.returncode == 0

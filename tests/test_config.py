@@ -48,6 +48,7 @@ def test_toml_file_and_overrides(tmp_path):
         (["network.color=cmyk"], "network.color 'cmyk' is unknown"),
         (["view.zoom=0"], "view.zoom must be a positive number"),
         (["canvas.width=0"], "canvas.width must be between"),
+        (["canvas.bleed=-1"], "canvas.bleed must be >= 0 pixels"),
         (["render.device=tpu"], "render.device 'tpu' is unknown"),
         (["output.depth=12"], "output.depth must be 8 or 16"),
         (["output.compression=zstd"], "output.compression 'zstd' is unknown"),

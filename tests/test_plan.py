@@ -14,13 +14,15 @@ sizes = st.integers(min_value=1, max_value=700)
 
 
 @settings(deadline=None, max_examples=150)
-@given(w=sizes, h=sizes, tile=st.integers(5, 300), batch=st.integers(1, 200_000))
-@example(w=1, h=1, tile=1, batch=1)
-@example(w=37, h=23, tile=1, batch=3)
-@example(w=4096, h=3, tile=256, batch=65536)
-@example(w=257, h=513, tile=256, batch=1)
-def test_tiles_cover_canvas_exactly_once(w, h, tile, batch):
-    plan = make_plan(Canvas(w, h), tile, batch)
+@given(w=sizes, h=sizes, tile=st.integers(5, 300), batch=st.integers(1, 200_000),
+       budget=st.one_of(st.just(None), st.integers(1, 50_000)))
+@example(w=1, h=1, tile=1, batch=1, budget=None)
+@example(w=37, h=23, tile=1, batch=3, budget=None)
+@example(w=4096, h=3, tile=256, batch=65536, budget=None)
+@example(w=257, h=513, tile=256, batch=1, budget=None)
+@example(w=600, h=50, tile=64, batch=4096, budget=1000)
+def test_tiles_cover_canvas_exactly_once(w, h, tile, batch, budget):
+    plan = make_plan(Canvas(w, h), tile, batch) if budget is None else make_plan(Canvas(w, h), tile, batch, budget)
     cover = np.zeros((h, w), dtype=np.int32)
     batches = np.zeros((h, w), dtype=np.int32)
     n_tiles = n_batches = 0
@@ -37,12 +39,15 @@ def test_tiles_cover_canvas_exactly_once(w, h, tile, batch):
             assert b.pixels <= max(batch, tile * tile), "a batch holds at most one tile beyond the budget"
             batches[b.y : b.y + b.height, b.x : b.x + b.width] += 1
             n_batches += 1
+        if budget is not None:
+            assert strip.window.pixels <= max(budget, w), "a strip stays within its budget (one row at least)"
     assert y == h
     assert (cover == 1).all()
     assert (batches == 1).all()
     assert n_tiles == plan.tile_count
     assert n_batches == plan.batch_count
-    assert plan.strip_count == math.ceil(h / tile)
+    assert plan.strip_count == math.ceil(h / plan.strip_height)
+    assert plan.strip_height == min(tile, h) or budget is not None
 
 
 @given(length=st.integers(0, 10_000), step=st.integers(1, 1000))
@@ -83,3 +88,10 @@ def test_planner_is_pure():
 def test_bad_plan_arguments(bad):
     with pytest.raises(ValueError):
         make_plan(Canvas(10, 10), bad["tile"], bad["batch"])
+
+
+def test_wide_canvases_get_shorter_strips():
+    """Memory is bounded by the strip: past 32768 px wide a strip has fewer rows than the tile."""
+    assert make_plan(Canvas(32768, 1000), 256, 65536).strip_height == 256
+    wide = make_plan(Canvas(200_000, 1000), 256, 65536)
+    assert wide.strip_height == 41 and wide.strip(0).window.pixels <= 8 * 1024**2

@@ -44,6 +44,15 @@ def test_sheet_command(tmp_path):
     assert list(tmp_path.iterdir()) == [out]
 
 
+def test_sheet_too_large_for_its_format_is_refused_before_rendering(tmp_path, capsys):
+    assert cli.main(["sheet", "--seeds", "0-4", "--columns", "5", "--cell", "3300", "-o",
+                     str(tmp_path / "w.webp")]) == 2
+    assert "WEBP holds at most 16383 px" in capsys.readouterr().err
+    assert cli.main(["sheet", "--seeds", "0-1000", "--cell", "4000", "-o", str(tmp_path / "w.png")]) == 2
+    assert "too many to hold" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_sheet_rejects_pyramids(tmp_path, capsys):
     assert cli.main(["sheet", "-o", str(tmp_path / "s.dzi")]) == 2
     assert "one picture" in capsys.readouterr().err
