@@ -32,10 +32,6 @@ class Format:
     # Rough libvips encoding speed on one core of this class of CPU, MPix/s (for `plan`).
     encode_mpix_s: float = 50.0
 
-    @property
-    def lossy_only(self) -> bool:
-        return self.name in ("jpeg",)
-
 
 FORMATS: dict[str, Format] = {
     f.name: f
