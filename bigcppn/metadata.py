@@ -20,7 +20,7 @@ from . import __version__
 from .config import Config, config_from_dict, config_to_dict, dump_toml
 from .errors import UserError
 
-__all__ = ["config_text", "embed", "sidecar_path", "write_sidecar", "read_config_from"]
+__all__ = ["config_text", "xmp_packet", "embed", "sidecar_path", "write_sidecar", "read_config_from"]
 
 MARKER = "# bigcppn config"
 PNG_KEY = "png-comment-0-bigcppn"
@@ -32,7 +32,8 @@ def config_text(cfg: Config) -> str:
     return f"{MARKER} (bigcppn {__version__}; load with --from or as a config file)\n{dump_toml(cfg)}"
 
 
-def _xmp(text: str) -> bytes:
+def xmp_packet(text: str) -> bytes:
+    """An XMP packet carrying ``text`` (the config) and the creator tool."""
     return (
         '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
         '<x:xmpmeta xmlns:x="adobe:ns:meta/">\n'
@@ -51,7 +52,7 @@ def embed(image: pyvips.Image, fmt_name: str, text: str) -> pyvips.Image:
     """A copy of ``image`` carrying ``text`` where ``fmt_name`` can hold it."""
     image = image.copy()
     if fmt_name in ("tiff", "png", "jpeg", "webp"):
-        image.set_type(pyvips.GValue.blob_type, "xmp-data", _xmp(text))
+        image.set_type(pyvips.GValue.blob_type, "xmp-data", xmp_packet(text))
     if fmt_name == "tiff":
         image.set_type(pyvips.GValue.gstr_type, "image-description", text)
     if fmt_name == "png":

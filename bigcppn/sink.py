@@ -8,12 +8,19 @@ strips are ever in memory, whatever the canvas size. ``fail_on="truncated"``
 turns a stream that ends early (a render error, Ctrl-C) into a libvips error
 instead of a silently padded picture.
 
+Tiled TIFF with deflate or LZW tiles skips libvips: libvips compresses those
+on one thread, so the strips go to :class:`bigcppn.tiffwriter.TiledTiffWriter`,
+which compresses tiles on every core and writes the same file structure (same
+pixels, levels and tags). Uncompressed and JPEG-tiled TIFF stay with libvips,
+which measured faster for them (JPEG tiles are already compressed in parallel).
+
 The saver writes to a hidden temporary sibling of the output, which is renamed
 over the final name only when everything succeeded.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import struct
@@ -29,9 +36,13 @@ import pyvips
 from .config import Config, OutputConfig
 from .errors import RenderError
 from .formats import Format
-from .metadata import config_text, embed, sidecar_path, write_sidecar
+from .metadata import config_text, embed, sidecar_path, write_sidecar, xmp_packet
+from .tiffwriter import TiffTags, TiledTiffWriter
 
-__all__ = ["png_stream", "StripSource", "OutputTarget", "write_image", "save_strips"]
+__all__ = ["png_stream", "StripSource", "OutputTarget", "write_image", "vips_save", "save_strips", "PARALLEL_TIFF"]
+
+# TIFF compressions written by TiledTiffWriter on all cores instead of by libvips.
+PARALLEL_TIFF = ("deflate", "lzw")
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # IDAT payloads up to this size; libvips reads the stream in small pieces anyway.
@@ -193,9 +204,48 @@ def _bigtiff_needed(width: int, height: int, bands: int, depth: int) -> bool:
     return width * height * bands * (depth // 8) * 4 // 3 > CLASSIC_TIFF_LIMIT
 
 
+def _parallel(fmt: Format, out: OutputConfig) -> bool:
+    return fmt.name == "tiff" and out.compression in PARALLEL_TIFF
+
+
+@functools.cache
+def srgb_profile() -> bytes:
+    """libvips' built-in sRGB ICC profile, the one its savers embed for ``profile="srgb"``."""
+    probe = pyvips.Image.black(1, 1, bands=3).copy(interpretation="srgb")
+    return bytes(pyvips.Image.new_from_buffer(probe.tiffsave_buffer(profile="srgb"), "").get("icc-profile-data"))
+
+
+def write_tiff_strips(strips: Iterable[np.ndarray], path: Path, width: int, height: int, bands: int,
+                      out: OutputConfig, dpi: float | None = None, description: str | None = None) -> None:
+    """A tiled pyramidal TIFF from strips, tiles compressed on all cores (deflate or LZW)."""
+    tags = TiffTags(dpi=dpi, description=description,
+                    xmp=xmp_packet(description) if description else None,
+                    icc=srgb_profile() if bands >= 3 else None)
+    with TiledTiffWriter(path, width, height, bands, out.depth, tile=out.tiff_tile,
+                         compression=out.compression, tags=tags) as writer:
+        for strip in strips:
+            writer.write(strip)
+
+
+def _image_strips(image: pyvips.Image, rows: int = 256) -> Iterator[np.ndarray]:
+    for y in range(0, image.height, rows):
+        part = image.crop(0, y, image.width, min(rows, image.height - y)).numpy()
+        yield part.reshape(part.shape[0], image.width, image.bands)
+
+
 def write_image(image: pyvips.Image, path: Path, fmt: Format, out: OutputConfig,
                 dpi: float | None = None, description: str | None = None) -> None:
-    """Save ``image`` with the saver and options for ``fmt``.
+    """Save ``image`` (in memory or streamed) as ``fmt``, by the same path a render takes."""
+    if _parallel(fmt, out):
+        write_tiff_strips(_image_strips(image), path, image.width, image.height, image.bands, out,
+                          dpi=dpi, description=description)
+    else:
+        vips_save(image, path, fmt, out, dpi=dpi, description=description)
+
+
+def vips_save(image: pyvips.Image, path: Path, fmt: Format, out: OutputConfig,
+              dpi: float | None = None, description: str | None = None) -> None:
+    """Save ``image`` with the libvips saver and options for ``fmt``.
 
     ``dpi`` goes into the resolution tags, ``description`` (the config) into the
     format's metadata; colour images are tagged sRGB with an embedded profile.
@@ -250,27 +300,41 @@ def save_strips(
     cancel: Callable[[], None] | None = None,
     config: Config | None = None,
 ) -> None:
-    """Stream ``strips`` through libvips into ``target``; atomic, cleans up on any failure.
+    """Stream ``strips`` into ``target`` (through libvips, or the parallel TIFF writer); atomic.
 
     The save runs on a worker thread; the calling thread waits, calling ``poll``
     about ten times a second (progress), so Ctrl-C reaches it promptly. On any
     failure, KeyboardInterrupt included, ``cancel`` stops the producer of
     ``strips``, the temporary output is removed, and the exception propagates.
     """
-    src = StripSource(png_stream(strips, width, height, bands, out.depth))
+    source_error: list[BaseException] = []
     failure: list[BaseException] = []
+    dpi = config.canvas.dpi if config else None
+    description = config_text(config) if config else None
+
+    def guarded() -> Iterator[np.ndarray]:
+        try:
+            yield from strips
+        except BaseException as exc:  # the render failed or was cancelled
+            source_error.append(exc)
+            raise
 
     def run() -> None:
+        src = None
         try:
+            if _parallel(target.fmt, out):
+                write_tiff_strips(guarded(), target.temp, width, height, bands, out, dpi=dpi, description=description)
+                return
+            src = StripSource(png_stream(guarded(), width, height, bands, out.depth))
             image = src.image()
             if out.depth == 16:
                 image = image.copy(interpretation="rgb16" if bands >= 3 else "grey16")
-            write_image(image, target.temp, target.fmt, out,
-                        dpi=config.canvas.dpi if config else None,
-                        description=config_text(config) if config else None)
+            vips_save(image, target.temp, target.fmt, out, dpi=dpi, description=description)
             if config is not None and target.fmt.name in ("dz", "szi"):
                 write_sidecar(sidecar_path(target.temp), config)
         except BaseException as exc:
+            if src is not None and src.error is not None and not source_error:
+                source_error.append(src.error)  # the stream itself was wrong (png_stream's checks)
             failure.append(exc)
 
     worker = threading.Thread(target=run, name="bigcppn-save", daemon=True)
@@ -281,8 +345,8 @@ def save_strips(
             worker.join(0.1)
             if poll is not None:
                 poll()
-        if src.error is not None:
-            raise src.error
+        if source_error:
+            raise source_error[0]
         if failure:
             exc = failure[0]
             lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]

@@ -1,0 +1,382 @@
+"""A tiled, pyramidal TIFF writer that compresses tiles on every core.
+
+libvips compresses deflate and LZW TIFF tiles on one thread (measured: 73 and
+30 MPix/s here, the same on a 16-core machine), which is the whole cost of a
+render once a GPU makes the pixels. This writer takes the rendered strips
+directly, cuts them into tiles and hands each tile to a thread pool that
+applies the horizontal predictor, compresses it (imagecodecs: zlib-ng,
+LZW; both release the GIL) and box-filters it 2×2 for the next pyramid level.
+The calling thread only copies rows into tiles and writes finished tiles out
+in order.
+
+The file has the same structure as libvips' ``tiffsave(tile=True,
+pyramid=True)``: one IFD per level in a chain, levels after the first marked
+``NewSubfileType = 1``, each level ``floor`` half the one above, made while a
+level is wider or taller than a tile, each pixel the rounded mean of its 2×2
+parents (``(a + b + c + d + 2) >> 2``, as libvips). Level 0's tiles go
+straight into the file; lower levels spool to unnamed temporary files beside
+it and are appended at the end, followed by the directories. Classic TIFF or
+BigTIFF is chosen at the end from the real size.
+
+Memory: the band of tiles being filled, at most ``max_pending`` tiles in
+flight, and one band per lower level, about three tile rows of level 0 in all,
+whatever the canvas height.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import shutil
+import struct
+import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+__all__ = ["CODECS", "TiledTiffWriter", "pyramid_sizes"]
+
+# TIFF Compression tag values for the codecs this writer handles.
+CODECS = {"none": 1, "lzw": 5, "deflate": 8}
+# zlib-ng level 1, the codec and level libvips uses (same sizes): 9 ms per MPix of
+# 8-bit RGB here; libdeflate level 1 makes files 45% smaller but takes 15.6 ms.
+DEFLATE_LEVEL = 1
+
+_HEADER = 16  # room for a BigTIFF header; a classic header uses the first 8 bytes
+
+
+def pyramid_sizes(width: int, height: int, tile: int) -> list[tuple[int, int]]:
+    """The (width, height) of each level, as libvips makes them."""
+    sizes = [(width, height)]
+    while (width > tile or height > tile) and width >= 2 and height >= 2:
+        width, height = width // 2, height // 2
+        sizes.append((width, height))
+    return sizes
+
+
+def _encoder(codec: str):
+    if codec == "none":
+        return lambda a: a.tobytes()
+    import imagecodecs
+
+    if codec == "deflate":
+        return lambda a: imagecodecs.zlibng_encode(a, level=DEFLATE_LEVEL)
+    if codec == "lzw":
+        return imagecodecs.lzw_encode
+    raise ValueError(f"no parallel TIFF codec {codec!r}; use one of {', '.join(CODECS)}")
+
+
+def _work(tile: np.ndarray, encode, predictor: bool, reduce: bool) -> tuple[bytes, np.ndarray | None]:
+    """Compress one tile and, if a level follows, its 2×2 mean (run in the pool)."""
+    if predictor:  # TIFF predictor 2: each sample minus the same sample of the pixel to its left
+        d = np.empty_like(tile)
+        d[:, 0] = tile[:, 0]
+        np.subtract(tile[:, 1:], tile[:, :-1], out=d[:, 1:])
+    else:
+        d = tile
+    data = encode(d)
+    small = None
+    if reduce:
+        h, w, c = tile.shape
+        q = tile.reshape(h // 2, 2, w // 2, 2, c)
+        s = np.add(q[:, 0], q[:, 1], dtype=np.uint16 if tile.dtype == np.uint8 else np.uint32)  # row pairs
+        s = np.add(s[:, :, 0], s[:, :, 1])  # then column pairs
+        s += 2
+        s >>= 2
+        small = s.astype(tile.dtype)
+    return data, small
+
+
+class _Level:
+    def __init__(self, index: int, width: int, height: int, tile: int, bands: int, dtype, spool: BinaryIO) -> None:
+        self.index = index
+        self.width, self.height = width, height
+        self.across = -(-width // tile)
+        self.down = -(-height // tile)
+        self.tile, self.bands, self.dtype = tile, bands, dtype
+        self.spool = spool
+        self.start = 0  # where the spool's bytes begin in the final file
+        self.offsets: list[int] = []
+        self.counts: list[int] = []
+        self.band_index = 0  # the tile row being filled
+        self.filled = 0  # rows received into it (level 0 only)
+        self.queued = 0  # tiles submitted
+        self.done = 0  # tiles written
+        self.band = self._new_band()
+
+    def _new_band(self) -> list[np.ndarray]:
+        t = self.tile
+        return [np.zeros((t, t, self.bands), self.dtype) for _ in range(self.across)]
+
+
+@dataclass(frozen=True)
+class TiffTags:
+    """What goes into every directory besides the image structure."""
+
+    dpi: float | None = None
+    description: str | None = None
+    xmp: bytes | None = None
+    icc: bytes | None = None
+
+
+class TiledTiffWriter:
+    """Write a tiled pyramidal TIFF from rows given top to bottom.
+
+    ``write(rows)`` takes any number of rows of shape (n, width, bands);
+    ``close()`` finishes the file, ``abort()`` gives up (the caller removes
+    the file). Not thread-safe: one thread feeds it. The bytes written do not
+    depend on how the rows are split into calls, nor on ``workers``.
+    """
+
+    def __init__(self, path: str | Path, width: int, height: int, bands: int, depth: int = 8, *,
+                 tile: int = 256, compression: str = "deflate", tags: TiffTags = TiffTags(),
+                 workers: int | None = None, max_pending: int | None = None,
+                 bigtiff: bool | None = None) -> None:
+        if bands not in (1, 3):
+            raise ValueError(f"the TIFF writer takes 1 or 3 bands, not {bands}")
+        if depth not in (8, 16):
+            raise ValueError(f"the TIFF writer takes 8- or 16-bit pixels, not {depth}")
+        if tile % 16 or tile <= 0:
+            raise ValueError(f"TIFF tiles must be a multiple of 16 pixels, not {tile}")
+        self.path = Path(path)
+        self.width, self.height, self.bands, self.depth = width, height, bands, depth
+        self.tile, self.compression, self.tags = tile, compression, tags
+        self.bigtiff = bigtiff  # None: BigTIFF only if the file needs it
+        self.dtype = np.dtype(np.uint8 if depth == 8 else np.uint16)
+        self._encode = _encoder(compression)
+        self._predictor = compression != "none"
+        self.workers = workers or len(os.sched_getaffinity(0))
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="bigcppn-tiff")
+        self._file = open(self.path, "wb")
+        self._file.write(b"\0" * _HEADER)
+        self.levels: list[_Level] = []
+        for i, (w, h) in enumerate(pyramid_sizes(width, height, tile)):
+            spool = self._file if i == 0 else tempfile.TemporaryFile(dir=self.path.parent)
+            self.levels.append(_Level(i, w, h, tile, bands, self.dtype, spool))
+        self._pending: collections.deque[tuple[_Level, Future]] = collections.deque()
+        self.max_pending = max_pending or max(4 * self.workers, self.levels[0].across)
+        self.rows = 0
+        self._closed = False
+
+    # ------------------------------------------------------------------ feeding
+    def write(self, rows: np.ndarray) -> None:
+        if rows.ndim == 2:
+            rows = rows[:, :, None]
+        if rows.shape[1:] != (self.width, self.bands):
+            raise ValueError(f"rows of shape {rows.shape} do not fit a {self.width}x{self.height}x{self.bands} image")
+        if self.rows + rows.shape[0] > self.height:
+            raise ValueError(f"{self.rows + rows.shape[0]} rows written to an image {self.height} rows high")
+        rows = rows.astype(self.dtype, copy=False)
+        top = self.levels[0]
+        t = self.tile
+        y = 0
+        while y < rows.shape[0]:
+            n = min(rows.shape[0] - y, t - top.filled)
+            for i, buf in enumerate(top.band):
+                x0 = i * t
+                x1 = min(x0 + t, self.width)
+                buf[top.filled : top.filled + n, : x1 - x0] = rows[y : y + n, x0:x1]
+            top.filled += n
+            y += n
+            self.rows += n
+            if top.filled == t or self.rows == self.height:
+                self._submit_band(top)
+                top.filled = 0
+
+    def _submit_band(self, level: _Level) -> None:
+        reduce = level.index + 1 < len(self.levels)
+        for buf in level.band:
+            fut = self._pool.submit(_work, buf, self._encode, self._predictor, reduce)
+            self._pending.append((level, fut))
+        level.queued += level.across
+        level.band_index += 1
+        if level.band_index < level.down:
+            level.band = level._new_band()
+        self._drain(self.max_pending)
+
+    def _drain(self, keep: int) -> None:
+        """Write finished tiles in order until at most ``keep`` are in flight."""
+        while self._pending and (len(self._pending) > keep or self._pending[0][1].done()):
+            level, fut = self._pending.popleft()
+            data, small = fut.result()
+            level.offsets.append(level.spool.tell())
+            level.counts.append(len(data))
+            level.spool.write(data)
+            k = level.done
+            level.done += 1
+            if small is not None:
+                self._place(level, k, small)
+
+    def _place(self, level: _Level, k: int, small: np.ndarray) -> None:
+        """Put the 2×2 mean of tile ``k`` of ``level`` into the next level's band."""
+        nxt = self.levels[level.index + 1]
+        by, bx = divmod(k, level.across)
+        half = self.tile // 2
+        col = bx // 2
+        if col < nxt.across and by // 2 < nxt.down:
+            y0, x0 = (by % 2) * half, (bx % 2) * half
+            nxt.band[col][y0 : y0 + half, x0 : x0 + half] = small
+        if bx == level.across - 1 and (by % 2 == 1 or by == level.down - 1) and by // 2 < nxt.down:
+            self._submit_band(nxt)
+
+    # ------------------------------------------------------------------ finishing
+    def close(self) -> None:
+        if self.rows != self.height:
+            raise ValueError(f"{self.rows} rows written to an image {self.height} rows high")
+        self._drain(0)
+        for lv in self.levels:
+            assert lv.done == lv.across * lv.down, (lv.index, lv.done, lv.across, lv.down)
+        self._pool.shutdown()
+        f = self._file
+        for lv in self.levels[1:]:
+            lv.start = f.tell()
+            lv.spool.seek(0)
+            shutil.copyfileobj(lv.spool, f, 8 << 20)
+            lv.spool.close()
+        end = f.tell()
+        big = self.bigtiff
+        if big is None:
+            big = end + self._directories_size(big=False) >= 2**32 - 1
+        f.seek(0, os.SEEK_END)
+        first = self._write_directories(f, big)
+        f.seek(0)
+        if big:
+            f.write(b"II" + struct.pack("<HHHQ", 43, 8, 0, first))
+        else:
+            f.write(b"II" + struct.pack("<HI", 42, first))
+        f.close()
+        self._closed = True
+
+    def abort(self) -> None:
+        """Stop: cancel queued work, close files (the caller removes the output)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        for lv in self.levels[1:]:
+            lv.spool.close()
+        self._file.close()
+
+    def __enter__(self) -> TiledTiffWriter:
+        return self
+
+    def __exit__(self, kind, exc, tb) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.abort()
+
+    # ------------------------------------------------------------------ directories
+    def _entries(self, lv: _Level, big: bool, shared: dict[int, int]) -> list[tuple[int, int, int, bytes]]:
+        """(tag, type, count, value bytes) for one level, sorted by tag."""
+        S, L, R, A, B, U, L8 = 3, 4, 5, 2, 1, 7, 16
+        b = self.bands
+        off_type = L8 if big else L
+        pack = "<%dQ" if big else "<%dI"
+        n = len(lv.offsets)
+        e: list[tuple[int, int, int, bytes]] = []
+        if lv.index:
+            e.append((254, L, 1, struct.pack("<I", 1)))
+        e += [
+            (256, L, 1, struct.pack("<I", lv.width)),
+            (257, L, 1, struct.pack("<I", lv.height)),
+            (258, S, b, struct.pack(f"<{b}H", *[self.depth] * b)),
+            (259, S, 1, struct.pack("<H", CODECS[self.compression])),
+            (262, S, 1, struct.pack("<H", 2 if b == 3 else 1)),
+        ]
+        if self.tags.description:
+            e.append((270, A, shared[270], b""))
+        e += [(274, S, 1, struct.pack("<H", 1)), (277, S, 1, struct.pack("<H", b))]
+        if self.tags.dpi:
+            r = Fraction(self.tags.dpi).limit_denominator(100000)
+            rat = struct.pack("<II", r.numerator, r.denominator)
+            e += [(282, R, 1, rat), (283, R, 1, rat)]
+        e.append((284, S, 1, struct.pack("<H", 1)))
+        if self.tags.dpi:
+            e.append((296, S, 1, struct.pack("<H", 2)))
+        if self._predictor:
+            e.append((317, S, 1, struct.pack("<H", 2)))
+        e += [
+            (322, L, 1, struct.pack("<I", self.tile)),
+            (323, L, 1, struct.pack("<I", self.tile)),
+            (324, off_type, n, struct.pack(pack % n, *[lv.start + o for o in lv.offsets])),
+            (325, off_type, n, struct.pack(pack % n, *lv.counts)),
+            (339, S, b, struct.pack(f"<{b}H", *[1] * b)),
+        ]
+        if self.tags.xmp:
+            e.append((700, B, shared[700], b""))
+        if self.tags.icc:
+            e.append((34675, U, shared[34675], b""))
+        return e
+
+    def _blobs(self) -> dict[int, bytes]:
+        """Metadata written once and pointed to from every level."""
+        blobs = {}
+        if self.tags.description:
+            blobs[270] = self.tags.description.encode("utf-8") + b"\0"
+        if self.tags.xmp:
+            blobs[700] = self.tags.xmp
+        if self.tags.icc:
+            blobs[34675] = self.tags.icc
+        return blobs
+
+    def _directories_size(self, big: bool) -> int:
+        entry, head = (20, 16) if big else (12, 6)
+        slot = 8 if big else 4
+        n = 0
+        for lv in self.levels:
+            n += head + 24 * entry + 2 * len(lv.offsets) * slot + 64
+        return n + sum(len(v) + 8 for v in self._blobs().values())
+
+    def _write_directories(self, f: BinaryIO, big: bool) -> int:
+        """Append the metadata blobs and one directory per level; return the first one's offset."""
+
+        def align() -> None:
+            pad = -f.tell() % 8
+            f.write(b"\0" * pad)
+
+        shared_off: dict[int, int] = {}
+        shared_count: dict[int, int] = {}
+        for tag, blob in self._blobs().items():
+            align()
+            shared_off[tag] = f.tell()
+            shared_count[tag] = len(blob)
+            f.write(blob)
+        slot = 8 if big else 4
+        inline = struct.Struct("<Q" if big else "<I")
+        first = 0
+        prev_next_at = None
+        for lv in self.levels:
+            entries = self._entries(lv, big, shared_count)
+            # values too large for the entry go before the directory
+            values: dict[int, int] = {}
+            for tag, _typ, _count, data in entries:
+                if len(data) > slot:
+                    align()
+                    values[tag] = f.tell()
+                    f.write(data)
+            align()
+            here = f.tell()
+            if prev_next_at is None:
+                first = here
+            else:
+                f.seek(prev_next_at)
+                f.write(inline.pack(here))
+                f.seek(here)
+            out = bytearray(struct.pack("<Q" if big else "<H", len(entries)))
+            for tag, typ, count, data in entries:
+                out += struct.pack("<HHQ" if big else "<HHI", tag, typ, count)
+                if tag in shared_off:
+                    out += inline.pack(shared_off[tag])
+                elif tag in values:
+                    out += inline.pack(values[tag])
+                else:
+                    out += data.ljust(slot, b"\0")
+            prev_next_at = here + len(out)
+            out += b"\0" * slot  # next directory: patched, or 0 for the last
+            f.write(out)
+        return first

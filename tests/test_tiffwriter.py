@@ -1,0 +1,151 @@
+"""The parallel TIFF writer makes the file libvips would, from any split of the rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import pyvips
+import tifffile
+
+from bigcppn.tiffwriter import TiffTags, TiledTiffWriter, pyramid_sizes
+
+pyvips.cache_set_max(0)  # files are rewritten under the same names
+
+
+def picture(h: int, w: int, bands: int, depth: int, seed: int = 0) -> np.ndarray:
+    """Smooth gradients plus noise: compressible, and every 2×2 mean's rounding exercised."""
+    rng = np.random.default_rng(seed)
+    top = 255 if depth == 8 else 65535
+    y, x = np.mgrid[0:h, 0:w]
+    base = (np.sin(x[..., None] / 37.0 + y[..., None] / 91.0 + np.arange(bands)) + 1) * top / 2.2
+    noise = rng.integers(0, top // 8, (h, w, bands))
+    return (base + noise).clip(0, top).astype(np.uint8 if depth == 8 else np.uint16)
+
+
+def libvips_tiff(a: np.ndarray, path, compression: str, tile: int = 256) -> None:
+    image = pyvips.Image.new_from_array(a)
+    if a.dtype == np.uint16:
+        image = image.copy(interpretation="rgb16" if a.shape[2] == 3 else "grey16")
+    image.tiffsave(str(path), tile=True, pyramid=True, tile_width=tile, tile_height=tile, compression=compression)
+
+
+def ours(a: np.ndarray, path, compression: str, rows=(97,), tile: int = 256, **kw) -> None:
+    h, w, bands = a.shape
+    with TiledTiffWriter(path, w, h, bands, 8 * a.itemsize, tile=tile, compression=compression, **kw) as writer:
+        y, i = 0, 0
+        while y < h:
+            n = rows[i % len(rows)]
+            writer.write(a[y : y + n])
+            y, i = y + n, i + 1
+
+
+def levels_tifffile(path) -> list[np.ndarray]:
+    with tifffile.TiffFile(path) as tf:
+        return [p.asarray().reshape(p.shape[0], p.shape[1], -1) for p in tf.pages]
+
+
+def levels_libvips(path) -> list[np.ndarray]:
+    n = pyvips.Image.new_from_file(str(path)).get("n-pages")
+    out = []
+    for i in range(n):
+        a = pyvips.Image.new_from_file(str(path), page=i).numpy()
+        out.append(a.reshape(a.shape[0], a.shape[1], -1))
+    return out
+
+
+@pytest.mark.parametrize(
+    "w,h,bands,depth,compression",
+    [
+        (1000, 700, 3, 8, "deflate"),
+        (513, 1300, 3, 8, "lzw"),
+        (257, 255, 1, 8, "deflate"),
+        (600, 530, 3, 16, "deflate"),
+        (300, 520, 1, 16, "lzw"),
+        (640, 480, 3, 8, "none"),
+        (3, 600, 3, 8, "deflate"),
+        (2000, 1, 3, 8, "deflate"),
+        (256, 256, 3, 8, "lzw"),
+    ],
+)
+def test_same_pixels_and_levels_as_libvips(tmp_path, w, h, bands, depth, compression):
+    a = picture(h, w, bands, depth)
+    libvips_tiff(a, tmp_path / "vips.tif", compression)
+    ours(a, tmp_path / "ours.tif", compression, rows=(1, 97, 300))
+    expected = levels_tifffile(tmp_path / "vips.tif")
+    assert [x.shape for x in expected] == [(hh, ww, bands) for ww, hh in pyramid_sizes(w, h, 256)]
+    for reader in (levels_tifffile, levels_libvips):
+        got = reader(tmp_path / "ours.tif")
+        assert len(got) == len(expected)
+        for level, (g, e) in enumerate(zip(got, expected)):
+            assert g.dtype == e.dtype and g.shape == e.shape, level
+            np.testing.assert_array_equal(g, e, err_msg=f"level {level} ({reader.__name__})")
+    with tifffile.TiffFile(tmp_path / "ours.tif") as tf:
+        first = tf.pages[0]
+        assert first.is_tiled and (first.tilewidth, first.tilelength) == (256, 256)
+        assert first.compression == {"none": 1, "lzw": 5, "deflate": 8}[compression]
+        assert all(p.is_reduced for p in tf.pages[1:]) and not first.is_reduced
+
+
+def test_bytes_do_not_depend_on_row_split_or_workers(tmp_path):
+    a = picture(900, 777, 3, 8, seed=3)
+    ours(a, tmp_path / "a.tif", "deflate", rows=(900,), workers=1)
+    ours(a, tmp_path / "b.tif", "deflate", rows=(1, 2, 255, 256, 257), workers=3, max_pending=2)
+    ours(a, tmp_path / "c.tif", "deflate", rows=(64,), workers=2)
+    data = (tmp_path / "a.tif").read_bytes()
+    assert (tmp_path / "b.tif").read_bytes() == data
+    assert (tmp_path / "c.tif").read_bytes() == data
+
+
+def test_tags_and_shared_metadata(tmp_path):
+    a = picture(700, 600, 3, 8)
+    tags = TiffTags(dpi=150, description="# config ü\nseed = 1\n", xmp=b"<x:xmpmeta/>", icc=b"not-really-icc" * 4)
+    ours(a, tmp_path / "t.tif", "deflate", tags=tags)
+    with tifffile.TiffFile(tmp_path / "t.tif") as tf:
+        assert not tf.is_bigtiff
+        for page in tf.pages:
+            t = {tag.code: tag.value for tag in page.tags.values()}
+            assert t[282] == (150, 1) and t[283] == (150, 1) and int(t[296]) == 2
+            assert t[317] == 2  # horizontal predictor
+            assert t[700] == b"<x:xmpmeta/>" and t[34675] == b"not-really-icc" * 4
+    image = pyvips.Image.new_from_file(str(tmp_path / "t.tif"))
+    assert image.get("image-description") == "# config ü\nseed = 1\n"
+    assert abs(image.xres * 25.4 - 150) < 1e-3
+
+
+def test_bigtiff_reads_the_same(tmp_path):
+    a = picture(600, 700, 3, 8)
+    ours(a, tmp_path / "classic.tif", "lzw")
+    ours(a, tmp_path / "big.tif", "lzw", bigtiff=True)
+    with tifffile.TiffFile(tmp_path / "big.tif") as tf:
+        assert tf.is_bigtiff
+    for reader in (levels_tifffile, levels_libvips):
+        for g, e in zip(reader(tmp_path / "big.tif"), reader(tmp_path / "classic.tif"), strict=True):
+            np.testing.assert_array_equal(g, e)
+
+
+def test_wrong_rows_are_refused_and_abort_closes(tmp_path):
+    path = tmp_path / "x.tif"
+    writer = TiledTiffWriter(path, 100, 50, 3, compression="deflate")
+    with pytest.raises(ValueError, match="do not fit"):
+        writer.write(np.zeros((10, 99, 3), np.uint8))
+    writer.write(np.zeros((40, 100, 3), np.uint8))
+    with pytest.raises(ValueError, match="rows high"):
+        writer.write(np.zeros((11, 100, 3), np.uint8))
+    with pytest.raises(ValueError, match="40 rows written"):
+        writer.close()
+    writer.abort()
+    assert writer._file.closed
+    with pytest.raises(ValueError, match="no parallel TIFF codec"):
+        TiledTiffWriter(tmp_path / "y.tif", 10, 10, 3, compression="jpeg")
+
+
+def test_a_failing_source_aborts_inside_with(tmp_path):
+    def rows():
+        yield np.zeros((300, 400, 3), np.uint8)
+        raise RuntimeError("render died")
+
+    with pytest.raises(RuntimeError, match="render died"):
+        with TiledTiffWriter(tmp_path / "z.tif", 400, 900, 3) as writer:
+            for r in rows():
+                writer.write(r)
+    assert writer._pool._shutdown
