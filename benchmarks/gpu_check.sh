@@ -2,7 +2,7 @@
 # The one prepared GPU check (see ../shared/gpu/README.md): the CUDA and interpreter tests, the renderer
 # tests on CUDA, then benchmarks/bench_gpu.py at 32768². Everything it reports lands in $OUT (4 files).
 #
-# On the accelerator machine, from the project's root, after ../shared/gpu/wheels.sh filled .whl/ here:
+# On the accelerator machine, from the project's root, after benchmarks/gpu_wheels.sh filled .whl/ here:
 #   run(command="bash benchmarks/gpu_check.sh", carry=[".whl"], timeout_s=570)
 # Tried on a CPU first with:  DEVICE=cpu SIZE=1024 OUT=/tmp/gpu-check bash benchmarks/gpu_check.sh
 set -u
@@ -12,8 +12,9 @@ DEVICE=${DEVICE:-cuda}
 SIZE=${SIZE:-32768}
 mkdir -p "$OUT"
 
-# pyvips is not installed there: the carried wheels go to /tmp/site (the package itself runs from here).
-if ! python3 -c "import pyvips" 2>/dev/null; then
+# pyvips and imagecodecs are not installed there: the carried wheels go to /tmp/site (the package itself
+# runs from here).
+if ! python3 -c "import pyvips, imagecodecs" 2>/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl || exit 1
   export PYTHONPATH=$PWD:/tmp/site
 else
@@ -34,9 +35,9 @@ t0=$(date +%s)
   echo "== the kernel tests: CUDA (gpu) and Triton's interpreter (triton, in a child process)"
   timeout 240 python3 -m pytest -q -p no:cacheprovider -m "gpu or triton" --device "$DEVICE" -rs \
     tests/test_kernel.py tests/test_gpu_kernel.py 2>&1 | tail -40
-  echo "== the renderer and CLI tests on $DEVICE (the fused kernel by default on CUDA)"
+  echo "== the renderer, CLI and TIFF writer tests on $DEVICE (the fused kernel by default on CUDA)"
   timeout 150 python3 -m pytest -q -p no:cacheprovider --device "$DEVICE" -rs \
-    tests/test_render.py tests/test_cli.py 2>&1 | tail -25
+    tests/test_render.py tests/test_cli.py tests/test_tiffwriter.py 2>&1 | tail -25
   echo "tests took $(( $(date +%s) - t0 )) s"
 } > "$OUT/tests.txt" 2>&1
 

@@ -109,8 +109,17 @@ class _Level:
         self.band = self._new_band()
 
     def _new_band(self) -> list[np.ndarray]:
+        """Tile buffers for the next tile row; zeroed where rows will not cover them (the padding).
+
+        Level 0's interior tiles are filled completely by rows, so they skip the zeroing.
+        """
         t = self.tile
-        return [np.zeros((t, t, self.bands), self.dtype) for _ in range(self.across)]
+        whole_rows = self.index == 0 and (self.band_index < self.down - 1 or self.height % t == 0)
+        return [
+            (np.empty if whole_rows and (i < self.across - 1 or self.width % t == 0) else np.zeros)(
+                (t, t, self.bands), self.dtype)
+            for i in range(self.across)
+        ]
 
 
 @dataclass(frozen=True)
