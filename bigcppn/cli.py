@@ -320,7 +320,10 @@ def cmd_render(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from None
     renderer, plan = renderer_for(job.config, device)
     info = describe(job, plan, device.type, None)
-    _check_disk(job, info["output"]["estimated_bytes"])
+    needed = info["output"]["estimated_bytes"]
+    if job.fmt.name == "tiff":
+        needed = needed * 5 // 4  # lower pyramid levels spool beside the output until they are appended
+    _check_disk(job, needed)
 
     cfg = job.config
     c = plan.canvas

@@ -135,7 +135,9 @@ class TiffTags:
 class TiledTiffWriter:
     """Write a tiled pyramidal TIFF from rows given top to bottom.
 
-    ``write(rows)`` takes any number of rows of shape (n, width, bands);
+    ``write(rows)`` takes any number of rows of shape (n, width, bands); the
+    caller must not change them afterwards (tiles may be views of them until
+    compressed);
     ``close()`` finishes the file, ``abort()`` gives up (the caller removes
     the file). Not thread-safe: one thread feeds it. The bytes written do not
     depend on how the rows are split into calls, nor on ``workers``.
@@ -185,10 +187,14 @@ class TiledTiffWriter:
         y = 0
         while y < rows.shape[0]:
             n = min(rows.shape[0] - y, t - top.filled)
+            whole = n == t  # a whole tile row: interior tiles are views of ``rows``, not copies
             for i, buf in enumerate(top.band):
                 x0 = i * t
                 x1 = min(x0 + t, self.width)
-                buf[top.filled : top.filled + n, : x1 - x0] = rows[y : y + n, x0:x1]
+                if whole and x1 - x0 == t:
+                    top.band[i] = rows[y : y + t, x0:x1]
+                else:
+                    buf[top.filled : top.filled + n, : x1 - x0] = rows[y : y + n, x0:x1]
             top.filled += n
             y += n
             self.rows += n
