@@ -215,14 +215,14 @@ class Bench:
 
     def renderer(self) -> None:
         """Strips into host memory exactly as the sink gets them (workers, pinned copies), nothing encoded."""
-        from bigcppn.render import StripStream, cpu_workers, renderer_for
+        from bigcppn.render import StripStream, strip_workers, renderer_for
 
         size = self.args.net_size
         cfg = self.config(size)
         r, plan = renderer_for(cfg, self.device)
         next(iter(r.strips(plan)))  # warm-up
         t = time.perf_counter()
-        for _ in StripStream(r, plan, depth=cfg.render.queue, workers=cpu_workers(self.device, cfg.render.workers)):
+        for _ in StripStream(r, plan, depth=cfg.render.queue, workers=strip_workers(self.device, cfg.render.workers)):
             pass
         self.record("renderer", time.perf_counter() - t, size * size, canvas=size, backend=r.backend)
 
@@ -249,13 +249,13 @@ class Bench:
         """The whole --size² picture in host memory, rendered by the renderer (not timed)."""
         import numpy as np
 
-        from bigcppn.render import StripStream, cpu_workers, renderer_for
+        from bigcppn.render import StripStream, strip_workers, renderer_for
 
         cfg = self.config(self.args.size)
         r, plan = renderer_for(cfg, self.device)
         img = np.empty((self.args.size, self.args.size, 3), dtype=np.uint8)
         y = 0
-        for strip in StripStream(r, plan, workers=cpu_workers(self.device, cfg.render.workers)):
+        for strip in StripStream(r, plan, workers=strip_workers(self.device, cfg.render.workers)):
             img[y : y + strip.shape[0]] = strip
             y += strip.shape[0]
         return img, cfg

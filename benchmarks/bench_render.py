@@ -61,9 +61,9 @@ elif mode in ("render", "render-vips"):
     rc = main(args)
     assert rc == 0, rc
 elif mode == "renderer":
-    from bigcppn.render import StripStream, cpu_workers, renderer_for
+    from bigcppn.render import StripStream, strip_workers, renderer_for
     r, plan = renderer_for(cfg)
-    for strip in StripStream(r, plan, workers=cpu_workers(r.device, cfg.render.workers)):
+    for strip in StripStream(r, plan, workers=strip_workers(r.device, cfg.render.workers)):
         pass
 else:
     raise SystemExit(f"unknown mode {mode}")

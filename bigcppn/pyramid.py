@@ -529,7 +529,7 @@ def command(args, cfg: Config) -> int:
 
     from .formats import FORMATS, estimate_output_bytes
     from .pyramid_plan import DEFAULT_OVERLAP, DEFAULT_TILE, MAX_TILE
-    from .render import cpu_workers, pick_device, renderer_for
+    from .render import strip_workers, pick_device, renderer_for
 
     layout = args.layout
     tile = args.tile or DEFAULT_TILE[layout]
@@ -561,7 +561,7 @@ def command(args, cfg: Config) -> int:
     if need > free:
         raise UserError(f"not enough free disk for the pyramid: about {need / 1e9:.1f} GB needed, "
                         f"{free / 1e9:.1f} GB free; free some space or write elsewhere")
-    workers = cpu_workers(device, cfg.render.workers)
+    workers = strip_workers(device, cfg.render.workers)
     bar = tqdm(total=0, unit="tile", disable=args.quiet, desc=out.name, dynamic_ncols=True, file=sys.stderr,
                smoothing=0.1)
     done = {"n": 0}

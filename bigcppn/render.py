@@ -43,8 +43,8 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def cpu_workers(device: torch.device, requested: int = 0) -> int:
-    """How many strip workers to run; on a CPU each gets one torch thread.
+def strip_workers(device: torch.device, requested: int = 0) -> int:
+    """How many strip workers to run: on a CPU one per core, each with one torch thread; on CUDA two.
 
     Measured on a 2-core machine: one torch thread per worker, a worker per
     core, beats torch's own intra-op threads, which spin against the encoder.
@@ -203,7 +203,7 @@ class Renderer:
     def _render_strip_cuda(self, strip) -> np.ndarray:
         """One strip on CUDA: into a device buffer on this thread's stream, then into pinned host memory.
 
-        Each worker thread has its own stream and buffer (see :func:`cpu_workers`),
+        Each worker thread has its own stream and buffer (see :func:`strip_workers`),
         so one strip is computed while another is copied; the host arrays come
         from torch's caching pinned allocator and return to it when the encoder
         drops them.

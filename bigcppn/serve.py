@@ -123,9 +123,9 @@ class TileService:
         self._encoders = ThreadPoolExecutor(max(1, encoders), thread_name_prefix="bigcppn-encode")
         self._cpu_pool = None
         if sampler.device.type == "cpu":
-            from .render import cpu_workers
+            from .render import strip_workers
 
-            self._cpu_pool = ThreadPoolExecutor(cpu_workers(sampler.device), thread_name_prefix="bigcppn-cpu")
+            self._cpu_pool = ThreadPoolExecutor(strip_workers(sampler.device), thread_name_prefix="bigcppn-cpu")
         self._thread = threading.Thread(target=self._loop, name="bigcppn-device", daemon=True)
         self._started = False
         self._stopped = threading.Event()

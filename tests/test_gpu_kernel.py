@@ -16,7 +16,7 @@ import torch
 
 from bigcppn.config import load_config
 from bigcppn.plan import Window, make_plan
-from bigcppn.render import Renderer, StripStream, cpu_workers, renderer_for
+from bigcppn.render import Renderer, StripStream, strip_workers, renderer_for
 
 from test_kernel import random_overrides
 
@@ -106,7 +106,7 @@ def test_eager_cuda_path_is_tile_invariant_and_strips_are_pinned():
 def test_two_workers_hand_strips_on_in_order():
     cfg = config(640, 1000, **{"render.tile": 64})
     r, plan = renderer_for(cfg, CUDA)
-    assert cpu_workers(CUDA) == 2
+    assert strip_workers(CUDA) == 2
     streamed = np.concatenate(list(StripStream(r, plan, depth=2, workers=2)))
     assert np.array_equal(streamed, r.render(plan))
 
