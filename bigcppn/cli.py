@@ -81,8 +81,15 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="show tracebacks and details")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line (what was wrong, where to look) and exit code 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}; see '{self.prog} --help'\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bigcppn", description=DESCRIPTION,
+    parser = _Parser(prog="bigcppn", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"bigcppn {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -21,6 +21,7 @@ over the final name only when everything succeeded.
 from __future__ import annotations
 
 import functools
+import glob
 import os
 import shutil
 import struct
@@ -172,7 +173,24 @@ class OutputTarget:
             self.cleanup()
 
     def prepare(self) -> None:
+        self.sweep()
         self.temp_dir.mkdir(exist_ok=True)
+
+    def sweep(self) -> list[Path]:
+        """Remove this output's temporary folders left by killed runs (their process is gone); return them.
+
+        A folder whose process still runs here is left alone: another render of
+        the same name may be under way.
+        """
+        prefix = f".{self.path.name}.partial-"
+        gone = []
+        for p in self.path.parent.glob(f"{glob.escape(prefix)}*"):
+            pid = p.name[len(prefix):]
+            if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+                continue
+            _remove(p)
+            gone.append(p)
+        return gone
 
     def cleanup(self) -> None:
         _remove(self.temp_dir)
@@ -186,6 +204,16 @@ class OutputTarget:
                 shutil.rmtree(dst)
             os.replace(src, dst)
         self.cleanup()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 def _remove(p: Path) -> None:

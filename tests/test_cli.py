@@ -91,6 +91,21 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, args, message):
     assert listing(tmp_path) == []
 
 
+@pytest.mark.parametrize("argv,message", [
+    (["render", "--width", "abc"], "argument --width: expected a whole number, got 'abc'"),
+    (["render", "--bogus"], "unrecognized arguments: --bogus"),
+    (["frob"], "invalid choice: 'frob'"),
+])
+def test_command_line_mistakes_are_one_line_too(tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit) as exc:
+        cli.main([*argv, "-o", str(tmp_path / "x.tif")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "--help" in err
+    assert len(err.strip().splitlines()) == 1
+    assert listing(tmp_path) == []
+
+
 def test_malformed_config(tmp_path, capsys):
     bad = tmp_path / "bad.toml"
     bad.write_text("seed = [")

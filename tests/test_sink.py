@@ -162,3 +162,17 @@ def test_save_replaces_an_existing_output_atomically(tmp_path):
     assert pyvips.Image.new_from_file(str(tmp_path / "r.png")).width == 40
     save(smooth_image(40, 60), tmp_path / "r.dzi")
     assert 'Width="60"' in (tmp_path / "r.dzi").read_text()
+
+
+def test_a_new_save_sweeps_folders_of_killed_runs(tmp_path):
+    import os
+
+    dead = tmp_path / ".a.tif.partial-999999999"  # above Linux's pid_max: no such process
+    alive = tmp_path / f".a.tif.partial-{os.getppid()}"  # a live process: maybe another render of a.tif
+    other = tmp_path / ".b.tif.partial-999999999"  # another output's: not ours to touch
+    for d in (dead, alive, other):
+        d.mkdir()
+        (d / "a.tif").write_bytes(b"half a file")
+    save(random_image(64, 80, 3, 8), tmp_path / "a.tif")
+    assert not dead.exists() and alive.exists() and other.exists()
+    assert pyvips.Image.new_from_file(str(tmp_path / "a.tif")).width == 80
