@@ -146,12 +146,18 @@ class Renderer:
             arr = arr.astype(np.uint16)
         return arr.reshape(win.height, win.width, self.bands)
 
-    def render_strip(self, strip) -> np.ndarray:
-        """One full-width strip, its batches evaluated left to right."""
+    def render_strip(self, strip, stop: threading.Event | None = None) -> np.ndarray:
+        """One full-width strip, its batches evaluated left to right.
+
+        If ``stop`` is set meanwhile, gives up between batches with :class:`Cancelled`
+        (a strip of a very wide canvas takes seconds on a CPU; Ctrl-C should not).
+        """
         if self.device.type == "cuda":
             return self._render_strip_cuda(strip)
         arr = np.empty((strip.height, self.canvas.width, self.bands), dtype=self.dtype)
         for b in strip.batches:
+            if stop is not None and stop.is_set():
+                raise Cancelled()
             arr[:, b.x : b.x + b.width] = self.render_window(b)
         return arr
 
@@ -244,6 +250,10 @@ class Renderer:
 _DONE = object()
 
 
+class Cancelled(Exception):
+    """A strip given up because its stream was cancelled."""
+
+
 class StripStream:
     """Renders strips on a background thread into a bounded queue.
 
@@ -286,7 +296,7 @@ class StripStream:
                     for strip in self.plan.strips():
                         if self._cancel.is_set():
                             return
-                        pending.append(pool.submit(self.renderer.render_strip, strip))
+                        pending.append(pool.submit(self.renderer.render_strip, strip, stop=self._cancel))
                         if len(pending) >= self.workers and not self._put(pending.popleft().result()):
                             return
                     while pending:
@@ -295,6 +305,8 @@ class StripStream:
                 finally:
                     for f in pending:
                         f.cancel()
+        except Cancelled:
+            pass  # the consumer asked for it and is not waiting for more
         except BaseException as exc:  # handed to the consumer
             self.error = exc
         self._put(_DONE)

@@ -139,11 +139,11 @@ def test_failure_mid_render_leaves_nothing(tmp_path, capsys, monkeypatch, name):
     original = Renderer.render_strip
     calls = []
 
-    def flaky(self, strip):
+    def flaky(self, strip, **kw):
         calls.append(strip.index)
         if len(calls) == 3:
             raise RuntimeError("injected failure")
-        return original(self, strip)
+        return original(self, strip, **kw)
 
     monkeypatch.setattr(Renderer, "render_strip", flaky)
     (tmp_path / "keep.txt").write_text("x")
@@ -157,11 +157,11 @@ def test_ctrl_c_mid_render_leaves_nothing(tmp_path, capsys, monkeypatch):
     original = Renderer.render_strip
     calls = []
 
-    def interrupted(self, strip):
+    def interrupted(self, strip, **kw):
         calls.append(strip.index)
         if len(calls) == 4:
             raise KeyboardInterrupt  # stands in for the signal, which reaches the main thread
-        return original(self, strip)
+        return original(self, strip, **kw)
 
     import bigcppn.sink as sink
 

@@ -86,11 +86,11 @@ def test_strip_stream_yields_in_order_and_reports_errors(device):
     class Broken(Renderer):
         calls = 0
 
-        def render_strip(self, strip):
+        def render_strip(self, strip, **kw):
             Broken.calls += 1
             if Broken.calls == 3:
                 raise RuntimeError("boom")
-            return super().render_strip(strip)
+            return super().render_strip(strip, **kw)
 
     broken = Broken(r.model, plan.canvas, View(), device)
     with pytest.raises(RenderError, match="boom"):
@@ -104,3 +104,24 @@ def test_float64_coordinates_resolve_deep_zoom(device):
     xs = r.sampling.axis(0, 64, True, device)
     assert torch.unique(xs).numel() == 64
     assert torch.unique(xs.float()).numel() < 8
+
+
+def test_cancel_stops_a_strip_between_batches():
+    # one strip of 64 batches: cancelling after the third must not render the other 61
+    cfg = small_config(1024, 16, **{"render.tile": 16, "render.batch": 256, "render.device": "cpu"})
+    r, plan = renderer_for(cfg, torch.device("cpu"))
+    assert len(plan.strip(0).batches) == 64
+    stream = StripStream(r, plan, depth=1, workers=1)
+    calls = []
+    original = r.render_window
+
+    def counting(win):
+        calls.append(win)
+        if len(calls) == 3:
+            stream.cancel()
+        return original(win)
+
+    r.render_window = counting
+    assert list(stream) == []
+    stream.join()
+    assert len(calls) == 3 and stream.error is None
