@@ -48,6 +48,7 @@ PARALLEL_TIFF = ("deflate", "lzw")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # IDAT payloads up to this size; libvips reads the stream in small pieces anyway.
 IDAT_MAX = 1 << 20
+STORED_MAX = 65535  # the most a stored deflate block holds
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -55,17 +56,22 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def png_stream(strips: Iterable[np.ndarray], width: int, height: int, bands: int, depth: int) -> Iterator[bytes]:
-    """An uncompressed PNG of (rows, width, bands) uint8/uint16 strips, as a sequence of byte chunks.
+    """An uncompressed PNG of (rows, width, bands) uint8/uint16 strips, as a sequence of byte pieces.
 
-    Each strip is framed a few rows at a time (about IDAT_MAX bytes), so the
-    stream holds about one megabyte beyond the strip itself, however wide.
+    Each strip is framed a few rows at a time (about IDAT_MAX bytes, plus a
+    filter byte per row): the zlib stream is written by hand as stored deflate
+    blocks, and the pieces (chunk headers, block headers, views of the rows,
+    checksums) are handed out without joining them, so each pixel is copied
+    once here. The stream holds about one megabyte beyond the strip itself,
+    however wide.
     """
     color_type = {1: 0, 3: 2, 4: 6}[bands]
     yield PNG_SIGNATURE + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, color_type, 0, 0, 0))
-    comp = zlib.compressobj(0)
     row_bytes = width * bands * (depth // 8)
     group = max(1, IDAT_MAX // (row_bytes + 1))
     rows = 0
+    adler = 1
+    head = b"\x78\x01"  # the zlib header, in the first IDAT
     for strip in strips:
         h = strip.shape[0]
         if strip.shape[1:] != (width, bands):
@@ -76,15 +82,35 @@ def png_stream(strips: Iterable[np.ndarray], width: int, height: int, bands: int
         for y in range(0, h, group):
             part = strip[y : y + group]
             n = part.shape[0]
-            buf = np.zeros((n, 1 + row_bytes), dtype=np.uint8)  # filter byte 0: None
+            buf = np.empty((n, 1 + row_bytes), dtype=np.uint8)
+            buf[:, 0] = 0  # filter byte 0: None
             raw = part.astype(">u2", copy=False) if depth == 16 else part
             buf[:, 1:] = raw.reshape(n, -1).view(np.uint8)
-            data = comp.compress(buf)
-            if data:
-                yield _chunk(b"IDAT", data)
+            data = memoryview(buf).cast("B")
+            adler = zlib.adler32(data, adler)
+            pieces: list = [head] if head else []
+            head = b""
+            for i in range(0, len(data), STORED_MAX):
+                block = data[i : i + STORED_MAX]
+                pieces += [struct.pack("<BHH", 0, len(block), len(block) ^ 0xFFFF), block]
+            yield from _chunk_pieces(b"IDAT", pieces)
     if rows != height:
         raise RenderError(f"renderer produced {rows} rows for a canvas {height} rows high")
-    yield _chunk(b"IDAT", comp.flush()) + _chunk(b"IEND", b"")
+    final = [struct.pack("<BHH", 1, 0, 0xFFFF), struct.pack(">I", adler)]  # last, empty block; adler32
+    if head:  # a canvas of no rows at all
+        final.insert(0, head)
+    yield from _chunk_pieces(b"IDAT", final)
+    yield _chunk(b"IEND", b"")
+
+
+def _chunk_pieces(kind: bytes, pieces: list) -> Iterator[bytes]:
+    """A PNG chunk whose data is ``pieces`` (bytes-like), without joining them."""
+    crc = zlib.crc32(kind)
+    for p in pieces:
+        crc = zlib.crc32(p, crc)
+    yield struct.pack(">I", sum(len(p) for p in pieces)) + kind
+    yield from pieces
+    yield struct.pack(">I", crc)
 
 
 class StripSource:
@@ -103,11 +129,11 @@ class StripSource:
         self.source.on_read(self._read)
 
     def _read(self, size: int) -> bytes:
-        if not self._buf:
+        while not self._buf:  # (an empty read would mean the end to libvips)
             if self.finished or self.error is not None:
                 return b""
             try:
-                self._buf = memoryview(next(self._chunks))
+                self._buf = memoryview(next(self._chunks)).cast("B")
             except StopIteration:
                 self.finished = True
                 return b""
@@ -116,7 +142,7 @@ class StripSource:
                 return b""
         out = self._buf[:size]
         self._buf = self._buf[size:]
-        return bytes(out)
+        return out  # pyvips copies it into libvips' buffer at once
 
     def image(self) -> pyvips.Image:
         return pyvips.Image.new_from_source(self.source, "", access="sequential", fail_on="truncated")
