@@ -18,9 +18,10 @@ straight into the file; lower levels spool to unnamed temporary files beside
 it and are appended at the end, followed by the directories. Classic TIFF or
 BigTIFF is chosen at the end from the real size.
 
-Memory: the band of tiles being filled, at most ``max_pending`` tiles in
-flight, and one band per lower level, about three tile rows of level 0 in all,
-whatever the canvas height.
+Memory: the tile row being filled on each level (about one tile row of level
+0 in all) and at most ``max_pending`` tiles in flight (by default four per
+worker or one tile row of level 0, whichever is more), whatever the canvas
+height.
 """
 
 from __future__ import annotations
@@ -160,18 +161,27 @@ class TiledTiffWriter:
         self.dtype = np.dtype(np.uint8 if depth == 8 else np.uint16)
         self._encode = _encoder(compression)
         self._predictor = compression != "none"
-        self.workers = workers or len(os.sched_getaffinity(0))
+        self.workers = workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                                   else os.cpu_count() or 1)
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="bigcppn-tiff")
         self._file = open(self.path, "wb")
-        self._file.write(b"\0" * _HEADER)
         self.levels: list[_Level] = []
-        for i, (w, h) in enumerate(pyramid_sizes(width, height, tile)):
-            spool = self._file if i == 0 else tempfile.TemporaryFile(dir=self.path.parent)
-            self.levels.append(_Level(i, w, h, tile, bands, self.dtype, spool))
+        try:
+            self._file.write(b"\0" * _HEADER)
+            for i, (w, h) in enumerate(pyramid_sizes(width, height, tile)):
+                spool = self._file if i == 0 else tempfile.TemporaryFile(dir=self.path.parent)
+                self.levels.append(_Level(i, w, h, tile, bands, self.dtype, spool))
+        except BaseException:
+            for lv in self.levels:
+                lv.spool.close()
+            self._file.close()
+            self._pool.shutdown()
+            raise
         self._pending: collections.deque[tuple[_Level, Future]] = collections.deque()
         self.max_pending = max_pending or max(4 * self.workers, self.levels[0].across)
         self.rows = 0
         self._closed = False
+        self._draining = False
 
     # ------------------------------------------------------------------ feeding
     def write(self, rows: np.ndarray) -> None:
@@ -211,10 +221,18 @@ class TiledTiffWriter:
         level.band_index += 1
         if level.band_index < level.down:
             level.band = level._new_band()
-        self._drain(self.max_pending)
+        if not self._draining:  # a _drain up the stack keeps going; don't nest
+            self._drain(self.max_pending)
 
     def _drain(self, keep: int) -> None:
         """Write finished tiles in order until at most ``keep`` are in flight."""
+        self._draining = True
+        try:
+            self._drain_loop(keep)
+        finally:
+            self._draining = False
+
+    def _drain_loop(self, keep: int) -> None:
         while self._pending and (len(self._pending) > keep or self._pending[0][1].done()):
             level, fut = self._pending.popleft()
             data, small = fut.result()
@@ -281,7 +299,11 @@ class TiledTiffWriter:
 
     def __exit__(self, kind, exc, tb) -> None:
         if kind is None:
-            self.close()
+            try:
+                self.close()
+            except BaseException:
+                self.abort()
+                raise
         else:
             self.abort()
 
@@ -356,10 +378,13 @@ class TiledTiffWriter:
 
         shared_off: dict[int, int] = {}
         shared_count: dict[int, int] = {}
+        slot = 8 if big else 4
         for tag, blob in self._blobs().items():
+            shared_count[tag] = len(blob)
+            if len(blob) <= slot:
+                continue  # small enough to sit in the entry itself
             align()
             shared_off[tag] = f.tell()
-            shared_count[tag] = len(blob)
             f.write(blob)
         slot = 8 if big else 4
         inline = struct.Struct("<Q" if big else "<I")
@@ -387,6 +412,8 @@ class TiledTiffWriter:
                 out += struct.pack("<HHQ" if big else "<HHI", tag, typ, count)
                 if tag in shared_off:
                     out += inline.pack(shared_off[tag])
+                elif tag in shared_count:
+                    out += self._blobs()[tag].ljust(slot, b"\0")
                 elif tag in values:
                     out += inline.pack(values[tag])
                 else:

@@ -149,3 +149,32 @@ def test_a_failing_source_aborts_inside_with(tmp_path):
             for r in rows():
                 writer.write(r)
     assert writer._pool._shutdown
+
+
+@pytest.mark.parametrize("bigtiff", [False, True])
+def test_short_metadata_sits_in_the_entry(tmp_path, bigtiff):
+    # values of 4 bytes or less (8 in BigTIFF) are stored in the entry, not pointed to
+    a = picture(40, 50, 3, 8)
+    ours(a, tmp_path / "s.tif", "deflate", bigtiff=bigtiff,
+         tags=TiffTags(description="ab", xmp=b"<x>", icc=b"1234567"))
+    with tifffile.TiffFile(tmp_path / "s.tif") as tf:
+        t = {tag.code: tag.value for tag in tf.pages[0].tags.values()}
+    assert t[270] == "ab" and t[700] == b"<x>" and t[34675] == b"1234567"
+    assert pyvips.Image.new_from_file(str(tmp_path / "s.tif")).get("image-description") == "ab"
+
+
+def test_many_finished_tiles_do_not_nest_the_drain(tmp_path):
+    # a narrow, very tall image with a deep queue: thousands of finished tile rows
+    # of lower levels at once (this hit Python's recursion limit once)
+    a = picture(16 * 4000, 16, 1, 8).reshape(16 * 4000, 16, 1)
+    ours(a, tmp_path / "n.tif", "deflate", rows=(16 * 4000,), tile=16, workers=2, max_pending=5000)
+    got = levels_tifffile(tmp_path / "n.tif")
+    assert [g.shape[:2] for g in got] == [(h, w) for w, h in pyramid_sizes(16, 16 * 4000, 16)]
+
+
+def test_a_failing_close_still_releases_everything(tmp_path):
+    with pytest.raises(ValueError, match="300 rows written"):
+        with TiledTiffWriter(tmp_path / "c.tif", 400, 600, 3) as writer:
+            writer.write(np.zeros((300, 400, 3), np.uint8))
+    assert writer._file.closed and writer._pool._shutdown
+    assert all(lv.spool.closed for lv in writer.levels)
