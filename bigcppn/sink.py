@@ -8,11 +8,11 @@ strips are ever in memory, whatever the canvas size. ``fail_on="truncated"``
 turns a stream that ends early (a render error, Ctrl-C) into a libvips error
 instead of a silently padded picture.
 
-Tiled TIFF with deflate or LZW tiles skips libvips: libvips compresses those
-on one thread, so the strips go to :class:`bigcppn.tiffwriter.TiledTiffWriter`,
-which compresses tiles on every core and writes the same file structure (same
-pixels, levels and tags). Uncompressed and JPEG-tiled TIFF stay with libvips,
-which measured faster for them (JPEG tiles are already compressed in parallel).
+Tiled TIFF with deflate, LZW or JPEG tiles skips libvips and its PNG decoder:
+the strips go to :class:`bigcppn.tiffwriter.TiledTiffWriter`, which
+compresses tiles on every core (libvips compresses deflate and LZW on one) and
+writes the file libvips would (same pixels, levels and tags). Uncompressed
+TIFF stays with libvips, which measured faster for it.
 
 The saver writes to a hidden temporary sibling of the output, which is renamed
 over the final name only when everything succeeded.
@@ -43,7 +43,7 @@ from .tiffwriter import TiffTags, TiledTiffWriter
 __all__ = ["png_stream", "StripSource", "OutputTarget", "write_image", "vips_save", "save_strips", "PARALLEL_TIFF"]
 
 # TIFF compressions written by TiledTiffWriter on all cores instead of by libvips.
-PARALLEL_TIFF = ("deflate", "lzw")
+PARALLEL_TIFF = ("deflate", "lzw", "jpeg")
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # IDAT payloads up to this size; libvips reads the stream in small pieces anyway.
@@ -271,12 +271,12 @@ def srgb_profile() -> bytes:
 
 def write_tiff_strips(strips: Iterable[np.ndarray], path: Path, width: int, height: int, bands: int,
                       out: OutputConfig, dpi: float | None = None, description: str | None = None) -> None:
-    """A tiled pyramidal TIFF from strips, tiles compressed on all cores (deflate or LZW)."""
+    """A tiled pyramidal TIFF from strips, tiles compressed on all cores (deflate, LZW or JPEG)."""
     tags = TiffTags(dpi=dpi, description=description,
                     xmp=xmp_packet(description) if description else None,
                     icc=srgb_profile() if bands >= 3 else None)
     with TiledTiffWriter(path, width, height, bands, out.depth, tile=out.tiff_tile,
-                         compression=out.compression, tags=tags) as writer:
+                         compression=out.compression, quality=out.quality, tags=tags) as writer:
         for strip in strips:
             writer.write(strip)
 

@@ -1,4 +1,8 @@
-"""The parallel TIFF writer makes the file libvips would, from any split of the rows."""
+"""The parallel TIFF writer makes the file libvips would, from any split of the rows.
+
+Even JPEG tiles decode to libvips' own pixels: the same libjpeg-turbo, quality, RGB
+samples and zero padding past the edges.
+"""
 
 from __future__ import annotations
 
@@ -26,7 +30,9 @@ def libvips_tiff(a: np.ndarray, path, compression: str, tile: int = 256) -> None
     image = pyvips.Image.new_from_array(a)
     if a.dtype == np.uint16:
         image = image.copy(interpretation="rgb16" if a.shape[2] == 3 else "grey16")
-    image.tiffsave(str(path), tile=True, pyramid=True, tile_width=tile, tile_height=tile, compression=compression)
+    extra = {"Q": 90} if compression == "jpeg" else {}
+    image.tiffsave(str(path), tile=True, pyramid=True, tile_width=tile, tile_height=tile, compression=compression,
+                   **extra)
 
 
 def ours(a: np.ndarray, path, compression: str, rows=(97,), tile: int = 256, **kw) -> None:
@@ -65,6 +71,8 @@ def levels_libvips(path) -> list[np.ndarray]:
         (3, 600, 3, 8, "deflate"),
         (2000, 1, 3, 8, "deflate"),
         (256, 256, 3, 8, "lzw"),
+        (1300, 1000, 3, 8, "jpeg"),  # JPEG too: the same libjpeg-turbo, settings and padding as libvips
+        (513, 301, 1, 8, "jpeg"),
     ],
 )
 def test_same_pixels_and_levels_as_libvips(tmp_path, w, h, bands, depth, compression):
@@ -82,7 +90,7 @@ def test_same_pixels_and_levels_as_libvips(tmp_path, w, h, bands, depth, compres
     with tifffile.TiffFile(tmp_path / "ours.tif") as tf:
         first = tf.pages[0]
         assert first.is_tiled and (first.tilewidth, first.tilelength) == (256, 256)
-        assert first.compression == {"none": 1, "lzw": 5, "deflate": 8}[compression]
+        assert first.compression == {"none": 1, "lzw": 5, "deflate": 8, "jpeg": 7}[compression]
         assert all(p.is_reduced for p in tf.pages[1:]) and not first.is_reduced
 
 
@@ -136,7 +144,9 @@ def test_wrong_rows_are_refused_and_abort_closes(tmp_path):
     writer.abort()
     assert writer._file.closed
     with pytest.raises(ValueError, match="no parallel TIFF codec"):
-        TiledTiffWriter(tmp_path / "y.tif", 10, 10, 3, compression="jpeg")
+        TiledTiffWriter(tmp_path / "y.tif", 10, 10, 3, compression="zstd")
+    with pytest.raises(ValueError, match="JPEG tiles hold 8-bit"):
+        TiledTiffWriter(tmp_path / "y.tif", 10, 10, 3, depth=16, compression="jpeg")
 
 
 def test_a_failing_source_aborts_inside_with(tmp_path):
