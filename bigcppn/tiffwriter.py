@@ -80,8 +80,13 @@ def _encoder(codec: str, quality: int):
     raise ValueError(f"no parallel TIFF codec {codec!r}; use one of {', '.join(CODECS)}")
 
 
-def _work(tile: np.ndarray, encode, predictor: bool, reduce: bool) -> tuple[bytes, np.ndarray | None]:
-    """Compress one tile and, if a level follows, its 2×2 mean (run in the pool)."""
+def _work(tile: np.ndarray, encode, predictor: bool, target: np.ndarray | None, xe: int, ye: int) -> bytes:
+    """Compress one tile; if a level follows, write its 2×2 mean into ``target`` (run in the pool).
+
+    ``target`` is this tile's quarter of a tile of the next level; its columns
+    from ``xe`` and rows from ``ye`` on lie past that level's edges and are
+    zeroed, as libvips leaves them (a JPEG block straddling the edge sees them).
+    """
     if predictor:  # TIFF predictor 2: each sample minus the same sample of the pixel to its left
         d = np.empty_like(tile)
         d[:, 0] = tile[:, 0]
@@ -89,16 +94,17 @@ def _work(tile: np.ndarray, encode, predictor: bool, reduce: bool) -> tuple[byte
     else:
         d = tile
     data = encode(d)
-    small = None
-    if reduce:
+    if target is not None:
         h, w, c = tile.shape
         q = tile.reshape(h // 2, 2, w // 2, 2, c)
         s = np.add(q[:, 0], q[:, 1], dtype=np.uint16 if tile.dtype == np.uint8 else np.uint32)  # row pairs
         s = np.add(s[:, :, 0], s[:, :, 1])  # then column pairs
         s += 2
         s >>= 2
-        small = s.astype(tile.dtype)
-    return data, small
+        target[...] = s
+        target[:, max(xe, 0) :] = 0
+        target[max(ye, 0) :] = 0
+    return data
 
 
 class _Level:
@@ -112,24 +118,28 @@ class _Level:
         self.start = 0  # where the spool's bytes begin in the final file
         self.offsets: list[int] = []
         self.counts: list[int] = []
-        self.band_index = 0  # the tile row being filled
-        self.filled = 0  # rows received into it (level 0 only)
-        self.queued = 0  # tiles submitted
+        self.filled = 0  # rows received into the tile row being filled (level 0)
+        self.band_index = 0  # that tile row (level 0)
         self.done = 0  # tiles written
-        self.band = self._new_band()
+        self.band = self._new_band() if index == 0 else []
+        self.pending_bands: dict[int, list[np.ndarray]] = {}  # tile rows being filled by the pool (lower levels)
 
     def _new_band(self) -> list[np.ndarray]:
-        """Tile buffers for the next tile row; zeroed where rows will not cover them (the padding).
-
-        Level 0's interior tiles are filled completely by rows, so they skip the zeroing.
-        """
+        """Level 0's buffers for the next tile row; zeroed where rows will not cover them (the padding)."""
         t = self.tile
-        whole_rows = self.index == 0 and (self.band_index < self.down - 1 or self.height % t == 0)
+        whole_rows = self.band_index < self.down - 1 or self.height % t == 0
         return [
             (np.empty if whole_rows and (i < self.across - 1 or self.width % t == 0) else np.zeros)(
                 (t, t, self.bands), self.dtype)
             for i in range(self.across)
         ]
+
+    def band_for(self, j: int) -> list[np.ndarray]:
+        """Tile row ``j`` of a lower level, allocated when the first of its parents is submitted."""
+        if j not in self.pending_bands:
+            self.pending_bands[j] = [np.zeros((self.tile, self.tile, self.bands), self.dtype)
+                                     for _ in range(self.across)]
+        return self.pending_bands[j]
 
 
 @dataclass(frozen=True)
@@ -220,18 +230,31 @@ class TiledTiffWriter:
             y += n
             self.rows += n
             if top.filled == t or self.rows == self.height:
-                self._submit_band(top)
+                self._submit_band(top, top.band_index, top.band)
+                top.band_index += 1
                 top.filled = 0
+                if top.band_index < top.down:
+                    top.band = top._new_band()
 
-    def _submit_band(self, level: _Level) -> None:
-        reduce = level.index + 1 < len(self.levels)
-        for buf in level.band:
-            fut = self._pool.submit(_work, buf, self._encode, self._predictor, reduce)
+    def _submit_band(self, level: _Level, by: int, tiles: list[np.ndarray]) -> None:
+        """Queue tile row ``by`` of ``level``: each tile compressed, its 2×2 mean put into the next level."""
+        nxt = self.levels[level.index + 1] if level.index + 1 < len(self.levels) else None
+        j = by // 2
+        if nxt is not None and j < nxt.down:
+            parents = nxt.band_for(j)
+        else:
+            parents = None
+        half = self.tile // 2
+        y0 = (by % 2) * half
+        for i, tile in enumerate(tiles):
+            target, xe, ye = None, 0, 0
+            if parents is not None and i // 2 < nxt.across:
+                x0 = (i % 2) * half
+                target = parents[i // 2][y0 : y0 + half, x0 : x0 + half]
+                xe = nxt.width - (i // 2) * self.tile - x0  # where the next level's edge falls in target
+                ye = nxt.height - j * self.tile - y0
+            fut = self._pool.submit(_work, tile, self._encode, self._predictor, target, xe, ye)
             self._pending.append((level, fut))
-        level.queued += level.across
-        level.band_index += 1
-        if level.band_index < level.down:
-            level.band = level._new_band()
         if not self._draining:  # a _drain up the stack keeps going; don't nest
             self._drain(self.max_pending)
 
@@ -246,35 +269,18 @@ class TiledTiffWriter:
     def _drain_loop(self, keep: int) -> None:
         while self._pending and (len(self._pending) > keep or self._pending[0][1].done()):
             level, fut = self._pending.popleft()
-            data, small = fut.result()
+            data = fut.result()
             level.offsets.append(level.spool.tell())
             level.counts.append(len(data))
             level.spool.write(data)
-            k = level.done
+            by, bx = divmod(level.done, level.across)
             level.done += 1
-            if small is not None:
-                self._place(level, k, small)
-
-    def _place(self, level: _Level, k: int, small: np.ndarray) -> None:
-        """Put the 2×2 mean of tile ``k`` of ``level`` into the next level's band."""
-        nxt = self.levels[level.index + 1]
-        by, bx = divmod(k, level.across)
-        half = self.tile // 2
-        col = bx // 2
-        if col < nxt.across and by // 2 < nxt.down:
-            y0, x0 = (by % 2) * half, (bx % 2) * half
-            buf = nxt.band[col]
-            buf[y0 : y0 + half, x0 : x0 + half] = small
-            # Past the next level's edges the padding stays zero, as in libvips' files (a JPEG block
-            # that straddles the edge sees it; a mean of the last pixel and the padding would differ).
-            xe = nxt.width - col * self.tile
-            if xe < x0 + half:
-                buf[y0 : y0 + half, max(xe, x0) : x0 + half] = 0
-            ye = nxt.height - (by // 2) * self.tile
-            if ye < y0 + half:
-                buf[max(ye, y0) : y0 + half, x0 : x0 + half] = 0
-        if bx == level.across - 1 and (by % 2 == 1 or by == level.down - 1) and by // 2 < nxt.down:
-            self._submit_band(nxt)
+            if bx == level.across - 1 and level.index + 1 < len(self.levels):
+                # the end of a tile row: the next level's row is complete after an odd row or the last one
+                nxt = self.levels[level.index + 1]
+                j = by // 2
+                if (by % 2 == 1 or by == level.down - 1) and j < nxt.down:
+                    self._submit_band(nxt, j, nxt.pending_bands.pop(j))
 
     # ------------------------------------------------------------------ finishing
     def close(self) -> None:
