@@ -17,7 +17,8 @@ Measurements, in this order, each printed (and appended to --json) as it finishe
 
 and the ratios the issue sets targets for: kernel/eager (>= 2.5x), e2e/vips for JPEG TIFF and DeepZoom
 (<= 1.3x), vips/e2e for deflate TIFF (>= 4x, 16 cores), and vips/writer for JPEG, deflate and LZW TIFF.
-Only the work is timed: not start-up, not the kernel's compilation (warmed up first). Machines are shared and noisy: compare within one run.
+Only the work is timed: not start-up, not the kernel's compilation (warmed up first). Machines are shared
+and noisy: compare within one run.
 """
 
 from __future__ import annotations
