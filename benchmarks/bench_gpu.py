@@ -216,7 +216,7 @@ class Bench:
 
     def renderer(self) -> None:
         """Strips into host memory exactly as the sink gets them (workers, pinned copies), nothing encoded."""
-        from bigcppn.render import StripStream, strip_workers, renderer_for
+        from bigcppn.render import StripStream, renderer_for, strip_workers
 
         size = self.args.net_size
         cfg = self.config(size)
@@ -250,7 +250,7 @@ class Bench:
         """The whole --size² picture in host memory, rendered by the renderer (not timed)."""
         import numpy as np
 
-        from bigcppn.render import StripStream, strip_workers, renderer_for
+        from bigcppn.render import StripStream, renderer_for, strip_workers
 
         cfg = self.config(self.args.size)
         r, plan = renderer_for(cfg, self.device)

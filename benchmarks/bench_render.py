@@ -61,7 +61,7 @@ elif mode in ("render", "render-vips"):
     rc = main(args)
     assert rc == 0, rc
 elif mode == "renderer":
-    from bigcppn.render import StripStream, strip_workers, renderer_for
+    from bigcppn.render import StripStream, renderer_for, strip_workers
     r, plan = renderer_for(cfg)
     for strip in StripStream(r, plan, workers=strip_workers(r.device, cfg.render.workers)):
         pass

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import signal
 import sys
@@ -24,6 +23,7 @@ from .config import Config, config_to_dict, load_config
 from .errors import RenderError, UserError
 from .formats import Format, check_canvas, estimate_output_bytes, format_for
 from .plan import Plan, estimate_peak_bytes
+from .system import available_cores
 from .units import PrintSize, parse_length_in, parse_paper_in, print_canvas
 
 __all__ = ["main", "build_parser"]
@@ -231,7 +231,7 @@ def describe(job: Job, plan: Plan, device: str, rate_mpix_s: float | None) -> di
         encode = job.fmt.encode_mpix_s
         if job.fmt.name == "tiff":
             # deflate, LZW, JPEG: bigcppn's TIFF writer on all cores (measured per core here)
-            cores = len(os.sched_getaffinity(0))
+            cores = available_cores()
             encode = {"none": 150.0, "lzw": 20.0 * cores, "deflate": 39.0 * cores,
                       "jpeg": 55.0 * cores}[cfg.output.compression]
         mpix = c.pixels / 1e6
@@ -305,7 +305,7 @@ def _measure_rate(renderer, plan: Plan, workers: int) -> float:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from .render import strip_workers, pick_device, renderer_for
+    from .render import pick_device, renderer_for, strip_workers
 
     job = resolve(args)
     device = pick_device(job.config.render.device)
@@ -319,7 +319,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_render(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .render import StripStream, strip_workers, pick_device, renderer_for
+    from .render import StripStream, pick_device, renderer_for, strip_workers
     from .sink import OutputTarget, save_strips
 
     job = resolve(args)
@@ -371,7 +371,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_sheet(args: argparse.Namespace) -> int:
-    from .render import strip_workers, pick_device
+    from .render import pick_device, strip_workers
     from .sheet import compose_sheet, parse_seeds, render_cells, sheet_size
     from .sink import OutputTarget, write_image
 

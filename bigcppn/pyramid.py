@@ -529,7 +529,7 @@ def command(args, cfg: Config) -> int:
 
     from .formats import FORMATS, estimate_output_bytes
     from .pyramid_plan import DEFAULT_OVERLAP, DEFAULT_TILE, MAX_TILE
-    from .render import strip_workers, pick_device, renderer_for
+    from .render import pick_device, renderer_for, strip_workers
 
     layout = args.layout
     tile = args.tile or DEFAULT_TILE[layout]

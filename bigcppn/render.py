@@ -10,7 +10,6 @@ last one is being encoded.
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from collections import deque
@@ -25,6 +24,7 @@ from .config import Config
 from .errors import RenderError, UserError
 from .model import CPPN
 from .plan import Canvas, Plan, View, Window, make_plan
+from .system import available_cores
 
 __all__ = ["Renderer", "StripStream", "pick_device", "default_batch", "renderer_for"]
 
@@ -55,7 +55,7 @@ def strip_workers(device: torch.device, requested: int = 0) -> int:
         return max(1, requested or 2)
     if device.type != "cpu":
         return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = available_cores()
     torch.set_num_threads(1)
     return max(1, requested or cores)
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import glob
 import os
+import re
 import shutil
 import struct
 import threading
@@ -34,6 +35,11 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import pyvips
 
+try:
+    import fcntl
+except ImportError:  # not POSIX: no lock, the PID alone decides
+    fcntl = None
+
 from .config import Config, OutputConfig
 from .errors import RenderError
 from .formats import Format
@@ -44,6 +50,10 @@ __all__ = ["png_stream", "StripSource", "OutputTarget", "write_image", "vips_sav
 
 # TIFF compressions written by TiledTiffWriter on all cores instead of by libvips.
 PARALLEL_TIFF = ("deflate", "lzw", "jpeg")
+
+# The lock a running save holds inside its temporary folder, and the open ones of this process.
+LOCK_NAME = ".lock"
+_LOCKS: dict[Path, int] = {}
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # IDAT payloads up to this size; libvips reads the stream in small pieces anyway.
@@ -69,16 +79,10 @@ def png_stream(strips: Iterable[np.ndarray], width: int, height: int, bands: int
     yield PNG_SIGNATURE + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, color_type, 0, 0, 0))
     row_bytes = width * bands * (depth // 8)
     group = max(1, IDAT_MAX // (row_bytes + 1))
-    rows = 0
     adler = 1
     head = b"\x78\x01"  # the zlib header, in the first IDAT
-    for strip in strips:
+    for strip in checked(strips, width, height, bands):
         h = strip.shape[0]
-        if strip.shape[1:] != (width, bands):
-            raise RenderError(f"strip of shape {strip.shape} does not fit a {width}x{height}x{bands} canvas")
-        rows += h
-        if rows > height:
-            raise RenderError(f"renderer produced {rows} rows for a canvas {height} rows high")
         for y in range(0, h, group):
             part = strip[y : y + group]
             n = part.shape[0]
@@ -94,13 +98,25 @@ def png_stream(strips: Iterable[np.ndarray], width: int, height: int, bands: int
                 block = data[i : i + STORED_MAX]
                 pieces += [struct.pack("<BHH", 0, len(block), len(block) ^ 0xFFFF), block]
             yield from _chunk_pieces(b"IDAT", pieces)
-    if rows != height:
-        raise RenderError(f"renderer produced {rows} rows for a canvas {height} rows high")
     final = [struct.pack("<BHH", 1, 0, 0xFFFF), struct.pack(">I", adler)]  # last, empty block; adler32
     if head:  # a canvas of no rows at all
         final.insert(0, head)
     yield from _chunk_pieces(b"IDAT", final)
     yield _chunk(b"IEND", b"")
+
+
+def checked(strips: Iterable[np.ndarray], width: int, height: int, bands: int) -> Iterator[np.ndarray]:
+    """``strips``, checked to tile a width × height × bands canvas exactly, top to bottom."""
+    rows = 0
+    for strip in strips:
+        if strip.shape[1:] != (width, bands):
+            raise RenderError(f"strip of shape {strip.shape} does not fit a {width}x{height}x{bands} canvas")
+        rows += strip.shape[0]
+        if rows > height:
+            raise RenderError(f"renderer produced {rows} rows for a canvas {height} rows high")
+        yield strip
+    if rows != height:
+        raise RenderError(f"renderer produced {rows} rows for a canvas {height} rows high")
 
 
 def _chunk_pieces(kind: bytes, pieces: list) -> Iterator[bytes]:
@@ -199,26 +215,40 @@ class OutputTarget:
             self.cleanup()
 
     def prepare(self) -> None:
+        """Create the temporary folder, holding a lock in it until :meth:`cleanup`."""
         self.sweep()
         self.temp_dir.mkdir(exist_ok=True)
+        if fcntl is not None and self.temp_dir not in _LOCKS:
+            fd = os.open(self.temp_dir / LOCK_NAME, os.O_CREAT | os.O_RDWR, 0o644)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _LOCKS[self.temp_dir] = fd
 
     def sweep(self) -> list[Path]:
-        """Remove this output's temporary folders left by killed runs (their process is gone); return them.
+        """Remove this output's temporary folders left by killed runs; return them.
 
-        A folder whose process still runs here is left alone: another render of
-        the same name may be under way.
+        A folder is stale when its process is gone from this machine and nobody
+        holds its lock (a render on another host sharing the folder holds it).
+        Anything that cannot be removed is left: this is housekeeping.
         """
         prefix = f".{self.path.name}.partial-"
         gone = []
         for p in self.path.parent.glob(f"{glob.escape(prefix)}*"):
             pid = p.name[len(prefix):]
-            if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+            if not re.fullmatch(r"[0-9]{1,9}", pid) or int(pid) == os.getpid() or _alive(int(pid)):
                 continue
-            _remove(p)
+            if not _unlocked(p):
+                continue
+            try:
+                _remove(p)
+            except OSError:
+                continue
             gone.append(p)
         return gone
 
     def cleanup(self) -> None:
+        fd = _LOCKS.pop(self.temp_dir, None)
+        if fd is not None:
+            os.close(fd)
         _remove(self.temp_dir)
 
     def commit(self) -> None:
@@ -230,6 +260,25 @@ class OutputTarget:
                 shutil.rmtree(dst)
             os.replace(src, dst)
         self.cleanup()
+
+
+def _unlocked(folder: Path) -> bool:
+    """Whether no process holds the lock in ``folder`` (true for folders without one)."""
+    if fcntl is None:
+        return True
+    try:
+        fd = os.open(folder / LOCK_NAME, os.O_RDWR)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _alive(pid: int) -> bool:
@@ -368,13 +417,12 @@ def save_strips(
 
     def guarded() -> Iterator[np.ndarray]:
         try:
-            yield from strips
+            yield from checked(strips, width, height, bands)
         except BaseException as exc:  # the render failed or was cancelled
             source_error.append(exc)
             raise
 
     def run() -> None:
-        src = None
         try:
             if _parallel(target.fmt, out):
                 write_tiff_strips(guarded(), target.temp, width, height, bands, out, dpi=dpi, description=description)
@@ -387,8 +435,6 @@ def save_strips(
             if config is not None and target.fmt.name in ("dz", "szi"):
                 write_sidecar(sidecar_path(target.temp), config)
         except BaseException as exc:
-            if src is not None and src.error is not None and not source_error:
-                source_error.append(src.error)  # the stream itself was wrong (png_stream's checks)
             failure.append(exc)
 
     worker = threading.Thread(target=run, name="bigcppn-save", daemon=True)

@@ -39,6 +39,8 @@ from typing import BinaryIO
 
 import numpy as np
 
+from .system import available_cores
+
 __all__ = ["CODECS", "TiledTiffWriter", "pyramid_sizes"]
 
 # TIFF Compression tag values for the codecs this writer handles.
@@ -182,8 +184,7 @@ class TiledTiffWriter:
             raise ValueError("JPEG tiles hold 8-bit samples")
         self._encode = _encoder(compression, quality)
         self._predictor = compression in ("lzw", "deflate")
-        self.workers = workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                                   else os.cpu_count() or 1)
+        self.workers = workers or available_cores()
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="bigcppn-tiff")
         self._file = open(self.path, "wb")
         self.levels: list[_Level] = []

@@ -16,7 +16,7 @@ import torch
 
 from bigcppn.config import load_config
 from bigcppn.plan import Window, make_plan
-from bigcppn.render import Renderer, StripStream, strip_workers, renderer_for
+from bigcppn.render import Renderer, StripStream, renderer_for, strip_workers
 
 from test_kernel import random_overrides
 

@@ -176,3 +176,47 @@ def test_a_new_save_sweeps_folders_of_killed_runs(tmp_path):
     save(random_image(64, 80, 3, 8), tmp_path / "a.tif")
     assert not dead.exists() and alive.exists() and other.exists()
     assert pyvips.Image.new_from_file(str(tmp_path / "a.tif")).width == 80
+
+
+def test_the_sweep_spares_locked_folders_and_never_fails_a_save(tmp_path, monkeypatch):
+    import fcntl
+    import os
+
+    import bigcppn.sink as sink
+
+    remote = tmp_path / ".a.tif.partial-999999998"  # its PID is not here, but its lock is held: another host
+    remote.mkdir()
+    fd = os.open(remote / sink.LOCK_NAME, os.O_CREAT | os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    odd = [tmp_path / ".a.tif.partial-99999999999999999999", tmp_path / ".a.tif.partial-²"]
+    stuck = tmp_path / ".a.tif.partial-999999997"
+    for d in (*odd, stuck):
+        d.mkdir()
+    real_remove = sink._remove
+
+    def remove(p):
+        if p == stuck:
+            raise PermissionError(13, "Permission denied", str(p))
+        real_remove(p)
+
+    monkeypatch.setattr(sink, "_remove", remove)
+    try:
+        save(random_image(32, 40, 3, 8), tmp_path / "a.tif")
+    finally:
+        os.close(fd)
+    assert remote.exists() and stuck.exists() and all(d.exists() for d in odd)
+    assert (tmp_path / "a.tif").exists()
+    target = OutputTarget(tmp_path / "a.tif", format_for("a.tif"))
+    assert target.sweep() == [remote]  # its lock is free now
+
+
+@pytest.mark.parametrize("name", ["w.tif", "w.png"])
+@pytest.mark.parametrize("rows", [[16, 16, 1], [16, 8]])
+def test_strips_that_do_not_tile_the_canvas_are_render_errors(tmp_path, name, rows):
+    from bigcppn.errors import RenderError
+
+    target = OutputTarget(tmp_path / name, format_for(name))
+    strips = (np.zeros((r, 20, 3), np.uint8) for r in rows)
+    with pytest.raises(RenderError, match="renderer produced .* rows for a canvas 32 rows high"):
+        save_strips(strips, target, 20, 32, 3, OutputConfig())
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
