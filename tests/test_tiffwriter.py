@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import pyvips
 import tifffile
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bigcppn.tiffwriter import TiffTags, TiledTiffWriter, pyramid_sizes
 
@@ -54,8 +56,9 @@ def levels_libvips(path) -> list[np.ndarray]:
     n = pyvips.Image.new_from_file(str(path)).get("n-pages")
     out = []
     for i in range(n):
-        a = pyvips.Image.new_from_file(str(path), page=i).numpy()
-        out.append(a.reshape(a.shape[0], a.shape[1], -1))
+        image = pyvips.Image.new_from_file(str(path), page=i)
+        dtype = {"uchar": np.uint8, "ushort": np.uint16}[image.format]
+        out.append(np.frombuffer(image.write_to_memory(), dtype).reshape(image.height, image.width, image.bands))
     return out
 
 
@@ -188,3 +191,31 @@ def test_a_failing_close_still_releases_everything(tmp_path):
             writer.write(np.zeros((300, 400, 3), np.uint8))
     assert writer._file.closed and writer._pool._shutdown
     assert all(lv.spool.closed for lv in writer.levels)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    w=st.integers(1, 140),
+    h=st.integers(1, 140),
+    tile=st.sampled_from([16, 32]),
+    bands=st.sampled_from([1, 3]),
+    depth=st.sampled_from([8, 16]),
+    compression=st.sampled_from(["deflate", "lzw", "none", "jpeg"]),
+    split=st.lists(st.integers(1, 50), min_size=1, max_size=4),
+    workers=st.integers(1, 3),
+    max_pending=st.sampled_from([1, 2, None]),
+)
+def test_any_shape_matches_libvips(tmp_path_factory, w, h, tile, bands, depth, compression, split, workers,
+                                   max_pending):
+    if compression == "jpeg":
+        depth = 8
+    tmp = tmp_path_factory.mktemp("any")
+    a = picture(h, w, bands, depth, seed=w * 1000 + h)
+    libvips_tiff(a, tmp / "vips.tif", compression, tile=tile)
+    ours(a, tmp / "ours.tif", compression, rows=tuple(split), tile=tile, workers=workers, max_pending=max_pending)
+    expected = levels_tifffile(tmp / "vips.tif")
+    for reader in (levels_tifffile, levels_libvips):
+        got = reader(tmp / "ours.tif")
+        assert [g.shape for g in got] == [e.shape for e in expected]
+        for g, e in zip(got, expected):
+            np.testing.assert_array_equal(g, e)
