@@ -63,7 +63,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--height", type=_positive_int, metavar="H",
                    help="canvas height in pixels (with only one of --width/--height the config's aspect is kept)")
     p.add_argument("--from", dest="from_image", metavar="IMAGE",
-                   help="start from the config embedded in an earlier bigcppn output (or its .dzi/.szi sidecar)")
+                   help="start from the config embedded in an earlier bigcppn output (a .dzi: its sidecar)")
     p.add_argument("--seed", type=_seed, metavar="N", help="the seed that draws the weights")
     pr = p.add_argument_group("print size (instead of --width/--height)")
     pr.add_argument("--size", metavar="PAPER",

@@ -2,7 +2,7 @@
 
 Where it goes: TIFF ImageDescription, a PNG text chunk (keyword ``bigcppn``),
 XMP in TIFF, PNG, JPEG and WebP, and a JSON sidecar ``NAME.bigcppn.json`` next
-to a DeepZoom pyramid. The text is the TOML that :func:`bigcppn.config.dump_toml`
+to a DeepZoom pyramid (inside a ``.szi``, as ``NAME/NAME.bigcppn.json``). The text is the TOML that :func:`bigcppn.config.dump_toml`
 writes, so any of them loads as a config again.
 """
 
@@ -12,6 +12,7 @@ import html
 import json
 import re
 import tomllib
+import zipfile
 from pathlib import Path
 
 import pyvips
@@ -20,7 +21,7 @@ from . import __version__
 from .config import Config, config_from_dict, config_to_dict, dump_toml
 from .errors import UserError
 
-__all__ = ["config_text", "xmp_packet", "embed", "sidecar_path", "write_sidecar", "read_config_from"]
+__all__ = ["config_text", "xmp_packet", "embed", "sidecar_path", "write_sidecar", "add_to_szi", "read_config_from"]
 
 MARKER = "# bigcppn config"
 PNG_KEY = "png-comment-0-bigcppn"
@@ -61,13 +62,39 @@ def embed(image: pyvips.Image, fmt_name: str, text: str) -> pyvips.Image:
 
 
 def sidecar_path(path: Path) -> Path:
-    """``NAME.bigcppn.json`` beside a DeepZoom pyramid ``NAME.dzi`` or ``NAME.szi``."""
+    """``NAME.bigcppn.json`` beside a DeepZoom pyramid ``NAME.dzi`` (and beside a ``.szi`` from an earlier bigcppn)."""
     return path.with_name(path.stem + ".bigcppn.json")
 
 
+def _sidecar_json(cfg: Config) -> str:
+    return json.dumps({"generator": f"bigcppn {__version__}", "config": config_to_dict(cfg)}, indent=2) + "\n"
+
+
 def write_sidecar(path: Path, cfg: Config) -> None:
-    data = {"generator": f"bigcppn {__version__}", "config": config_to_dict(cfg)}
-    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    path.write_text(_sidecar_json(cfg), encoding="utf-8")
+
+
+def add_to_szi(path: Path, cfg: Config) -> None:
+    """Put the sidecar inside a ``.szi`` (``NAME/NAME.bigcppn.json``, beside its ``NAME.dzi``).
+
+    The zip is appended to in place; the pyramid's own entries are not touched.
+    """
+    with zipfile.ZipFile(path, "a", allowZip64=True) as z:
+        top = next((n.split("/", 1)[0] for n in z.namelist() if n.endswith(".dzi")), path.stem)
+        z.writestr(f"{top}/{path.stem}.bigcppn.json", _sidecar_json(cfg))
+
+
+def _from_szi(path: Path) -> Config | None:
+    try:
+        with zipfile.ZipFile(path) as z:
+            name = next((n for n in z.namelist() if n.endswith(".bigcppn.json")), None)
+            if name is None:
+                return None
+            return config_from_dict(json.loads(z.read(name))["config"])
+    except (zipfile.BadZipFile, OSError):
+        raise UserError(f"--from {path}: not a readable .szi (zip) file") from None
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise UserError(f"--from {path}: its bigcppn.json is damaged") from None
 
 
 def _parse(text: str, source: Path) -> Config:
@@ -80,7 +107,11 @@ def _parse(text: str, source: Path) -> Config:
 def read_config_from(path: str | Path) -> Config:
     """The config an earlier bigcppn output was made with."""
     p = Path(path)
-    if p.suffix.lower() in (".dzi", ".szi", ".json"):
+    if p.suffix.lower() == ".szi" and p.is_file():
+        cfg = _from_szi(p)
+        if cfg is not None:
+            return cfg
+    if p.suffix.lower() in (".dzi", ".szi", ".json"):  # a .szi from before the config went inside
         side = p if p.suffix.lower() == ".json" else sidecar_path(p)
         try:
             data = json.loads(side.read_text(encoding="utf-8"))

@@ -43,7 +43,7 @@ except ImportError:  # not POSIX: no lock, the PID alone decides
 from .config import Config, OutputConfig
 from .errors import RenderError
 from .formats import Format
-from .metadata import config_text, embed, sidecar_path, write_sidecar, xmp_packet
+from .metadata import add_to_szi, config_text, embed, sidecar_path, write_sidecar, xmp_packet
 from .tiffwriter import TiffTags, TiledTiffWriter
 
 __all__ = ["png_stream", "StripSource", "OutputTarget", "write_image", "vips_save", "save_strips", "PARALLEL_TIFF"]
@@ -188,12 +188,10 @@ class OutputTarget:
         """The paths a save to ``p`` creates, the one that marks completion last.
 
         A DeepZoom pyramid has its tile folder and a config sidecar besides the
-        ``.dzi``; a ``.szi`` has the sidecar.
+        ``.dzi``; a ``.szi`` carries its config inside.
         """
         if self.fmt.name == "dz":
             return [p.with_name(p.stem + "_files"), sidecar_path(p), p]
-        if self.fmt.name == "szi":
-            return [sidecar_path(p), p]
         return [p]
 
     def probe(self) -> None:
@@ -432,8 +430,10 @@ def save_strips(
             if out.depth == 16:
                 image = image.copy(interpretation="rgb16" if bands >= 3 else "grey16")
             vips_save(image, target.temp, target.fmt, out, dpi=dpi, description=description)
-            if config is not None and target.fmt.name in ("dz", "szi"):
+            if config is not None and target.fmt.name == "dz":
                 write_sidecar(sidecar_path(target.temp), config)
+            if config is not None and target.fmt.name == "szi":
+                add_to_szi(target.temp, config)
         except BaseException as exc:
             failure.append(exc)
 

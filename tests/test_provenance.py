@@ -74,3 +74,17 @@ def test_sixteen_bit_smooth_gradients(tmp_path):
         assert len(np.unique(px[..., c])) > 4 * 256
     render("--depth", 16, "--width", 64, "-o", tmp_path / "s.tif")
     assert pyvips.Image.new_from_file(str(tmp_path / "s.tif")).format == "ushort"
+
+
+def test_a_szi_carries_its_config_inside_and_beside_a_dzi_of_the_same_name(tmp_path):
+    import zipfile
+
+    render("--seed", 21, "--width", 64, "-o", tmp_path / "p.dzi")
+    render("--seed", 22, "--width", 64, "-o", tmp_path / "p.szi")
+    with zipfile.ZipFile(tmp_path / "p.szi") as z:
+        assert z.testzip() is None
+        names = z.namelist()
+        assert "p/p.dzi" in names and "p/p.bigcppn.json" in names
+    assert read_config_from(tmp_path / "p.dzi").seed == 21  # the .szi did not overwrite the .dzi's sidecar
+    assert read_config_from(tmp_path / "p.szi").seed == 22
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.bigcppn.json", "p.dzi", "p.szi", "p_files"]
