@@ -221,7 +221,8 @@ def describe(job: Job, plan: Plan, device: str, rate_mpix_s: float | None) -> di
         "batches": plan.batch_count,
         "batch_pixels": plan.batch_pixels,
         "device": device,
-        "output": {"path": str(job.output), "format": job.fmt.name, "estimated_bytes": out_bytes},
+        "output": {"path": str(job.output), "format": job.fmt.name, "estimated_bytes": out_bytes,
+                   "writer": _writer(job)},
         "estimated_peak_bytes": peak,
     }
     ps = PrintSize(c.width, c.height, c.bleed, cfg.canvas.dpi)
@@ -267,7 +268,8 @@ def format_plan(d: dict) -> str:
         f"canvas    {c['width']} x {c['height']} px ({c['megapixels']:.1f} MPix), {mode} {c['depth']}-bit",
         f"tiles     {d['tile']} px: {d['strips']} strips x {d['tiles'] // d['strips']} columns = {d['tiles']} tiles",
         f"batches   {d['batches']} of up to {d['batch_pixels']} px on {d['device']}",
-        f"output    {d['output']['path']} ({d['output']['format']}), about {_size(d['output']['estimated_bytes'])}",
+        f"output    {d['output']['path']} ({d['output']['format']}), about {_size(d['output']['estimated_bytes'])}, "
+        f"written by {d['output']['writer']}",
         f"memory    about {_size(d['estimated_peak_bytes'])} peak",
     ]
     pr = d["print"]
@@ -281,6 +283,18 @@ def format_plan(d: dict) -> str:
         lines.append(f"time      about {_duration(d['estimated_seconds'])} "
                      f"(network measured at {d['network_mpix_per_s']} MPix/s)")
     return "\n".join(lines)
+
+
+def _writer(job: Job) -> str:
+    """Who writes the output: bigcppn's TIFF writer on every core, or libvips."""
+    out = job.config.output
+    if job.fmt.name == "tiff":
+        from .sink import PARALLEL_TIFF  # (imports pyvips; plan and render have it loaded anyway)
+
+        if out.compression in PARALLEL_TIFF:
+            return f"bigcppn's TIFF writer, {out.compression} tiles on {available_cores()} cores"
+        return f"libvips, {'uncompressed' if out.compression == 'none' else out.compression} tiles"
+    return "libvips"
 
 
 def _check_disk(job: Job, needed: int) -> None:

@@ -57,12 +57,15 @@ def test_plan_json_and_text(tmp_path, capsys):
     assert d["canvas"] == {"width": 1000, "height": 700, "megapixels": 0.7, "bands": 3, "depth": 8}
     assert d["tiles"] == 8 * 6 and d["strips"] == 6 and d["strip_height"] == 128
     assert d["output"]["format"] == "tiff" and d["output"]["estimated_bytes"] > 0
+    assert d["output"]["writer"].startswith("bigcppn's TIFF writer, deflate tiles on")
     assert 100e6 < d["estimated_peak_bytes"] < 1e9
     assert d["estimated_seconds"] > 0 and d["network_mpix_per_s"] > 0
     assert not out.exists(), "plan renders nothing"
     assert run("plan", "-o", out, "--width", 1000) == 0
     text = capsys.readouterr().out
     assert "1000 x 1000 px" in text and "about" in text
+    assert run("plan", "-o", tmp_path / "p.dzi", "--width", 100) == 0
+    assert "written by libvips" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
