@@ -8,6 +8,7 @@ with status 1 and Ctrl-C with 130, and neither leaves a file at the output path.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import signal
@@ -414,7 +415,7 @@ def cmd_sheet(args: argparse.Namespace) -> int:
     image = compose_sheet(cells, seeds, args.columns)
     target.prepare()
     try:
-        write_image(image, target.temp, fmt, cfg.output.__class__(depth=8, quality=cfg.output.quality))
+        write_image(image, target.temp, fmt, dataclasses.replace(cfg.output, depth=8))
         target.commit()
     except BaseException:
         target.cleanup()

@@ -56,3 +56,13 @@ def test_sheet_too_large_for_its_format_is_refused_before_rendering(tmp_path, ca
 def test_sheet_rejects_pyramids(tmp_path, capsys):
     assert cli.main(["sheet", "-o", str(tmp_path / "s.dzi")]) == 2
     assert "one picture" in capsys.readouterr().err
+
+
+def test_a_tiff_sheet_follows_the_output_settings(tmp_path):
+    import tifffile
+
+    out = tmp_path / "s.tif"
+    assert cli.main(["sheet", "-o", str(out), "--seeds", "0-3", "--cell", "64", "-q",
+                     "--set", 'output.compression="lzw"', "--set", "output.tiff_tile=64"]) == 0
+    with tifffile.TiffFile(out) as tf:
+        assert tf.pages[0].compression == 5 and tf.pages[0].tilewidth == 64
