@@ -9,8 +9,8 @@ same network and canvas:
              nn.Sequential of the same weights in one pass, then to uint8;
   render     `bigcppn render` to a tiled pyramidal TIFF (the default deflate),
              tiles compressed on all cores by bigcppn's TIFF writer;
-  render-vips  the same render with the TIFF written by libvips instead
-             (single-threaded deflate), the writer's own baseline;
+  render-vips  the same render written by libvips instead (for TIFF:
+             single-threaded deflate), the writers' own baseline;
   renderer   the renderer alone: every strip rendered, nothing written.
 
 It prints MPix/s, peak RSS and each mode's speed as a ratio of the baseline's.
@@ -54,7 +54,7 @@ elif mode in ("render", "render-vips"):
     from bigcppn.cli import main
     if mode == "render-vips":
         import bigcppn.sink
-        bigcppn.sink.PARALLEL_TIFF = ()  # every TIFF through libvips' tiffsave
+        bigcppn.sink.PARALLEL_TIFF = bigcppn.sink.PARALLEL_DZ = ()  # every output through libvips
     args = ["render", "-o", extra["out"], "--width", str(size), "--height", str(size), "-q"]
     for s in extra.get("set", []):
         args += ["--set", s]

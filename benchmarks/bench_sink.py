@@ -6,8 +6,8 @@ For each format, three ways of writing the same rendered picture:
 
   memory   libvips saving it from memory (pyvips.Image.new_from_memory): the floor
   stream   the render path: strips through bigcppn's sink (save_strips), as `bigcppn render` writes them
-  vips     for deflate/LZW TIFF only: the stream path forced through libvips' tiffsave instead of the
-           parallel TIFF writer (the writer's own baseline)
+  vips     where bigcppn writes the format itself (deflate/LZW/JPEG TIFF, DeepZoom with JPEG tiles): the
+           stream path forced through libvips instead (the writers' own baseline)
 
 It prints MPix/s and stream/memory time ratios (1.00x: streaming costs nothing). The picture is rendered
 first (not timed). Repeats are interleaved and the best kept: machines are shared and noisy.
@@ -72,12 +72,12 @@ def main() -> None:
                          w, h, bands, out)
 
     def vips(path, fmt, out):
-        saved = sink.PARALLEL_TIFF
-        sink.PARALLEL_TIFF = ()
+        saved = sink.PARALLEL_TIFF, sink.PARALLEL_DZ
+        sink.PARALLEL_TIFF = sink.PARALLEL_DZ = ()
         try:
             stream(path, fmt, out)
         finally:
-            sink.PARALLEL_TIFF = saved
+            sink.PARALLEL_TIFF, sink.PARALLEL_DZ = saved
 
     try:
         for name in args.formats.split(","):
@@ -86,7 +86,7 @@ def main() -> None:
             path = tmp / f"x{suffix}"
             fmt = format_for(path)
             ways = {"memory": memory, "stream": stream}
-            if suffix == ".tif" and comp in sink.PARALLEL_TIFF:
+            if sink._parallel(fmt, out):
                 ways["vips"] = vips
             best: dict[str, float] = {}
             for _ in range(args.repeat):

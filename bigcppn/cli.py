@@ -287,14 +287,16 @@ def format_plan(d: dict) -> str:
 
 
 def _writer(job: Job) -> str:
-    """Who writes the output: bigcppn's TIFF writer on every core, or libvips."""
+    """Who writes the output: bigcppn's TIFF or DeepZoom writer on every core, or libvips."""
     out = job.config.output
-    if job.fmt.name == "tiff":
-        from .sink import PARALLEL_TIFF  # (imports pyvips; plan and render have it loaded anyway)
+    from .sink import PARALLEL_DZ, PARALLEL_TIFF  # (imports pyvips; plan and render have it loaded anyway)
 
+    if job.fmt.name == "tiff":
         if out.compression in PARALLEL_TIFF:
             return f"bigcppn's TIFF writer, {out.compression} tiles on {available_cores()} cores"
         return f"libvips, {'uncompressed' if out.compression == 'none' else out.compression} tiles"
+    if job.fmt.name == "dz" and out.dz_suffix in PARALLEL_DZ:
+        return f"bigcppn's DeepZoom writer, {out.dz_suffix} tiles on {available_cores()} cores"
     return "libvips"
 
 

@@ -1,0 +1,247 @@
+"""A DeepZoom writer that encodes tiles and builds the pyramid on every core.
+
+``render -o NAME.dzi`` with JPEG tiles used to reach libvips' ``dzsave``
+through the PNG stream, whose decoder runs on one thread. This writer takes
+the strips directly: each level keeps one tile row (plus its overlap) at a
+time; a thread pool encodes each tile with libjpeg-turbo (imagecodecs) and
+writes its file, and halves each chunk of rows for the next level. The
+feeding thread only copies rows into tile rows and hands reduced rows on, in
+order.
+
+The pyramid is the one libvips writes (measured): levels from the full size
+down to 1×1, each ``ceil`` half the one above, each pixel the rounded mean of
+its 2×2 parents with the last row and column repeated at odd sizes; tiles of
+``tile`` pixels plus ``overlap`` on every side that has a neighbour, named
+``NAME_files/LEVEL/COL_ROW.jpeg``; JPEG at the same quality, without chroma
+subsampling from quality 90 up and 4:2:0 below, as libvips chooses; tiles
+decode to libvips' own pixels. libvips' informational
+``NAME_files/vips-properties.xml`` is not written.
+
+Memory: one tile row (plus overlap) per level, about two of the full level in
+all, and at most ``max_pending`` jobs in flight.
+"""
+
+from __future__ import annotations
+
+import collections
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from .system import available_cores
+
+__all__ = ["DeepZoomWriter", "dz_sizes"]
+
+
+def dz_sizes(width: int, height: int) -> list[tuple[int, int]]:
+    """(width, height) of every level, the full size first, down to 1×1."""
+    sizes = [(width, height)]
+    while width > 1 or height > 1:
+        width, height = (width + 1) // 2, (height + 1) // 2
+        sizes.append((width, height))
+    return sizes
+
+
+def _halve(rows: np.ndarray) -> np.ndarray:
+    """The rounded 2×2 mean of ``rows``, the last row and column repeated at odd sizes (run in the pool)."""
+    h, w, c = rows.shape
+    if h % 2:
+        rows = np.concatenate([rows, rows[-1:]])
+    if w % 2:
+        rows = np.concatenate([rows, rows[:, -1:]], axis=1)
+    q = rows.reshape(rows.shape[0] // 2, 2, rows.shape[1] // 2, 2, c)
+    s = np.add(q[:, 0], q[:, 1], dtype=np.uint16)
+    s = np.add(s[:, :, 0], s[:, :, 1])
+    s += 2
+    s >>= 2
+    return s.astype(np.uint8)
+
+
+def _tile(pixels: np.ndarray, path: Path, quality: int) -> int:
+    """Encode one tile as libvips would and write its file (run in the pool)."""
+    import imagecodecs
+
+    pixels = np.ascontiguousarray(pixels)
+    if pixels.shape[2] == 1:
+        data = imagecodecs.jpeg8_encode(pixels[:, :, 0], level=quality)
+    else:
+        data = imagecodecs.jpeg8_encode(pixels, level=quality, subsampling="444" if quality >= 90 else "420")
+    with open(path, "wb") as f:
+        f.write(data)
+    return len(data)
+
+
+class _Level:
+    def __init__(self, number: int, width: int, height: int, tile: int, overlap: int, bands: int,
+                 folder: Path) -> None:
+        self.number, self.width, self.height = number, width, height
+        self.tile, self.overlap, self.bands = tile, overlap, bands
+        self.cols = -(-width // tile)
+        self.rows = -(-height // tile)
+        self.folder = folder
+        self.row = 0  # the tile row being filled
+        self.top = 0  # the image row that band[0] holds
+        self.filled = 0  # rows in band
+        self.received = 0  # rows received in all
+        self.carry: np.ndarray | None = None  # an odd row waiting for its pair, to halve
+        self.band = np.empty((tile + 2 * overlap, width, bands), np.uint8)
+
+    @property
+    def end(self) -> int:
+        """One past the last image row of the current tile row, overlap included."""
+        return min(self.height, (self.row + 1) * self.tile + self.overlap)
+
+
+class DeepZoomWriter:
+    """Write ``NAME.dzi`` and ``NAME_files/`` from rows given top to bottom.
+
+    ``write(rows)`` takes rows of shape (n, width, bands), uint8, that the caller
+    does not change afterwards; ``close()`` finishes, ``abort()`` gives up (the
+    caller removes the files). One thread feeds it.
+    """
+
+    def __init__(self, path: str | Path, width: int, height: int, bands: int, *, tile: int = 254,
+                 overlap: int = 1, quality: int = 90, workers: int | None = None,
+                 max_pending: int | None = None) -> None:
+        if bands not in (1, 3):
+            raise ValueError(f"the DeepZoom writer takes 1 or 3 bands, not {bands}")
+        if not 0 <= overlap < tile:
+            raise ValueError(f"overlap {overlap} must be at least 0 and less than the tile {tile}")
+        self.path = Path(path)
+        self.width, self.height, self.bands = width, height, bands
+        self.tile, self.overlap, self.quality = tile, overlap, quality
+        self.files = self.path.with_name(self.path.stem + "_files")
+        sizes = dz_sizes(width, height)
+        top = len(sizes) - 1
+        self.levels = []
+        for i, (w, h) in enumerate(sizes):
+            folder = self.files / str(top - i)
+            folder.mkdir(parents=True, exist_ok=True)
+            self.levels.append(_Level(top - i, w, h, tile, overlap, bands, folder))
+        self.workers = workers or available_cores()
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="bigcppn-dz")
+        self._pending: collections.deque[tuple[int, Future]] = collections.deque()  # (level index or -1, job)
+        self.max_pending = max_pending or max(4 * self.workers, self.levels[0].cols)
+        self._draining = False
+        self._closed = False
+
+    # ------------------------------------------------------------------ feeding
+    def write(self, rows: np.ndarray) -> None:
+        if rows.ndim == 2:
+            rows = rows[:, :, None]
+        if rows.shape[1:] != (self.width, self.bands):
+            raise ValueError(f"rows of shape {rows.shape} do not fit a {self.width}x{self.height}x{self.bands} image")
+        if self.levels[0].received + rows.shape[0] > self.height:
+            raise ValueError(f"{self.levels[0].received + rows.shape[0]} rows written to an image "
+                             f"{self.height} rows high")
+        self._feed(0, rows.astype(np.uint8, copy=False))
+        if not self._draining:
+            self._drain(self.max_pending)
+
+    def _feed(self, index: int, rows: np.ndarray) -> None:
+        lv = self.levels[index]
+        last = lv.received + rows.shape[0] == lv.height
+        if index + 1 < len(self.levels):  # halve for the next level, in the pool, in pairs of rows
+            pairs = rows if lv.carry is None else np.concatenate([lv.carry, rows])
+            lv.carry = None
+            if pairs.shape[0] % 2 and not last:
+                lv.carry = pairs[-1:].copy()
+                pairs = pairs[:-1]
+            if pairs.shape[0]:
+                self._pending.append((index + 1, self._pool.submit(_halve, pairs)))
+        y = 0
+        while y < rows.shape[0]:
+            n = min(rows.shape[0] - y, lv.end - lv.top - lv.filled)
+            lv.band[lv.filled : lv.filled + n] = rows[y : y + n]
+            lv.filled += n
+            y += n
+            self._emit(lv)
+        lv.received += rows.shape[0]
+
+    def _emit(self, lv: _Level) -> None:
+        """Queue the tiles of the current tile row, then start the next one with its overlap rows.
+
+        The next one may be complete already (its overlap reaches the bottom): then it goes too.
+        """
+        t, ov = self.tile, self.overlap
+        while lv.top + lv.filled == lv.end and lv.row < lv.rows:
+            band = lv.band[: lv.filled]
+            for c in range(lv.cols):
+                x0 = max(0, c * t - ov)
+                x1 = min(lv.width, (c + 1) * t + ov)
+                path = lv.folder / f"{c}_{lv.row}.jpeg"
+                self._pending.append((-1, self._pool.submit(_tile, band[:, x0:x1], path, self.quality)))
+            end = lv.end
+            lv.row += 1
+            if lv.row == lv.rows:
+                return
+            top = lv.row * t - ov
+            keep = lv.band[top - lv.top : end - lv.top]  # the rows the next tile row shares with this one
+            lv.band = np.empty_like(lv.band)  # the queued tiles are views of the old one
+            lv.band[: keep.shape[0]] = keep
+            lv.top, lv.filled = top, keep.shape[0]
+
+    def _drain(self, keep: int) -> None:
+        """Finish jobs in order until at most ``keep`` are in flight, feeding halved rows on."""
+        self._draining = True
+        try:
+            while self._pending and (len(self._pending) > keep or self._pending[0][1].done()):
+                index, fut = self._pending.popleft()
+                result = fut.result()
+                if index >= 0:
+                    self._feed(index, result)
+        finally:
+            self._draining = False
+
+    # ------------------------------------------------------------------ finishing
+    def close(self) -> None:
+        try:
+            if self.levels[0].received != self.height:
+                raise ValueError(f"{self.levels[0].received} rows written to an image {self.height} rows high")
+            self._drain(0)
+            for lv in self.levels:
+                if lv.received != lv.height:  # pragma: no cover - the pipeline's own invariant
+                    raise RuntimeError(f"level {lv.number} got {lv.received} of {lv.height} rows")
+            self._pool.shutdown()
+            self.path.write_text(
+                '<?xml version="1.0" encoding="UTF-8"?>\n'
+                '<Image xmlns="http://schemas.microsoft.com/deepzoom/2008"\n'
+                '  Format="jpeg"\n'
+                f'  Overlap="{self.overlap}"\n'
+                f'  TileSize="{self.tile}"\n'
+                "  >\n"
+                "  <Size \n"
+                f'    Height="{self.height}"\n'
+                f'    Width="{self.width}"\n'
+                "  />\n"
+                "</Image>\n", encoding="utf-8")
+            self._closed = True
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        """Stop: cancel queued work and wait for running jobs (the caller removes the files)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> DeepZoomWriter:
+        return self
+
+    def __exit__(self, kind, exc, tb) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def write_dz(path: str | Path, image: np.ndarray, **kw) -> None:
+    """A whole in-memory picture (h, w, bands) as a DeepZoom pyramid; for tests and small pictures."""
+    h, w = image.shape[:2]
+    with DeepZoomWriter(path, w, h, image.shape[2] if image.ndim == 3 else 1, **kw) as dz:
+        for y in range(0, h, 256):
+            dz.write(image[y : y + 256])
+
