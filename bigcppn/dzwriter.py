@@ -18,7 +18,9 @@ decode to libvips' own pixels. libvips' informational
 ``NAME_files/vips-properties.xml`` is not written.
 
 Memory: one tile row (plus overlap) per level, about two of the full level in
-all, and at most ``max_pending`` jobs in flight.
+all, and the jobs in flight: at most ``max_pending`` after each ``write``, though
+one write queues all the tile rows it completes (the renderer's strips are one
+tile row or less).
 """
 
 from __future__ import annotations
@@ -132,10 +134,12 @@ class DeepZoomWriter:
             rows = rows[:, :, None]
         if rows.shape[1:] != (self.width, self.bands):
             raise ValueError(f"rows of shape {rows.shape} do not fit a {self.width}x{self.height}x{self.bands} image")
+        if rows.dtype != np.uint8:
+            raise ValueError(f"DeepZoom tiles take uint8 rows, not {rows.dtype}")
         if self.levels[0].received + rows.shape[0] > self.height:
             raise ValueError(f"{self.levels[0].received + rows.shape[0]} rows written to an image "
                              f"{self.height} rows high")
-        self._feed(0, rows.astype(np.uint8, copy=False))
+        self._feed(0, rows)
         if not self._draining:
             self._drain(self.max_pending)
 

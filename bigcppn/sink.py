@@ -441,6 +441,8 @@ def save_strips(
     def guarded() -> Iterator[np.ndarray]:
         try:
             yield from checked(strips, width, height, bands)
+        except GeneratorExit:  # closed by its consumer: not the source's failure
+            raise
         except BaseException as exc:  # the render failed or was cancelled
             source_error.append(exc)
             raise

@@ -213,7 +213,8 @@ class TiledTiffWriter:
             raise ValueError(f"rows of shape {rows.shape} do not fit a {self.width}x{self.height}x{self.bands} image")
         if self.rows + rows.shape[0] > self.height:
             raise ValueError(f"{self.rows + rows.shape[0]} rows written to an image {self.height} rows high")
-        rows = rows.astype(self.dtype, copy=False)
+        if rows.dtype != self.dtype:
+            raise ValueError(f"a {self.depth}-bit TIFF takes {self.dtype} rows, not {rows.dtype}")
         top = self.levels[0]
         t = self.tile
         y = 0

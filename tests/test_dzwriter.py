@@ -105,6 +105,8 @@ def test_a_short_source_fails_and_stops_the_pool(tmp_path):
     assert dz._pool._shutdown and not (tmp_path / "s.dzi").exists()
     with pytest.raises(ValueError, match="do not fit"):
         DeepZoomWriter(tmp_path / "t.dzi", 10, 10, 3).write(np.zeros((2, 9, 3), np.uint8))
+    with pytest.raises(ValueError, match="uint8 rows, not uint16"):
+        DeepZoomWriter(tmp_path / "u.dzi", 10, 10, 3).write(np.zeros((2, 10, 3), np.uint16))
 
 
 def test_write_dz_helper(tmp_path):

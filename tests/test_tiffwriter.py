@@ -139,6 +139,8 @@ def test_wrong_rows_are_refused_and_abort_closes(tmp_path):
     writer = TiledTiffWriter(path, 100, 50, 3, compression="deflate")
     with pytest.raises(ValueError, match="do not fit"):
         writer.write(np.zeros((10, 99, 3), np.uint8))
+    with pytest.raises(ValueError, match="takes uint8 rows, not float64"):
+        writer.write(np.zeros((10, 100, 3)))
     writer.write(np.zeros((40, 100, 3), np.uint8))
     with pytest.raises(ValueError, match="rows high"):
         writer.write(np.zeros((11, 100, 3), np.uint8))
