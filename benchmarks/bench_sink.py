@@ -1,6 +1,6 @@
 """The sink alone: a picture already in memory, written by each output path, in one run.
 
-    python3 benchmarks/bench_sink.py [--size 4096] [--repeat 3] [--formats tiff-jpeg,dz,tiff-none,tiff-deflate,tiff-lzw]
+    python3 benchmarks/bench_sink.py [--size 4096] [--repeat 3] [--formats tiff-jpeg,dz,szi,tiff-none,tiff-deflate,tiff-lzw]
 
 For each format, three ways of writing the same rendered picture:
 
@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 FORMATS = {
     "tiff-jpeg": (".tif", "jpeg"),
     "dz": (".dzi", "deflate"),
+    "szi": (".szi", "deflate"),
     "tiff-none": (".tif", "none"),
     "tiff-deflate": (".tif", "deflate"),
     "tiff-lzw": (".tif", "lzw"),

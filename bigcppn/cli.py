@@ -295,7 +295,7 @@ def _writer(job: Job) -> str:
         if out.compression in PARALLEL_TIFF:
             return f"bigcppn's TIFF writer, {out.compression} tiles on {available_cores()} cores"
         return f"libvips, {'uncompressed' if out.compression == 'none' else out.compression} tiles"
-    if job.fmt.name == "dz" and out.dz_suffix in PARALLEL_DZ:
+    if job.fmt.name in ("dz", "szi") and out.dz_suffix in PARALLEL_DZ:
         return f"bigcppn's DeepZoom writer, {out.dz_suffix} tiles on {available_cores()} cores"
     return "libvips"
 

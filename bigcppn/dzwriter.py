@@ -14,8 +14,10 @@ its 2×2 parents with the last row and column repeated at odd sizes; tiles of
 ``tile`` pixels plus ``overlap`` on every side that has a neighbour, named
 ``NAME_files/LEVEL/COL_ROW.jpeg``; JPEG at the same quality, without chroma
 subsampling from quality 90 up and 4:2:0 below, as libvips chooses; tiles
-decode to libvips' own pixels. libvips' informational
-``NAME_files/vips-properties.xml`` is not written.
+decode to libvips' own pixels. A ``.szi`` path writes the same inside a zip
+(stored, as libvips: ``NAME/NAME.dzi``, ``NAME/NAME_files/...``,
+``NAME/scan-properties.xml``), the feeding thread adding each finished tile.
+libvips' informational ``vips-properties.xml`` is not written.
 
 Memory: one tile row (plus overlap) per level, about two of the full level in
 all, and the jobs in flight: at most ``max_pending`` after each ``write``, though
@@ -26,6 +28,8 @@ tile row or less).
 from __future__ import annotations
 
 import collections
+import time
+import zipfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -60,23 +64,49 @@ def _halve(rows: np.ndarray) -> np.ndarray:
     return s.astype(np.uint8)
 
 
-def _tile(pixels: np.ndarray, path: Path, quality: int) -> int:
-    """Encode one tile as libvips would and write its file (run in the pool)."""
+def _encode(pixels: np.ndarray, quality: int) -> bytes:
+    """One tile as libvips encodes it (run in the pool)."""
     import imagecodecs
 
     pixels = np.ascontiguousarray(pixels)
     if pixels.shape[2] == 1:
-        data = imagecodecs.jpeg8_encode(pixels[:, :, 0], level=quality)
-    else:
-        data = imagecodecs.jpeg8_encode(pixels, level=quality, subsampling="444" if quality >= 90 else "420")
+        return imagecodecs.jpeg8_encode(pixels[:, :, 0], level=quality)
+    return imagecodecs.jpeg8_encode(pixels, level=quality, subsampling="444" if quality >= 90 else "420")
+
+
+def _tile(pixels: np.ndarray, quality: int, path: Path | None) -> bytes | None:
+    """Encode one tile and write its file; without a path, return the bytes (for a zip) (run in the pool)."""
+    data = _encode(pixels, quality)
+    if path is None:
+        return data
     with open(path, "wb") as f:
         f.write(data)
-    return len(data)
+    return None
+
+
+def _scan_properties(width: int, height: int) -> bytes:
+    """The ``scan-properties.xml`` a .szi carries (the Smart Zoom Image format's)."""
+    return (
+        '<?xml version="1.0"?>\n'
+        f'<image xmlns="http://www.pathozoom.com/szi" date="{time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}"'
+        ' version="1.0">\n'
+        "  <properties>\n"
+        "    <property>\n"
+        "      <name>ImageWidth</name>\n"
+        f'      <value type="gint">{width}</value>\n'
+        "    </property>\n"
+        "    <property>\n"
+        "      <name>ImageHeight</name>\n"
+        f'      <value type="gint">{height}</value>\n'
+        "    </property>\n"
+        "  </properties>\n"
+        "</image>\n"
+    ).encode()
 
 
 class _Level:
     def __init__(self, number: int, width: int, height: int, tile: int, overlap: int, bands: int,
-                 folder: Path) -> None:
+                 folder: str) -> None:
         self.number, self.width, self.height = number, width, height
         self.tile, self.overlap, self.bands = tile, overlap, bands
         self.cols = -(-width // tile)
@@ -96,7 +126,7 @@ class _Level:
 
 
 class DeepZoomWriter:
-    """Write ``NAME.dzi`` and ``NAME_files/`` from rows given top to bottom.
+    """Write ``NAME.dzi`` and ``NAME_files/`` (or ``NAME.szi``) from rows given top to bottom.
 
     ``write(rows)`` takes rows of shape (n, width, bands), uint8, that the caller
     does not change afterwards; ``close()`` finishes, ``abort()`` gives up (the
@@ -105,25 +135,32 @@ class DeepZoomWriter:
 
     def __init__(self, path: str | Path, width: int, height: int, bands: int, *, tile: int = 254,
                  overlap: int = 1, quality: int = 90, workers: int | None = None,
-                 max_pending: int | None = None) -> None:
+                 max_pending: int | None = None, extra: dict[str, bytes] | None = None) -> None:
         if bands not in (1, 3):
             raise ValueError(f"the DeepZoom writer takes 1 or 3 bands, not {bands}")
         if not 0 <= overlap < tile:
             raise ValueError(f"overlap {overlap} must be at least 0 and less than the tile {tile}")
         self.path = Path(path)
+        self.extra = extra or {}  # more files for a .szi's NAME/ folder, written at the end
         self.width, self.height, self.bands = width, height, bands
         self.tile, self.overlap, self.quality = tile, overlap, quality
-        self.files = self.path.with_name(self.path.stem + "_files")
+        self.szi = self.path.suffix.lower() == ".szi"
+        stem = self.path.stem
+        # a .szi zip holds NAME/NAME.dzi and NAME/NAME_files/..., as libvips writes it
+        self.prefix = f"{stem}/" if self.szi else ""
         sizes = dz_sizes(width, height)
         top = len(sizes) - 1
         self.levels = []
         for i, (w, h) in enumerate(sizes):
-            folder = self.files / str(top - i)
-            folder.mkdir(parents=True, exist_ok=True)
+            folder = f"{self.prefix}{stem}_files/{top - i}"
+            if not self.szi:
+                (self.path.parent / folder).mkdir(parents=True, exist_ok=True)
             self.levels.append(_Level(top - i, w, h, tile, overlap, bands, folder))
+        self._zip = zipfile.ZipFile(self.path, "w", zipfile.ZIP_STORED, allowZip64=True) if self.szi else None
         self.workers = workers or available_cores()
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="bigcppn-dz")
-        self._pending: collections.deque[tuple[int, Future]] = collections.deque()  # (level index or -1, job)
+        # (level to feed, or -1 for a tile; the job; the tile's name)
+        self._pending: collections.deque[tuple[int, Future, str]] = collections.deque()
         self.max_pending = max_pending or max(4 * self.workers, self.levels[0].cols)
         self._draining = False
         self._closed = False
@@ -153,7 +190,7 @@ class DeepZoomWriter:
                 lv.carry = pairs[-1:].copy()
                 pairs = pairs[:-1]
             if pairs.shape[0]:
-                self._pending.append((index + 1, self._pool.submit(_halve, pairs)))
+                self._pending.append((index + 1, self._pool.submit(_halve, pairs), ""))
         y = 0
         while y < rows.shape[0]:
             n = min(rows.shape[0] - y, lv.end - lv.top - lv.filled)
@@ -174,8 +211,10 @@ class DeepZoomWriter:
             for c in range(lv.cols):
                 x0 = max(0, c * t - ov)
                 x1 = min(lv.width, (c + 1) * t + ov)
-                path = lv.folder / f"{c}_{lv.row}.jpeg"
-                self._pending.append((-1, self._pool.submit(_tile, band[:, x0:x1], path, self.quality)))
+                name = f"{lv.folder}/{c}_{lv.row}.jpeg"
+                path = None if self.szi else self.path.parent / name
+                job = self._pool.submit(_tile, band[:, x0:x1], self.quality, path)
+                self._pending.append((-1, job, name))
             end = lv.end
             lv.row += 1
             if lv.row == lv.rows:
@@ -191,10 +230,12 @@ class DeepZoomWriter:
         self._draining = True
         try:
             while self._pending and (len(self._pending) > keep or self._pending[0][1].done()):
-                index, fut = self._pending.popleft()
+                index, fut, name = self._pending.popleft()
                 result = fut.result()
                 if index >= 0:
                     self._feed(index, result)
+                elif self._zip is not None:
+                    self._add(name, result)
         finally:
             self._draining = False
 
@@ -208,7 +249,7 @@ class DeepZoomWriter:
                 if lv.received != lv.height:  # pragma: no cover - the pipeline's own invariant
                     raise RuntimeError(f"level {lv.number} got {lv.received} of {lv.height} rows")
             self._pool.shutdown()
-            self.path.write_text(
+            dzi = (
                 '<?xml version="1.0" encoding="UTF-8"?>\n'
                 '<Image xmlns="http://schemas.microsoft.com/deepzoom/2008"\n'
                 '  Format="jpeg"\n'
@@ -219,7 +260,15 @@ class DeepZoomWriter:
                 f'    Height="{self.height}"\n'
                 f'    Width="{self.width}"\n'
                 "  />\n"
-                "</Image>\n", encoding="utf-8")
+                "</Image>\n")
+            if self._zip is None:
+                self.path.write_text(dzi, encoding="utf-8")
+            else:
+                self._add(f"{self.prefix}{self.path.stem}.dzi", dzi.encode())
+                self._add(f"{self.prefix}scan-properties.xml", _scan_properties(self.width, self.height))
+                for name, data in self.extra.items():
+                    self._add(f"{self.prefix}{name}", data)
+                self._zip.close()
             self._closed = True
         except BaseException:
             self.abort()
@@ -231,6 +280,11 @@ class DeepZoomWriter:
             return
         self._closed = True
         self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._zip is not None:
+            self._zip.close()
+
+    def _add(self, name: str, data: bytes) -> None:
+        self._zip.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)
 
     def __enter__(self) -> DeepZoomWriter:
         return self

@@ -21,7 +21,7 @@ from . import __version__
 from .config import Config, config_from_dict, config_to_dict, dump_toml
 from .errors import UserError
 
-__all__ = ["config_text", "xmp_packet", "embed", "sidecar_path", "write_sidecar", "add_to_szi", "read_config_from"]
+__all__ = ["config_text", "xmp_packet", "embed", "sidecar_path", "write_sidecar", "sidecar_json", "add_to_szi", "read_config_from"]
 
 MARKER = "# bigcppn config"
 PNG_KEY = "png-comment-0-bigcppn"
@@ -66,12 +66,13 @@ def sidecar_path(path: Path) -> Path:
     return path.with_name(path.stem + ".bigcppn.json")
 
 
-def _sidecar_json(cfg: Config) -> str:
+def sidecar_json(cfg: Config) -> str:
+    """The sidecar's text: the generator and the resolved config, as JSON."""
     return json.dumps({"generator": f"bigcppn {__version__}", "config": config_to_dict(cfg)}, indent=2) + "\n"
 
 
 def write_sidecar(path: Path, cfg: Config) -> None:
-    path.write_text(_sidecar_json(cfg), encoding="utf-8")
+    path.write_text(sidecar_json(cfg), encoding="utf-8")
 
 
 def add_to_szi(path: Path, cfg: Config) -> None:
@@ -81,7 +82,7 @@ def add_to_szi(path: Path, cfg: Config) -> None:
     """
     with zipfile.ZipFile(path, "a", allowZip64=True) as z:
         top = next((n.split("/", 1)[0] for n in z.namelist() if n.endswith(".dzi")), path.stem)
-        z.writestr(f"{top}/{path.stem}.bigcppn.json", _sidecar_json(cfg))
+        z.writestr(f"{top}/{path.stem}.bigcppn.json", sidecar_json(cfg))
 
 
 def _from_szi(path: Path) -> Config | None:

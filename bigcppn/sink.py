@@ -8,13 +8,13 @@ strips are ever in memory, whatever the canvas size. ``fail_on="truncated"``
 turns a stream that ends early (a render error, Ctrl-C) into a libvips error
 instead of a silently padded picture.
 
-Tiled TIFF with deflate, LZW or JPEG tiles, and a ``.dzi`` pyramid of JPEG
-tiles, skip libvips and its one-threaded PNG decoder: the strips go to
+Tiled TIFF with deflate, LZW or JPEG tiles, and DeepZoom pyramids of JPEG
+tiles (``.dzi`` or ``.szi``), skip libvips and its one-threaded PNG decoder: the strips go to
 :class:`bigcppn.tiffwriter.TiledTiffWriter` or
 :class:`bigcppn.dzwriter.DeepZoomWriter`, which encode tiles on every core
 (libvips compresses deflate and LZW TIFF on one) and write what libvips would
-(same pixels, levels and tags). Uncompressed TIFF, PNG/WebP DeepZoom tiles and
-``.szi`` stay with libvips.
+(same pixels, levels and tags). Uncompressed TIFF and PNG/WebP DeepZoom tiles
+stay with libvips.
 
 The saver writes to a hidden temporary sibling of the output, which is renamed
 over the final name only when everything succeeded.
@@ -45,7 +45,7 @@ except ImportError:  # not POSIX: no lock, the PID alone decides
 from .config import Config, OutputConfig
 from .errors import RenderError
 from .formats import Format
-from .metadata import add_to_szi, config_text, embed, sidecar_path, write_sidecar, xmp_packet
+from .metadata import add_to_szi, config_text, embed, sidecar_json, sidecar_path, write_sidecar, xmp_packet
 from .dzwriter import DeepZoomWriter
 from .tiffwriter import TiffTags, TiledTiffWriter
 
@@ -54,7 +54,7 @@ __all__ = ["png_stream", "StripSource", "OutputTarget", "write_image", "vips_sav
 
 # Outputs bigcppn writes itself, on all cores, instead of libvips (measured faster, same pixels):
 PARALLEL_TIFF = ("deflate", "lzw", "jpeg")  # TIFF compressions: TiledTiffWriter
-PARALLEL_DZ = ("jpeg",)  # DeepZoom tile formats of a .dzi: DeepZoomWriter (a .szi zip stays with libvips)
+PARALLEL_DZ = ("jpeg",)  # DeepZoom tile formats, .dzi or .szi: DeepZoomWriter
 
 # The lock a running save holds inside its temporary folder, and the open ones of this process.
 LOCK_NAME = ".lock"
@@ -314,22 +314,25 @@ def _parallel(fmt: Format, out: OutputConfig) -> bool:
     """Whether bigcppn's own writer, not libvips, writes this output."""
     if fmt.name == "tiff":
         return out.compression in PARALLEL_TIFF
-    return fmt.name == "dz" and out.dz_suffix in PARALLEL_DZ
+    return fmt.name in ("dz", "szi") and out.dz_suffix in PARALLEL_DZ
 
 
 def _write_own(strips: Iterable[np.ndarray], path: Path, fmt: Format, width: int, height: int, bands: int,
-               out: OutputConfig, dpi: float | None, description: str | None) -> None:
+               out: OutputConfig, dpi: float | None, description: str | None, config: Config | None = None) -> None:
     if fmt.name == "tiff":
         write_tiff_strips(strips, path, width, height, bands, out, dpi=dpi, description=description)
     else:
-        write_dz_strips(strips, path, width, height, bands, out)
+        write_dz_strips(strips, path, width, height, bands, out, config=config)
 
 
 def write_dz_strips(strips: Iterable[np.ndarray], path: Path, width: int, height: int, bands: int,
-                    out: OutputConfig) -> None:
-    """A DeepZoom pyramid (``path`` the .dzi) from strips, JPEG tiles encoded on all cores."""
+                    out: OutputConfig, config: Config | None = None) -> None:
+    """A DeepZoom pyramid (``path`` a .dzi, or a .szi zip carrying ``config``) from strips, on all cores."""
+    extra = {}
+    if config is not None and path.suffix.lower() == ".szi":
+        extra[f"{path.stem}.bigcppn.json"] = sidecar_json(config).encode()
     with DeepZoomWriter(path, width, height, bands, tile=out.dz_tile, overlap=out.dz_overlap,
-                        quality=out.quality) as writer:
+                        quality=out.quality, extra=extra) as writer:
         for strip in strips:
             writer.write(strip)
 
@@ -450,17 +453,17 @@ def save_strips(
     def run() -> None:
         try:
             if _parallel(target.fmt, out):
-                _write_own(guarded(), target.temp, target.fmt, width, height, bands, out, dpi, description)
+                _write_own(guarded(), target.temp, target.fmt, width, height, bands, out, dpi, description, config)
             else:
                 src = StripSource(png_stream(guarded(), width, height, bands, out.depth))
                 image = src.image()
                 if out.depth == 16:
                     image = image.copy(interpretation="rgb16" if bands >= 3 else "grey16")
                 vips_save(image, target.temp, target.fmt, out, dpi=dpi, description=description)
+                if config is not None and target.fmt.name == "szi":
+                    add_to_szi(target.temp, config)
             if config is not None and target.fmt.name == "dz":
                 write_sidecar(sidecar_path(target.temp), config)
-            if config is not None and target.fmt.name == "szi":
-                add_to_szi(target.temp, config)
         except BaseException as exc:
             failure.append(exc)
 

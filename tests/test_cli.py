@@ -66,7 +66,7 @@ def test_plan_json_and_text(tmp_path, capsys):
     assert "1000 x 1000 px" in text and "about" in text
     assert run("plan", "-o", tmp_path / "p.dzi", "--width", 100) == 0
     assert "written by bigcppn's DeepZoom writer" in capsys.readouterr().out
-    assert run("plan", "-o", tmp_path / "p.szi", "--width", 100) == 0
+    assert run("plan", "-o", tmp_path / "p.szi", "--width", 100, "--set", 'output.dz_suffix="png"') == 0
     assert "written by libvips" in capsys.readouterr().out
 
 

@@ -112,3 +112,33 @@ def test_a_short_source_fails_and_stops_the_pool(tmp_path):
 def test_write_dz_helper(tmp_path):
     write_dz(tmp_path / "h.dzi", picture(50, 60, 3))
     assert (tmp_path / "h.dzi").exists() and (tmp_path / "h_files" / "0" / "0_0.jpeg").exists()
+
+
+@pytest.mark.parametrize("w,h,bands,quality", [(777, 601, 3, 90), (300, 200, 1, 75)])
+def test_a_szi_holds_what_libvips_puts_in_one(tmp_path, w, h, bands, quality):
+    import zipfile
+
+    a = picture(h, w, bands)
+    libvips_dz(a, tmp_path / "v.szi", tile_size=254, overlap=1, Q=quality, container="szi")
+    write_dz(tmp_path / "o.szi", a, quality=quality, extra={"o.bigcppn.json": b"{}"})
+    with zipfile.ZipFile(tmp_path / "v.szi") as v, zipfile.ZipFile(tmp_path / "o.szi") as o:
+        assert o.testzip() is None
+        theirs = {n.replace("v/", "o/", 1).replace("v_files", "o_files").replace("/v.dzi", "/o.dzi")
+                  for n in v.namelist()}
+        ours = set(o.namelist())
+        assert ours == theirs - {"o/o_files/vips-properties.xml"} | {"o/o.bigcppn.json"}
+        assert o.read("o/o.dzi") == v.read("v/v.dzi")
+        assert b"<name>ImageWidth</name>" in o.read("o/scan-properties.xml")
+        for name in sorted(ours):
+            if name.endswith(".jpeg"):
+                mine = pyvips.Image.new_from_buffer(o.read(name), "")
+                ref = pyvips.Image.new_from_buffer(v.read(name.replace("o/o_files", "v/v_files")), "")
+                assert mine.write_to_memory() == ref.write_to_memory(), name
+
+
+def test_render_to_szi_carries_the_config(tmp_path):
+    from bigcppn.metadata import read_config_from
+
+    assert cli.main(["render", "--seed", "9", "--width", "300", "-q", "-o", str(tmp_path / "s.szi")]) == 0
+    assert read_config_from(tmp_path / "s.szi").seed == 9
+    assert sorted(os.listdir(tmp_path)) == ["s.szi"]
