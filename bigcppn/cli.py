@@ -236,6 +236,8 @@ def describe(job: Job, plan: Plan, device: str, rate_mpix_s: float | None) -> di
             cores = available_cores()
             encode = {"none": 150.0, "lzw": 20.0 * cores, "deflate": 39.0 * cores,
                       "jpeg": 55.0 * cores}[cfg.output.compression]
+        elif job.fmt.name in ("dz", "szi") and "DeepZoom writer" in d["output"]["writer"]:
+            encode = 50.0 * available_cores()  # bigcppn's DeepZoom writer, measured per core here
         mpix = c.pixels / 1e6
         # On a CPU the network and the encoder share the cores; on a GPU they overlap.
         seconds = mpix / rate_mpix_s + (mpix / encode if device == "cpu" else 0.0)
