@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -36,34 +35,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from machine import machine  # noqa: E402  (benchmarks/machine.py, beside this script)
+
 FORMATS = {  # name: (file suffix, config overrides)
     "tiff-jpeg": (".tif", ["output.compression=jpeg"]),
     "dz": (".dzi", []),
     "tiff-deflate": (".tif", ["output.compression=deflate"]),
     "tiff-lzw": (".tif", ["output.compression=lzw"]),
 }
-
-
-def machine(device) -> str:
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "no GPU used"
-    extra = ""
-    try:
-        import pyvips
-        import triton
-
-        extra = f", triton {triton.__version__}, libvips {pyvips.version(0)}.{pyvips.version(1)}.{pyvips.version(2)}"
-    except Exception:
-        pass
-    return f"{gpu}; {cpu}, {cores} cores; torch {torch.__version__}{extra}"
 
 
 class Bench:
@@ -277,10 +256,10 @@ class Bench:
         seconds = time.perf_counter() - t
         self.record(f"vips:{fmt}", seconds, w * h, mb=round(_size(path) / 1e6, 1))
         _clean(tmp)
-        if sink._parallel(format_for(path), cfg.output):  # bigcppn writes this format itself
+        if sink.own_writer(format_for(path), cfg.output):  # bigcppn writes this format itself
             path = tmp / f"writer{suffix}"
             t = time.perf_counter()
-            sink._write_own((img[y : y + 256] for y in range(0, h, 256)), path, format_for(path), w, h, bands,
+            sink.write_own((img[y : y + 256] for y in range(0, h, 256)), path, format_for(path), w, h, bands,
                             cfg.output, dpi=cfg.canvas.dpi, description=None)
             seconds = time.perf_counter() - t
             self.record(f"writer:{fmt}", seconds, w * h, mb=round(_size(path) / 1e6, 1))

@@ -87,7 +87,7 @@ def main() -> None:
             path = tmp / f"x{suffix}"
             fmt = format_for(path)
             ways = {"memory": memory, "stream": stream}
-            if sink._parallel(fmt, out):
+            if sink.own_writer(fmt, out):
                 ways["vips"] = vips
             best: dict[str, float] = {}
             for _ in range(args.repeat):

@@ -230,13 +230,15 @@ def describe(job: Job, plan: Plan, device: str, rate_mpix_s: float | None) -> di
     d["print"] = {"dpi": ps.dpi, "bleed_px": ps.bleed,
                   "mm": [round(v, 1) for v in ps.mm()], "trimmed_mm": [round(v, 1) for v in ps.mm(trimmed=True)]}
     if rate_mpix_s:
+        from .sink import own_writer
+
         encode = job.fmt.encode_mpix_s
         if job.fmt.name == "tiff":
             # deflate, LZW, JPEG: bigcppn's TIFF writer on all cores (measured per core here)
             cores = available_cores()
             encode = {"none": 150.0, "lzw": 20.0 * cores, "deflate": 39.0 * cores,
                       "jpeg": 55.0 * cores}[cfg.output.compression]
-        elif job.fmt.name in ("dz", "szi") and "DeepZoom writer" in d["output"]["writer"]:
+        elif own_writer(job.fmt, cfg.output):
             encode = 50.0 * available_cores()  # bigcppn's DeepZoom writer, measured per core here
         mpix = c.pixels / 1e6
         # On a CPU the network and the encoder share the cores; on a GPU they overlap.
@@ -290,15 +292,15 @@ def format_plan(d: dict) -> str:
 
 def _writer(job: Job) -> str:
     """Who writes the output: bigcppn's TIFF or DeepZoom writer on every core, or libvips."""
-    out = job.config.output
-    from .sink import PARALLEL_DZ, PARALLEL_TIFF  # (imports pyvips; plan and render have it loaded anyway)
+    from .sink import own_writer  # (imports pyvips; plan and render load it anyway)
 
-    if job.fmt.name == "tiff":
-        if out.compression in PARALLEL_TIFF:
-            return f"bigcppn's TIFF writer, {out.compression} tiles on {available_cores()} cores"
+    out = job.config.output
+    tiff = job.fmt.name == "tiff"
+    if own_writer(job.fmt, out):
+        kind, tiles = ("TIFF", out.compression) if tiff else ("DeepZoom", out.dz_suffix)
+        return f"bigcppn's {kind} writer, {tiles} tiles on {available_cores()} cores"
+    if tiff:
         return f"libvips, {'uncompressed' if out.compression == 'none' else out.compression} tiles"
-    if job.fmt.name in ("dz", "szi") and out.dz_suffix in PARALLEL_DZ:
-        return f"bigcppn's DeepZoom writer, {out.dz_suffix} tiles on {available_cores()} cores"
     return "libvips"
 
 

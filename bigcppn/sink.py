@@ -50,7 +50,7 @@ from .dzwriter import DeepZoomWriter
 from .tiffwriter import TiffTags, TiledTiffWriter
 
 __all__ = ["png_stream", "StripSource", "OutputTarget", "write_image", "vips_save", "save_strips", "PARALLEL_TIFF",
-           "PARALLEL_DZ"]
+           "PARALLEL_DZ", "own_writer", "write_own"]
 
 # Outputs bigcppn writes itself, on all cores, instead of libvips (measured faster, same pixels):
 PARALLEL_TIFF = ("deflate", "lzw", "jpeg")  # TIFF compressions: TiledTiffWriter
@@ -310,14 +310,14 @@ def _bigtiff_needed(width: int, height: int, bands: int, depth: int) -> bool:
     return width * height * bands * (depth // 8) * 4 // 3 > CLASSIC_TIFF_LIMIT
 
 
-def _parallel(fmt: Format, out: OutputConfig) -> bool:
+def own_writer(fmt: Format, out: OutputConfig) -> bool:
     """Whether bigcppn's own writer, not libvips, writes this output."""
     if fmt.name == "tiff":
         return out.compression in PARALLEL_TIFF
     return fmt.name in ("dz", "szi") and out.dz_suffix in PARALLEL_DZ
 
 
-def _write_own(strips: Iterable[np.ndarray], path: Path, fmt: Format, width: int, height: int, bands: int,
+def write_own(strips: Iterable[np.ndarray], path: Path, fmt: Format, width: int, height: int, bands: int,
                out: OutputConfig, dpi: float | None, description: str | None, config: Config | None = None) -> None:
     if fmt.name == "tiff":
         write_tiff_strips(strips, path, width, height, bands, out, dpi=dpi, description=description)
@@ -365,8 +365,8 @@ def _image_strips(image: pyvips.Image, rows: int = 256) -> Iterator[np.ndarray]:
 def write_image(image: pyvips.Image, path: Path, fmt: Format, out: OutputConfig,
                 dpi: float | None = None, description: str | None = None) -> None:
     """Save ``image`` (in memory or streamed) as ``fmt``, by the same path a render takes."""
-    if _parallel(fmt, out):
-        _write_own(_image_strips(image), path, fmt, image.width, image.height, image.bands, out,
+    if own_writer(fmt, out):
+        write_own(_image_strips(image), path, fmt, image.width, image.height, image.bands, out,
                    dpi=dpi, description=description)
     else:
         vips_save(image, path, fmt, out, dpi=dpi, description=description)
@@ -452,8 +452,8 @@ def save_strips(
 
     def run() -> None:
         try:
-            if _parallel(target.fmt, out):
-                _write_own(guarded(), target.temp, target.fmt, width, height, bands, out, dpi, description, config)
+            if own_writer(target.fmt, out):
+                write_own(guarded(), target.temp, target.fmt, width, height, bands, out, dpi, description, config)
             else:
                 src = StripSource(png_stream(guarded(), width, height, bands, out.depth))
                 image = src.image()

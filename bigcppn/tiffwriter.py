@@ -336,7 +336,7 @@ class TiledTiffWriter:
             self.abort()
 
     # ------------------------------------------------------------------ directories
-    def _entries(self, lv: _Level, big: bool, shared: dict[int, int]) -> list[tuple[int, int, int, bytes]]:
+    def _entries(self, lv: _Level, big: bool, blobs: dict[int, bytes]) -> list[tuple[int, int, int, bytes]]:
         """(tag, type, count, value bytes) for one level, sorted by tag."""
         S, L, R, A, B, U, L8 = 3, 4, 5, 2, 1, 7, 16
         b = self.bands
@@ -354,7 +354,7 @@ class TiledTiffWriter:
             (262, S, 1, struct.pack("<H", 2 if b == 3 else 1)),
         ]
         if self.tags.description:
-            e.append((270, A, shared[270], b""))
+            e.append((270, A, len(blobs[270]), blobs[270]))
         e += [(274, S, 1, struct.pack("<H", 1)), (277, S, 1, struct.pack("<H", b))]
         if self.tags.dpi:
             r = Fraction(self.tags.dpi).limit_denominator(100000)
@@ -373,9 +373,9 @@ class TiledTiffWriter:
             (339, S, b, struct.pack(f"<{b}H", *[1] * b)),
         ]
         if self.tags.xmp:
-            e.append((700, B, shared[700], b""))
+            e.append((700, B, len(blobs[700]), blobs[700]))
         if self.tags.icc:
-            e.append((34675, U, shared[34675], b""))
+            e.append((34675, U, len(blobs[34675]), blobs[34675]))
         return e
 
     def _blobs(self) -> dict[int, bytes]:
@@ -404,26 +404,23 @@ class TiledTiffWriter:
             pad = -f.tell() % 8
             f.write(b"\0" * pad)
 
-        shared_off: dict[int, int] = {}
-        shared_count: dict[int, int] = {}
         slot = 8 if big else 4
-        for tag, blob in self._blobs().items():
-            shared_count[tag] = len(blob)
-            if len(blob) <= slot:
-                continue  # small enough to sit in the entry itself
-            align()
-            shared_off[tag] = f.tell()
-            f.write(blob)
-        slot = 8 if big else 4
+        blobs = self._blobs()
+        shared: dict[int, int] = {}  # metadata too large for an entry: written once, pointed to by every level
+        for tag, blob in blobs.items():
+            if len(blob) > slot:
+                align()
+                shared[tag] = f.tell()
+                f.write(blob)
         inline = struct.Struct("<Q" if big else "<I")
         first = 0
         prev_next_at = None
         for lv in self.levels:
-            entries = self._entries(lv, big, shared_count)
-            # values too large for the entry go before the directory
-            values: dict[int, int] = {}
+            entries = self._entries(lv, big, blobs)
+            # other values too large for the entry go before the directory
+            values: dict[int, int] = dict(shared)
             for tag, _typ, _count, data in entries:
-                if len(data) > slot:
+                if len(data) > slot and tag not in values:
                     align()
                     values[tag] = f.tell()
                     f.write(data)
@@ -438,14 +435,7 @@ class TiledTiffWriter:
             out = bytearray(struct.pack("<Q" if big else "<H", len(entries)))
             for tag, typ, count, data in entries:
                 out += struct.pack("<HHQ" if big else "<HHI", tag, typ, count)
-                if tag in shared_off:
-                    out += inline.pack(shared_off[tag])
-                elif tag in shared_count:
-                    out += self._blobs()[tag].ljust(slot, b"\0")
-                elif tag in values:
-                    out += inline.pack(values[tag])
-                else:
-                    out += data.ljust(slot, b"\0")
+                out += inline.pack(values[tag]) if len(data) > slot else data.ljust(slot, b"\0")
             prev_next_at = here + len(out)
             out += b"\0" * slot  # next directory: patched, or 0 for the last
             f.write(out)
