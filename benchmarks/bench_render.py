@@ -54,8 +54,8 @@ if mode == "baseline":
 elif mode in ("render", "render-vips"):
     from bigcppn.cli import main
     if mode == "render-vips":
-        import bigcppn.sink
-        bigcppn.sink.PARALLEL_TIFF = bigcppn.sink.PARALLEL_DZ = ()  # every output through libvips
+        import bigcppn.formats
+        bigcppn.formats.PARALLEL_TIFF = bigcppn.formats.PARALLEL_DZ = ()  # every output through libvips
     args = ["render", "-o", extra["out"], "--width", str(size), "--height", str(size), "-q"]
     for s in extra.get("set", []):
         args += ["--set", s]

@@ -45,6 +45,7 @@ def main() -> None:
     import numpy as np
     import pyvips
 
+    import bigcppn.formats as formats
     import bigcppn.sink as sink
     from bigcppn.config import OutputConfig, load_config
     from bigcppn.formats import format_for
@@ -73,12 +74,12 @@ def main() -> None:
                          w, h, bands, out)
 
     def vips(path, fmt, out):
-        saved = sink.PARALLEL_TIFF, sink.PARALLEL_DZ
-        sink.PARALLEL_TIFF = sink.PARALLEL_DZ = ()
+        saved = formats.PARALLEL_TIFF, formats.PARALLEL_DZ
+        formats.PARALLEL_TIFF = formats.PARALLEL_DZ = ()
         try:
             stream(path, fmt, out)
         finally:
-            sink.PARALLEL_TIFF, sink.PARALLEL_DZ = saved
+            formats.PARALLEL_TIFF, formats.PARALLEL_DZ = saved
 
     try:
         for name in args.formats.split(","):

@@ -1,4 +1,17 @@
-"""bigcppn: render CPPN art at poster and gigapixel scale, streaming into libvips."""
+"""bigcppn: render CPPN art at poster and gigapixel scale, streaming into libvips.
+
+The public API::
+
+    import bigcppn
+    cfg = bigcppn.load_config("configs/article/normal.toml", ["seed=11"])
+    img = bigcppn.render_array(cfg, width=512, height=512)      # numpy (512, 512, 3) uint8
+    bigcppn.render_file(cfg, "poster.tif")                      # a tiled pyramidal TIFF
+    bigcppn.render_pyramid(cfg, "site/poster.dzi")              # a DeepZoom pyramid + viewer page
+    print(bigcppn.plan(cfg, "poster.tif"))                      # what a render would take
+
+Bad input raises :class:`UserError` (before anything is rendered); a failure
+while rendering raises :class:`RenderError`, leaving nothing under the output's name.
+"""
 
 import os as _os
 
@@ -8,3 +21,24 @@ __version__ = "0.1.0"
 # memory and larger ones in files in TMPDIR; its default, 100 MB, lets a large
 # pyramid hold over 100 MB of levels in RAM. A user's own setting wins.
 _os.environ.setdefault("VIPS_DISC_THRESHOLD", "20m")
+
+from .api import PlanInfo, PyramidResult, RenderResult, plan, render_array, render_file, render_pyramid  # noqa: E402
+from .config import Config, load_config  # noqa: E402
+from .errors import BigCPPNError, ConfigError, RenderError, UserError  # noqa: E402
+
+__all__ = [
+    "__version__",
+    "Config",
+    "load_config",
+    "render_array",
+    "render_file",
+    "render_pyramid",
+    "plan",
+    "PlanInfo",
+    "RenderResult",
+    "PyramidResult",
+    "BigCPPNError",
+    "UserError",
+    "ConfigError",
+    "RenderError",
+]

@@ -49,6 +49,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .atomic import write_atomic
+from .geometry import axis_offset
 from .errors import UserError
 from .model import CPPN
 from .plan import Window
@@ -301,9 +303,7 @@ def _function(shape: Shape):
         return _FUNCTIONS[(key, interpret)]
     path = _cache_dir() / f"cppn_{key}.py"
     if not path.exists() or path.read_text() != src:
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(src)
-        os.replace(tmp, path)
+        write_atomic(path, src)
     name = f"bigcppn_kernel_{key}"
     module = sys.modules.get(name)
     if module is None:
@@ -329,7 +329,7 @@ def axis_params(sampling, horizontal: bool) -> tuple[float, float, float]:
     """(offset, pitch, center) with plane = (index + offset) * pitch + center, as Sampling.axis computes it."""
     size = sampling.canvas.width if horizontal else sampling.canvas.height
     center = sampling.view.center_x if horizontal else sampling.view.center_y
-    return 0.5 - size / 2, sampling.view.pitch(sampling.canvas), center
+    return axis_offset(size), sampling.view.pitch(sampling.canvas), center
 
 
 class FusedKernel:

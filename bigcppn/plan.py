@@ -22,6 +22,8 @@ import math
 from dataclasses import dataclass
 from typing import Iterator
 
+from .geometry import Canvas, View, Window, pixel_coord
+
 __all__ = [
     "Canvas",
     "View",
@@ -33,68 +35,6 @@ __all__ = [
     "pixel_coord",
     "split_row",
 ]
-
-
-@dataclass(frozen=True)
-class Canvas:
-    """A canvas in pixels; ``bleed`` pixels on each side lie outside the trimmed picture."""
-
-    width: int
-    height: int
-    bleed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.width < 1 or self.height < 1:
-            raise ValueError(f"canvas must be at least 1x1 pixels, got {self.width}x{self.height}")
-        if not 0 <= 2 * self.bleed < min(self.width, self.height):
-            raise ValueError(f"bleed {self.bleed} leaves no picture on a {self.width}x{self.height} canvas")
-
-    @property
-    def pixels(self) -> int:
-        return self.width * self.height
-
-
-@dataclass(frozen=True)
-class View:
-    """Which part of the plane the canvas shows: a centre and a zoom.
-
-    At zoom 1 the shorter side of the canvas spans [-0.5, 0.5] around the centre
-    (the article's ``X / size - 0.5``).
-    """
-
-    center_x: float = 0.0
-    center_y: float = 0.0
-    zoom: float = 1.0
-
-    def __post_init__(self) -> None:
-        if not (self.zoom > 0 and math.isfinite(self.zoom)):
-            raise ValueError(f"zoom must be a positive finite number, got {self.zoom}")
-
-    def pitch(self, canvas: Canvas) -> float:
-        """Distance in the plane between neighbouring pixel centres: the shorter trimmed side spans 1/zoom."""
-        return (1.0 / self.zoom) / (min(canvas.width, canvas.height) - 2 * canvas.bleed)
-
-
-def pixel_coord(index: int, size: int, center: float, pitch: float) -> float:
-    """Plane coordinate of the centre of pixel ``index`` on an axis of ``size`` pixels.
-
-    The renderer evaluates exactly this expression, elementwise, in float64.
-    """
-    return center + (index + (0.5 - size / 2)) * pitch
-
-
-@dataclass(frozen=True)
-class Window:
-    """A rectangle of pixels: left, top, width, height."""
-
-    x: int
-    y: int
-    width: int
-    height: int
-
-    @property
-    def pixels(self) -> int:
-        return self.width * self.height
 
 
 @dataclass(frozen=True)

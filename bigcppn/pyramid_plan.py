@@ -14,31 +14,20 @@ the live server's levels past the base have negative shifts. A level is
 pixel of a level may reach past the canvas, which costs nothing here because
 the network is defined everywhere.
 
-Layouts, as libvips ``dzsave`` writes them and OpenSeadragon reads them:
-
-* ``dz`` (DeepZoom): ``NAME.dzi`` and ``NAME_files/LEVEL/COL_ROW.jpeg``; level 0 is
-  1×1, the last level is the base; tiles of ``tile`` pixels, each grown by
-  ``overlap`` pixels on every side that has a neighbour.
-* ``iiif3`` (IIIF Image API 3, level 0, static): ``info.json`` and
-  ``{region}/{size}/0/default.jpg`` with the region in base pixels; scale
-  factors 1, 2, 4, … down to the first level that fits one tile; URIs in the
-  canonical form (``full`` for the whole image, ``max`` for full size), which
-  is also what OpenSeadragon asks for.
-* ``zoomify``: ``ImageProperties.xml`` and ``TileGroupN/TIER-COL-ROW.jpg``, tier 0
-  fitting one tile, tiers halved rounding up (as Zoomify and libvips do), and
-  ``N`` the tile's number counted from tier 0, divided by 256.
-* ``google``: ``Z/ROW/COL.jpg``, every tile ``tile``² (padded with white past the
-  image), level 0 one tile; tiles wholly outside the image are not written
-  (``blank.png`` stands in for them).
+Layouts (DeepZoom, IIIF 3, Zoomify, Google) are objects in :mod:`bigcppn.layouts`:
+how each numbers its levels, names its tiles and describes itself.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import math
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
+
+from .geometry import level_coord, sample_positions
+from .layouts import LAYOUTS as _LAYOUTS
+from .layouts import Layout, dz_level_count
 
 __all__ = [
     "LAYOUTS",
@@ -54,22 +43,13 @@ __all__ = [
     "sample_positions",
 ]
 
-LAYOUTS = ("dz", "iiif3", "zoomify", "google")
+LAYOUTS = tuple(_LAYOUTS)
 TILE_FORMATS = ("jpeg", "webp", "png")
-DEFAULT_TILE = {"dz": 254, "iiif3": 256, "zoomify": 256, "google": 256}
-DEFAULT_OVERLAP = {"dz": 1, "iiif3": 0, "zoomify": 0, "google": 0}
+DEFAULT_TILE = {name: lay.default_tile for name, lay in _LAYOUTS.items()}
+DEFAULT_OVERLAP = {name: lay.default_overlap for name, lay in _LAYOUTS.items()}
 MAX_TILE = 8192
 # Sizes past 2**53 are not exact in JavaScript numbers (the viewers) nor in float64.
 MAX_VIRTUAL_SIDE = 2**53
-ZOOMIFY_GROUP = 256
-
-# File extension of a tile format in each layout (DeepZoom says "jpeg", the others "jpg").
-_EXT = {
-    "dz": {"jpeg": "jpeg", "webp": "webp", "png": "png"},
-    "iiif3": {"jpeg": "jpg", "webp": "webp", "png": "png"},
-    "zoomify": {"jpeg": "jpg", "webp": "webp", "png": "png"},
-    "google": {"jpeg": "jpg", "webp": "webp", "png": "png"},
-}
 
 
 def _ceil_shift(n: int, shift: int) -> int:
@@ -77,35 +57,6 @@ def _ceil_shift(n: int, shift: int) -> int:
     if shift <= 0:
         return n << -shift
     return -(-n >> shift)
-
-
-def dz_level_count(width: int, height: int) -> int:
-    """DeepZoom's level count: ``ceil(log2(max(W, H))) + 1``, down to 1×1."""
-    return (max(width, height) - 1).bit_length() + 1
-
-
-def sample_positions(index: int, shift: int, k: int, size: int) -> list[float]:
-    """Base positions of the ``k`` sub-pixel samples of level pixel ``index`` along one axis.
-
-    The pixel covers base pixels ``[a, b)`` with ``a = index * 2**shift`` and
-    ``b = a + 2**shift``, cut at the canvas edge ``size`` on levels below the
-    base (so the last pixel of a level averages only what is on the canvas);
-    its samples sit at ``a + (j + 0.5) / k * (b - a)``. At shift 0 with k = 1
-    that is ``index + 0.5``, exactly the pixel centre the renderer samples.
-    """
-    a = math.ldexp(index, shift)
-    b = a + math.ldexp(1.0, shift)
-    if shift > 0:
-        b = min(b, float(size))
-    return [a + (j + 0.5) / k * (b - a) for j in range(k)]
-
-
-def level_coord(u: float, size: int, center: float, pitch: float) -> float:
-    """Plane coordinate of base position ``u``: :func:`bigcppn.plan.pixel_coord` for fractional positions.
-
-    ``center + (u - size / 2) * pitch``; for ``u = i + 0.5`` it is pixel ``i``'s centre, to the bit.
-    """
-    return (u - size / 2) * pitch + center
 
 
 def max_extra_levels(width: int, height: int, center_x: float, center_y: float, pitch: float,
@@ -206,20 +157,20 @@ class Pyramid:
     def __post_init__(self) -> None:
         if self.width < 1 or self.height < 1:
             raise ValueError(f"canvas must be at least 1x1 pixels, got {self.width}x{self.height}")
-        if self.layout not in LAYOUTS:
-            raise ValueError(f"unknown layout '{self.layout}'; choose from {', '.join(LAYOUTS)}")
+        if self.layout not in _LAYOUTS:
+            raise ValueError(f"unknown layout '{self.layout}'; choose from {', '.join(_LAYOUTS)}")
         if self.suffix not in TILE_FORMATS:
             raise ValueError(f"unknown tile format '{self.suffix}'; choose from {', '.join(TILE_FORMATS)}")
         if not 1 <= self.tile <= MAX_TILE:
             raise ValueError(f"tile size must be between 1 and {MAX_TILE}, got {self.tile}")
-        if self.layout == "dz":
+        if self.scheme.overlap_allowed:
             if not 0 <= self.overlap < self.tile:
                 raise ValueError(f"overlap must be between 0 and tile - 1, got {self.overlap}")
         elif self.overlap:
             raise ValueError(f"the {self.layout} layout has no overlap; got overlap {self.overlap}")
         if self.extra < 0:
             raise ValueError(f"extra levels must be >= 0, got {self.extra}")
-        if self.extra and self.layout != "dz":
+        if self.extra and not self.scheme.levels_past_base:
             raise ValueError("levels past the base exist only in the dz layout")
         if max(self.width, self.height) << self.extra > MAX_VIRTUAL_SIDE:
             raise ValueError(f"{self.extra} extra levels make the image larger than 2**53 pixels")
@@ -237,23 +188,18 @@ class Pyramid:
         return self.height << self.extra
 
     @property
-    def ext(self) -> str:
-        return _EXT[self.layout][self.suffix]
+    def scheme(self) -> Layout:
+        """The layout object: level numbering, tile names, metadata."""
+        return _LAYOUTS[self.layout]
 
-    @functools.cached_property
-    def _top_shift(self) -> int:
-        """Levels of iiif3, zoomify, google: down to the first that fits one tile."""
-        return max(0, (-(-max(self.width, self.height) // self.tile) - 1).bit_length())
+    @property
+    def ext(self) -> str:
+        return self.scheme.extensions[self.suffix]
 
     @functools.cached_property
     def levels(self) -> tuple[Level, ...]:
         """Every level, smallest first; ``levels[i].index == i``."""
-        if self.layout == "dz":
-            n = dz_level_count(self.virtual_width, self.virtual_height)
-            shifts = [n - 1 - i - self.extra for i in range(n)]
-        else:
-            m = self._top_shift
-            shifts = [m - i for i in range(m + 1)]
+        shifts = self.scheme.shifts(self)
         return tuple(
             Level(i, _ceil_shift(self.width, s), _ceil_shift(self.height, s), s, self.tile, self.overlap)
             for i, s in enumerate(shifts)
@@ -271,9 +217,7 @@ class Pyramid:
 
     @functools.cached_property
     def tile_count(self) -> int:
-        """Tiles written (every tile of every level, less IIIF aliases)."""
-        if self.layout != "iiif3":
-            return sum(lv.tile_count for lv in self.levels)
+        """Tiles written (every tile of every level, less aliases: only IIIF has them)."""
         return sum(lv.tile_count - self.aliased(lv.index, lv.cols - 1, lv.rows - 1) for lv in self.levels)
 
     # ------------------------------------------------------------------ tiles
@@ -284,8 +228,8 @@ class Pyramid:
         if not (0 <= col < lv.cols and 0 <= row < lv.rows):
             raise IndexError(f"no tile {col},{row} on level {level} ({lv.cols}x{lv.rows} tiles)")
         x, y, w, h = lv.rect(col, row)
-        iw, ih = (self.tile, self.tile) if self.layout == "google" else (w, h)
-        return LevelTile(level, col, row, x, y, w, h, lv.shift, self._path(lv, col, row), iw, ih)
+        iw, ih = self.scheme.image_size(self, w, h)
+        return LevelTile(level, col, row, x, y, w, h, lv.shift, self.scheme.tile_path(self, lv, col, row), iw, ih)
 
     def tiles(self, level: int) -> Iterator[LevelTile]:
         """The tiles of a level, row by row (less IIIF aliases, see :meth:`aliased`)."""
@@ -296,99 +240,85 @@ class Pyramid:
                     yield self.tile_at(level, col, row)
 
     def aliased(self, level: int, col: int, row: int) -> bool:
-        """Whether a finer level has a tile with the same IIIF name, which then stands for both.
-
-        A IIIF name is a request (region at size), so a corner tile that shrinks to a
-        single clipped level pixel can name the same request as a finer level's tile,
-        e.g. region 512,512,1,1 at size 1,1 on a 513x513 image: the same picture.
-        """
-        if self.layout != "iiif3":
-            return False
-        lv = self.level(level)
-        # only a tile clipped on both axes can shrink to a finer level's name: the last one
-        if lv.shift == 0 or col != lv.cols - 1 or row != lv.rows - 1:
-            return False
-        x, y, w, h = lv.core(col, row)
-        path = self._path(lv, col, row)
-        for finer in self.levels[level + 1 :]:
-            span = self.tile << finer.shift
-            rx, ry = x << lv.shift, y << lv.shift
-            if rx % span or ry % span:
-                continue
-            c, r = rx // span, ry // span
-            if c < finer.cols and r < finer.rows and self._path(finer, c, r) == path:
-                return True
-        return False
+        """Whether another tile has this tile's name and stands for it (IIIF: see :meth:`IIIF3.aliased`)."""
+        return self.scheme.aliased(self, level, col, row)
 
     def all_tiles(self) -> Iterator[LevelTile]:
         for lv in self.levels:
             yield from self.tiles(lv.index)
 
     @functools.cached_property
-    def _tiles_before(self) -> tuple[int, ...]:
-        """Zoomify: how many tiles the tiers below each tier hold."""
+    def tiles_before(self) -> tuple[int, ...]:
+        """How many tiles the levels below each level hold (Zoomify numbers its tile groups by it)."""
         out, n = [], 0
         for lv in self.levels:
             out.append(n)
             n += lv.tile_count
         return tuple(out)
 
-    def _path(self, lv: Level, col: int, row: int) -> str:
-        ext = self.ext
-        if self.layout == "dz":
-            return f"{self.name}_files/{lv.index}/{col}_{row}.{ext}"
-        if self.layout == "zoomify":
-            group = (self._tiles_before[lv.index] + row * lv.cols + col) // ZOOMIFY_GROUP
-            return f"TileGroup{group}/{lv.index}-{col}-{row}.{ext}"
-        if self.layout == "google":
-            return f"{lv.index}/{row}/{col}.{ext}"
-        # IIIF 3: the region in base pixels, the size in level pixels, canonical forms.
-        x, y, w, h = lv.core(col, row)
-        s = 1 << lv.shift
-        rx, ry = x * s, y * s
-        rw, rh = min(w * s, self.width - rx), min(h * s, self.height - ry)
-        region = "full" if (rx, ry, rw, rh) == (0, 0, self.width, self.height) else f"{rx},{ry},{rw},{rh}"
-        size = "max" if (w, h) == (self.width, self.height) else f"{w},{h}"
-        return f"{region}/{size}/0/default.{ext}"
-
     # ------------------------------------------------------------------ metadata
 
     @property
     def descriptor_path(self) -> str:
         """The metadata file, relative to the pyramid's root (Google has none)."""
-        return {"dz": f"{self.name}.dzi", "iiif3": "info.json", "zoomify": "ImageProperties.xml",
-                "google": ""}[self.layout]
+        return self.scheme.descriptor_path(self)
 
     def descriptor(self, base_url: str = "") -> str:
         """The text of the layout's metadata file; ``base_url`` is the IIIF ``id``."""
-        if self.layout == "dz":
-            return (
-                '<?xml version="1.0" encoding="UTF-8"?>\n'
-                '<Image xmlns="http://schemas.microsoft.com/deepzoom/2008"\n'
-                f'  Format="{self.ext}"\n  Overlap="{self.overlap}"\n  TileSize="{self.tile}"\n  >\n'
-                f'  <Size\n    Height="{self.virtual_height}"\n    Width="{self.virtual_width}"\n  />\n'
-                "</Image>\n"
-            )
-        if self.layout == "zoomify":
-            return (
-                f'<IMAGE_PROPERTIES WIDTH="{self.width}" HEIGHT="{self.height}" NUMTILES="{self.tile_count}" '
-                f'NUMIMAGES="1" VERSION="1.8" TILESIZE="{self.tile}" />\n'
-            )
-        if self.layout == "iiif3":
-            top = self.levels[0]
-            info = {
-                "@context": "http://iiif.io/api/image/3/context.json",
-                "id": base_url.rstrip("/"),
-                "type": "ImageService3",
-                "protocol": "http://iiif.io/api/image",
-                "profile": "level0",
-                "width": self.width,
-                "height": self.height,
-                "sizes": [{"width": top.width, "height": top.height}],
-                "tiles": [{"width": self.tile, "scaleFactors": [1 << lv.shift for lv in reversed(self.levels)]}],
-            }
-            if self.suffix != "jpeg":
-                info["preferredFormats"] = [self.ext]
-                info["extraFormats"] = [self.ext]
-            return json.dumps(info, indent=2) + "\n"
-        return ""
+        return self.scheme.descriptor(self, base_url)
+
+
+# --------------------------------------------------------------------------- work lists
+
+
+def level_jobs(p: Pyramid, level: int, per_job: int) -> list[tuple[LevelTile, ...]]:
+    """Consecutive tiles of a level, grouped by pixel count; fixed by the plan, not by what is on disk."""
+    jobs, cur, n = [], [], 0
+    for t in p.tiles(level):
+        if cur and n + t.pixels > per_job:
+            jobs.append(tuple(cur))
+            cur, n = [], 0
+        cur.append(t)
+        n += t.pixels
+    if cur:
+        jobs.append(tuple(cur))
+    return jobs
+
+
+@dataclass(frozen=True)
+class LevelJob:
+    """Tiles of one level below the base evaluated together; ``missing`` are the ones still to write."""
+
+    tiles: tuple[LevelTile, ...]
+    missing: tuple[LevelTile, ...]
+
+
+@dataclass(frozen=True)
+class PyramidWork:
+    """What is left of a pyramid: its base tiles to write, and its lower levels' jobs, finest first.
+
+    Pure: it depends on the plan and on which tiles exist, nothing else, so any
+    executor (threads here, a cluster elsewhere) can run it, and a run that
+    stopped resumes with the same jobs less the finished tiles.
+    """
+
+    base: tuple[LevelTile, ...]
+    jobs: tuple[LevelJob, ...]
+    total: int
+
+    @property
+    def pending(self) -> int:
+        return len(self.base) + sum(len(j.missing) for j in self.jobs)
+
+
+def work_list(p: Pyramid, per_job: int, done: Callable[[str], bool]) -> PyramidWork:
+    """The tiles of ``p`` not yet written (``done(path)`` says which are), as base tiles and level jobs."""
+    base = p.base_level
+    todo_base = tuple(t for t in p.tiles(base.index) if not done(t.path))
+    jobs = []
+    for lv in reversed(p.levels[: base.index]):
+        for job in level_jobs(p, lv.index, per_job):
+            missing = tuple(t for t in job if not done(t.path))
+            if missing:
+                jobs.append(LevelJob(job, missing))
+    return PyramidWork(todo_base, tuple(jobs), p.tile_count)

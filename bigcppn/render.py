@@ -1,8 +1,7 @@
 """Rendering: evaluate the planned batches on the device and yield full-width strips.
 
-The renderer turns a :class:`~bigcppn.plan.Window` into pixels: float64
-coordinates from global pixel indices, the network in chunks sized for the
-device under ``torch.no_grad()``, and quantisation to 8 or 16 bits. Strips come
+A :class:`Renderer` is the compute backend (:mod:`bigcppn.compute`: windows of
+pixels on the device) that also cuts a plan into full-width strips. Strips come
 out top to bottom as numpy arrays; :class:`StripStream` renders them on a
 background thread into a short queue, so the next strip is rendered while the
 last one is being encoded.
@@ -10,141 +9,27 @@ last one is being encoded.
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
 import torch
 
+from .compute import CPU_BATCH, CPU_CHUNK, Backend, Sampling, default_batch, pick_device, strip_workers
 from .config import Config
-from .errors import RenderError, UserError
+from .errors import RenderError
+from .execute import ThreadExecutor
 from .model import CPPN
-from .plan import Canvas, Plan, View, Window, make_plan
-from .system import available_cores
+from .plan import Canvas, Plan, View, make_plan
 
-__all__ = ["Renderer", "StripStream", "pick_device", "default_batch", "renderer_for"]
-
-# On a CPU the network is bound by its activations; chunks that keep a layer's
-# activations in L2 cache run fastest (measured: 8192 rows of 16 floats).
-CPU_CHUNK = 8192
-CPU_BATCH = 65536
+__all__ = ["Renderer", "StripStream", "pick_device", "default_batch", "renderer_for", "strip_workers",
+           "Sampling", "CPU_CHUNK", "CPU_BATCH"]
 
 
-def pick_device(name: str) -> torch.device:
-    """``auto`` is CUDA when present, else the CPU; asking for CUDA without it is a user error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda was asked for but no CUDA device is available; use --device cpu or auto")
-    return torch.device(name)
-
-
-def strip_workers(device: torch.device, requested: int = 0) -> int:
-    """How many strip workers to run: on a CPU one per core, each with one torch thread; on CUDA two.
-
-    Measured on a 2-core machine: one torch thread per worker, a worker per
-    core, beats torch's own intra-op threads, which spin against the encoder.
-    """
-    if device.type == "cuda":
-        # Double buffering: each worker has its own stream and device buffer, so
-        # one strip is computed while the previous one is copied to the host.
-        return max(1, requested or 2)
-    if device.type != "cpu":
-        return 1
-    cores = available_cores()
-    torch.set_num_threads(1)
-    return max(1, requested or cores)
-
-
-def default_batch(device: torch.device, max_width: int) -> int:
-    """Pixels per device batch: cache-sized on a CPU, a share of free memory on a GPU."""
-    if device.type != "cuda":
-        return CPU_BATCH
-    free, _total = torch.cuda.mem_get_info(device)
-    # float64 x, y, features; two float32 activations of the widest layer; output.
-    per_pixel = 8 * 5 + 4 * (2 * max(max_width, 3) + 4)
-    return int(max(2**20, min(2**26, free // 4 // per_pixel)))
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """The coordinate transform of one canvas: plane = center + (index + offset) * pitch."""
-
-    canvas: Canvas
-    view: View
-
-    def axis(self, start: int, count: int, horizontal: bool, device: torch.device) -> torch.Tensor:
-        size = self.canvas.width if horizontal else self.canvas.height
-        center = self.view.center_x if horizontal else self.view.center_y
-        idx = torch.arange(start, start + count, dtype=torch.float64, device=device)
-        # The same operations, in the same order, as plan.pixel_coord.
-        return (idx + (0.5 - size / 2)) * self.view.pitch(self.canvas) + center
-
-
-class Renderer:
-    """Evaluates windows of one canvas with one network on one device."""
-
-    def __init__(
-        self,
-        model: CPPN,
-        canvas: Canvas,
-        view: View,
-        device: torch.device,
-        depth: int = 8,
-        chunk: int | None = None,
-        kernel: str = "auto",
-    ) -> None:
-        self.device = device
-        self.model = model.to(device).eval()
-        self.sampling = Sampling(canvas, view)
-        self.depth = depth
-        self.chunk = chunk or (CPU_CHUNK if device.type == "cpu" else 2**62)
-        self.bands = model.bands
-        self.dtype = np.uint8 if depth == 8 else np.uint16
-        self._scale = 255.0 if depth == 8 else 65535.0
-        # The fused Triton kernel (bigcppn.kernel), when used: on CUDA by default,
-        # on a CPU only when asked for (Triton's interpreter, for tests).
-        self._kernel = None
-        if kernel == "triton" or (kernel == "auto" and device.type == "cuda"):
-            from .kernel import select_kernel
-
-            self._kernel = select_kernel(self.model, self.sampling, device, depth, kernel)
-        self._cuda = threading.local()  # per worker thread: CUDA stream and device buffer
-
-    @property
-    def backend(self) -> str:
-        """What evaluates the network: "triton" (the fused kernel) or "eager" (PyTorch)."""
-        return "eager" if self._kernel is None else "triton"
-
-    @property
-    def canvas(self) -> Canvas:
-        return self.sampling.canvas
-
-    @torch.no_grad()
-    def render_window(self, win: Window) -> np.ndarray:
-        """Pixels of ``win`` as an (height, width, bands) uint8/uint16 array."""
-        if self._kernel is not None:
-            out = torch.empty((win.height, win.width, self.bands), dtype=self._kernel.dtype, device=self.device)
-            return self._kernel(out, win).cpu().numpy()
-        xs = self.sampling.axis(win.x, win.width, True, self.device)
-        ys = self.sampling.axis(win.y, win.height, False, self.device)
-        x = xs.repeat(win.height)
-        y = ys.repeat_interleave(win.width)
-        n = win.pixels
-        qdtype = torch.uint8 if self.depth == 8 else torch.int32
-        out = torch.empty((n, self.bands), dtype=qdtype, device=self.device)
-        for s in range(0, n, self.chunk):
-            e = min(n, s + self.chunk)
-            v = self.model.evaluate(x[s:e], y[s:e])
-            out[s:e] = v.mul_(self._scale).add_(0.5).floor_().to(qdtype)
-        arr = out.cpu().numpy()
-        if self.depth == 16:
-            arr = arr.astype(np.uint16)
-        return arr.reshape(win.height, win.width, self.bands)
+class Renderer(Backend):
+    """A :class:`~bigcppn.compute.Backend` that also renders full-width strips of a plan."""
 
     def render_strip(self, strip, stop: threading.Event | None = None) -> np.ndarray:
         """One full-width strip, its batches evaluated left to right.
@@ -162,49 +47,6 @@ class Renderer:
         return arr
 
     # ------------------------------------------------------------------ CUDA
-
-    @property
-    def device_dtype(self) -> torch.dtype:
-        """The dtype :meth:`fill` writes: uint8/uint16 from the kernel, uint8/int32 from PyTorch."""
-        if self._kernel is not None:
-            return self._kernel.dtype
-        return torch.uint8 if self.depth == 8 else torch.int32
-
-    @torch.no_grad()
-    def fill(self, dst: torch.Tensor, win: Window) -> None:
-        """Pixels of ``win`` into the device tensor ``dst`` ((height, width, bands), :attr:`device_dtype`)."""
-        if self._kernel is not None:
-            self._kernel(dst, win)
-            return
-        xs = self.sampling.axis(win.x, win.width, True, self.device)
-        ys = self.sampling.axis(win.y, win.height, False, self.device)
-        r = c = 0
-        while r < win.height:
-            # A piece of at most self.chunk pixels: whole rows, or a run of one row.
-            rows = min(win.height - r, max(1, self.chunk // win.width)) if c == 0 else 1
-            cols = min(win.width - c, self.chunk) if rows == 1 else win.width
-            try:
-                self._fill_piece(dst, xs, ys, r, rows, c, cols)
-                failed = False
-            except torch.cuda.OutOfMemoryError:
-                # Halve the batch (for the rest of the render too) and retry.
-                if rows * cols <= 1024:
-                    raise
-                self.chunk = rows * cols // 2
-                failed = True
-            if failed:  # out of the except block, the failed piece's tensors are freed
-                torch.cuda.empty_cache()
-                continue
-            c += cols
-            if c >= win.width:
-                r, c = r + rows, 0
-
-    def _fill_piece(self, dst, xs, ys, r: int, rows: int, c: int, cols: int) -> None:
-        x = xs[c : c + cols].repeat(rows)
-        y = ys[r : r + rows].repeat_interleave(cols)
-        v = self.model.evaluate(x, y)
-        q = v.mul_(self._scale).add_(0.5).floor_().to(dst.dtype)
-        dst[r : r + rows, c : c + cols] = q.view(rows, cols, self.bands)
 
     def _render_strip_cuda(self, strip) -> np.ndarray:
         """One strip on CUDA: into a device buffer on this thread's stream, then into pinned host memory.
@@ -286,25 +128,21 @@ class StripStream:
                 continue
         return False
 
+    def _strips(self) -> Iterator:
+        for strip in self.plan.strips():
+            if self._cancel.is_set():
+                return
+            yield strip
+
     def _produce(self) -> None:
         # Several workers render neighbouring strips at once (each torch call
         # releases the GIL); strips are handed on strictly in order.
-        pending: deque = deque()
+        render = functools.partial(self.renderer.render_strip, stop=self._cancel)
         try:
-            with ThreadPoolExecutor(self.workers, thread_name_prefix="bigcppn-strip") as pool:
-                try:
-                    for strip in self.plan.strips():
-                        if self._cancel.is_set():
-                            return
-                        pending.append(pool.submit(self.renderer.render_strip, strip, stop=self._cancel))
-                        if len(pending) >= self.workers and not self._put(pending.popleft().result()):
-                            return
-                    while pending:
-                        if not self._put(pending.popleft().result()):
-                            return
-                finally:
-                    for f in pending:
-                        f.cancel()
+            with ThreadExecutor(self.workers, "bigcppn-strip") as ex:
+                for _strip, arr in ex.map_ordered(render, self._strips(), self.workers - 1):
+                    if not self._put(arr):
+                        return
         except Cancelled:
             pass  # the consumer asked for it and is not waiting for more
         except BaseException as exc:  # handed to the consumer

@@ -7,8 +7,12 @@ seeds at once (``torch.baddbmm``), on the same coordinates.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyvips
@@ -18,9 +22,12 @@ from .config import Config
 from .errors import UserError
 from .model import _ACTIVATIONS_, CPPN
 from .plan import Canvas, View
-from .render import CPU_CHUNK, Sampling
+from .compute import CPU_CHUNK, Sampling, quantise_
 
-__all__ = ["parse_seeds", "SeedBatch", "render_cells", "compose_sheet"]
+if TYPE_CHECKING:
+    from .api import RenderResult
+
+__all__ = ["parse_seeds", "SeedBatch", "render_cells", "compose_sheet", "render_sheet"]
 
 MAX_SEEDS = 1024
 
@@ -107,7 +114,7 @@ def render_cells(cfg: Config, seeds: list[int], cell: int, device: torch.device)
     for s in range(0, w * h, chunk):
         e = min(w * h, s + chunk)
         v = batch.evaluate(x[s:e], y[s:e])
-        out[:, s:e] = v.mul_(255.0).add_(0.5).floor_().to(torch.uint8).cpu()
+        out[:, s:e] = quantise_(v, 8, torch.uint8).cpu()
     return out.reshape(len(seeds), h, w, -1).numpy()
 
 
@@ -129,3 +136,42 @@ def compose_sheet(cells: np.ndarray, seeds: list[int], columns: int | None = Non
     sheet = pyvips.Image.arrayjoin(tiles, across=columns, shim=gap, background=[24, 24, 24])
     return sheet.embed(gap, gap, sheet.width + 2 * gap, sheet.height + 2 * gap,
                        extend="background", background=[24, 24, 24]).copy(interpretation="srgb")
+
+
+def render_sheet(cfg: Config, path: str | Path, seeds: list[int], cell: int = 256,
+                 columns: int | None = None) -> "RenderResult":
+    """A contact sheet of ``seeds`` written to ``path`` (.png, .jpg, .webp or .tif), atomically.
+
+    UserError before anything is rendered when the format, the size or the
+    output folder cannot be used.
+    """
+    from .api import RenderResult
+    from .compute import pick_device, strip_workers
+    from .formats import check_canvas, format_for
+    from .sink import OutputTarget, write_image
+
+    out = Path(path)
+    fmt = format_for(out)
+    if fmt.layout != "file":  # a DeepZoom folder or zip
+        raise UserError("a contact sheet is one picture; write .png, .jpg, .webp or .tif")
+    if cell > 4096:
+        raise UserError(f"--cell {cell} is too large for a contact sheet; use at most 4096")
+    check_canvas(fmt, *sheet_size(cfg, len(seeds), cell, columns), 8)
+    device = pick_device(cfg.render.device)
+    target = OutputTarget(out, fmt)
+    try:
+        target.probe()
+    except OSError as exc:
+        raise UserError(str(exc)) from None
+    if device.type == "cpu":
+        torch.set_num_threads(strip_workers(device, cfg.render.workers))  # one batched pass: let torch thread it
+    t0 = time.perf_counter()
+    image = compose_sheet(render_cells(cfg, seeds, cell, device), seeds, columns)
+    target.prepare()
+    try:
+        write_image(image, target.temp, fmt, dataclasses.replace(cfg.output, depth=8))
+        target.commit()
+    except BaseException:
+        target.cleanup()
+        raise
+    return RenderResult(out, image.width, image.height, out.stat().st_size, time.perf_counter() - t0)

@@ -49,12 +49,8 @@ from .metadata import add_to_szi, config_text, embed, sidecar_json, sidecar_path
 from .dzwriter import DeepZoomWriter
 from .tiffwriter import TiffTags, TiledTiffWriter
 
-__all__ = ["png_stream", "StripSource", "OutputTarget", "write_image", "vips_save", "save_strips", "PARALLEL_TIFF",
-           "PARALLEL_DZ", "own_writer", "write_own"]
-
-# Outputs bigcppn writes itself, on all cores, instead of libvips (measured faster, same pixels):
-PARALLEL_TIFF = ("deflate", "lzw", "jpeg")  # TIFF compressions: TiledTiffWriter
-PARALLEL_DZ = ("jpeg",)  # DeepZoom tile formats, .dzi or .szi: DeepZoomWriter
+__all__ = ["png_stream", "StripSource", "OutputTarget", "write_image", "vips_save", "save_strips", "own_writer",
+           "write_own"]
 
 # The lock a running save holds inside its temporary folder, and the open ones of this process.
 LOCK_NAME = ".lock"
@@ -311,10 +307,8 @@ def _bigtiff_needed(width: int, height: int, bands: int, depth: int) -> bool:
 
 
 def own_writer(fmt: Format, out: OutputConfig) -> bool:
-    """Whether bigcppn's own writer, not libvips, writes this output."""
-    if fmt.name == "tiff":
-        return out.compression in PARALLEL_TIFF
-    return fmt.name in ("dz", "szi") and out.dz_suffix in PARALLEL_DZ
+    """Whether bigcppn's own writer, not libvips, writes this output (the format table decides)."""
+    return fmt.writer(out) != "vips"
 
 
 def write_own(strips: Iterable[np.ndarray], path: Path, fmt: Format, width: int, height: int, bands: int,

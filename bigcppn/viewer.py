@@ -14,10 +14,11 @@ import html
 import json
 import os
 import re
-import shutil
 from pathlib import Path
 
 from . import __version__
+from .atomic import copy_atomic
+from .layouts import Zoomify
 from .pyramid_plan import Pyramid
 
 __all__ = ["OSD_ENV", "OSD_CDN", "GENERATOR_META", "find_openseadragon", "openseadragon_files",
@@ -78,72 +79,13 @@ def install_openseadragon(dest: Path, build: Path | None = None) -> bool:
         if target.is_file() and target.stat().st_size == src.stat().st_size:
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.partial-{os.getpid()}")
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, target)
+        copy_atomic(src, target)
     return True
 
 
 def zoomify_agrees_with_openseadragon(p: Pyramid) -> bool:
-    """Whether OpenSeadragon's Zoomify tiers (halved rounding down) are Zoomify's (rounding up).
-
-    They differ only when a side lies just past tile·2^k, e.g. 1025 px with 256 px tiles.
-    """
-    w, h = p.width, p.height
-    grids = []
-    while True:
-        grids.append((-(-w // p.tile), -(-h // p.tile)))
-        if w <= p.tile and h <= p.tile:
-            break
-        w, h = w // 2, h // 2
-    grids.reverse()
-    return grids == [(lv.cols, lv.rows) for lv in p.levels]
-
-
-def _tile_source_js(p: Pyramid) -> str:
-    """A JavaScript expression (or statements ending in a ``source`` variable) for the tile source."""
-    if p.layout == "dz":
-        return f"const source = {json.dumps(p.descriptor_path)};"
-    if p.layout == "iiif3":
-        # A static IIIF level-0 pyramid names its own URL in info.json ("id"); the page
-        # opens it from wherever it is published by putting its own folder there.
-        return (
-            "const source = fetch('info.json').then(r => r.json()).then(info => {\n"
-            "  info.id = new URL('.', location.href).href.replace(/\\/$/, '');\n"
-            "  return info;\n"
-            "});"
-        )
-    if p.layout == "zoomify" and zoomify_agrees_with_openseadragon(p):
-        return "const source = " + json.dumps({
-            "type": "zoomifytileservice", "width": p.width, "height": p.height, "tileSize": p.tile,
-            "tilesUrl": "./", "fileFormat": p.ext}) + ";"
-    if p.layout == "zoomify":
-        # OpenSeadragon halves Zoomify tiers rounding down; Zoomify (and libvips) round up, which
-        # differs for this size: name the tiles as Zoomify does.
-        levels = [[lv.width, lv.height] for lv in p.levels]
-        before, n = [], 0
-        for lv in p.levels:
-            before.append(n)
-            n += lv.tile_count
-        return (
-            f"const zl = {json.dumps(levels)}, zb = {json.dumps(before)}, zt = {p.tile};\n"
-            "const source = {\n"
-            f"  width: {p.width}, height: {p.height}, tileSize: zt, tileOverlap: 0,\n"
-            "  minLevel: 0, maxLevel: zl.length - 1,\n"
-            "  getTileUrl(level, x, y) {\n"
-            "    const g = Math.floor((zb[level] + y * Math.ceil(zl[level][0] / zt) + x) / 256);\n"
-            f"    return `TileGroup${{g}}/${{level}}-${{x}}-${{y}}.{p.ext}`;\n"
-            "  }\n"
-            "};"
-        )
-    # google: Z/ROW/COL, level 0 one tile
-    return (
-        "const source = {\n"
-        f"  width: {p.width}, height: {p.height}, tileSize: {p.tile}, tileOverlap: 0,\n"
-        f"  minLevel: 0, maxLevel: {len(p.levels) - 1},\n"
-        f"  getTileUrl(level, x, y) {{ return `${{level}}/${{y}}/${{x}}.{p.ext}`; }}\n"
-        "};"
-    )
+    """Whether OpenSeadragon's Zoomify tiers (halved rounding down) are Zoomify's (rounding up)."""
+    return Zoomify.agrees_with_openseadragon(p)
 
 
 def _page(title: str, info: str, source_js: str, osd_base: str | None, options: dict) -> str:
@@ -188,7 +130,7 @@ Promise.resolve(source).then(tileSources => {{
 
 def static_page(p: Pyramid, title: str, info: str, local_osd: bool) -> str:
     """The ``index.html`` beside a pyramid written by ``bigcppn pyramid``."""
-    return _page(title, info, _tile_source_js(p), f"{OSD_DIR}/" if local_osd else None,
+    return _page(title, info, p.scheme.tile_source_js(p), f"{OSD_DIR}/" if local_osd else None,
                  {"maxZoomPixelRatio": 2})
 
 

@@ -13,7 +13,8 @@ import pyvips
 import torch
 
 from bigcppn import cli
-from bigcppn.pyramid import LevelSampler, PyramidOutput, TileStore, encode_tile, render_pyramid
+from bigcppn.geometry import pixel_coord
+from bigcppn.pyramid import PyramidOutput, TileStore, encode_tile, render_pyramid
 from bigcppn.pyramid_plan import Pyramid, level_coord, sample_positions
 from bigcppn.render import renderer_for
 from bigcppn.viewer import OSD_CDN, find_openseadragon
@@ -37,19 +38,24 @@ def decode(data: bytes) -> np.ndarray:
 
 
 def test_base_sampling_is_the_renderers_to_the_bit(device):
+    """The level rule at shift 0, one sample (scalar and array forms) is the pixel-centre rule, to the bit."""
     r, _plan = renderer_for(small_config(301, 203, **{"view.center": [0.1, -0.37], "view.zoom": 3.0}), device)
-    s = LevelSampler(r.model, r.canvas, r.sampling.view, device)
-    for start, count in [(0, 301), (17, 50), (300, 1)]:
-        assert torch.equal(s.axis(start, count, 0, 1, True), r.sampling.axis(start, count, True, device))
-    for start, count in [(0, 203), (199, 4)]:
-        assert torch.equal(s.axis(start, count, 0, 1, False), r.sampling.axis(start, count, False, device))
+    pitch = r.sampling.view.pitch(r.canvas)
+    for horizontal, size, center, runs in [(True, 301, 0.1, [(0, 301), (17, 50), (300, 1)]),
+                                           (False, 203, -0.37, [(0, 203), (199, 4)])]:
+        for start, count in runs:
+            got = r.sampling.axis(start, count, horizontal, device, 0, 1).cpu().tolist()
+            pixel = [pixel_coord(i, size, center, pitch) for i in range(start, start + count)]
+            level = [level_coord(sample_positions(i, 0, 1, size)[0], size, center, pitch)
+                     for i in range(start, start + count)]
+            assert got == pixel == level
 
 
 @pytest.mark.parametrize("shift,k", [(1, 1), (2, 2), (3, 3), (-2, 1)])
 def test_sampler_evaluates_the_planned_positions(device, shift, k):
     """A level tile is the mean of K×K network samples at sample_positions, mapped by level_coord."""
     r, _plan = renderer_for(small_config(250, 170), device)
-    s = LevelSampler(r.model, r.canvas, r.sampling.view, device)
+    s = r  # the renderer is the compute backend, pyramid levels included
     lv_w = -(-250 // 2**shift) if shift > 0 else 250 << -shift
     lv_h = -(-170 // 2**shift) if shift > 0 else 170 << -shift
     x0, y0 = max(0, lv_w - 9), max(0, lv_h - 6)  # the last pixels: clipped at the canvas edge
@@ -68,7 +74,7 @@ def test_sampler_evaluates_the_planned_positions(device, shift, k):
 def test_supersampling_converges_to_the_box_filtered_base(device):
     """At shift s with K = 2^s the samples are the base pixel centres: the level is the base, box-filtered."""
     r, plan = renderer_for(small_config(128, 96), device)
-    s = LevelSampler(r.model, r.canvas, r.sampling.view, device)
+    s = r  # the renderer is the compute backend, pyramid levels included
     base = s.sample(0, 0, 0, 128, 96, 1).cpu().numpy().astype(np.float64)
     box = base.reshape(24, 4, 32, 4, 3).mean(axis=(1, 3))
     errors = [np.abs(s.sample(2, 0, 0, 32, 24, k).cpu().numpy() - box).mean() for k in (1, 2, 4)]

@@ -137,8 +137,8 @@ def test_a_tile_zoomed_a_million_times_is_smooth_against_float64(server):
     row = int((-0.2111 * H + H / 2) * 2**20) // 254
     t = p.tile_at(level, col, row)
     assert t.shift == -20 and (t.width, t.height) == (256, 256)
-    xs = sampler.axis(t.x, t.width, t.shift, 1, True)
-    ys = sampler.axis(t.y, t.height, t.shift, 1, False)
+    xs = sampler.sampling.axis(t.x, t.width, True, sampler.device, t.shift, 1)
+    ys = sampler.sampling.axis(t.y, t.height, False, sampler.device, t.shift, 1)
     pitch = Fraction(1, H)
 
     def exact(i, size):

@@ -1,0 +1,66 @@
+"""Files that appear whole or not at all: written under a hidden temporary name, then renamed.
+
+The temporary name is ``.NAME.partial-PID-THREAD`` beside the target, so a
+killed run leaves only hidden files that :func:`remove_partials` (or a later
+run) can sweep; ``os.replace`` is atomic within one filesystem.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import threading
+from pathlib import Path
+
+__all__ = ["partial_name", "write_atomic", "copy_atomic", "remove_partials", "PARTIAL"]
+
+PARTIAL = re.compile(r"^\..+\.partial-\d+(-\d+)?$")
+
+
+def partial_name(path: Path) -> Path:
+    """The hidden temporary sibling this process and thread write ``path`` under."""
+    return path.with_name(f".{path.name}.partial-{os.getpid()}-{threading.get_ident()}")
+
+
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """``data`` (text is written as UTF-8) at ``path``, whole or not at all."""
+    tmp = partial_name(path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def copy_atomic(src: Path, path: Path) -> None:
+    """A copy of ``src`` at ``path``, whole or not at all."""
+    tmp = partial_name(path)
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def remove_partials(top: Path) -> int:
+    """Delete the temporary files an interrupted run left under ``top``; returns how many."""
+    n = 0
+    for dirpath, _dirs, files in os.walk(top):
+        for f in files:
+            if PARTIAL.match(f):
+                try:
+                    os.unlink(os.path.join(dirpath, f))
+                    n += 1
+                except FileNotFoundError:
+                    pass
+    return n

@@ -1,0 +1,147 @@
+"""What every subcommand shares: the parser class, value types, the config and sizing options, exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from typing import Callable
+
+from ..config import Config
+from ..errors import RenderError, UserError
+from ..job import Sizing, resolve_config
+
+__all__ = ["LazyBar", "Parser", "positive_int", "seed_value", "add_config_options", "add_sizing_options", "config_from",
+           "Terminated", "run_reporting"]
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line (what was wrong, where to look) and exit code 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}; see '{self.prog} --help'\n")
+
+
+def positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {v}")
+    return v
+
+
+def seed_value(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if not 0 <= v < 2**63:
+        raise argparse.ArgumentTypeError(f"expected a seed from 0 to 2**63-1, got {v}")
+    return v
+
+
+def add_config_options(p: argparse.ArgumentParser, output_help: str) -> None:
+    """CONFIG, -o, --from, --seed, --device, --set, -v: how every rendering subcommand gets its config."""
+    p.add_argument("config", nargs="?", metavar="CONFIG", help="a TOML config (default: the article's network)")
+    p.add_argument("-o", "--output", metavar="OUT", help=output_help)
+    p.add_argument("--from", dest="from_image", metavar="IMAGE",
+                   help="start from the config embedded in an earlier bigcppn output (a .dzi: its sidecar)")
+    p.add_argument("--seed", type=seed_value, metavar="N", help="the seed that draws the weights")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to evaluate the network (default auto)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set network.hidden=[32,32] (repeatable)")
+    p.add_argument("-v", "--verbose", action="store_true", help="show tracebacks and details")
+
+
+def add_sizing_options(p: argparse.ArgumentParser, width_help: str = "canvas width in pixels",
+                       paper: bool = True) -> None:
+    """--width/--height, and (``paper``) the print size options."""
+    p.add_argument("--width", type=positive_int, metavar="W", help=width_help)
+    p.add_argument("--height", type=positive_int, metavar="H",
+                   help="canvas height in pixels (with only one of --width/--height the config's aspect is kept)")
+    if not paper:
+        return
+    pr = p.add_argument_group("print size (instead of --width/--height)")
+    pr.add_argument("--size", metavar="PAPER",
+                    help="A0..A6, letter, legal, tabloid, or WxHmm / WxHcm / WxHin (e.g. 50x70cm)")
+    pr.add_argument("--dpi", type=float, metavar="N",
+                    help="print resolution, written into TIFF, PNG and JPEG (default 300)")
+    pr.add_argument("--landscape", action="store_true", help="turn the paper so its long side is horizontal")
+    pr.add_argument("--bleed", metavar="LEN",
+                    help="extend the picture past the trim edge on every side, e.g. 3mm or 0.125in")
+
+
+def config_from(args: argparse.Namespace) -> Config:
+    """The resolved config of a subcommand's arguments (options a subcommand lacks count as not given)."""
+    get = lambda name, default=None: getattr(args, name, default)  # noqa: E731
+    sizing = Sizing(width=get("width"), height=get("height"), size=get("size"), dpi=get("dpi"),
+                    landscape=get("landscape", False), bleed=get("bleed"))
+    return resolve_config(get("config"), from_image=get("from_image"), overrides=get("overrides", []),
+                          sizing=sizing, seed=get("seed"), depth=get("depth"), tile=get("tile"),
+                          device=get("device"))
+
+
+class LazyBar:
+    """A tqdm progress bar on stderr that appears at the first :meth:`progress` call.
+
+    The checks before a render may still fail with one line; a bar drawn
+    before them would be a second one.
+    """
+
+    def __init__(self, disable: bool = False, **options) -> None:
+        self.disable = disable
+        self.options = options
+        self.bar = None
+
+    def progress(self, done: int, total: int) -> None:
+        if self.disable:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, dynamic_ncols=True, file=sys.stderr, smoothing=0.1, **self.options)
+        if self.bar.total != total:
+            self.bar.reset(total=total)
+        if done > self.bar.n:
+            self.bar.update(done - self.bar.n)
+
+    def write(self, text: str) -> None:
+        from tqdm import tqdm
+
+        tqdm.write(text, file=sys.stderr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (kill, timeout, a closed terminal): cleaned up like Ctrl-C."""
+
+
+def run_reporting(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run a subcommand, turning bigcppn's errors into one line and an exit status.
+
+    2: bad input (nothing was rendered); 1: rendering failed; 130: Ctrl-C; 143: SIGTERM.
+    """
+    verbose = getattr(args, "verbose", False)
+    try:
+        return command(args)
+    except UserError as exc:
+        if verbose:
+            traceback.print_exc()
+        print(f"bigcppn: error: {exc}", file=sys.stderr)
+        return 2
+    except RenderError as exc:
+        if verbose:
+            traceback.print_exc()
+        print(f"bigcppn: {exc}; no file was written", file=sys.stderr)
+        return 1
+    except Terminated:
+        print("bigcppn: terminated; no file was written", file=sys.stderr)
+        return 143
+    except KeyboardInterrupt:
+        print("bigcppn: interrupted; no file was written", file=sys.stderr)
+        return 130

@@ -1,0 +1,41 @@
+"""``bigcppn sheet``: a contact sheet of seeds, to pick one before a long render."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..estimate import human_duration
+from ..job import resolve_config
+from .common import positive_int
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("sheet", help="a contact sheet of seeds, to pick one before a long render",
+                       description="Render one thumbnail per seed in one batched pass, labelled with its "
+                                   "seed, into a grid.")
+    p.add_argument("config", nargs="?", metavar="CONFIG", help="a TOML config (default: the article's network)")
+    p.add_argument("-o", "--output", metavar="OUT", default="sheet.png",
+                   help="output image: .png, .jpg, .webp or .tif (default sheet.png)")
+    p.add_argument("--seeds", default="0-15", metavar="SEEDS", help="e.g. 0-15 or 1,5,9 (default 0-15)")
+    p.add_argument("--cell", type=positive_int, default=256, metavar="PX",
+                   help="thumbnail size, longer side (default 256)")
+    p.add_argument("--columns", type=positive_int, metavar="N", help="thumbnails per row (default: square)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to evaluate (default auto)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value (repeatable)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no summary line")
+    p.add_argument("-v", "--verbose", action="store_true", help="show tracebacks")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..sheet import parse_seeds, render_sheet
+
+    seeds = parse_seeds(args.seeds)
+    cfg = resolve_config(args.config, overrides=args.overrides, device=args.device)
+    result = render_sheet(cfg, args.output, seeds, args.cell, args.columns)
+    if not args.quiet:
+        print(f"wrote {result.path} ({len(seeds)} seeds, {result.width}x{result.height}, "
+              f"{human_duration(result.seconds)})", file=sys.stderr)
+    return 0

@@ -1,0 +1,231 @@
+"""Where a pyramid's files go: the tile store, the output's place, its owner lock and its manifest.
+
+A pyramid folder has one owner at a time: :class:`PyramidOutput.lock` takes an
+exclusive ``flock`` on a hidden lock file before the manifest is read, and
+holds it until the descriptor is written (then the file goes), so two runs can never both decide
+that a folder is theirs. The manifest (``bigcppn.json``) records the config
+and the pyramid's settings: a run with the same ones resumes, a run with other
+ones is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import __version__
+from .atomic import remove_partials, write_atomic
+from .config import Config, config_to_dict
+from .errors import UserError
+from .layouts import LAYOUTS
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no lock
+    fcntl = None
+
+__all__ = ["TileStore", "PyramidOutput", "pyramid_output", "MANIFEST_NAME", "manifest_key"]
+
+MANIFEST_NAME = "bigcppn.json"
+LOCK_NAME = "bigcppn.lock"
+
+
+class TileStore:
+    """Files under a root, each written atomically (a hidden temporary name, then a rename)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._dirs: set[Path] = set()
+        self._lock = threading.Lock()
+
+    def path(self, rel: str) -> Path:
+        return self.root / rel
+
+    def exists(self, rel: str) -> bool:
+        return (self.root / rel).is_file()
+
+    def write(self, rel: str, data: bytes) -> None:
+        p = self.root / rel
+        d = p.parent
+        if d not in self._dirs:
+            d.mkdir(parents=True, exist_ok=True)
+            with self._lock:
+                self._dirs.add(d)
+        write_atomic(p, data)
+
+    def remove_partials(self, top: Path | None = None) -> int:
+        """Delete temporary files an interrupted run left behind; returns how many."""
+        return remove_partials(top or self.root)
+
+
+@dataclass(frozen=True)
+class PyramidOutput:
+    """Where a pyramid's files go.
+
+    ``dz``: ``-o DIR/NAME.dzi`` writes ``NAME.dzi``, ``NAME_files/``, the manifest
+    ``NAME.bigcppn.json`` and ``index.html`` in DIR. The other layouts: ``-o DIR/NAME``
+    is a folder holding everything, ``bigcppn.json`` and ``index.html`` included.
+    """
+
+    root: Path
+    name: str
+    layout: str
+
+    @property
+    def folder(self) -> bool:
+        """Whether the pyramid is a folder of its own (all layouts but DeepZoom)."""
+        return LAYOUTS[self.layout].folder
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / (MANIFEST_NAME if self.folder else f"{self.name}.{MANIFEST_NAME}")
+
+    @property
+    def lock_path(self) -> Path:
+        return self.root / (f".{LOCK_NAME}" if self.folder else f".{self.name}.{LOCK_NAME}")
+
+    @property
+    def tiles_dir(self) -> Path:
+        return self.root if self.folder else self.root / f"{self.name}_files"
+
+    @property
+    def page(self) -> Path:
+        return self.root / "index.html"
+
+    def lock(self) -> "_FolderLock":
+        """The owner lock of this pyramid (a context manager); UserError when another run holds it."""
+        return _FolderLock(self)
+
+    def check_manifest(self, key: dict) -> bool:
+        """True when resuming a pyramid of the same render; UserError when the place holds something else."""
+        m = self.manifest
+        if m.is_file():
+            try:
+                data = json.loads(m.read_text(encoding="utf-8"))
+                old = {"config": data["config"], "pyramid": data["pyramid"]}
+                old["config"].get("render", {}).pop("workers", None)
+                old["config"].get("render", {}).pop("queue", None)
+            except (ValueError, KeyError, TypeError, AttributeError):
+                raise UserError(f"'{m}' is not a bigcppn pyramid manifest; "
+                                "remove the pyramid or choose another -o") from None
+            if old != key:
+                diff = sorted(k for k in ("config", "pyramid") if old[k] != key[k])
+                what = ", ".join(
+                    f"{sect}.{k}" for sect in diff for k in sorted(set(old[sect]) | set(key[sect]))
+                    if old[sect].get(k) != key[sect].get(k))
+                raise UserError(f"'{self.root / self.name}' holds a pyramid of another render (differs in {what}); "
+                                "remove it or choose another -o")
+            return True
+        # Nothing of ours: refuse to mix tiles into something that is already there.
+        if self.folder:
+            clash = [self.root] if any(p != self.lock_path for p in self.root.iterdir()) else []
+        else:
+            clash = [p for p in (self.tiles_dir, self.root / f"{self.name}.dzi") if p.exists()]
+        if clash:
+            raise UserError(f"'{clash[0]}' already exists and was not made by bigcppn pyramid; "
+                            "remove it or choose another -o")
+        return False
+
+    def write_manifest(self, key: dict) -> None:
+        write_atomic(self.manifest, json.dumps({"generator": f"bigcppn {__version__}", **key}, indent=2) + "\n")
+
+
+class _FolderLock:
+    """An exclusive, non-blocking ``flock`` on the pyramid's lock file, for the length of a ``with``.
+
+    The lock file is removed, still locked, when the run ends; a run that
+    opened it just before then finds, once it holds its lock, that the path no
+    longer names the file it locked, and tries again, so two runs never hold
+    locks on two different files. ``flock`` is local to one machine on some
+    network filesystems; on NFS v4 Linux maps it to a byte-range lock that the
+    server arbitrates, so machines sharing the folder exclude each other too.
+    """
+
+    def __init__(self, out: PyramidOutput) -> None:
+        self.out = out
+        self.fd: int | None = None
+        self.created = False
+
+    def __enter__(self) -> "_FolderLock":
+        out = self.out
+        if out.folder and not out.root.is_dir():
+            out.root.mkdir()
+            self.created = True
+        while self.fd is None:
+            fd = os.open(out.lock_path, os.O_CREAT | os.O_RDWR, 0o644)
+            if fcntl is None:
+                self.fd = fd
+                break
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                raise UserError(f"another bigcppn run is writing the pyramid '{out.root / out.name}'; "
+                                "wait for it to finish, or choose another -o") from None
+            if _same_file(fd, out.lock_path):
+                self.fd = fd
+            else:  # removed by the run that held it: lock the new one
+                os.close(fd)
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.fd is None:
+            return
+        try:
+            self.out.lock_path.unlink()
+        except OSError:
+            pass
+        os.close(self.fd)
+        self.fd = None
+        if self.created and isinstance(exc, UserError):
+            # refused before anything was written: leave no folder behind
+            try:
+                self.out.root.rmdir()
+            except OSError:
+                pass
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        a, b = os.fstat(fd), os.stat(path)
+    except FileNotFoundError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def manifest_key(cfg: Config, params: dict) -> dict:
+    """What makes two pyramids the same: the config (less threads and queue depth) and the settings."""
+    c = config_to_dict(cfg)
+    # How many threads and how deep a queue change nothing in the pixels.
+    c.get("render", {}).pop("workers", None)
+    c.get("render", {}).pop("queue", None)
+    return {"config": c, "pyramid": params}
+
+
+def pyramid_output(out: str | Path, layout: str) -> PyramidOutput:
+    """Check ``-o`` for a layout (before anything is rendered); UserError when it cannot be used."""
+    p = Path(out)
+    if not LAYOUTS[layout].folder:
+        if p.suffix.lower() not in (".dzi", ""):
+            raise UserError(f"a DeepZoom pyramid is written as NAME.dzi; got '{out}' (or choose --layout)")
+        name = p.stem if p.suffix else p.name
+        root = p.parent
+        if not name or name.startswith("."):
+            raise UserError(f"'{out}' does not name a pyramid; give -o DIR/NAME.dzi")
+    else:
+        if p.suffix.lower() == ".dzi":
+            raise UserError(f"the {layout} layout is a folder, not a .dzi file; give -o DIR/NAME")
+        name, root = p.name, p
+        if not name or name in (".", ".."):
+            raise UserError(f"'{out}' does not name a folder for the pyramid; give -o DIR/NAME")
+    parent = p.parent
+    if not parent.is_dir():
+        raise UserError(f"output directory '{parent}' does not exist; create it first")
+    if not os.access(parent, os.W_OK):
+        raise UserError(f"cannot write in output directory '{parent}'; choose another -o")
+    if LAYOUTS[layout].folder and root.exists() and not root.is_dir():
+        raise UserError(f"'{root}' exists and is not a folder; choose another -o")
+    return PyramidOutput(root, name, layout)
