@@ -23,7 +23,6 @@ from quality 10 to 95, grey and colour).
 from __future__ import annotations
 
 import functools
-import struct
 
 import numpy as np
 
@@ -47,7 +46,7 @@ def _segments(stream: bytes) -> tuple[list[tuple[int, bytes]], int]:
         marker = stream[i + 1]
         if marker == _SOS:
             return out, i
-        (length,) = struct.unpack_from(">H", stream, i + 2)
+        length = stream[i + 2] << 8 | stream[i + 3]
         out.append((marker, stream[i : i + 2 + length]))
         i += 2 + length
     raise ValueError("a JPEG stream without a scan")
@@ -56,8 +55,8 @@ def _segments(stream: bytes) -> tuple[list[tuple[int, bytes]], int]:
 def abbreviate(stream: bytes) -> bytes:
     """``stream`` without its tables and JFIF marker: a tile for a TIFF that has JPEGTables."""
     segments, sos = _segments(stream)
-    keep = b"".join(seg for marker, seg in segments if marker not in (_DQT, _DHT, _APP0))
-    return b"\xff\xd8" + keep + stream[sos:]
+    keep = [seg for marker, seg in segments if marker not in (_DQT, _DHT, _APP0)]
+    return b"".join([b"\xff\xd8", *keep, memoryview(stream)[sos:]])  # one copy of the scan
 
 
 @functools.cache
