@@ -16,7 +16,9 @@ its 2×2 parents with the last row and column repeated at odd sizes; tiles of
 subsampling from quality 90 up and 4:2:0 below, as libvips chooses; tiles
 decode to libvips' own pixels. A ``.szi`` path writes the same inside a zip
 (stored, as libvips: ``NAME/NAME.dzi``, ``NAME/NAME_files/...``,
-``NAME/scan-properties.xml``), the feeding thread adding each finished tile.
+``NAME/scan-properties.xml``), the feeding thread adding each finished tile;
+each entry a Unix regular file, mode 0644 (:func:`szi_entry`; libvips writes
+0664, and no directory entries), so ``unzip`` makes readable files.
 libvips' informational ``vips-properties.xml`` is not written.
 
 Memory: one tile row (plus overlap) per level, about two of the full level in
@@ -37,7 +39,21 @@ import numpy as np
 
 from .system import available_cores
 
-__all__ = ["DeepZoomWriter", "dz_sizes"]
+__all__ = ["DeepZoomWriter", "dz_sizes", "szi_entry"]
+
+SZI_FILE_MODE = 0o100644  # a regular file, rw-r--r--
+
+
+def szi_entry(name: str) -> zipfile.ZipInfo:
+    """A .szi member: dated 1980-01-01 as libvips dates them, a Unix regular file of mode 0644.
+
+    (A bare ``ZipInfo`` has no file type and no permissions; ``writestr`` with
+    a name gives 0600: unzipped, neither is readable by a web server.)
+    """
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.create_system = 3  # Unix: external_attr's high 16 bits are st_mode
+    info.external_attr = SZI_FILE_MODE << 16
+    return info
 
 
 def dz_sizes(width: int, height: int) -> list[tuple[int, int]]:
@@ -284,7 +300,7 @@ class DeepZoomWriter:
             self._zip.close()
 
     def _add(self, name: str, data: bytes) -> None:
-        self._zip.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)
+        self._zip.writestr(szi_entry(name), data)
 
     def __enter__(self) -> DeepZoomWriter:
         return self

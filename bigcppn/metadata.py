@@ -19,6 +19,7 @@ import pyvips
 
 from . import __version__
 from .config import Config, config_from_dict, config_to_dict, dump_toml
+from .dzwriter import szi_entry
 from .errors import UserError
 
 __all__ = ["config_text", "xmp_packet", "embed", "sidecar_path", "write_sidecar", "sidecar_json", "add_to_szi", "read_config_from"]
@@ -79,10 +80,11 @@ def add_to_szi(path: Path, cfg: Config) -> None:
     """Put the sidecar inside a ``.szi`` (``NAME/NAME.bigcppn.json``, beside its ``NAME.dzi``).
 
     The zip is appended to in place; the pyramid's own entries are not touched.
+    The new entry is a regular file of mode 0644, as the DeepZoom writer's.
     """
     with zipfile.ZipFile(path, "a", allowZip64=True) as z:
         top = next((n.split("/", 1)[0] for n in z.namelist() if n.endswith(".dzi")), path.stem)
-        z.writestr(f"{top}/{path.stem}.bigcppn.json", sidecar_json(cfg))
+        z.writestr(szi_entry(f"{top}/{path.stem}.bigcppn.json"), sidecar_json(cfg))
 
 
 def _from_szi(path: Path) -> Config | None:

@@ -22,7 +22,6 @@ over the final name only when everything succeeded.
 
 from __future__ import annotations
 
-import functools
 import glob
 import os
 import re
@@ -45,8 +44,10 @@ except ImportError:  # not POSIX: no lock, the PID alone decides
 from .config import Config, OutputConfig
 from .errors import RenderError
 from .formats import Format
+from .icc import profile_for, profile_name, srgb_profile  # noqa: F401 (srgb_profile: sink's API before icc.py)
 from .metadata import add_to_szi, config_text, embed, sidecar_json, sidecar_path, write_sidecar, xmp_packet
 from .dzwriter import DeepZoomWriter
+from .tiffres import halve_reduced_resolutions
 from .tiffwriter import TiffTags, TiledTiffWriter
 
 __all__ = ["png_stream", "StripSource", "OutputTarget", "write_image", "vips_save", "save_strips", "own_writer",
@@ -331,19 +332,12 @@ def write_dz_strips(strips: Iterable[np.ndarray], path: Path, width: int, height
             writer.write(strip)
 
 
-@functools.cache
-def srgb_profile() -> bytes:
-    """libvips' built-in sRGB ICC profile, the one its savers embed for ``profile="srgb"``."""
-    probe = pyvips.Image.black(1, 1, bands=3).copy(interpretation="srgb")
-    return bytes(pyvips.Image.new_from_buffer(probe.tiffsave_buffer(profile="srgb"), "").get("icc-profile-data"))
-
-
 def write_tiff_strips(strips: Iterable[np.ndarray], path: Path, width: int, height: int, bands: int,
                       out: OutputConfig, dpi: float | None = None, description: str | None = None) -> None:
     """A tiled pyramidal TIFF from strips, tiles compressed on all cores (deflate, LZW or JPEG)."""
     tags = TiffTags(dpi=dpi, description=description,
                     xmp=xmp_packet(description) if description else None,
-                    icc=srgb_profile() if bands >= 3 else None)
+                    icc=profile_for(bands))
     with TiledTiffWriter(path, width, height, bands, out.depth, tile=out.tiff_tile,
                          compression=out.compression, quality=out.quality, tags=tags) as writer:
         for strip in strips:
@@ -370,16 +364,18 @@ def vips_save(image: pyvips.Image, path: Path, fmt: Format, out: OutputConfig,
               dpi: float | None = None, description: str | None = None) -> None:
     """Save ``image`` with the libvips saver and options for ``fmt``.
 
-    ``dpi`` goes into the resolution tags, ``description`` (the config) into the
-    format's metadata; colour images are tagged sRGB with an embedded profile.
+    ``dpi`` goes into the resolution tags (a TIFF's reduced levels then say
+    their own, halved per level), ``description`` (the config) into the
+    format's metadata; colour images embed libvips' sRGB profile, grey ones its
+    sGrey (:mod:`bigcppn.icc`).
     """
     name = str(path)
     if dpi:
         image = image.copy(xres=dpi / 25.4, yres=dpi / 25.4)
     if description:
         image = embed(image, fmt.name, description)
-    # libvips' built-in sRGB profile; a grey image gets none (sRGB is an RGB profile).
-    icc = {"profile": "srgb"} if image.bands >= 3 else {}
+    profile = profile_name(image.bands, fmt.name)
+    icc = {"profile": profile} if profile else {}
     if fmt.name == "tiff":
         opts = dict(tile=True, pyramid=True, tile_width=out.tiff_tile, tile_height=out.tiff_tile, resunit="inch",
                     compression=out.compression,
@@ -391,6 +387,7 @@ def vips_save(image: pyvips.Image, path: Path, fmt: Format, out: OutputConfig,
         if out.compression == "jpeg":
             opts["Q"] = out.quality
         image.tiffsave(name, **opts, **icc)
+        halve_reduced_resolutions(name)
     elif fmt.name == "png":
         image.pngsave(name, compression=6, bitdepth=out.depth, **icc)
     elif fmt.name == "jpeg":

@@ -13,10 +13,16 @@ The file has the same structure as libvips' ``tiffsave(tile=True,
 pyramid=True)``: one IFD per level in a chain, levels after the first marked
 ``NewSubfileType = 1``, each level ``floor`` half the one above, made while a
 level is wider or taller than a tile, each pixel the rounded mean of its 2×2
-parents (``(a + b + c + d + 2) >> 2``, as libvips). Level 0's tiles go
-straight into the file; lower levels spool to unnamed temporary files beside
-it and are appended at the end, followed by the directories. Classic TIFF or
-BigTIFF is chosen at the end from the real size.
+parents (``(a + b + c + d + 2) >> 2``, as libvips). Each directory owns its
+metadata, as libvips writes it: its own copy of the description, XMP, ICC
+profile and JPEGTables (tools that edit metadata, exiftool for one, refuse
+directories that point at another's XMP), and its real resolution, halved
+per level (:mod:`bigcppn.tiffres`; libvips repeats the full one). JPEG tiles
+are libvips' own, byte for byte (:mod:`bigcppn.tiffjpeg`: YCbCr 4:2:0 below
+quality 90, shared tables). Level 0's tiles go straight into the file; lower
+levels spool to unnamed temporary files beside it and are appended at the
+end, followed by the directories. Classic TIFF or BigTIFF is chosen at the
+end from the real size.
 
 Memory: the tile row being filled on each level (about one tile row of level
 0 in all) and at most ``max_pending`` tiles in flight (by default four per
@@ -33,13 +39,14 @@ import struct
 import tempfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
 from .system import available_cores
+from .tiffjpeg import jpeg_tables, tile_encoder, ycbcr
+from .tiffres import level_resolution
 
 __all__ = ["CODECS", "TiledTiffWriter", "pyramid_sizes"]
 
@@ -61,7 +68,7 @@ def pyramid_sizes(width: int, height: int, tile: int) -> list[tuple[int, int]]:
     return sizes
 
 
-def _encoder(codec: str, quality: int):
+def _encoder(codec: str, quality: int, bands: int):
     if codec == "none":
         return lambda a: a.tobytes()
     import imagecodecs
@@ -70,15 +77,8 @@ def _encoder(codec: str, quality: int):
         return lambda a: imagecodecs.zlibng_encode(a, level=DEFLATE_LEVEL)
     if codec == "lzw":
         return imagecodecs.lzw_encode
-    if codec == "jpeg":
-        # As libvips writes JPEG tiles: RGB samples (an Adobe marker, no YCbCr, no chroma subsampling),
-        # libjpeg-turbo at the same quality; each tile a complete JPEG stream, tables included.
-        def jpeg(a):
-            if a.shape[2] == 1:
-                return imagecodecs.jpeg8_encode(a[:, :, 0], level=quality)
-            return imagecodecs.jpeg8_encode(a, level=quality, outcolorspace="RGB")
-
-        return jpeg
+    if codec == "jpeg":  # as libvips writes JPEG tiles: abbreviated streams, the tables in JPEGTables
+        return tile_encoder(quality, bands)
     raise ValueError(f"no parallel TIFF codec {codec!r}; use one of {', '.join(CODECS)}")
 
 
@@ -182,7 +182,8 @@ class TiledTiffWriter:
         self.dtype = np.dtype(np.uint8 if depth == 8 else np.uint16)
         if compression == "jpeg" and depth != 8:
             raise ValueError("JPEG tiles hold 8-bit samples")
-        self._encode = _encoder(compression, quality)
+        self.quality = quality
+        self._encode = _encoder(compression, quality, bands)
         self._predictor = compression in ("lzw", "deflate")
         self.workers = workers or available_cores()
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="bigcppn-tiff")
@@ -351,14 +352,13 @@ class TiledTiffWriter:
             (257, L, 1, struct.pack("<I", lv.height)),
             (258, S, b, struct.pack(f"<{b}H", *[self.depth] * b)),
             (259, S, 1, struct.pack("<H", CODECS[self.compression])),
-            (262, S, 1, struct.pack("<H", 2 if b == 3 else 1)),
+            (262, S, 1, struct.pack("<H", self._photometric())),
         ]
         if self.tags.description:
             e.append((270, A, len(blobs[270]), blobs[270]))
         e += [(274, S, 1, struct.pack("<H", 1)), (277, S, 1, struct.pack("<H", b))]
-        if self.tags.dpi:
-            r = Fraction(self.tags.dpi).limit_denominator(100000)
-            rat = struct.pack("<II", r.numerator, r.denominator)
+        if self.tags.dpi:  # each level its own resolution: halved per level
+            rat = struct.pack("<II", *level_resolution(self.tags.dpi, lv.index))
             e += [(282, R, 1, rat), (283, R, 1, rat)]
         e.append((284, S, 1, struct.pack("<H", 1)))
         if self.tags.dpi:
@@ -372,15 +372,24 @@ class TiledTiffWriter:
             (325, off_type, n, struct.pack(pack % n, *lv.counts)),
             (339, S, b, struct.pack(f"<{b}H", *[1] * b)),
         ]
+        if self.compression == "jpeg":
+            e.append((347, U, len(blobs[347]), blobs[347]))
         if self.tags.xmp:
             e.append((700, B, len(blobs[700]), blobs[700]))
         if self.tags.icc:
             e.append((34675, U, len(blobs[34675]), blobs[34675]))
         return e
 
+    def _photometric(self) -> int:
+        if self.bands == 1:
+            return 1  # min-is-black
+        return 6 if self.compression == "jpeg" and ycbcr(self.quality, self.bands) else 2  # YCbCr or RGB
+
     def _blobs(self) -> dict[int, bytes]:
-        """Metadata written once and pointed to from every level."""
+        """Metadata every level carries, each its own copy."""
         blobs = {}
+        if self.compression == "jpeg":
+            blobs[347] = jpeg_tables(self.quality)
         if self.tags.description:
             blobs[270] = self.tags.description.encode("utf-8") + b"\0"
         if self.tags.xmp:
@@ -393,12 +402,13 @@ class TiledTiffWriter:
         entry, head = (20, 16) if big else (12, 6)
         slot = 8 if big else 4
         n = 0
+        blobs = sum(len(v) + 8 for v in self._blobs().values())
         for lv in self.levels:
-            n += head + 24 * entry + 2 * len(lv.offsets) * slot + 64
-        return n + sum(len(v) + 8 for v in self._blobs().values())
+            n += head + 25 * entry + 2 * len(lv.offsets) * slot + 64 + blobs
+        return n
 
     def _write_directories(self, f: BinaryIO, big: bool) -> int:
-        """Append the metadata blobs and one directory per level; return the first one's offset."""
+        """Append one directory per level, each after its own values; return the first one's offset."""
 
         def align() -> None:
             pad = -f.tell() % 8
@@ -406,21 +416,15 @@ class TiledTiffWriter:
 
         slot = 8 if big else 4
         blobs = self._blobs()
-        shared: dict[int, int] = {}  # metadata too large for an entry: written once, pointed to by every level
-        for tag, blob in blobs.items():
-            if len(blob) > slot:
-                align()
-                shared[tag] = f.tell()
-                f.write(blob)
         inline = struct.Struct("<Q" if big else "<I")
         first = 0
         prev_next_at = None
         for lv in self.levels:
             entries = self._entries(lv, big, blobs)
-            # other values too large for the entry go before the directory
-            values: dict[int, int] = dict(shared)
+            # values too large for the entry go before the directory, a copy for each level
+            values: dict[int, int] = {}
             for tag, _typ, _count, data in entries:
-                if len(data) > slot and tag not in values:
+                if len(data) > slot:
                     align()
                     values[tag] = f.tell()
                     f.write(data)

@@ -142,3 +142,35 @@ def test_render_to_szi_carries_the_config(tmp_path):
     assert cli.main(["render", "--seed", "9", "--width", "300", "-q", "-o", str(tmp_path / "s.szi")]) == 0
     assert read_config_from(tmp_path / "s.szi").seed == 9
     assert sorted(os.listdir(tmp_path)) == ["s.szi"]
+
+
+@pytest.mark.parametrize("suffix", ["jpeg", "png"])
+def test_szi_entries_unzip_as_readable_regular_files(tmp_path, suffix):
+    # entries were mode 0600 (the config) or had no file type nor permissions (the tiles):
+    # unzipped, a web server could not read them. Now each is a regular file, 0644 (libvips'
+    # own entries, on the PNG road, are 0664). jpeg: DeepZoomWriter; png: dzsave + add_to_szi.
+    import shutil
+    import stat
+    import subprocess
+    import zipfile
+
+    path = tmp_path / "m.szi"
+    args = ["--seed", "3", "--width", "300", "--height", "200", "-q", "--set", f'output.dz_suffix="{suffix}"']
+    assert cli.main(["render", *args, "-o", str(path)]) == 0
+    with zipfile.ZipFile(path) as z:
+        infos = z.infolist()
+    assert "m/m.bigcppn.json" in [i.filename for i in infos] and len(infos) > 5
+    for info in infos:
+        mode = info.external_attr >> 16
+        assert info.create_system == 3 and stat.S_ISREG(mode), (info.filename, oct(mode))
+        assert stat.S_IMODE(mode) in (0o644, 0o664), (info.filename, oct(mode))
+    if shutil.which("unzip") is None:
+        return  # the modes above are what unzip restores
+    subprocess.run(["unzip", "-q", str(path), "-d", str(tmp_path / "x")], check=True)
+    # unzip gives files the stored mode whatever the umask; directories (a .szi has no entries
+    # for them, as libvips writes it) follow the umask, so only the files are checked
+    extracted = [p for p in (tmp_path / "x").rglob("*") if p.is_file()]
+    assert len(extracted) == len(infos)
+    for p in extracted:
+        mode = stat.S_IMODE(p.stat().st_mode)
+        assert mode & 0o644 == 0o644 and not mode & 0o002, (p, oct(mode))  # readable by all

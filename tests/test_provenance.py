@@ -49,6 +49,43 @@ def test_outputs_are_tagged_srgb(tmp_path):
         assert "icc-profile-data" in pyvips.Image.new_from_file(str(tmp_path / name)).get_fields(), name
 
 
+@pytest.mark.parametrize("name,extra", [
+    ("g.tif", []),  # bigcppn's TIFF writer, deflate
+    ("j.tif", ["--set", 'output.compression="jpeg"', "--set", "output.quality=75"]),
+    ("n.tif", ["--set", 'output.compression="none"']),  # libvips' tiffsave
+    ("h.tif", ["--depth", "16"]),
+    ("g.png", []),
+    ("h.png", ["--depth", "16"]),
+    ("g.jpg", []),
+])
+def test_grey_outputs_carry_a_grey_profile(tmp_path, name, extra):
+    # grey outputs had no profile, so a print RIP applied its own default grey; now libvips'
+    # sGrey (GRAY, D50, the sRGB tone curve) in every level of a TIFF, and in PNG and JPEG
+    import struct
+
+    import tifffile
+
+    render("--width", 300, "--height", 280, "--set", 'network.color="grey"', *extra, "-o", tmp_path / name)
+    image = pyvips.Image.new_from_file(str(tmp_path / name))
+    assert image.bands == 1
+    icc = bytes(image.get("icc-profile-data"))
+    assert icc[12:20] == b"mntrGRAY" and icc[36:40] == b"acsp" and struct.unpack(">I", icc[:4])[0] == len(icc)
+    tags = {}
+    for i in range(struct.unpack(">I", icc[128:132])[0]):
+        sig, offset, size = struct.unpack(">4sII", icc[132 + 12 * i : 144 + 12 * i])
+        tags[sig] = icc[offset : offset + size]
+    assert {b"desc", b"cprt", b"wtpt", b"kTRC"} <= set(tags)
+    assert [v / 65536 for v in struct.unpack(">3i", tags[b"wtpt"][8:20])] == pytest.approx([0.9642, 1, 0.8249], abs=1e-3)
+    trc = tags[b"kTRC"]  # a 'para' curve of type 3: the sRGB curve
+    assert trc[:4] == b"para" and struct.unpack(">H", trc[8:10])[0] == 3
+    params = [v / 65536 for v in struct.unpack(">5i", trc[12:32])]
+    assert params == pytest.approx([2.4, 1 / 1.055, 0.055 / 1.055, 1 / 12.92, 0.04045], abs=1e-4)
+    assert image.icc_import().interpretation == "lab"  # littleCMS takes it
+    if name.endswith(".tif"):
+        with tifffile.TiffFile(tmp_path / name) as tf:
+            assert len(tf.pages) == 2 and all(p.tags[34675].value == icc for p in tf.pages)
+
+
 def test_from_errors(tmp_path, capsys):
     plain = tmp_path / "plain.png"
     pyvips.Image.black(8, 8).write_to_file(str(plain))

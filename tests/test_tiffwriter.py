@@ -1,10 +1,12 @@
 """The parallel TIFF writer makes the file libvips would, from any split of the rows.
 
-Even JPEG tiles decode to libvips' own pixels: the same libjpeg-turbo, quality, RGB
-samples and zero padding past the edges.
+Even JPEG tiles are libvips' own, byte for byte, at any quality: the same libjpeg-turbo,
+quality, samples (YCbCr 4:2:0 below 90, RGB from 90), tables and zero padding past the edges.
 """
 
 from __future__ import annotations
+
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -28,11 +30,11 @@ def picture(h: int, w: int, bands: int, depth: int, seed: int = 0) -> np.ndarray
     return (base + noise).clip(0, top).astype(np.uint8 if depth == 8 else np.uint16)
 
 
-def libvips_tiff(a: np.ndarray, path, compression: str, tile: int = 256) -> None:
+def libvips_tiff(a: np.ndarray, path, compression: str, tile: int = 256, quality: int = 90) -> None:
     image = pyvips.Image.new_from_array(a)
     if a.dtype == np.uint16:
         image = image.copy(interpretation="rgb16" if a.shape[2] == 3 else "grey16")
-    extra = {"Q": 90} if compression == "jpeg" else {}
+    extra = {"Q": quality} if compression == "jpeg" else {}
     image.tiffsave(str(path), tile=True, pyramid=True, tile_width=tile, tile_height=tile, compression=compression,
                    **extra)
 
@@ -107,20 +109,67 @@ def test_bytes_do_not_depend_on_row_split_or_workers(tmp_path):
     assert (tmp_path / "c.tif").read_bytes() == data
 
 
-def test_tags_and_shared_metadata(tmp_path):
-    a = picture(700, 600, 3, 8)
+@pytest.mark.parametrize("compression", ["deflate", "jpeg"])
+def test_each_level_owns_its_metadata_and_resolution(tmp_path, compression):
+    # as libvips lays it out: every directory its own copy of the description, XMP, ICC profile
+    # (and JPEGTables); one shared copy made exiftool refuse the file ("XMP pointer references
+    # previous XMP directory"). Each level says its real resolution: halved per level.
+    a = picture(1100, 600, 3, 8)
     tags = TiffTags(dpi=150, description="# config ü\nseed = 1\n", xmp=b"<x:xmpmeta/>", icc=b"not-really-icc" * 4)
-    ours(a, tmp_path / "t.tif", "deflate", tags=tags)
+    ours(a, tmp_path / "t.tif", compression, tags=tags)
+    where: dict[int, set[int]] = {270: set(), 700: set(), 34675: set(), 347: set()}
     with tifffile.TiffFile(tmp_path / "t.tif") as tf:
-        assert not tf.is_bigtiff
-        for page in tf.pages:
+        assert not tf.is_bigtiff and len(tf.pages) == 4
+        for level, page in enumerate(tf.pages):
             t = {tag.code: tag.value for tag in page.tags.values()}
-            assert t[282] == (150, 1) and t[283] == (150, 1) and int(t[296]) == 2
-            assert t[317] == 2  # horizontal predictor
+            half = Fraction(150, 2**level)
+            assert t[282] == t[283] == (half.numerator, half.denominator) and int(t[296]) == 2
+            assert (t.get(317) == 2) == (compression == "deflate")  # horizontal predictor
             assert t[700] == b"<x:xmpmeta/>" and t[34675] == b"not-really-icc" * 4
+            assert t[270].rstrip() == "# config ü\nseed = 1"  # (tifffile strips the newline)
+            for code in where:
+                if code in page.tags:
+                    where[code].add(page.tags[code].valueoffset)
+    assert [len(v) for v in where.values()] == [4, 4, 4, 4 if compression == "jpeg" else 0]
     image = pyvips.Image.new_from_file(str(tmp_path / "t.tif"))
     assert image.get("image-description") == "# config ü\nseed = 1\n"
     assert abs(image.xres * 25.4 - 150) < 1e-3
+
+
+def tiles(path) -> tuple[list[dict[int, object]], list[list[bytes]]]:
+    """The tags and raw tile bytes of every level."""
+    with tifffile.TiffFile(path) as tf:
+        tags = [{t.code: t.value for t in p.tags.values()} for p in tf.pages]
+        fh = tf.filehandle
+        data = []
+        for p in tf.pages:
+            data.append([])
+            for offset, count in zip(p.dataoffsets, p.databytecounts):
+                fh.seek(offset)
+                data[-1].append(fh.read(count))
+    return tags, data
+
+
+@pytest.mark.parametrize("quality", [75, 50, 90, 20])
+@pytest.mark.parametrize("bands", [3, 1])
+def test_jpeg_is_libvips_structure_byte_for_byte(tmp_path, quality, bands):
+    # below quality 90 libvips writes YCbCr, 4:2:0 (libtiff's default subsampling, so no tag),
+    # one JPEGTables per directory and abbreviated tiles; RGB samples from 90 up
+    a = picture(700, 1000, bands, 8, seed=quality)
+    libvips_tiff(a, tmp_path / "vips.tif", "jpeg", quality=quality)
+    ours(a, tmp_path / "ours.tif", "jpeg", quality=quality, rows=(1, 97, 300))
+    vtags, vtiles = tiles(tmp_path / "vips.tif")
+    otags, otiles = tiles(tmp_path / "ours.tif")
+    assert otiles == vtiles  # every tile of every level, byte for byte
+    for v, o in zip(vtags, otags, strict=True):
+        for code in (259, 262, 277, 258, 347, 530, 532):
+            assert o.get(code) == v.get(code), code
+    assert otags[0][262] == (6 if bands == 3 and quality < 90 else 2 if bands == 3 else 1)
+    assert otags[0][347][:2] == b"\xff\xd8" and len(otags[0][347]) == 574
+    size = [(tmp_path / n).stat().st_size for n in ("vips.tif", "ours.tif")]
+    assert abs(size[1] - size[0]) < 0.01 * size[0] + 2000, size
+    for g, e in zip(levels_libvips(tmp_path / "ours.tif"), levels_libvips(tmp_path / "vips.tif"), strict=True):
+        np.testing.assert_array_equal(g, e)
 
 
 def test_bigtiff_reads_the_same(tmp_path):
@@ -203,21 +252,25 @@ def test_a_failing_close_still_releases_everything(tmp_path):
     bands=st.sampled_from([1, 3]),
     depth=st.sampled_from([8, 16]),
     compression=st.sampled_from(["deflate", "lzw", "none", "jpeg"]),
+    quality=st.integers(5, 100),
     split=st.lists(st.integers(1, 50), min_size=1, max_size=4),
     workers=st.integers(1, 3),
     max_pending=st.sampled_from([1, 2, None]),
 )
-def test_any_shape_matches_libvips(tmp_path_factory, w, h, tile, bands, depth, compression, split, workers,
+def test_any_shape_matches_libvips(tmp_path_factory, w, h, tile, bands, depth, compression, quality, split, workers,
                                    max_pending):
     if compression == "jpeg":
         depth = 8
     tmp = tmp_path_factory.mktemp("any")
     a = picture(h, w, bands, depth, seed=w * 1000 + h)
-    libvips_tiff(a, tmp / "vips.tif", compression, tile=tile)
-    ours(a, tmp / "ours.tif", compression, rows=tuple(split), tile=tile, workers=workers, max_pending=max_pending)
+    libvips_tiff(a, tmp / "vips.tif", compression, tile=tile, quality=quality)
+    ours(a, tmp / "ours.tif", compression, rows=tuple(split), tile=tile, workers=workers, max_pending=max_pending,
+         quality=quality)
     expected = levels_tifffile(tmp / "vips.tif")
     for reader in (levels_tifffile, levels_libvips):
         got = reader(tmp / "ours.tif")
         assert [g.shape for g in got] == [e.shape for e in expected]
         for g, e in zip(got, expected):
             np.testing.assert_array_equal(g, e)
+    if compression == "jpeg":  # and the tiles themselves (YCbCr 4:2:0 below quality 90)
+        assert tiles(tmp / "ours.tif")[1] == tiles(tmp / "vips.tif")[1]
