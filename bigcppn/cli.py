@@ -482,6 +482,7 @@ def _add_pyramid_parsers(sub) -> None:
     srv.add_argument("--quality", type=int, metavar="Q", help="JPEG quality, 1-100 (default: the config's, 90)")
     srv.add_argument("--cache-mb", type=_positive_int, default=256, metavar="MB",
                      help="memory for encoded tiles (default 256)")
+    srv.add_argument("--cors", action="store_true", help="send Access-Control-Allow-Origin: * (for pages elsewhere)")
 
 
 def _pyramid_config(args: argparse.Namespace) -> Config:
