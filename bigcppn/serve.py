@@ -216,10 +216,10 @@ def serve_until_stopped(server: TileServer, grace: float = 30.0) -> int:
     except KeyboardInterrupt:  # a Ctrl-C that came before the handler
         got.append(signal.SIGINT)
     finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
         server.server_close()
         server.service.stop()
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
     return 128 + signal.SIGTERM if got and got[0] == signal.SIGTERM else 0
 
 
