@@ -21,83 +21,23 @@ woken and sends the answer). What it promises:
 from __future__ import annotations
 
 import errno
-import ipaddress
-import resource
 import selectors
 import socket
 import sys
 import threading
 import time
 from collections import OrderedDict, deque
-from dataclasses import dataclass
 from email.utils import formatdate
 from http import HTTPStatus
 from typing import Callable
 
-from .httphead import Limits, Pending, Reject, Request, Response, parse_head
+from .httpbase import (Counters, Limits, Pending, Reject, Request, Response, connection_cap, is_loopback, listen,
+                       parse_head, raise_fd_limit)
 
 __all__ = ["Request", "Response", "Pending", "Limits", "Counters", "EventServer", "is_loopback",
            "raise_fd_limit", "connection_cap"]
 
 READ, BUSY, WRITE, LINGER, CLOSED = range(5)
-
-
-@dataclass
-class Counters:
-    accepted: int = 0
-    answered: int = 0
-    bad: int = 0  # malformed openings, answered 4xx/5xx and closed
-    refused: int = 0  # 503: at the cap
-    evicted: int = 0  # idle connections closed to make room
-    timed_out: int = 0
-    gone: int = 0  # clients that went away mid-request or mid-answer
-    peak_open: int = 0
-
-
-def is_loopback(address: str) -> bool:
-    """Whether an address is this machine only: 127.0.0.0/8, ::1 (or ::ffff:127.x.y.z)."""
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return False
-    if ip.version == 6 and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_loopback
-
-
-def raise_fd_limit() -> int:
-    """Raise this process' soft limit on open files to its hard limit; returns the soft limit now."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
-    if soft == resource.RLIM_INFINITY or soft >= want:
-        return soft if soft != resource.RLIM_INFINITY else 1 << 20
-    try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-        return want
-    except (ValueError, OSError):
-        return soft
-
-
-def connection_cap(requested: int | None, fd_limit: int) -> int:
-    """The connections allowed open: what was asked (10,000 by default), kept below the descriptor limit."""
-    spare = max(64, fd_limit // 8)  # for the files, pipes and pools the rest of the process uses
-    return max(8, min(requested or 10_000, fd_limit - spare))
-
-
-def _listen(address: tuple[str, int], backlog: int = 1024) -> socket.socket:
-    host, port = address
-    family, kind, proto, _n, sockaddr = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
-                                                           flags=socket.AI_PASSIVE)[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(sockaddr)
-        sock.listen(backlog)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
 
 
 class _Conn:
@@ -122,7 +62,7 @@ class EventServer:
         self.app, self.limits, self.verbose, self.name = app, limits or Limits(), verbose, name
         self.fd_limit = raise_fd_limit()
         self.max_connections = connection_cap(self.limits.max_connections, self.fd_limit)
-        self.socket = _listen(address)
+        self.socket = listen(address)
         self.server_address = self.socket.getsockname()
         self.counters = Counters()
         self._sel = selectors.DefaultSelector()
@@ -132,7 +72,8 @@ class EventServer:
         self._conns: set[_Conn] = set()
         self._reading: OrderedDict[_Conn, None] = OrderedDict()  # oldest first
         self._other: set[_Conn] = set()  # writing or lingering: deadlines swept
-        self._done: deque = deque()
+        self._done: deque = deque()  # (connection, Pending) finished by other threads
+        self._again: deque = deque()  # connections holding a request sent behind the last one
         self._accepting = False
         self._resume_at = 0.0
         self._drain_asked = self._stop_asked = False
@@ -148,7 +89,7 @@ class EventServer:
 
     def log(self, message: str) -> None:
         if self.verbose:
-            print(f"{self.name}: {message}", file=sys.stderr, flush=True)
+            print(f"bigcppn: {message}", file=sys.stderr, flush=True)
 
     # ------------------------------------------------------------------ control, from any thread
 
@@ -195,7 +136,7 @@ class EventServer:
                 if self._drain_by is not None and (not self._conns or time.monotonic() > self._drain_by):
                     break
                 for key, mask in self._sel.select(min(poll_interval, 0.25)):
-                    self._event(key, mask)
+                    self._guarded(self._event, key.data, key, mask)
                 self._finish_pending()
                 self._sweep(time.monotonic())
         finally:
@@ -204,6 +145,14 @@ class EventServer:
             self._sel_unregister(self._wake_r)
             self._sel_unregister(self.socket)
             self._idle.set()
+
+    def _guarded(self, fn, conn: _Conn | None, *args) -> None:
+        try:
+            fn(*args)
+        except Exception as exc:  # a bug: one line, that connection closed, the others go on
+            print(f"bigcppn: internal error: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            if conn is not None:
+                self._close(conn)
 
     def _event(self, key, mask: int) -> None:
         if key.fileobj is self._wake_r:
@@ -327,8 +276,8 @@ class EventServer:
         self._other.discard(conn)
         self._reading[conn] = None
         self._watch(conn, selectors.EVENT_READ)
-        if conn.inbuf:  # a request sent behind the last one
-            self._try_request(conn)
+        if conn.inbuf:  # a request sent behind the last one: read by the loop, not here (no recursion)
+            self._again.append(conn)
 
     def _read(self, conn: _Conn) -> None:
         try:
@@ -374,8 +323,8 @@ class EventServer:
         self._reading.pop(conn, None)
         self._watch(conn, 0)
         conn.state, conn.req, conn.t0 = BUSY, req, time.monotonic()
-        token = req.headers.get("connection", "").lower()
-        conn.keep = ("close" not in token) if req.version == "HTTP/1.1" else ("keep-alive" in token)
+        tokens = {t.strip() for t in req.headers.get("connection", "").lower().split(",")}
+        conn.keep = ("close" not in tokens) if req.version == "HTTP/1.1" else ("keep-alive" in tokens)
         try:
             out = self.app(req)
         except Exception as exc:  # a bug: answered 500, logged in one line, the server goes on
@@ -393,10 +342,15 @@ class EventServer:
         self.wake()
 
     def _finish_pending(self) -> None:
-        while self._done:
-            conn, pending = self._done.popleft()
-            if conn.state == BUSY:
-                self._respond(conn, self._then(pending))
+        while self._done or self._again:
+            while self._done:
+                conn, pending = self._done.popleft()
+                if conn.state == BUSY:
+                    self._guarded(lambda: self._respond(conn, self._then(pending)), conn)
+            while self._again:
+                conn = self._again.popleft()
+                if conn.state == READ and conn.inbuf:
+                    self._guarded(self._try_request, conn, conn)
 
     def _then(self, pending: Pending) -> Response:
         try:
@@ -406,7 +360,7 @@ class EventServer:
 
     def _internal_error(self, req: Request | None, exc: BaseException) -> Response:
         what = f" for {req.target[:200]}" if req is not None else ""
-        print(f"{self.name}: error{what}: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        print(f"bigcppn: error{what}: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
         return Response(500, f"500 Internal Server Error: {type(exc).__name__}\n".encode(),
                         [("Content-Type", "text/plain; charset=utf-8")], close=True)
 
@@ -421,6 +375,8 @@ class EventServer:
         lines += [f"{k}: {v}" for k, v in resp.headers]
         if close:
             lines.append("Connection: close")
+        elif req is not None and req.version == "HTTP/1.0":
+            lines.append("Connection: keep-alive")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         with_body = resp.status not in (204, 304) and (req is None or req.method != "HEAD")
         conn.out = memoryview(head + resp.body if with_body else head)

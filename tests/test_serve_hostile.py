@@ -8,6 +8,7 @@ tests/test_serve_hostile.py` prints them (lines starting "figure:").
 
 import http.client
 import os
+import random
 import re
 import resource
 import signal
@@ -175,6 +176,16 @@ def test_requests_on_one_connection_and_pipelined(server):
             data += chunk
     assert [int(m) for m in re.findall(rb"HTTP/1\.1 (\d{3}) ", data)] == [200, 200, 200]
     assert data.count(b"<?xml") == 1 and data.endswith(b"\xff\xd9")
+    n = 3000  # a long pipeline is answered in order, without recursion or a stall
+    with socket.create_connection((host, port), timeout=30) as s:
+        sender = threading.Thread(target=s.sendall, args=(b"HEAD /image.dzi HTTP/1.1\r\nHost: x\r\n\r\n" * n
+                                                          + b"GET / HTTP/1.0\r\n\r\n",))
+        sender.start()
+        data = b""
+        while chunk := s.recv(1 << 16):
+            data += chunk
+        sender.join(30)
+    assert data.count(b"HTTP/1.1 200 OK\r\n") == n + 1 and data.endswith(b"</html>\n")
 
 
 def flood(srv, n: int, partial: bool = True) -> list[socket.socket]:
@@ -435,3 +446,70 @@ def test_sigterm_finishes_the_tiles_in_flight_and_exits_143():
             raise
     assert proc.returncode == 143, err
     assert "stopped after 4 requests" in err and "Traceback" not in err, err
+
+
+def rss_kib(pid: int) -> int:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def soak_tiles(port: int, until: float, seed: int, counts: dict) -> None:
+    """Deep tiles at random (base 256x192 is level 8): nearly every one a fresh render; the cache churns."""
+    rng = random.Random(seed)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    while time.monotonic() < until:
+        level = rng.randrange(8, 24)
+        cols, rows = -(-(256 << (level - 8)) // 254), -(-(192 << (level - 8)) // 254)
+        conn.request("GET", f"/image_files/{level}/{rng.randrange(cols)}_{rng.randrange(rows)}.jpeg")
+        r = conn.getresponse()
+        body = r.read()
+        counts["ok" if r.status == 200 and body[:2] == b"\xff\xd8" else "bad"] += 1
+    conn.close()
+
+
+def soak_hostile(port: int, until: float, counts: dict) -> None:
+    """Crowds of half-open connections and malformed openings, over and over."""
+    while time.monotonic() < until:
+        socks = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(100)]
+        for s, (_n, data, _status) in zip(socks, MALFORMED * 3):
+            try:
+                s.sendall(data)
+            except OSError:
+                pass
+        time.sleep(0.5)
+        for s in socks:
+            s.close()
+        counts["hostile"] += len(socks)
+
+
+@pytest.mark.slow
+def test_soak_memory_stays_flat_under_load():
+    duration = float(os.environ.get("BIGCPPN_SOAK_S", "180"))
+    proc, port = serve_process("--width", "256", "--height", "192", "--cache-mb", "16")
+    counts = {"ok": 0, "bad": 0, "hostile": 0}
+    until = time.monotonic() + duration
+    threads = [threading.Thread(target=soak_tiles, args=(port, until, i, counts)) for i in range(3)]
+    threads.append(threading.Thread(target=soak_hostile, args=(port, until, counts)))
+    samples = []
+    try:
+        for t in threads:
+            t.start()
+        while time.monotonic() < until:
+            samples.append((duration - (until - time.monotonic()), rss_kib(proc.pid)))
+            time.sleep(2)
+        for t in threads:
+            t.join(120)
+        samples.append((duration, rss_kib(proc.pid)))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    warm = [kib for t, kib in samples if t >= duration / 4]  # after the cache has filled
+    base, end, peak = warm[0], samples[-1][1], max(warm)
+    growth = end / base - 1
+    print(f"\nfigure: soak {duration:.0f} s: {counts['ok']} tiles, {counts['hostile']} hostile connections, "
+          f"RSS {base / 1024:.0f} MiB at {duration / 4:.0f} s -> {end / 1024:.0f} MiB at the end "
+          f"(peak {peak / 1024:.0f} MiB), growth {growth:+.1%}")
+    assert counts["bad"] == 0 and counts["ok"] > 0, counts
+    assert growth < 0.10 and proc.returncode == 143 and "Traceback" not in err, err

@@ -1,4 +1,4 @@
-"""Reading an HTTP/1.x request head, strictly: what :mod:`bigcppn.httpd` accepts and what it refuses.
+"""The stateless half of :mod:`bigcppn.httpd`: request heads read strictly, limits, the listening socket.
 
 :func:`parse_head` looks at the bytes as they arrive and refuses them (:class:`Reject`, with the status to
 answer) as soon as they cannot be the start of an HTTP/1.0 or 1.1 request: a TLS hello or other binary
@@ -9,13 +9,17 @@ Content-Length, a request line or head over its limit, a request body (none is a
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import resource
+import socket
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Callable
 from urllib.parse import urlsplit
 
-__all__ = ["Request", "Response", "Pending", "Limits", "Reject", "parse_head"]
+__all__ = ["Request", "Response", "Pending", "Limits", "Counters", "Reject", "parse_head", "is_loopback",
+           "raise_fd_limit", "connection_cap", "listen"]
 
 _TOKEN = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 _VERSION = re.compile(rb"HTTP/(\d)\.(\d)")
@@ -151,3 +155,61 @@ def _check(method: str, version: str, headers: dict[str, str]) -> None:
     length = headers.get("content-length", "0")
     if "transfer-encoding" in headers or not length.isdigit() or int(length):
         raise Reject(400, "request bodies are not accepted")
+
+
+@dataclass
+class Counters:
+    accepted: int = 0
+    answered: int = 0
+    bad: int = 0  # malformed openings, answered 4xx/5xx and closed
+    refused: int = 0  # 503: at the cap
+    evicted: int = 0  # idle connections closed to make room
+    timed_out: int = 0
+    gone: int = 0  # clients that went away mid-request or mid-answer
+    peak_open: int = 0
+
+
+def is_loopback(address: str) -> bool:
+    """Whether an address is this machine only: 127.0.0.0/8, ::1 (or ::ffff:127.x.y.z)."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
+def raise_fd_limit() -> int:
+    """Raise this process' soft limit on open files to its hard limit; returns the soft limit now."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft == resource.RLIM_INFINITY or soft >= want:
+        return soft if soft != resource.RLIM_INFINITY else 1 << 20
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+        return want
+    except (ValueError, OSError):
+        return soft
+
+
+def connection_cap(requested: int | None, fd_limit: int) -> int:
+    """The connections allowed open: what was asked (10,000 by default), kept below the descriptor limit."""
+    spare = max(64, fd_limit // 8)  # for the files, pipes and pools the rest of the process uses
+    return max(8, min(requested or 10_000, fd_limit - spare))
+
+
+def listen(address: tuple[str, int], backlog: int = 1024) -> socket.socket:
+    host, port = address
+    family, kind, proto, _n, sockaddr = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                                           flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(sockaddr)
+        sock.listen(backlog)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
