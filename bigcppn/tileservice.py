@@ -11,7 +11,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -71,7 +71,7 @@ class ServeStats:
     largest_batch: int = 0
     errors: int = 0
     render_seconds: float = 0.0
-    batch_sizes: list = field(default_factory=list)
+    batch_sizes: deque = field(default_factory=lambda: deque(maxlen=4096))  # the latest
 
 
 class TileService:
