@@ -128,7 +128,8 @@ def render_file(config: ConfigLike, path: str | Path | None = None, *,
         needed = needed * 5 // 4  # lower pyramid levels spool beside the output until they are appended
     check_disk(job.output, needed)
     c = p.canvas
-    stream = StripStream(renderer, p, depth=cfg.render.queue, workers=strip_workers(device, cfg.render.workers))
+    stream = StripStream(renderer, p, queue_size=cfg.render.queue,
+                         workers=strip_workers(device, cfg.render.workers))
     done = {"rows": 0}
 
     def counted():

@@ -103,11 +103,11 @@ class StripStream:
     exception in the producer is re-raised in the consumer as a RenderError.
     """
 
-    def __init__(self, renderer: Renderer, plan: Plan, depth: int = 2, workers: int = 1) -> None:
+    def __init__(self, renderer: Renderer, plan: Plan, queue_size: int = 2, workers: int = 1) -> None:
         self.renderer = renderer
         self.plan = plan
         self.workers = max(1, workers)
-        self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, queue_size))
         self._cancel = threading.Event()
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._produce, name="bigcppn-render", daemon=True)

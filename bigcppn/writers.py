@@ -134,10 +134,10 @@ class VipsWriter:
     """
 
     def __init__(self, path: Path, fmt: Format, width: int, height: int, bands: int, out: OutputConfig,
-                 dpi: float | None = None, description: str | None = None, depth: int = 2) -> None:
+                 dpi: float | None = None, description: str | None = None, queue_size: int = 2) -> None:
         from .sink import StripSource, png_stream
 
-        self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, queue_size))
         self._stop = threading.Event()
         self.error: BaseException | None = None
         self._source = StripSource(png_stream(self._rows(), width, height, bands, out.depth))

@@ -107,7 +107,7 @@ def test_two_workers_hand_strips_on_in_order():
     cfg = config(640, 1000, **{"render.tile": 64})
     r, plan = renderer_for(cfg, CUDA)
     assert strip_workers(CUDA) == 2
-    streamed = np.concatenate(list(StripStream(r, plan, depth=2, workers=2)))
+    streamed = np.concatenate(list(StripStream(r, plan, queue_size=2, workers=2)))
     assert np.array_equal(streamed, r.render(plan))
 
 
