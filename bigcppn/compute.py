@@ -229,5 +229,12 @@ class Backend:
         return self.sample_many([(shift, x, y, width, height)], k)[0]
 
     def render_many(self, rects: Sequence[tuple[int, int, int, int, int]], k: int = 1) -> list[np.ndarray]:
-        """:meth:`sample_many`, quantised to 8 bits (pyramid tiles are 8-bit)."""
+        """:meth:`sample_many`, quantised to 8 bits (pyramid tiles are 8-bit); through the fused kernel when in use."""
+        if self._kernel is not None:
+            return [self._render_level(shift, Window(x, y, w, h), k) for shift, x, y, w, h in rects]
         return [quantise_(v, 8, torch.uint8).cpu().numpy() for v in self.sample_many(rects, k)]
+
+    @torch.no_grad()
+    def _render_level(self, shift: int, win: Window, k: int) -> np.ndarray:
+        out = torch.empty((win.height, win.width, self.bands), dtype=torch.uint8, device=self.device)
+        return self._kernel.level(out, win, shift, k).cpu().numpy()
