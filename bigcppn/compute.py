@@ -23,7 +23,7 @@ from .geometry import Canvas, View, Window, axis_coords
 from .model import CPPN
 from .system import available_cores
 
-__all__ = ["Backend", "Sampling", "quantise_", "pick_device", "strip_workers", "default_batch", "CPU_CHUNK",
+__all__ = ["Backend", "Cancelled", "Sampling", "sheet_chunk", "threads_for_one_pass", "quantise_", "pick_device", "strip_workers", "default_batch", "CPU_CHUNK",
            "CPU_BATCH"]
 
 # On a CPU the network is bound by its activations; chunks that keep a layer's
@@ -32,6 +32,8 @@ CPU_CHUNK = 8192
 CPU_BATCH = 65536
 # Samples per device call when sampling pyramid levels on a GPU.
 GPU_LEVEL_CHUNK = 1 << 22
+# Samples (pixels x K²) evaluated in one pyramid job on a CPU; a GPU takes the renderer's batch.
+CPU_JOB_SAMPLES = 1 << 18
 
 
 def pick_device(name: str) -> torch.device:
@@ -70,6 +72,17 @@ def default_batch(device: torch.device, max_width: int) -> int:
     return int(max(2**20, min(2**26, free // 4 // per_pixel)))
 
 
+def sheet_chunk(device: torch.device, networks: int) -> int:
+    """Pixels per batched pass of ``networks`` networks at once (the contact sheet)."""
+    return max(256, (CPU_CHUNK if device.type == "cpu" else 2**22) // networks)
+
+
+def threads_for_one_pass(device: torch.device, workers: int = 0) -> None:
+    """Let torch thread one big batched pass itself (on a CPU: one thread per core)."""
+    if device.type == "cpu":
+        torch.set_num_threads(strip_workers(device, workers))
+
+
 def quantise_(v: torch.Tensor, depth: int, dtype: torch.dtype) -> torch.Tensor:
     """[0, 1] floats to ``depth``-bit integers, in place: ``floor(v * (2**depth - 1) + 0.5)``."""
     return v.mul_(255.0 if depth == 8 else 65535.0).add_(0.5).floor_().to(dtype)
@@ -93,12 +106,19 @@ class Sampling:
         return axis_coords(idx, size, center, self.pitch, shift, k, sub)
 
 
+class Cancelled(Exception):
+    """Rows given up because their render was cancelled."""
+
+
 class Backend:
     """Evaluates windows of one canvas with one network on one device."""
 
     def __init__(self, model: CPPN, canvas: Canvas, view: View, device: torch.device, depth: int = 8,
                  chunk: int | None = None, kernel: str = "auto") -> None:
         self.device = device
+        if device.type == "cuda":  # TF32 keeps 10 mantissa bits: never
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
         self.model = model.to(device).eval()
         self.sampling = Sampling(canvas, view)
         self.depth = depth
@@ -135,7 +155,69 @@ class Backend:
             return self._kernel.dtype
         return torch.uint8 if self.depth == 8 else torch.int32
 
+    # ------------------------------------------------------------------ how much to give it at once
+
+    def job_samples(self, batch_pixels: int) -> int:
+        """Network samples per pyramid job: cache-sized on a CPU, the device batch on a GPU."""
+        return CPU_JOB_SAMPLES if self.device.type == "cpu" else batch_pixels
+
+    @property
+    def gather_samples(self) -> int:
+        """Samples the live server gathers into one batch."""
+        return 1 << 20 if self.device.type == "cpu" else 1 << 24
+
+    @property
+    def tile_workers(self) -> int:
+        """Tiles rendered side by side (a CPU: one per core, one torch thread each), or 0: batch them (a GPU)."""
+        return strip_workers(self.device) if self.device.type == "cpu" else 0
+
     # ------------------------------------------------------------------ canvas pixels
+
+    def render_rows(self, win: Window, batches: Sequence[Window], stop: threading.Event | None = None) -> np.ndarray:
+        """Full-width rows ``win`` (a strip), evaluated batch by batch, left to right.
+
+        If ``stop`` is set meanwhile, gives up between batches with :class:`Cancelled`
+        (a strip of a very wide canvas takes seconds on a CPU; Ctrl-C should not).
+        """
+        if self.device.type == "cuda":
+            return self._render_rows_cuda(win, batches)
+        arr = np.empty((win.height, win.width, self.bands), dtype=self.dtype)
+        for b in batches:
+            if stop is not None and stop.is_set():
+                raise Cancelled()
+            arr[:, b.x - win.x : b.x - win.x + b.width] = self.render_window(b)
+        return arr
+
+    def _render_rows_cuda(self, win: Window, batches: Sequence[Window]) -> np.ndarray:
+        """Rows on CUDA: into a device buffer on this thread's stream, then into pinned host memory.
+
+        Each worker thread has its own stream and buffer (see :func:`strip_workers`),
+        so one strip is computed while another is copied; the host arrays come
+        from torch's caching pinned allocator and return to it when the encoder
+        drops them.
+        """
+        local = self._cuda
+        dtype = self.device_dtype
+        if not hasattr(local, "stream"):
+            local.stream = torch.cuda.Stream(self.device)
+            local.buffer = torch.empty(0, dtype=dtype, device=self.device)
+        shape = (win.height, win.width, self.bands)
+        n = win.pixels * self.bands
+        with torch.cuda.stream(local.stream):
+            if local.buffer.numel() < n:
+                local.buffer = None
+                local.buffer = torch.empty(n, dtype=dtype, device=self.device)
+            dev = local.buffer[:n].view(shape)
+            if self._kernel is not None:
+                self.fill(dev, win)  # the whole strip in one launch
+            else:
+                for b in batches:
+                    self.fill(dev[:, b.x - win.x : b.x - win.x + b.width], b)
+            host = torch.empty(shape, dtype=dtype, pin_memory=True)
+            host.copy_(dev, non_blocking=True)
+            local.stream.synchronize()
+        arr = host.numpy()
+        return arr if arr.dtype == self.dtype else arr.astype(self.dtype)
 
     @torch.no_grad()
     def render_window(self, win: Window) -> np.ndarray:

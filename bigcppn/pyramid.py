@@ -49,9 +49,6 @@ from .system import available_cores
 __all__ = ["LevelSampler", "encode_tile", "TileStore", "PyramidOutput", "PyramidStats", "render_pyramid",
            "pyramid_output", "MANIFEST_NAME", "run_work", "finish"]
 
-# Samples (pixels x K²) evaluated in one job on a CPU; a GPU takes the renderer's batch.
-CPU_JOB_SAMPLES = 1 << 18
-
 # The level sampler is the compute backend: Backend.sample_many / render_many.
 LevelSampler = Backend
 
@@ -223,8 +220,7 @@ def render_pyramid(
                     f.unlink()
         else:
             out.write_manifest(key)
-        per_job = max(1, (CPU_JOB_SAMPLES if renderer.device.type == "cpu" else plan.batch_pixels)
-                      // (supersample * supersample))
+        per_job = max(1, renderer.job_samples(plan.batch_pixels) // (supersample * supersample))
         work = work_list(p, per_job, store.exists)
         stats.skipped = p.tile_count - work.pending
         if on_start is not None:

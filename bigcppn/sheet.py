@@ -22,7 +22,7 @@ from .config import Config
 from .errors import UserError
 from .model import _ACTIVATIONS_, CPPN
 from .plan import Canvas, View
-from .compute import CPU_CHUNK, Sampling, quantise_
+from .compute import Sampling, quantise_, sheet_chunk
 
 if TYPE_CHECKING:
     from .api import RenderResult
@@ -110,7 +110,7 @@ def render_cells(cfg: Config, seeds: list[int], cell: int, device: torch.device)
     x = sampling.axis(0, w, True, device).repeat(h)
     y = sampling.axis(0, h, False, device).repeat_interleave(w)
     out = torch.empty((len(seeds), w * h, batch.head.bands), dtype=torch.uint8)
-    chunk = max(256, (CPU_CHUNK if device.type == "cpu" else 2**22) // len(seeds))
+    chunk = sheet_chunk(device, len(seeds))
     for s in range(0, w * h, chunk):
         e = min(w * h, s + chunk)
         v = batch.evaluate(x[s:e], y[s:e])
@@ -146,7 +146,7 @@ def render_sheet(cfg: Config, path: str | Path, seeds: list[int], cell: int = 25
     output folder cannot be used.
     """
     from .api import RenderResult
-    from .compute import pick_device, strip_workers
+    from .compute import pick_device, threads_for_one_pass
     from .formats import check_canvas, format_for
     from .sink import OutputTarget, write_image
 
@@ -163,8 +163,7 @@ def render_sheet(cfg: Config, path: str | Path, seeds: list[int], cell: int = 25
         target.probe()
     except OSError as exc:
         raise UserError(str(exc)) from None
-    if device.type == "cpu":
-        torch.set_num_threads(strip_workers(device, cfg.render.workers))  # one batched pass: let torch thread it
+    threads_for_one_pass(device, cfg.render.workers)
     t0 = time.perf_counter()
     image = compose_sheet(render_cells(cfg, seeds, cell, device), seeds, columns)
     target.prepare()
