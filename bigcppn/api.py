@@ -24,7 +24,7 @@ from .geometry import Window
 from .job import Sizing, resolve_config, resolve_job
 
 __all__ = ["render_array", "render_file", "plan", "render_pyramid", "RenderResult", "PyramidResult", "PlanInfo",
-           "as_config"]
+           "as_config", "CompletedInterrupt"]
 
 ConfigLike = Config | str | Path | None
 
@@ -36,6 +36,14 @@ def as_config(config: ConfigLike = None, **values) -> Config:
     ``depth``, ``tile``, ``device``, ``overrides``, ``sizing``, ``from_image``).
     """
     return resolve_config(config, **{k: v for k, v in values.items() if v is not None})
+
+
+class CompletedInterrupt(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM) that came after the output was complete; ``result`` says what was written."""
+
+    def __init__(self, result: "RenderResult") -> None:
+        super().__init__(f"interrupted after {result.path} was complete")
+        self.result = result
 
 
 @dataclass(frozen=True)
@@ -142,13 +150,21 @@ def render_file(config: ConfigLike, path: str | Path | None = None, *,
             progress(done["rows"] * c.width, c.pixels)
 
     t0 = time.perf_counter()
+    complete = False
     try:
         save_strips(counted(), target, c.width, c.height, cfg.network.bands, cfg.output,
                     poll=poll, cancel=stream.cancel, config=cfg)
+        complete = True
     finally:
-        stream.cancel()
-        stream.join()  # no rendering thread may outlive the call
-        poll()
+        try:
+            stream.cancel()
+            stream.join()  # no rendering thread may outlive the call
+            poll()
+        except KeyboardInterrupt:
+            if not complete:
+                raise
+            # Ctrl-C after the file was complete: it stays, and the caller is told so
+            raise CompletedInterrupt(RenderResult(job.output, c.width, c.height, 0, time.perf_counter() - t0))
     size = sum(_size_of(f) for f in job.fmt.produced(job.output))
     return RenderResult(job.output, c.width, c.height, size, time.perf_counter() - t0)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from .. import api
 from ..estimate import human_duration
 from ..job import default_name
-from .common import LazyBar, add_config_options, add_sizing_options, config_from, positive_int
+from .common import LazyBar, Terminated, add_config_options, add_sizing_options, config_from, positive_int
 
 HELP = "render a picture to a file"
 DESCRIPTION = "Render the config's CPPN to OUT, streaming strips into libvips."
@@ -35,11 +35,21 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from(args)
     name = Path(args.output).name if args.output else default_name(cfg)
     bar = LazyBar(disable=args.quiet, desc=name, unit="px", unit_scale=True, unit_divisor=1000)
+    result = None
     try:
-        result = api.render_file(cfg, args.output, progress=bar.progress)
-    finally:
-        bar.close()
-    if not args.quiet:
-        print(f"wrote {result.path} ({result.width}x{result.height}, {result.mpix_per_s:.2f} MPix/s, "
-              f"{human_duration(result.seconds)})", file=sys.stderr)
+        try:
+            result = api.render_file(cfg, args.output, progress=bar.progress)
+        finally:
+            bar.close()
+        if not args.quiet:
+            print(f"wrote {result.path} ({result.width}x{result.height}, {result.mpix_per_s:.2f} MPix/s, "
+                  f"{human_duration(result.seconds)})", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, api.CompletedInterrupt):
+            result, exc = exc.result, exc.__context__ or exc
+        if result is None:
+            raise  # stopped before the file was complete: nothing was written
+        # Ctrl-C (or SIGTERM) in the last moments, after the file was complete: it stays
+        print(f"bigcppn: interrupted after {result.path} was complete; it is kept", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
     return 0
