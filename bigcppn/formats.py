@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UserError
+from .limits import check_output_name
 
 __all__ = ["Format", "FORMATS", "format_for", "check_canvas", "estimate_output_bytes", "TIFF_COMPRESSIONS"]
 
@@ -49,7 +50,8 @@ _BY_EXTENSION = {ext: f for f in FORMATS.values() for ext in f.extensions}
 
 
 def format_for(path: str | Path) -> Format:
-    """The output format named by a path's extension."""
+    """The output format named by a path's extension; UserError for a name the file system cannot encode."""
+    check_output_name(path)
     ext = Path(path).suffix.lower()
     try:
         return _BY_EXTENSION[ext]

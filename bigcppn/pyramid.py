@@ -37,6 +37,7 @@ import torch
 from . import __version__
 from .config import Config, config_to_dict
 from .errors import RenderError, UserError
+from .limits import PID_DIGITS, check_name_lengths, check_output_name
 from .model import CPPN
 from .plan import Canvas, Plan, View
 from .pyramid_plan import LevelTile, Pyramid
@@ -226,6 +227,7 @@ class PyramidOutput:
 
 def pyramid_output(out: str | Path, layout: str) -> PyramidOutput:
     """Check ``-o`` for a layout (before anything is rendered); UserError when it cannot be used."""
+    check_output_name(out)
     p = Path(out)
     if layout == "dz":
         if p.suffix.lower() not in (".dzi", ""):
@@ -247,6 +249,13 @@ def pyramid_output(out: str | Path, layout: str) -> PyramidOutput:
         raise UserError(f"cannot write in output directory '{parent}'; choose another -o")
     if layout != "dz" and root.exists() and not root.is_dir():
         raise UserError(f"'{root}' exists and is not a folder; choose another -o")
+    # every name it writes, temporary ones (.NAME.partial-PID) included, must fit the file system
+    pid = "9" * PID_DIGITS
+    names = [f"{name}.html", f".{name}.html.partial-{pid}"]
+    if layout == "dz":
+        names += [f"{name}.dzi", f"{name}_files", f".{name}.dzi.partial-{pid}", f"{name}.{MANIFEST_NAME}",
+                  f".{name}.{MANIFEST_NAME}.partial-{pid}"]
+    check_name_lengths(p, [name, *names])
     return PyramidOutput(root, name, layout)
 
 

@@ -22,6 +22,7 @@ import torch
 
 from .config import Config
 from .errors import RenderError, UserError
+from .limits import check_network_memory
 from .model import CPPN
 from .plan import Canvas, Plan, View, Window, make_plan
 from .system import available_cores
@@ -342,6 +343,11 @@ def renderer_for(cfg: Config, device: torch.device | None = None) -> tuple[Rende
     """Build the network, the plan and the renderer a config describes."""
     device = device or pick_device(cfg.render.device)
     canvas = Canvas(cfg.canvas.width, cfg.canvas.height, cfg.canvas.bleed)
+    # Refuse a network this machine cannot hold before a byte of it is allocated.
+    workers = (cfg.render.workers or available_cores()) if device.type == "cpu" else 1
+    device_memory = torch.cuda.get_device_properties(device).total_memory if device.type == "cuda" else None
+    check_network_memory(cfg.network, min(CPU_CHUNK, canvas.pixels), workers, device=device.type,
+                         device_memory=device_memory)
     view = View(cfg.view.center[0], cfg.view.center[1], cfg.view.zoom)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False

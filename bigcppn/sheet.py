@@ -16,6 +16,7 @@ import torch
 
 from .config import Config
 from .errors import UserError
+from .limits import check_network_memory
 from .model import _ACTIVATIONS_, CPPN
 from .plan import Canvas, View
 from .render import CPU_CHUNK, Sampling
@@ -32,6 +33,8 @@ def parse_seeds(text: str) -> list[int]:
         m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
         if not m:
             raise UserError(f"cannot read the seeds '{text}'; write a range such as 0-15 or a list such as 1,5,9")
+        if max(len(m.group(1)), len(m.group(2) or "")) > 19:
+            raise UserError("seeds must be below 2**63")
         lo = int(m.group(1))
         hi = int(m.group(2)) if m.group(2) is not None else lo
         if hi < lo:
@@ -97,13 +100,14 @@ def render_cells(cfg: Config, seeds: list[int], cell: int, device: torch.device)
     """(seeds, height, width, bands) uint8 thumbnails; the config's aspect is kept, the longer side ``cell``."""
     cw = cfg.canvas.width
     w, h = cell_size(cfg, cell)
+    chunk = max(256, (CPU_CHUNK if device.type == "cpu" else 2**22) // len(seeds))
+    check_network_memory(cfg.network, min(chunk, w * h) * len(seeds), copies=len(seeds), device=device.type)
     canvas = Canvas(w, h, min(round(cfg.canvas.bleed * w / cw), (min(w, h) - 1) // 2))
     sampling = Sampling(canvas, View(cfg.view.center[0], cfg.view.center[1], cfg.view.zoom))
     batch = SeedBatch(cfg, seeds, device)
     x = sampling.axis(0, w, True, device).repeat(h)
     y = sampling.axis(0, h, False, device).repeat_interleave(w)
     out = torch.empty((len(seeds), w * h, batch.head.bands), dtype=torch.uint8)
-    chunk = max(256, (CPU_CHUNK if device.type == "cpu" else 2**22) // len(seeds))
     for s in range(0, w * h, chunk):
         e = min(w * h, s + chunk)
         v = batch.evaluate(x[s:e], y[s:e])

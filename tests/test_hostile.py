@@ -1,0 +1,303 @@
+"""Hostile input (issue 13): whatever a config, an override, an output name or a ``--from`` file holds,
+bigcppn either renders it or refuses it with one line and exit status 2, before any work, leaving nothing.
+
+The regression tests reproduce each attack the adversary found; the fuzz tests (Hypothesis) and the
+crafted ``--from`` corpus keep the adversary in the suite.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+import traceback
+from pathlib import Path
+
+import pytest
+
+import hostile_files as hf
+from bigcppn import cli
+
+SUBPROCESS_TIMEOUT = 120  # generous: a refusal takes a second or two; the old code took minutes or memory
+
+
+def call(argv: list) -> tuple[int, str]:
+    """``bigcppn ARGV`` in this process: (exit status, stderr). An escaped exception is status 99 with its traceback."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        try:
+            code = cli.main([str(a) for a in argv])
+        except SystemExit as exc:  # argparse's own errors
+            code = exc.code if isinstance(exc.code, int) else 2
+        except BaseException:  # noqa: BLE001 - the point is to see it
+            traceback.print_exc(file=err)
+            code = 99
+    return code, err.getvalue()
+
+
+def refused(code: int, err: str, *folders: Path) -> None:
+    """Exit 2, one line on stderr, no traceback, and nothing left in ``folders``."""
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    for folder in folders:
+        assert sorted(p.name for p in folder.iterdir()) == [], f"left behind in {folder}"
+
+
+def refuse(argv: list, *folders: Path, message: str = "") -> str:
+    code, err = call(argv)
+    refused(code, err, *folders)
+    assert message in err, err
+    return err
+
+
+@pytest.fixture
+def out(tmp_path) -> Path:
+    d = tmp_path / "out"
+    d.mkdir()
+    return d
+
+
+def child(argv: list, memory_limit: int | None = None) -> subprocess.CompletedProcess:
+    """``bigcppn ARGV`` in a fresh interpreter (optionally under an address-space limit); prints its peak RSS."""
+    code = textwrap.dedent(f"""
+        import resource, sys
+        if {memory_limit!r}:
+            resource.setrlimit(resource.RLIMIT_AS, ({memory_limit!r}, {memory_limit!r}))
+        from bigcppn import cli
+        try:
+            code = cli.main({[str(a) for a in argv]!r})
+        finally:
+            print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+        sys.exit(code)
+    """)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT,
+                          cwd=Path(__file__).resolve().parent.parent)
+
+
+# --------------------------------------------------------------------------- A, B: --from costs bounded
+
+
+def test_xmp_with_unclosed_config_tags_reads_in_linear_time(tmp_path, out):
+    """A. ``<bigcppn:config>`` repeated and never closed made the XMP regex quadratic (256 KB: 19.5 s)."""
+    src = hf.image_with(tmp_path / "x.png", xmp=hf.unclosed_xmp(60000))  # 940 KB: hours at the old quadratic cost
+    r = child(["render", "--from", src, "-o", out / "o.png", "-q"])
+    refused(r.returncode, r.stderr, out)
+    assert "carries no bigcppn config" in r.stderr
+
+
+def test_zip_bomb_in_szi_is_refused_without_inflating(tmp_path, out):
+    """B. A .szi whose config entry inflates to 512 MB: refused having read at most 1 MB of it."""
+    src = hf.zip_bomb(tmp_path / "bomb.szi", 512 << 20)
+    assert src.stat().st_size < 4 << 20
+    r = child(["render", "--from", src, "-o", out / "o.png", "-q"])
+    refused(r.returncode, r.stderr, out)
+    assert "over the 1.0 MB bigcppn reads" in r.stderr
+    peak_kb = int(r.stdout.split()[-1])
+    assert peak_kb < 700 * 1024, f"peak RSS {peak_kb} KB: the entry was inflated"  # the old code: over 1.2 GB
+
+
+def test_huge_xmp_is_refused_by_size(tmp_path, out):
+    """B. A compressed iTXt XMP inflating to 16 MB is refused by its size, not scanned."""
+    src = hf.png_itxt(tmp_path / "x.png", hf.xmp("#" * (16 << 20)), compress=True)
+    refuse(["render", "--width", 8, "--from", src, "-o", out / "o.png"], out, message="over the 1.0 MB bigcppn reads")
+
+
+# --------------------------------------------------------------------------- C: one line, not a traceback
+
+
+@pytest.mark.parametrize("config", ["[1]", '"seed = 1"', "null", "1", "true"])
+def test_embedded_config_of_the_wrong_type_is_one_line(tmp_path, out, config):
+    src = hf.dzi_with_sidecar(tmp_path, "a", f'{{"config": {config}}}'.encode())
+    refuse(["render", "--from", src, "-o", out / "b.png"], out, message="is not a bigcppn sidecar")
+    szi = hf.szi_with(tmp_path / "a.szi", f'{{"config": {config}}}'.encode())
+    refuse(["render", "--from", szi, "-o", out / "b.png"], out, message="is not a bigcppn sidecar")
+
+
+def test_sidecar_that_is_not_utf8(tmp_path, out):
+    src = hf.dzi_with_sidecar(tmp_path, "c", b'{"config": {"network": {"color": "gr\xfcn"}}}')
+    refuse(["render", "--from", src, "-o", out / "b.png"], out, message="is not UTF-8 text")
+    toml = tmp_path / "c.toml"
+    toml.write_bytes(b"seed = 1 # gr\xfcn\n")
+    refuse(["render", toml, "-o", out / "b.png"], out, message="is not UTF-8 text")
+
+
+@pytest.mark.parametrize("where", ["set", "toml", "sidecar", "tables"])
+def test_deeply_nested_values_are_refused(tmp_path, out, where):
+    deep = hf.nested(2000)
+    if where == "set":
+        argv = ["render", "--set", f"network.hidden={deep}"]
+    elif where == "toml":
+        (tmp_path / "d.toml").write_text(f"[network]\nhidden = {deep}\n")
+        argv = ["render", tmp_path / "d.toml"]
+    elif where == "sidecar":
+        argv = ["render", "--from", hf.dzi_with_sidecar(tmp_path, "d", f'{{"config": {deep}}}'.encode())]
+    else:
+        (tmp_path / "t.toml").write_text("[" + ".".join(["a"] * 100) + "]\nx = 1\n")
+        argv = ["render", tmp_path / "t.toml"]
+    err = refuse([*argv, "-o", out / "o.png"], out)
+    assert "deep" in err
+
+
+@pytest.mark.parametrize("where", ["set", "toml", "sidecar", "seeds", "size", "bleed", "float"])
+def test_numbers_with_thousands_of_digits(tmp_path, out, where):
+    digits = "9" * 5000
+    argv = {
+        "set": ["render", "--set", f"seed={digits}"],
+        "toml": ["render", tmp_path / "n.toml"],
+        "sidecar": ["render", "--from", hf.dzi_with_sidecar(tmp_path, "n", f'{{"config": {{"seed": {digits}}}}}'.encode())],
+        "seeds": ["sheet", "--seeds", digits],
+        "size": ["render", "--size", f"{'1' * 400}x1mm"],
+        "bleed": ["render", "--width", 8, "--bleed", f"{'1' * 400}mm"],
+        "float": ["render", "--set", f"network.weight_scale={'9' * 400}"],
+    }[where]
+    (tmp_path / "n.toml").write_text(f"seed = {digits}\n")
+    refuse([*argv, "-o", out / "o.png"], out)
+
+
+@pytest.fixture
+def no_network_built(monkeypatch):
+    """Building a network fails the test: a refusal must come before the weights are allocated."""
+    import bigcppn.model
+
+    def fail(self, net, seed):
+        raise AssertionError(f"a network of {net.hidden} was built")
+
+    monkeypatch.setattr(bigcppn.model.CPPN, "__init__", fail)
+
+
+@pytest.mark.parametrize("sets", [
+    ["network.hidden=[100000,100000]"],
+    ["network.inputs=['x','y','z']", "network.z_size=1000000000"],
+    ["network.hidden=[60000,60000,60000,60000]"],
+])
+@pytest.mark.parametrize("command", ["render", "plan", "sheet"])
+def test_network_too_big_for_memory_is_refused_before_it_is_built(out, no_network_built, sets, command):
+    argv = [command, "-o", out / "o.png"] + [a for s in sets for a in ("--set", s)]
+    refuse(argv if command == "sheet" else [*argv, "--width", 64], out)
+
+
+def test_network_memory_counts_activations_against_this_machine(out, no_network_built, monkeypatch):
+    """``hidden=[100000]`` used 3.8 GB for a 64x48 picture: refused on a machine with less memory."""
+    import bigcppn.limits
+
+    monkeypatch.setattr(bigcppn.limits, "physical_memory", lambda: 2 * 1000**3)
+    err = refuse(["render", "--width", 64, "--height", 48, "--set", "network.hidden=[100000]", "-o", out / "o.png"],
+                 out, message="needs about")
+    assert "more than this machine's 2.0 GB" in err
+
+
+def test_config_path_must_be_a_regular_file(tmp_path, out):
+    """``bigcppn render /dev/zero`` read until MemoryError; a FIFO would hang. Both are refused at once."""
+    os.mkfifo(tmp_path / "fifo.toml")
+    for path, message in (("/dev/zero", "is not a regular file"), (tmp_path / "fifo.toml", "is not a regular file"),
+                          (tmp_path, "is a directory")):
+        r = child(["render", path, "-o", out / "o.png"], memory_limit=4 << 30)
+        refused(r.returncode, r.stderr, out)
+        assert message in r.stderr
+    big = tmp_path / "big.toml"
+    big.write_text("#" * (2 << 20))
+    refuse(["render", big, "-o", out / "o.png"], out, message="over the 1.0 MB bigcppn reads")
+
+
+@pytest.mark.parametrize("command", ["render", "pyramid", "sheet", "plan"])
+def test_output_name_the_file_system_cannot_encode(out, monkeypatch, command):
+    """``-o $'bad\\xff.png'`` rendered in full, then failed; pyramid left ``.index.html.partial-PID``."""
+    import bigcppn.render
+    import bigcppn.sheet
+
+    monkeypatch.setattr(bigcppn.render, "renderer_for", lambda *a, **k: pytest.fail("rendering started"))
+    monkeypatch.setattr(bigcppn.sheet, "render_cells", lambda *a, **k: pytest.fail("rendering started"))
+    name = os.fsdecode(b"bad\xff" + (b".dzi" if command == "pyramid" else b".png"))
+    size = [] if command == "sheet" else ["--width", 8]
+    refuse([command, *size, "-o", out / name], out, message="not valid utf-8 text")
+
+
+# --------------------------------------------------------------------------- D: no wrong successes
+
+
+def test_multiline_set_value_is_refused(out):
+    """``--set $'seed=1\\nseed=2'`` silently dropped everything after the first line."""
+    refuse(["render", "--width", 8, "--set", "seed=1\nseed=2", "-o", out / "o.png"], out, message="one line")
+    refuse(["render", "--width", 8, "--set", "network.hidden=[4,\n4]", "-o", out / "o.png"], out, message="one line")
+
+
+@pytest.mark.parametrize("where", ["set", "toml", "sidecar", "png"])
+@pytest.mark.parametrize("key,value", [("network.z", "[nan, inf]"), ("network.z", "[0.5, -inf]"), ("view.zoom", "inf"),
+                                      ("view.zoom", "nan")])
+def test_nan_and_infinity_are_refused(tmp_path, out, where, key, value):
+    """``network.z=[nan, inf]`` wrote an all-black image."""
+    import tomllib
+
+    section, name = key.split(".")
+    sets = ["network.inputs=['x','y','z']", "network.z_size=2", f"{key}={value}"]
+    net = "[network]\ninputs = ['x','y','z']\nz_size = 2\n"
+    body = net + (f"{name} = {value}\n" if section == "network" else f"[{section}]\n{name} = {value}\n")
+    if where == "set":
+        argv = ["render"] + [a for s in sets for a in ("--set", s)]
+    elif where == "toml":
+        (tmp_path / "c.toml").write_text(body)
+        argv = ["render", tmp_path / "c.toml"]
+    elif where == "sidecar":
+        cfg = tomllib.loads(body)
+        argv = ["render", "--from", hf.dzi_with_sidecar(tmp_path, "s", json.dumps({"config": cfg}).encode())]
+    else:
+        argv = ["render", "--from", hf.png_text(tmp_path / "p.png", ("# bigcppn config\n" + body).encode())]
+    refuse([*argv, "--width", 8, "-o", out / "o.png"], out, message="finite")
+
+
+@pytest.mark.parametrize("dpi", ["1e300", "0.5", "1e6"])
+def test_dpi_out_of_range_is_refused(out, dpi):
+    """``--dpi 1e300`` wrote 72 DPI with GLib warnings."""
+    refuse(["render", "--width", 8, "--dpi", dpi, "-o", out / "o.png"], out, message="canvas.dpi must be")
+    refuse(["render", "--width", 8, "--set", f"canvas.dpi={dpi}", "-o", out / "o.png"], out)
+
+
+@pytest.mark.parametrize("setting", [
+    "render.batch=99999999999999999999", "network.z_size=100000000", "network.z_size=-1",
+    "network.hidden=[2000000]", f"network.hidden=[{','.join(['1'] * 2000)}]",
+    f"network.z=[{','.join(['0.5'] * 70000)}]", "network.weight_scale=1e300", "network.bias_scale=1e300",
+    "network.z_scale=1e300", "view.zoom=1e300", "view.zoom=1e-300", "view.center=[1e300, 0]",
+], ids=lambda s: s[:40])
+def test_numbers_out_of_range_are_refused(out, no_network_built, setting):
+    refuse(["render", "--width", 8, "--set", setting, "-o", out / "o.png"], out, message="must be")
+
+
+def test_long_output_name_fits_with_its_temporary_folder(out):
+    """A 240-byte name was refused with a raw "[Errno 36]" naming the hidden ``.NAME.partial-PID`` folder."""
+    name = "a" * 240 + ".png"  # its temporary sibling .NAME.partial-PID is over 255 bytes
+    code, err = call(["render", "--width", 8, "-q", "-o", out / name])
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == [name]
+
+
+@pytest.mark.parametrize("name", ["a" * 252 + ".png", "d" * 246 + ".dzi"], ids=["png-256", "dzi-250"])
+def test_output_name_too_long_names_the_users_path(out, name):
+    err = refuse(["render", "--width", 8, "-o", out / name], out, message="too long for this file system")
+    assert "partial" not in err and "Errno" not in err
+
+
+# --------------------------------------------------------------------------- E: a read-only folder
+
+
+def test_read_only_directory_names_it_and_says_what_to_do(out, monkeypatch):
+    """On a read-only mount the raw ``[Errno 30] … .x.png.partial-PID`` replaced the friendly line."""
+    real_mkdir, real_unlink = pathlib.Path.mkdir, pathlib.Path.unlink
+
+    def read_only(real):
+        def op(self, *a, **k):
+            if Path(self).parent == out:
+                raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+            return real(self, *a, **k)
+        return op
+
+    monkeypatch.setattr(pathlib.Path, "mkdir", read_only(real_mkdir))
+    monkeypatch.setattr(pathlib.Path, "unlink", read_only(real_unlink))
+    for argv in (["render", "--width", 8], ["sheet"]):
+        err = refuse([*argv, "-o", out / "x.png"], out, message=f"cannot write in output directory '{out}'")
+        assert "partial" not in err and "choose another -o" in err and "read-only" in err.lower()
