@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 # A config file, a sidecar or a config embedded in an image: bigcppn writes a few kilobytes.
-MAX_TEXT_BYTES = 1 << 20
+MAX_TEXT_BYTES = 1_000_000
 # Lists and tables inside one another: a config needs 3.
 MAX_DEPTH = 32
 # Print resolution, dots per inch.
@@ -59,6 +59,12 @@ def size_text(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
     return f"{n:.1f} TB"
+
+
+def _over(n: int, limit: int) -> str:
+    """``n`` bytes against ``limit``, in words: "2.1 MB, over the 1.0 MB bigcppn reads"."""
+    amount = size_text(n) if n > limit * 1.1 else f"{n:,} bytes"
+    return f"{amount}, over the {size_text(limit)} bigcppn reads"
 
 
 def describe(value: Any, limit: int = 60) -> str:
@@ -98,8 +104,7 @@ def read_bounded(path: str | Path, what: str, limit: int = MAX_TEXT_BYTES) -> by
         if not stat.S_ISREG(st.st_mode):
             raise ConfigError(f"{what} '{p}' is not a regular file; give a file")
         if st.st_size > limit:
-            raise ConfigError(f"{what} '{p}' is {size_text(st.st_size)}, over the {size_text(limit)} bigcppn reads; "
-                            "give the right file")
+            raise ConfigError(f"{what} '{p}' is {_over(st.st_size, limit)}; give the right file")
         chunks, left = [], limit + 1
         while left > 0:
             try:
@@ -122,8 +127,7 @@ def read_zip_entry(z, name: str, what: str, limit: int = MAX_TEXT_BYTES) -> byte
     """At most ``limit`` bytes of one entry of an open ``zipfile.ZipFile``, however far it would inflate."""
     info = z.getinfo(name)
     if info.file_size > limit:
-        raise ConfigError(f"{what} is {size_text(info.file_size)} unpacked, over the {size_text(limit)} bigcppn "
-                        "reads; it is not a bigcppn config")
+        raise ConfigError(f"{what} is {_over(info.file_size, limit)} unpacked; it is not a bigcppn config")
     with z.open(info) as f:
         data = f.read(limit + 1)  # the header's size may lie: read one byte past the limit, no more
     if len(data) > limit:
@@ -138,8 +142,7 @@ def decode_text(data: bytes | str, what: str, limit: int = MAX_TEXT_BYTES) -> st
             raise ConfigError(f"{what} is over the {size_text(limit)} bigcppn reads; it is not a bigcppn config")
         return data
     if len(data) > limit:
-        raise ConfigError(f"{what} is {size_text(len(data))}, over the {size_text(limit)} bigcppn reads; "
-                        "it is not a bigcppn config")
+        raise ConfigError(f"{what} is {_over(len(data), limit)}; it is not a bigcppn config")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -100,8 +100,8 @@ def add_to_szi(path: Path, cfg: Config) -> None:
 def _config_from_json(data: bytes, what: str) -> Config:
     """The config of a sidecar's bytes (beside a .dzi or inside a .szi); UserError when it is not one."""
     doc = parse_json(decode_text(data, what), what)
-    if not isinstance(doc, dict) or not isinstance(doc.get("config"), dict):
-        raise UserError(f"{what} is not a bigcppn sidecar: it has no \"config\" table")
+    if not isinstance(doc, dict) or not isinstance(doc.get("config"), dict) or not doc["config"]:
+        raise UserError(f"{what} is not a bigcppn sidecar: it has no \"config\" table, or an empty one")
     try:
         return config_from_dict(doc["config"])
     except ConfigError as exc:
@@ -124,8 +124,11 @@ def _from_szi(path: Path) -> Config | None:
 
 def _parse(text: str, source: Path) -> Config:
     what = f"the config embedded in '{source}'"
+    data = parse_toml(text, what)
+    if not data:  # bigcppn writes every setting: an empty one is not its
+        raise UserError(f"{what} is empty; it was not written by bigcppn")
     try:
-        return config_from_dict(parse_toml(text, what))
+        return config_from_dict(data)
     except ConfigError as exc:
         if str(exc).startswith(what):
             raise

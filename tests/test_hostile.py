@@ -7,38 +7,27 @@ crafted ``--from`` corpus keep the adversary in the suite.
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import io
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
-import traceback
+from collections import Counter
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 
+import hostile_cases as hc
 import hostile_files as hf
-from bigcppn import cli
+from hostile_cases import call
 
 SUBPROCESS_TIMEOUT = 120  # generous: a refusal takes a second or two; the old code took minutes or memory
-
-
-def call(argv: list) -> tuple[int, str]:
-    """``bigcppn ARGV`` in this process: (exit status, stderr). An escaped exception is status 99 with its traceback."""
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err):
-        try:
-            code = cli.main([str(a) for a in argv])
-        except SystemExit as exc:  # argparse's own errors
-            code = exc.code if isinstance(exc.code, int) else 2
-        except BaseException:  # noqa: BLE001 - the point is to see it
-            traceback.print_exc(file=err)
-            code = 99
-    return code, err.getvalue()
 
 
 def refused(code: int, err: str, *folders: Path) -> None:
@@ -258,6 +247,15 @@ def test_dpi_out_of_range_is_refused(out, dpi):
     refuse(["render", "--width", 8, "--set", f"canvas.dpi={dpi}", "-o", out / "o.png"], out)
 
 
+def test_the_highest_dpi_is_written_into_a_tiff(out):
+    """The fuzzer's find: over 42950 dpi the TIFF writer's resolution fraction overflowed 32 bits (exit 1)."""
+    import pyvips
+
+    code, err = call(["render", "--width", 8, "-q", "--dpi", "94772.85935258961", "-o", out / "d.tif"])
+    assert code == 0, err
+    assert abs(pyvips.Image.new_from_file(str(out / "d.tif")).xres * 25.4 - 94772.86) < 1
+
+
 @pytest.mark.parametrize("setting", [
     "render.batch=99999999999999999999", "network.z_size=100000000", "network.z_size=-1",
     "network.hidden=[2000000]", f"network.hidden=[{','.join(['1'] * 2000)}]",
@@ -301,3 +299,158 @@ def test_read_only_directory_names_it_and_says_what_to_do(out, monkeypatch):
     for argv in (["render", "--width", 8], ["sheet"]):
         err = refuse([*argv, "-o", out / "x.png"], out, message=f"cannot write in output directory '{out}'")
         assert "partial" not in err and "choose another -o" in err and "read-only" in err.lower()
+
+
+# --------------------------------------------------------------------------- G: the adversary, kept
+
+
+def _fuzz_argv(case: dict, folder: Path, out: Path) -> list:
+    """The command line of a fuzz case; its files written into ``folder``."""
+    values, channel = case["values"], case["channel"]
+    argv = ["render", "--width", 8, "--height", 8, "-q", "-o", out / f"o.{case['suffix']}"]
+    if channel == "sidecar":
+        return argv + ["--from", hf.dzi_with_sidecar(folder, "s", hc.json_document(values).encode())]
+    if channel == "png":
+        text = "# bigcppn config\n" + hc.toml_document(values)
+        return argv + ["--from", hf.png_text(folder / "p.png", text.encode())]
+    in_file = {k for k, f in zip(values, case["in_file"]) if channel == "file" or (channel == "mixed" and f)}
+    if in_file:
+        (folder / "c.toml").write_text(hc.toml_document({k: values[k] for k in in_file}))
+        argv.append(folder / "c.toml")
+    for k, v in values.items():
+        if k not in in_file:
+            argv += ["--set", f"{k}={hc.toml_value(v)}"]
+    return argv
+
+
+def _check(code: int, err: str, out: Path, expected: int | None) -> str:
+    """Exit 0 with a readable output, or exit 2 with one line and nothing left; the outcome's name."""
+    assert "Traceback" not in err and code != 99, err
+    assert code in (0, 2), (code, err)
+    if code == 2:
+        refused(code, err, out)
+        assert err.startswith("bigcppn"), err
+    else:
+        assert not err.strip(), err  # -q: nothing at all, no libvips or GLib warnings either
+        made = sorted(out.iterdir())
+        assert made, "exit 0 but no output"
+        main = next(p for p in made if p.name.startswith("o."))
+        if main.suffix in (".png", ".jpg", ".webp", ".tif"):
+            import pyvips
+
+            image = pyvips.Image.new_from_file(str(main))
+            assert (image.width, image.height) == (8, 8)
+        from bigcppn.metadata import read_config_from
+
+        assert read_config_from(main).canvas.width == 8  # the embedded config is whole and valid
+        for p in made:
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+    if expected is not None:
+        assert code == expected, f"expected exit {expected}, got {code}: {err}"
+    return f"exit {code}"
+
+
+def _fuzz(tmp_path: Path, max_examples: int, derandomize: bool) -> Counter:
+    stats: Counter = Counter()
+
+    @settings(max_examples=max_examples, deadline=None, database=None, derandomize=derandomize,
+              suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate, Phase.shrink])
+    @given(case=hc.cases())
+    def run(case):
+        with tempfile.TemporaryDirectory(dir=tmp_path) as d:
+            folder, out = Path(d), Path(d) / "out"
+            out.mkdir()
+            code, err = call(_fuzz_argv(case, folder, out))
+            # an output carries every setting: --from refuses an empty embedded config
+            empty_from = case["channel"] in ("sidecar", "png") and not case["values"]
+            stats[_check(code, err, out, 2 if case["hostile"] or empty_from else 0)] += 1
+            stats["hostile" if case["hostile"] else "good"] += 1
+
+    run()
+    return stats
+
+
+def _raw_fuzz(tmp_path: Path, max_examples: int, derandomize: bool) -> Counter:
+    """Arbitrary text as a config file, a --set value and a sidecar: exit 0 or 2, never a traceback."""
+    stats: Counter = Counter()
+
+    @settings(max_examples=max_examples, deadline=None, database=None, derandomize=derandomize,
+              suppress_health_check=list(HealthCheck))
+    @given(text=st.text(max_size=300) | st.binary(max_size=300).map(lambda b: b.decode("latin-1")),
+           where=st.sampled_from(["file", "set", "sidecar", "key"]))
+    def run(text, where):
+        with tempfile.TemporaryDirectory(dir=tmp_path) as d:
+            folder, out = Path(d), Path(d) / "out"
+            out.mkdir()
+            argv = ["render", "--width", 8, "--height", 8, "-q", "-o", out / "o.png"]
+            if where == "file":
+                (folder / "c.toml").write_text(text, encoding="utf-8", errors="surrogateescape")
+                argv.append(folder / "c.toml")
+            elif where == "sidecar":
+                argv += ["--from", hf.dzi_with_sidecar(folder, "s", text.encode("utf-8", "surrogateescape"))]
+            else:
+                arg = f"network.{text}=1" if where == "key" else f"seed={text}"
+                if "\x00" in arg:
+                    return  # no command line can carry a NUL
+                argv += ["--set", arg]
+            code, err = call(argv)
+            stats[_check(code, err, out, None)] += 1
+
+    run()
+    return stats
+
+
+def _report(name: str, stats: Counter) -> None:
+    """With BIGCPPN_HOSTILE_STATS=FILE, append this run's counts to FILE (the figures in docs/reliability.md)."""
+    path = os.environ.get("BIGCPPN_HOSTILE_STATS")
+    if path:
+        with open(path, "a") as f:
+            f.write(json.dumps({"test": name, **stats}) + "\n")
+
+
+def test_fuzzed_configs_render_or_are_refused_in_one_line(tmp_path):
+    stats = _fuzz(tmp_path, max_examples=150, derandomize=True)
+    _report("fuzzed configs", stats)
+    assert stats["good"] and stats["hostile"]
+
+
+def test_fuzzed_text_never_gives_a_traceback(tmp_path):
+    _report("fuzzed text", _raw_fuzz(tmp_path, max_examples=100, derandomize=True))
+
+
+@pytest.mark.slow
+def test_many_fuzzed_configs(tmp_path):
+    stats = _fuzz(tmp_path, max_examples=1200, derandomize=False)
+    _report("fuzzed configs (slow)", stats)
+    text = _raw_fuzz(tmp_path, max_examples=400, derandomize=False)
+    _report("fuzzed text (slow)", text)
+
+
+def test_crafted_from_files_are_refused_in_one_line(tmp_path):
+    """Every crafted --from file, run in one child process (under a memory limit, with a generous timeout)."""
+    files = hf.corpus(tmp_path / "corpus")
+    assert len(files) >= 100
+    listing = tmp_path / "files.json"
+    listing.write_text(json.dumps([str(f) for f in files]))
+    script = textwrap.dedent(f"""
+        import json, resource, sys, pathlib
+        resource.setrlimit(resource.RLIMIT_AS, ({4 << 30}, {4 << 30}))
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from hostile_cases import call
+        out = pathlib.Path({str(tmp_path / "out")!r})
+        out.mkdir()
+        for f in json.loads(pathlib.Path({str(listing)!r}).read_text()):
+            code, err = call(["render", "--from", f, "--width", 8, "-q", "-o", out / "o.png"])
+            left = sorted(p.name for p in out.iterdir())
+            for p in out.iterdir():
+                p.unlink()
+            print(json.dumps({{"file": f, "code": code, "err": err, "left": left}}), flush=True)
+    """)
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600,
+                       cwd=Path(__file__).resolve().parent.parent)
+    results = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(results) == len(files), f"the run stopped after {len(results)} files: {r.stderr[-2000:]}"
+    bad = [x for x in results if x["code"] != 2 or len(x["err"].strip().splitlines()) != 1 or x["left"]
+           or "Traceback" in x["err"]]
+    assert not bad, "\n".join(f"{Path(x['file']).name}: exit {x['code']}: {x['err'][:300]}" for x in bad)
+    _report("crafted --from files", Counter(f"exit {x['code']}" for x in results))
