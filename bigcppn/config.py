@@ -90,7 +90,8 @@ class NetworkConfig:
                 f"network.activation lists {len(acts)} activations for {len(self.hidden)} hidden layers; "
                 "give one name, or one per layer"
             )
-        for name in (*acts, self.output_activation):
+        named = (self.activation,) if isinstance(self.activation, str) else self.activation
+        for name in (*named, self.output_activation):  # (named even with no hidden layer to use it)
             if name not in ACTIVATIONS:
                 raise ConfigError(f"unknown activation '{name}'; choose from {', '.join(ACTIVATIONS)}")
         if isinstance(self.bias, str) and self.bias != "first":
@@ -103,7 +104,8 @@ class NetworkConfig:
         for key in ("weight_scale", "bias_scale", "z_scale"):
             v = getattr(self, key)
             if not (math.isfinite(v) and 0 <= v <= limits.MAX_SCALE):
-                raise ConfigError(f"network.{key} must be a finite number from 0 to {limits.MAX_SCALE:g}, got {describe(v)}")
+                raise ConfigError(f"network.{key} must be a finite number from 0 to {limits.MAX_SCALE:g}, "
+                                  f"got {describe(v)}")
         if not 0 <= self.z_size <= limits.MAX_Z_SIZE:
             raise ConfigError(f"network.z_size must be between 0 and {limits.MAX_Z_SIZE}, got {describe(self.z_size)}")
         if len(self.z) > limits.MAX_Z_SIZE:
@@ -203,7 +205,8 @@ class RenderConfig:
             raise ConfigError(f"render.batch must be between 0 (automatic) and {limits.MAX_BATCH} pixels, "
                               f"got {describe(self.batch)}")
         if not 0 <= self.workers <= 256:
-            raise ConfigError(f"render.workers must be between 0 (one per core) and 256, got {describe(self.workers)}")
+            raise ConfigError(f"render.workers must be between 0 (one per core) and 256, "
+                              f"got {describe(self.workers)}")
         if not 1 <= self.queue <= 16:
             raise ConfigError(f"render.queue must be between 1 and 16, got {describe(self.queue)}")
         if self.kernel not in KERNELS:
@@ -234,7 +237,8 @@ class OutputConfig:
         if self.depth not in (8, 16):
             raise ConfigError(f"output.depth must be 8 or 16, got {describe(self.depth)}")
         if self.tiff_tile % 16 or not 16 <= self.tiff_tile <= 8192:
-            raise ConfigError(f"output.tiff_tile must be a multiple of 16 from 16 to 8192, got {describe(self.tiff_tile)}")
+            raise ConfigError(f"output.tiff_tile must be a multiple of 16 from 16 to 8192, "
+                              f"got {describe(self.tiff_tile)}")
         if not 1 <= self.dz_tile <= 8192:
             raise ConfigError(f"output.dz_tile must be between 1 and 8192, got {describe(self.dz_tile)}")
         if not 0 <= self.dz_overlap < self.dz_tile:
@@ -404,11 +408,28 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), extra
     return config_from_dict(data)
 
 
+_TOML_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+
+
+def _toml_string(s: str) -> str:
+    """A TOML basic string of ``s``: control characters escaped, a lone surrogate (not text) as U+FFFD."""
+    out = []
+    for c in s:
+        n = ord(c)
+        if c in _TOML_ESCAPES:
+            out.append(_TOML_ESCAPES[c])
+        elif n < 0x20 or n == 0x7F:
+            out.append(f"\\u{n:04x}")
+        else:
+            out.append("\ufffd" if 0xD800 <= n < 0xE000 else c)
+    return '"' + "".join(out) + '"'
+
+
 def _toml_value(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return _toml_string(v)
     if isinstance(v, float):
         return repr(v) if math.isfinite(v) else ("nan" if math.isnan(v) else ("inf" if v > 0 else "-inf"))
     if isinstance(v, (list, tuple)):

@@ -27,8 +27,8 @@ from .errors import ConfigError, UserError
 __all__ = [
     "MAX_TEXT_BYTES", "MAX_DEPTH", "DPI_RANGE", "MAX_HIDDEN_WIDTH", "MAX_LAYERS", "MAX_Z_SIZE", "MAX_BATCH",
     "MAX_SCALE", "MAX_ZOOM", "MAX_CENTER", "describe", "read_bounded", "read_zip_entry", "decode_text",
-    "check_tree", "parse_failure", "parse_toml", "parse_json", "physical_memory", "network_bytes", "check_network_memory",
-    "check_output_name", "name_max", "check_name_lengths", "partial_prefix", "size_text",
+    "check_tree", "parse_failure", "parse_toml", "parse_json", "physical_memory", "network_bytes",
+    "check_network_memory", "check_output_name", "name_max", "check_name_lengths", "partial_prefix", "size_text",
 ]
 
 # A config file, a sidecar or a config embedded in an image: bigcppn writes a few kilobytes.

@@ -358,7 +358,8 @@ class TiledTiffWriter:
         e += [(274, S, 1, struct.pack("<H", 1)), (277, S, 1, struct.pack("<H", b))]
         if self.tags.dpi:
             # a RATIONAL is two 32-bit numbers: keep the numerator in range at a high DPI too
-            r = Fraction(self.tags.dpi).limit_denominator(max(1, min(100000, (2**32 - 1) // (int(self.tags.dpi) + 1))))
+            most = max(1, min(100000, (2**32 - 1) // (int(self.tags.dpi) + 1)))
+            r = Fraction(self.tags.dpi).limit_denominator(most)
             rat = struct.pack("<II", r.numerator, r.denominator)
             e += [(282, R, 1, rat), (283, R, 1, rat)]
         e.append((284, S, 1, struct.pack("<H", 1)))

@@ -1,4 +1,4 @@
-"""Hypothesis strategies for tests/test_hostile.py: configs that must render, and hostile ones that must be refused.
+"""Hypothesis strategies and runners for tests/test_hostile.py: configs that must render, hostile ones that must not.
 
 A case is a dict of dotted config keys and values. The "good" values are valid
 together (small networks, an 8x8 canvas set on the command line); a hostile
@@ -16,12 +16,18 @@ import io
 import json
 import math
 import os
+import shutil
 import sys
 import tempfile
 import traceback
+from collections import Counter
+from pathlib import Path
 from typing import Any, NamedTuple
 
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+
+import hostile_files as hf
 
 from bigcppn import cli
 from bigcppn.config import ACTIVATIONS, COLORS, INITS
@@ -223,3 +229,139 @@ def cases(draw) -> dict[str, Any]:
     channel = draw(st.sampled_from(["file", "set", "mixed", "sidecar", "png"]))
     return {"values": values, "hostile": bool(bad), "channel": channel, "suffix": suffix,
             "in_file": draw(st.lists(st.booleans(), min_size=len(values), max_size=len(values)))}
+
+
+# --------------------------------------------------------------------------- running the cases
+
+
+def refused(code: int, err: str, *folders: Path) -> None:
+    """Exit 2, one line on stderr, no traceback, and nothing left in ``folders``."""
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    for folder in folders:
+        assert sorted(p.name for p in folder.iterdir()) == [], f"left behind in {folder}"
+
+
+def fuzz_argv(case: dict, folder: Path, out: Path) -> list:
+    """The command line of a fuzz case; its files written into ``folder``."""
+    values, channel = case["values"], case["channel"]
+    argv = ["render", "--width", 8, "--height", 8, "-q", "-o", out / f"o.{case['suffix']}"]
+    if channel == "sidecar":
+        return argv + ["--from", hf.dzi_with_sidecar(folder, "s", json_document(values).encode())]
+    if channel == "png":
+        text = "# bigcppn config\n" + toml_document(values)
+        return argv + ["--from", hf.png_text(folder / "p.png", text.encode())]
+    in_file = {k for k, f in zip(values, case["in_file"]) if channel == "file" or (channel == "mixed" and f)}
+    if in_file:
+        (folder / "c.toml").write_text(toml_document({k: values[k] for k in in_file}))
+        argv.append(folder / "c.toml")
+    for k, v in values.items():
+        if k not in in_file:
+            argv += ["--set", f"{k}={toml_value(v)}"]
+    return argv
+
+
+def check_outcome(code: int, err: str, out: Path, expected: int | None, size: tuple | None = (8, 8),
+                  config: bool = True) -> str:
+    """Exit 0 with a readable output (``size``, carrying its ``config``), or exit 2 with one line and nothing left."""
+    assert "Traceback" not in err and code != 99, err
+    assert code in (0, 2), (code, err)
+    if code == 2:
+        refused(code, err, out)
+        assert err.startswith("bigcppn"), err
+    else:
+        assert not err.strip(), err  # -q: nothing at all, no libvips or GLib warnings either
+        made = sorted(out.iterdir())
+        assert made, "exit 0 but no output"
+        main = next(p for p in made if p.name.startswith("o."))
+        if main.suffix in (".png", ".jpg", ".webp", ".tif"):
+            import pyvips
+
+            image = pyvips.Image.new_from_file(str(main))
+            assert size is None or (image.width, image.height) == size
+        if config:
+            from bigcppn.metadata import read_config_from
+
+            cfg = read_config_from(main)  # the embedded config is whole and valid
+            assert size is None or (cfg.canvas.width, cfg.canvas.height) == size
+        for p in made:
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+    if expected is not None:
+        assert code == expected, f"expected exit {expected}, got {code}: {err}"
+    return f"exit {code}"
+
+
+def fuzz_configs(tmp_path: Path, max_examples: int, derandomize: bool) -> Counter:
+    stats: Counter = Counter()
+
+    @settings(max_examples=max_examples, deadline=None, database=None, derandomize=derandomize,
+              suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate, Phase.shrink])
+    @given(case=cases())
+    def run(case):
+        with tempfile.TemporaryDirectory(dir=tmp_path) as d:
+            folder, out = Path(d), Path(d) / "out"
+            out.mkdir()
+            code, err = call(fuzz_argv(case, folder, out))
+            # an output carries every setting: --from refuses an empty embedded config
+            empty_from = case["channel"] in ("sidecar", "png") and not case["values"]
+            expected = 2 if case["hostile"] or empty_from else 0
+            stats[check_outcome(code, err, out, expected)] += 1
+            stats["must render" if expected == 0 else "must be refused"] += 1
+
+    run()
+    return stats
+
+
+# Flags whose text is fuzzed, with the arguments around them (sizes kept small: --dpi 1 with --size and --bleed).
+_FLAGS = {
+    "size": (["--dpi", 1, "--size"], st.text("0123456789.xX×mcinAaletrgbodl ", max_size=10)),
+    "bleed": (["--width", 8, "--height", 8, "--dpi", 1, "--bleed"], st.text("0123456789.mcin ", max_size=4)),
+    "dpi": (["--width", 8, "--height", 8, "--dpi"], st.text("0123456789.e+-naif", max_size=8)),
+    "seeds": (["--cell", 8, "--seeds"], st.text("0123456789-, ", max_size=12)),
+}
+
+
+def fuzz_text(tmp_path: Path, max_examples: int, derandomize: bool) -> Counter:
+    """Arbitrary text as a config file, a --set value, a key, a sidecar and flags: exit 0 or 2, never a traceback."""
+    stats: Counter = Counter()
+
+    @settings(max_examples=max_examples, deadline=None, database=None, derandomize=derandomize,
+              suppress_health_check=list(HealthCheck))
+    @given(text=st.text(max_size=300) | st.binary(max_size=300).map(lambda b: b.decode("latin-1")),
+           where=st.sampled_from(["file", "set", "sidecar", "key", *_FLAGS]), data=st.data())
+    def run(text, where, data):
+        with tempfile.TemporaryDirectory(dir=tmp_path) as d:
+            folder, out = Path(d), Path(d) / "out"
+            out.mkdir()
+            argv = ["render", "-q", "-o", out / "o.png"]
+            if where in _FLAGS:
+                flags, strategy = _FLAGS[where]
+                argv = (["sheet", "-q", "-o", out / "o.png"] if where == "seeds" else argv) + flags
+                text = data.draw(strategy)
+                argv.append(text)
+            else:
+                argv += ["--width", 8, "--height", 8]
+            if where == "file":
+                (folder / "c.toml").write_text(text, encoding="utf-8", errors="surrogateescape")
+                argv.append(folder / "c.toml")
+            elif where == "sidecar":
+                argv += ["--from", hf.dzi_with_sidecar(folder, "s", text.encode("utf-8", "surrogateescape"))]
+            elif where in ("set", "key"):
+                arg = f"network.{text}=1" if where == "key" else f"seed={text}"
+                if "\x00" in arg:
+                    return  # no command line can carry a NUL
+                argv += ["--set", arg]
+            code, err = call(argv)
+            stats[check_outcome(code, err, out, None, size=None if where in ("size", "bleed", "seeds") else (8, 8),
+                         config=where != "seeds")] += 1
+
+    run()
+    return stats
+
+
+def report(name: str, stats: Counter) -> None:
+    """With BIGCPPN_HOSTILE_STATS=FILE, append this run's counts to FILE (the figures in docs/reliability.md)."""
+    path = os.environ.get("BIGCPPN_HOSTILE_STATS")
+    if path:
+        with open(path, "a") as f:
+            f.write(json.dumps({"test": name, **stats}) + "\n")
