@@ -275,7 +275,9 @@ def check_output_name(path: str | Path) -> None:
         ok = raw.decode(sys.getfilesystemencoding(), "strict") == text
     except (UnicodeError, ValueError):
         ok = False
-    if not ok or "\x00" in text:
+    if "\x00" in text:
+        raise UserError("the output name contains a NUL character; choose another name")
+    if not ok:
         try:
             shown = os.fsencode(text).decode("ascii", "backslashreplace")
         except (UnicodeError, ValueError):
