@@ -23,7 +23,7 @@ from .geometry import Canvas, View, Window, axis_coords
 from .model import CPPN
 from .system import available_cores
 
-__all__ = ["Backend", "Cancelled", "Sampling", "sheet_chunk", "threads_for_one_pass", "quantise_", "pick_device", "strip_workers", "default_batch", "CPU_CHUNK",
+__all__ = ["Backend", "Cancelled", "Sampling", "check_network_fits", "sheet_chunk", "threads_for_one_pass", "quantise_", "pick_device", "strip_workers", "default_batch", "CPU_CHUNK",
            "CPU_BATCH"]
 
 # On a CPU the network is bound by its activations; chunks that keep a layer's
@@ -70,6 +70,19 @@ def default_batch(device: torch.device, max_width: int) -> int:
     # float64 x, y, features; two float32 activations of the widest layer; output.
     per_pixel = 8 * 5 + 4 * (2 * max(max_width, 3) + 4)
     return int(max(2**20, min(2**26, free // 4 // per_pixel)))
+
+
+def check_network_fits(net, device: torch.device, pixels: int, workers: int = 0, copies: int = 1) -> None:
+    """Refuse (UserError, with the estimate) a network this machine cannot hold, before a byte of it exists.
+
+    ``pixels`` are evaluated at once by each of ``workers`` (0: one per core on a CPU);
+    ``copies`` networks are held (a contact sheet holds one per seed).
+    """
+    from .limits import check_network_memory
+
+    n = (workers or available_cores()) if device.type == "cpu" else 1
+    memory = torch.cuda.get_device_properties(device).total_memory if device.type == "cuda" else None
+    check_network_memory(net, pixels, n, copies=copies, device=device.type, device_memory=memory)
 
 
 def sheet_chunk(device: torch.device, networks: int) -> int:

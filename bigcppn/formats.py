@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import UserError
+from .limits import check_output_name
 
 if TYPE_CHECKING:
     from .config import OutputConfig
@@ -118,7 +119,8 @@ _BY_EXTENSION = {ext: f for f in FORMATS.values() for ext in f.extensions}
 
 
 def format_for(path: str | Path) -> Format:
-    """The output format named by a path's extension."""
+    """The output format named by a path's extension; UserError for a name the file system cannot encode."""
+    check_output_name(path)
     ext = Path(path).suffix.lower()
     try:
         return _BY_EXTENSION[ext]

@@ -17,8 +17,8 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from .compute import (CPU_BATCH, CPU_CHUNK, Backend, Cancelled, Sampling, default_batch, pick_device,
-                      strip_workers)
+from .compute import (CPU_BATCH, CPU_CHUNK, Backend, Cancelled, Sampling, check_network_fits, default_batch,
+                      pick_device, strip_workers)
 from .config import Config
 from .errors import RenderError
 from .execute import ThreadExecutor
@@ -136,6 +136,7 @@ def renderer_for(cfg: Config, device: torch.device | None = None) -> tuple[Rende
     device = device or pick_device(cfg.render.device)
     canvas = Canvas(cfg.canvas.width, cfg.canvas.height, cfg.canvas.bleed)
     view = View(cfg.view.center[0], cfg.view.center[1], cfg.view.zoom)
+    check_network_fits(cfg.network, device, min(CPU_CHUNK, canvas.pixels), cfg.render.workers)
     model = CPPN(cfg.network, cfg.seed)
     batch = cfg.render.batch or default_batch(device, max(cfg.network.hidden, default=3))
     plan = make_plan(canvas, cfg.render.tile, batch)
