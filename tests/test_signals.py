@@ -41,8 +41,9 @@ def test_sigterm_to_a_pyramid_exits_143_and_keeps_the_tiles(tmp_path):
 @pytest.mark.parametrize("signame,code", [("SIGINT", 130), ("SIGTERM", 143)])
 def test_a_signal_to_a_contact_sheet_leaves_nothing(tmp_path, signame, code):
     started = time.monotonic()
-    proc = _start(["sheet", "--seeds", "0-63", "--cell", "400", "--device", "cpu", "-o", str(tmp_path / "s.png")],
-                  lambda: time.monotonic() - started > 2.0)
+    # (about 40 MPix of network, tens of seconds here; signalled once Python has surely reached the command)
+    proc = _start(["sheet", "--seeds", "0-255", "--cell", "400", "--device", "cpu", "-o", str(tmp_path / "s.png")],
+                  lambda: time.monotonic() - started > 5.0)
     proc.send_signal(getattr(signal, signame))
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == code, err
