@@ -124,7 +124,7 @@ def render_file(config: ConfigLike, path: str | Path | None = None, *,
         raise UserError(str(exc)) from None
     renderer, p = renderer_for(cfg, device)
     needed = describe(job, p, device.type, None).estimated_bytes
-    if job.fmt.pyramid and job.fmt.writer(cfg.output) == "tiff":
+    if job.fmt.is_pyramid(cfg.output) and job.fmt.writer(cfg.output) == "tiff":
         needed = needed * 5 // 4  # lower pyramid levels spool beside the output until they are appended
     check_disk(job.output, needed)
     c = p.canvas

@@ -161,14 +161,14 @@ class TiledTiffWriter:
     caller must not change them afterwards (tiles may be views of them until
     compressed);
     ``close()`` finishes the file, ``abort()`` gives up (the caller removes
-    the file). Not thread-safe: one thread feeds it. The bytes written do not
+    the file). ``pyramid=False`` writes the full level only: a flat tiled TIFF. Not thread-safe: one thread feeds it. The bytes written do not
     depend on how the rows are split into calls, nor on ``workers``.
     """
 
     def __init__(self, path: str | Path, width: int, height: int, bands: int, depth: int = 8, *,
                  tile: int = 256, compression: str = "deflate", quality: int = 90, tags: TiffTags = TiffTags(),
                  workers: int | None = None, max_pending: int | None = None,
-                 bigtiff: bool | None = None) -> None:
+                 bigtiff: bool | None = None, pyramid: bool = True) -> None:
         if bands not in (1, 3):
             raise ValueError(f"the TIFF writer takes 1 or 3 bands, not {bands}")
         if depth not in (8, 16):
@@ -191,7 +191,8 @@ class TiledTiffWriter:
         self.levels: list[_Level] = []
         try:
             self._file.write(b"\0" * _HEADER)
-            for i, (w, h) in enumerate(pyramid_sizes(width, height, tile)):
+            sizes = pyramid_sizes(width, height, tile) if pyramid else [(width, height)]
+            for i, (w, h) in enumerate(sizes):
                 spool = self._file if i == 0 else tempfile.TemporaryFile(dir=self.path.parent)
                 self.levels.append(_Level(i, w, h, tile, bands, self.dtype, spool))
         except BaseException:

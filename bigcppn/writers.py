@@ -61,7 +61,7 @@ def _bigtiff_needed(width: int, height: int, bands: int, depth: int) -> bool:
 
 
 def _tiffsave(image: pyvips.Image, path: Path, out: OutputConfig, icc: dict) -> None:
-    opts = dict(tile=True, pyramid=True, tile_width=out.tiff_tile, tile_height=out.tiff_tile, resunit="inch",
+    opts = dict(tile=True, pyramid=out.pyramid, tile_width=out.tiff_tile, tile_height=out.tiff_tile, resunit="inch",
                 compression=out.compression, bigtiff=_bigtiff_needed(image.width, image.height, image.bands,
                                                                       out.depth))
     if out.compression in ("deflate", "lzw"):
@@ -210,7 +210,7 @@ def open_writer(path: Path, fmt: Format, width: int, height: int, bands: int, ou
         tags = TiffTags(dpi=dpi, description=description, xmp=xmp_packet(description) if description else None,
                         icc=profile_for(bands))
         return TiledTiffWriter(path, width, height, bands, out.depth, tile=out.tiff_tile,
-                               compression=out.compression, quality=out.quality, tags=tags)
+                               compression=out.compression, quality=out.quality, tags=tags, pyramid=out.pyramid)
     if who == "dz":
         extra = {}
         if config is not None and fmt.metadata == "zip":

@@ -22,6 +22,10 @@ def add_render_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--depth", type=int, choices=(8, 16), help="bits per sample: 16 for TIFF and PNG (default 8)")
     p.add_argument("--tile", type=positive_int, metavar="T",
                    help="render tile size, also the strip height (default 256)")
+    pr = p.add_argument_group("print files")
+    pr.add_argument("--flat", action="store_true",
+                    help="TIFF: one tiled page, no reduced levels, for RIPs and layout programs that refuse "
+                         "multi-page TIFFs (output.pyramid=false)")
 
 
 def add_parser(sub) -> None:
