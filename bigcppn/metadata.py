@@ -1,7 +1,7 @@
 """Provenance: every output carries its full resolved config, and ``--from`` reads it back.
 
 Where it goes: TIFF ImageDescription, a PNG text chunk (keyword ``bigcppn``),
-XMP in TIFF, PNG, JPEG and WebP, and a JSON sidecar ``NAME.bigcppn.json`` next
+XMP in TIFF, PNG, JPEG and WebP, the XMP metadata stream of a PDF, and a JSON sidecar ``NAME.bigcppn.json`` next
 to a DeepZoom pyramid (inside a ``.szi``, as ``NAME/NAME.bigcppn.json``). The text is the TOML that :func:`bigcppn.config.dump_toml`
 writes, so any of them loads as a config again.
 """
@@ -105,6 +105,16 @@ def _from_szi(path: Path) -> Config | None:
         raise UserError(f"--from {path}: its bigcppn.json is damaged") from None
 
 
+def _from_pdf(p: Path) -> Config:
+    """The config in a bigcppn PDF's XMP metadata stream (uncompressed, before the image)."""
+    with open(p, "rb") as f:
+        head = f.read(1 << 20).decode("utf-8", "replace")
+    m = _XMP_RE.search(head)
+    if not m:
+        raise UserError(f"--from {p}: the PDF carries no bigcppn config (was it written by bigcppn?)")
+    return _parse(html.unescape(m.group(1)), p)
+
+
 def _parse(text: str, source: Path) -> Config:
     try:
         return config_from_dict(tomllib.loads(text))
@@ -130,6 +140,8 @@ def read_config_from(path: str | Path) -> Config:
             raise UserError(f"--from {p}: '{side.name}' is not a bigcppn sidecar") from None
     if not p.exists():
         raise UserError(f"--from {p}: no such file")
+    if p.suffix.lower() == ".pdf":
+        return _from_pdf(p)
     try:
         image = pyvips.Image.new_from_file(str(p))
     except pyvips.Error:

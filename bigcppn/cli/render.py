@@ -26,6 +26,9 @@ def add_render_options(p: argparse.ArgumentParser) -> None:
     pr.add_argument("--flat", action="store_true",
                     help="TIFF: one tiled page, no reduced levels, for RIPs and layout programs that refuse "
                          "multi-page TIFFs (output.pyramid=false)")
+    pr.add_argument("--crop-marks", action="store_true",
+                    help="PDF: crop marks on the trim lines, outside the bleed; the page grows by half an inch a "
+                         "side (output.crop_marks=true)")
 
 
 def add_parser(sub) -> None:
