@@ -127,6 +127,12 @@ class Format:
 
     def writer_text(self, out: "OutputConfig", cores: int) -> str:
         """Who writes it, in words (for ``plan``)."""
+        if out.cmyk:
+            profile = "libvips' built-in CMYK profile" if out.cmyk == "cmyk" else out.cmyk
+            return f"{self._writer_text(out, cores)}, in CMYK through {profile} ({out.intent})"
+        return self._writer_text(out, cores)
+
+    def _writer_text(self, out: "OutputConfig", cores: int) -> str:
         who = self.writer(out)
         if who == "pdf":
             return f"bigcppn's PDF writer, {out.compression} image"
@@ -204,7 +210,7 @@ def check_canvas(fmt: Format, width: int, height: int, depth: int) -> None:
 
 def estimate_output_bytes(fmt: Format, width: int, height: int, bands: int, out: "OutputConfig") -> int:
     """A rough size of the written file (pyramid levels included)."""
-    raw = width * height * bands * (out.depth // 8)
+    raw = width * height * (4 if out.cmyk else bands) * (out.depth // 8)
     ratio = 1.02 if fmt.uncompressed(out) else fmt.ratio_lossy if fmt.lossy(out) else fmt.ratio_lossless
     pyramid = 4 / 3 if fmt.is_pyramid(out) else 1.0
     return int(raw * ratio * pyramid) + 64 * 1024

@@ -92,6 +92,10 @@ def resolve_job(cfg: Config, output: str | Path | None = None) -> Job:
     out = Path(output) if output is not None else Path(default_name(cfg))
     fmt = format_for(out)
     check_output(fmt, cfg.output, cfg.canvas.width, cfg.canvas.height, cfg.canvas.dpi)
+    if cfg.output.cmyk:
+        from .icc import cmyk_profile
+
+        cmyk_profile(cfg.output.cmyk)  # UserError when it is not a CMYK profile
     return Job(cfg, out, fmt)
 
 

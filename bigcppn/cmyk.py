@@ -1,0 +1,59 @@
+"""CMYK for print: each strip converted through an ICC output profile before the writer takes it.
+
+An ICC transform is pixel-local (libvips ``icc_transform``: the input profile,
+sRGB or sGrey, to the profile connection space and out through the output
+profile, with lcms), so strips are converted one by one, independently, and the
+output is the same as a conversion of the whole picture: the render stays a
+stream. The output profile is libvips' built-in ``cmyk`` or a CMYK ``.icc``
+file (``output.cmyk``), the intent ``output.intent`` (perceptual, relative,
+saturation, absolute); relative colorimetric uses black point compensation,
+as print workflows (Photoshop's default) do.
+
+Who can take the 4 bands: bigcppn's TIFF writer (Photometric Separated,
+InkSet CMYK, the profile in every directory; deflate, LZW or none), the PDF
+writer (``DeviceCMYK``, the profile as the output intent), and libvips'
+``jpegsave`` through the PNG stream: 4 bands arrive there as RGBA, and
+:class:`~bigcppn.writers.StreamWriter` tags them ``cmyk`` before the saver
+sees them, so libvips writes an Adobe CMYK JPEG with the profile embedded.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyvips
+
+from .config import OutputConfig
+
+__all__ = ["CmykWriter", "to_cmyk"]
+
+
+def to_cmyk(rows: np.ndarray, profile: str, intent: str, depth: int) -> np.ndarray:
+    """(n, width, 1 or 3) sRGB / sGrey rows of ``depth`` bits as (n, width, 4) CMYK of the same depth."""
+    if rows.ndim == 2:
+        rows = rows[:, :, None]
+    bands = rows.shape[2]
+    grey = bands == 1
+    interpretation = ("grey16" if grey else "rgb16") if depth == 16 else ("b-w" if grey else "srgb")
+    image = pyvips.Image.new_from_array(np.ascontiguousarray(rows)).copy(interpretation=interpretation)
+    out = image.icc_transform(profile, input_profile="sgrey" if grey else "srgb", intent=intent, embedded=False,
+                              black_point_compensation=intent == "relative", depth=depth)
+    arr = out.numpy()
+    return arr.reshape(rows.shape[0], rows.shape[1], 4)
+
+
+class CmykWriter:
+    """A :class:`~bigcppn.writers.Writer` that converts each strip to CMYK and hands it to ``inner`` (4 bands)."""
+
+    def __init__(self, inner, bands: int, out: OutputConfig) -> None:
+        self.inner = inner
+        self.bands = bands
+        self.profile, self.intent, self.depth = out.cmyk, out.intent, out.depth
+
+    def write(self, rows: np.ndarray) -> None:
+        self.inner.write(to_cmyk(rows, self.profile, self.intent, self.depth))
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def abort(self) -> None:
+        self.inner.abort()
