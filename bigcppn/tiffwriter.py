@@ -24,10 +24,7 @@ levels spool to unnamed temporary files beside it and are appended at the
 end, followed by the directories. Classic TIFF or BigTIFF is chosen at the
 end from the real size.
 
-Four bands are CMYK (:mod:`bigcppn.cmyk`): Photometric Separated and InkSet
-CMYK, deflate, LZW or no compression.
-
-Memory: the tile row being filled on each level (about one tile row of level
+Four bands are CMYK (Photometric Separated, InkSet CMYK; not JPEG). Memory: the tile row being filled on each level (about one tile row of level
 0 in all) and at most ``max_pending`` tiles in flight (by default four per
 worker or one tile row of level 0, whichever is more), whatever the canvas
 height.
@@ -172,10 +169,8 @@ class TiledTiffWriter:
                  tile: int = 256, compression: str = "deflate", quality: int = 90, tags: TiffTags = TiffTags(),
                  workers: int | None = None, max_pending: int | None = None,
                  bigtiff: bool | None = None, pyramid: bool = True) -> None:
-        if bands not in (1, 3, 4):
-            raise ValueError(f"the TIFF writer takes 1, 3 or 4 (CMYK) bands, not {bands}")
-        if bands == 4 and compression == "jpeg":
-            raise ValueError("the TIFF writer's JPEG tiles are grey or RGB, not CMYK")
+        if bands not in (1, 3, 4) or (bands == 4 and compression == "jpeg"):
+            raise ValueError(f"the TIFF writer takes 1, 3 or 4 (CMYK, not JPEG) bands, not {bands} {compression}")
         if depth not in (8, 16):
             raise ValueError(f"the TIFF writer takes 8- or 16-bit pixels, not {depth}")
         if tile % 16 or tile <= 0:
