@@ -27,18 +27,27 @@ from .config import OutputConfig
 __all__ = ["CmykWriter", "to_cmyk"]
 
 
+# Pixels converted at once: libvips' transform goes through float Lab (12 bytes a pixel), so a
+# full-width strip is converted a few rows at a time to keep that bounded.
+CHUNK_PIXELS = 1 << 20
+
+
 def to_cmyk(rows: np.ndarray, profile: str, intent: str, depth: int) -> np.ndarray:
     """(n, width, 1 or 3) sRGB / sGrey rows of ``depth`` bits as (n, width, 4) CMYK of the same depth."""
     if rows.ndim == 2:
         rows = rows[:, :, None]
-    bands = rows.shape[2]
+    n, width, bands = rows.shape
     grey = bands == 1
     interpretation = ("grey16" if grey else "rgb16") if depth == 16 else ("b-w" if grey else "srgb")
-    image = pyvips.Image.new_from_array(np.ascontiguousarray(rows)).copy(interpretation=interpretation)
-    out = image.icc_transform(profile, input_profile="sgrey" if grey else "srgb", intent=intent, embedded=False,
-                              black_point_compensation=intent == "relative", depth=depth)
-    arr = out.numpy()
-    return arr.reshape(rows.shape[0], rows.shape[1], 4)
+    out = np.empty((n, width, 4), rows.dtype)
+    step = max(1, CHUNK_PIXELS // width)
+    for y in range(0, n, step):
+        part = np.ascontiguousarray(rows[y : y + step])
+        image = pyvips.Image.new_from_array(part).copy(interpretation=interpretation)
+        cmyk = image.icc_transform(profile, input_profile="sgrey" if grey else "srgb", intent=intent,
+                                   embedded=False, black_point_compensation=intent == "relative", depth=depth)
+        out[y : y + step] = cmyk.numpy().reshape(part.shape[0], width, 4)
+    return out
 
 
 class CmykWriter:

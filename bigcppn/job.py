@@ -75,6 +75,9 @@ def resolve_config(
         # the picture comes from the network, view and canvas; how this machine renders it is its own affair
         for key in ("device", "kernel", "workers", "batch"):
             base["render"].pop(key, None)
+        # nor how that one file was laid out for print: a CMYK PDF re-renders as a PNG preview
+        for key in ("cmyk", "intent", "crop_marks", "pyramid"):
+            base["output"].pop(key, None)
     cfg = load_config(path, overrides, extra, base=base)
     extra.update(_canvas_size(sizing, cfg))
     if extra:

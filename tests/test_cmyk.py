@@ -127,6 +127,13 @@ def test_cmyk_pdf(tmp_path):
     assert psnr(*pages) > 30
 
 
+def test_from_a_cmyk_file_takes_the_picture_not_the_print_settings(tmp_path):
+    assert run("render", *SIZE, "--cmyk", "--crop-marks", "-o", tmp_path / "c.pdf") == 0
+    assert run("render", "--from", tmp_path / "c.pdf", "--width", 60, "-q", "-o", tmp_path / "preview.png") == 0
+    small = pyvips.Image.new_from_file(str(tmp_path / "preview.png"))
+    assert (small.width, small.height, small.bands) == (60, 40, 3)
+
+
 def test_a_profile_file(tmp_path):
     icc = tmp_path / "press.icc"
     icc.write_bytes(builtin_profile("cmyk"))
