@@ -175,3 +175,27 @@ def test_cmyk_refused(tmp_path, capsys, name, args, message):
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1, err
     assert list(out.iterdir()) == []
+
+
+CONVERT = """
+import numpy as np
+from bigcppn.cmyk import to_cmyk
+def rss():
+    return int([l for l in open("/proc/self/status") if l.startswith("VmRSS")][0].split()[1]) // 1024
+rows = np.random.default_rng(0).integers(0, 255, (256, 8000, 3), dtype=np.uint8)
+to_cmyk(rows, "cmyk", "relative", 8)
+before = rss()
+for _ in range(30):
+    to_cmyk(rows, "cmyk", "relative", 8)
+print(rss() - before)
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads VmRSS from /proc")
+def test_converting_strips_keeps_nothing():
+    # libvips' operation cache kept the last ~100 transforms and their strips: 150 MB at 12000 px wide
+    import sys
+
+    res = subprocess.run([sys.executable, "-c", CONVERT], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(__file__))})
+    assert int(res.stdout.strip().splitlines()[-1]) < 30
