@@ -53,6 +53,9 @@ MARK_LENGTH = 18.0
 MARK_WIDTH = 0.25
 MARGIN_IN = 0.5
 PIECE_BYTES = 1 << 21  # rows are compressed in pieces of about this many bytes
+# zlib level 1, as the TIFF writers: measured on a rendered 4000x256 strip, 11.5 MPix/s a core and
+# 22% of the raw size, against 3.3 MPix/s and 16% at the default level 6.
+DEFLATE_LEVEL = 1
 _ADLER_BASE = 65521
 
 
@@ -223,7 +226,7 @@ class PdfWriter:
             self._head(icc, intent_name, xmp)
             self._stream_start = self._f.tell()
             if compression == "deflate":
-                self._deflate = _Deflate(self._f, 6, True, workers or available_cores())
+                self._deflate = _Deflate(self._f, DEFLATE_LEVEL, True, workers or available_cores())
             elif compression == "jpeg":
                 self._jpeg = _jpeg_stream(self._f, width, height, bands, quality)
         except BaseException:
