@@ -132,7 +132,7 @@ def render_file(config: ConfigLike, path: str | Path | None = None, *,
         raise UserError(str(exc)) from None
     renderer, p = renderer_for(cfg, device)
     needed = describe(job, p, device.type, None).estimated_bytes
-    if job.fmt.pyramid and job.fmt.writer(cfg.output) == "tiff":
+    if job.fmt.is_pyramid(cfg.output) and job.fmt.writer(cfg.output) == "tiff":
         needed = needed * 5 // 4  # lower pyramid levels spool beside the output until they are appended
     check_disk(job.output, needed)
     c = p.canvas
@@ -202,12 +202,14 @@ class PyramidResult:
 def render_pyramid(config: ConfigLike, path: str | Path | None = None, *, layout: str = "dz",
                    tile: int | None = None, overlap: int | None = None, format: str = "jpeg",
                    quality: int | None = None, supersample: int = 2, base_url: str | None = None,
-                   on_start: Callable[[int, int], None] | None = None,
+                   max_size: int | None = None, on_start: Callable[[int, int], None] | None = None,
                    on_tile: Callable[[object], None] | None = None) -> PyramidResult:
     """Render a deep-zoom pyramid, every level straight from the network, with a viewer page.
 
     ``layout`` is dz (``path`` = DIR/NAME.dzi), iiif3, zoomify or google
-    (``path`` = a folder); ``format`` the tile format (jpeg, webp, png). Tiles
+    (``path`` = a folder); ``format`` the tile format (jpeg, webp, png).
+    ``max_size`` (iiif3): the largest width and height served, the size of
+    ``full/max`` (default 2048, or the tile size when larger). Tiles
     are written atomically; calling it again after an interruption skips the
     finished ones. ``on_start(pending, total)`` is called once the finished
     tiles are counted, ``on_tile(tile)`` after each tile (from worker threads).
@@ -224,13 +226,13 @@ def render_pyramid(config: ConfigLike, path: str | Path | None = None, *, layout
     cfg = as_config(config)
     if cfg.output.depth != 8:
         raise UserError("pyramid tiles are 8-bit; leave out --depth 16 (or output.depth)")
-    opts = _pyramid_options(cfg, layout, format, tile, overlap, quality, supersample, base_url or "")
+    opts = _pyramid_options(cfg, layout, format, tile, overlap, quality, supersample, base_url or "", max_size)
     out = pyramid_place(cfg, path, layout)
     device = pick_device(cfg.render.device)
     renderer, p_plan = renderer_for(cfg, device)
     c = renderer.canvas
     p = Pyramid(c.width, c.height, layout, opts["tile"], opts["overlap"], format,
-                name="image" if out.folder else out.name)
+                name="image" if out.folder else out.name, max_size=opts["max_size"])
     need = estimate_output_bytes(FORMATS["dz"], c.width, c.height, cfg.network.bands,
                                  replace(cfg.output, depth=8, dz_suffix=format))
     free = shutil.disk_usage(out.root if out.root.is_dir() else out.root.parent).free
@@ -259,8 +261,9 @@ def pyramid_place(cfg: Config, path: str | Path | None, layout: str):
 
 
 def _pyramid_options(cfg: Config, layout: str, fmt: str, tile: int | None, overlap: int | None, quality: int | None,
-                     supersample: int, base_url: str) -> dict:
+                     supersample: int, base_url: str, max_size: int | None = None) -> dict:
     """The pyramid's settings, checked; UserError on any that cannot be used."""
+    from .formats import FORMATS
     from .pyramid_plan import DEFAULT_OVERLAP, DEFAULT_TILE, LAYOUTS, MAX_TILE, TILE_FORMATS
 
     if layout not in LAYOUTS:
@@ -284,9 +287,17 @@ def _pyramid_options(cfg: Config, layout: str, fmt: str, tile: int | None, overl
         raise UserError(f"--supersample must be at least 1, got {supersample}")
     if base_url and not re.match(r"^https?://[^\s/]+", base_url):
         raise UserError(f"--base-url must be an http(s) URL, got '{base_url}'")
-    if base_url and not _layout(layout).manifest_params(base_url):
+    if base_url and not _layout(layout).published:
         raise UserError("--base-url is for the iiif3 layout (its info.json names its own URL)")
-    return {"tile": tile, "overlap": overlap, "quality": quality, "base_url": base_url}
+    if max_size is not None:
+        if not _layout(layout).published:
+            raise UserError("--max-size is for the iiif3 layout (the size of its full/max image)")
+        if max_size < tile:
+            raise UserError(f"--max-size {max_size} is smaller than the tile ({tile}); give at least {tile}")
+        if max_size > FORMATS[fmt].max_side:
+            raise UserError(f"--max-size {max_size} is more than {fmt.upper()} holds; "
+                            f"use at most {FORMATS[fmt].max_side}")
+    return {"tile": tile, "overlap": overlap, "quality": quality, "base_url": base_url, "max_size": max_size or 0}
 
 
 def _layout(name: str):

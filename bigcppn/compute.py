@@ -110,13 +110,19 @@ class Sampling:
         self.pitch = view.pitch(canvas)
 
     def axis(self, start: int, count: int, horizontal: bool, device: torch.device, shift: int = 0,
-             k: int = 1) -> torch.Tensor:
-        """Plane coordinates (float64) of the samples of level pixels ``start .. start + count`` on one axis."""
+             k: int = 1, level_size: int | None = None) -> torch.Tensor:
+        """Plane coordinates (float64) of the samples of level pixels ``start .. start + count`` on one axis.
+
+        ``level_size`` instead of ``shift``: the level is the whole axis shrunk to that many pixels.
+        """
         size = self.canvas.width if horizontal else self.canvas.height
         center = self.view.center_x if horizontal else self.view.center_y
         idx = torch.arange(start, start + count, dtype=torch.float64, device=device)
-        sub = (torch.arange(k, dtype=torch.float64, device=device) + 0.5) / k if k > 1 or shift > 0 else None
-        return axis_coords(idx, size, center, self.pitch, shift, k, sub)
+        step = size / level_size if level_size is not None else None
+        sub = None
+        if k > 1 or shift > 0 or step is not None:
+            sub = (torch.arange(k, dtype=torch.float64, device=device) + 0.5) / k
+        return axis_coords(idx, size, center, self.pitch, shift, k, sub, step)
 
 
 class Cancelled(Exception):
@@ -301,6 +307,11 @@ class Backend:
         for shift, x, y, w, h in rects:
             xs.append(self.sampling.axis(x, w, True, self.device, shift, k).repeat(h * k))
             ys.append(self.sampling.axis(y, h, False, self.device, shift, k).repeat_interleave(w * k))
+        return self._means(xs, ys, [(w, h) for _s, _x, _y, w, h in rects], k)
+
+    def _means(self, xs: list[torch.Tensor], ys: list[torch.Tensor], sizes: list[tuple[int, int]],
+               k: int) -> list[torch.Tensor]:
+        """The network at the sample coordinates ``xs``/``ys`` of rectangles of ``sizes``, k×k box-filtered."""
         px = torch.cat(xs) if len(xs) > 1 else xs[0]
         py = torch.cat(ys) if len(ys) > 1 else ys[0]
         n = px.shape[0]
@@ -309,7 +320,7 @@ class Backend:
             e = min(n, s + self.level_chunk)
             out[s:e] = self.model.evaluate(px[s:e], py[s:e])
         result, off = [], 0
-        for _shift, _x, _y, w, h in rects:
+        for w, h in sizes:
             m = w * h * k * k
             v = out[off : off + m]
             off += m
@@ -333,3 +344,19 @@ class Backend:
     def _render_level(self, shift: int, win: Window, k: int) -> np.ndarray:
         out = torch.empty((win.height, win.width, self.bands), dtype=torch.uint8, device=self.device)
         return self._kernel.level(out, win, shift, k).cpu().numpy()
+
+    @torch.no_grad()
+    def render_scaled(self, width: int, height: int, y: int, rows: int, k: int = 1) -> np.ndarray:
+        """Rows ``y .. y + rows`` of the whole canvas shrunk to ``width`` x ``height``, 8-bit.
+
+        Each pixel covers ``canvas / size`` base pixels on each axis (any ratio, not only
+        powers of two) and is the mean of ``k``×``k`` samples spread over them, as pyramid
+        levels are; at the canvas's own size with ``k`` = 1 it is the render's pixel.
+        """
+        c = self.canvas
+        xs = self.sampling.axis(0, width, True, self.device, k=k,
+                                level_size=None if (width, k) == (c.width, 1) else width)
+        ys = self.sampling.axis(y, rows, False, self.device, k=k,
+                                level_size=None if (height, k) == (c.height, 1) else height)
+        v = self._means([xs.repeat(rows * k)], [ys.repeat_interleave(width * k)], [(width, rows)], k)[0]
+        return quantise_(v, 8, torch.uint8).cpu().numpy()

@@ -43,6 +43,7 @@ INITS = ("default", "uniform", "normal")
 COLORS = ("rgb", "grey", "hsv")
 DEVICES = ("auto", "cpu", "cuda")
 KERNELS = ("auto", "triton", "eager")
+INTENTS = ("perceptual", "relative", "saturation", "absolute")
 
 
 @dataclass(frozen=True)
@@ -224,6 +225,12 @@ class OutputConfig:
     dz_tile: int = 254
     dz_overlap: int = 1
     dz_suffix: str = "jpeg"  # DeepZoom tile format: jpeg, png, webp
+    pyramid: bool = True  # TIFF: reduced levels after the full one; false: one page (a flat tiled TIFF)
+    # CMYK output through an ICC output profile: "" (RGB or grey), "cmyk" (libvips' built-in CMYK
+    # profile) or the path of a CMYK .icc file; with the rendering intent of the conversion.
+    cmyk: str = ""
+    intent: str = "relative"
+    crop_marks: bool = False  # PDF: crop marks outside the bleed
 
     def __post_init__(self) -> None:
         from .formats import TIFF_COMPRESSIONS
@@ -245,6 +252,8 @@ class OutputConfig:
             raise ConfigError(f"output.dz_overlap must be between 0 and dz_tile - 1, got {describe(self.dz_overlap)}")
         if self.dz_suffix not in ("jpeg", "png", "webp"):
             raise ConfigError(f"output.dz_suffix '{self.dz_suffix}' is unknown; choose jpeg, png or webp")
+        if self.intent not in INTENTS:
+            raise ConfigError(f"output.intent '{self.intent}' is unknown; choose from {', '.join(INTENTS)}")
 
 
 @dataclass(frozen=True)

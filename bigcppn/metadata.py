@@ -1,7 +1,7 @@
 """Provenance: every output carries its full resolved config, and ``--from`` reads it back.
 
 Where it goes: TIFF ImageDescription, a PNG text chunk (keyword ``bigcppn``),
-XMP in TIFF, PNG, JPEG and WebP, and a JSON sidecar ``NAME.bigcppn.json`` next
+XMP in TIFF, PNG, JPEG and WebP, the XMP metadata stream of a PDF, and a JSON sidecar ``NAME.bigcppn.json`` next
 to a DeepZoom pyramid (inside a ``.szi``, as ``NAME/NAME.bigcppn.json``). The text is the TOML that :func:`bigcppn.config.dump_toml`
 writes, so any of them loads as a config again.
 """
@@ -129,6 +129,15 @@ def _from_szi(path: Path) -> Config | None:
     return _config_from_json(data, f"--from {path}: its bigcppn.json")
 
 
+def _from_pdf(p: Path) -> Config:
+    """The config in a bigcppn PDF's XMP metadata stream (uncompressed, before the image)."""
+    with open(p, "rb") as f:
+        text = _xmp_config(f.read(1 << 20))
+    if text is None:
+        raise UserError(f"--from {p}: the PDF carries no bigcppn config (was it written by bigcppn?)")
+    return _parse(text, p)
+
+
 def _parse(text: str, source: Path) -> Config:
     what = f"the config embedded in '{source}'"
     data = parse_toml(text, what)
@@ -182,6 +191,8 @@ def read_config_from(path: str | Path) -> Config:
         return _config_from_json(read_bounded(side, f"--from {p}: the sidecar"), f"--from {p}: '{side.name}'")
     if not exists:
         raise UserError(f"--from {p}: no such file")
+    if p.suffix.lower() == ".pdf":
+        return _from_pdf(p)
     try:
         return _from_image(p)
     except (pyvips.Error, UnicodeError):

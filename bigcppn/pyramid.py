@@ -46,7 +46,7 @@ from .pyramid_store import MANIFEST_NAME, PyramidOutput, TileStore, manifest_key
 from .render import Renderer
 from .system import available_cores
 
-__all__ = ["LevelSampler", "encode_tile", "TileStore", "PyramidOutput", "PyramidStats", "render_pyramid",
+__all__ = ["LevelSampler", "encode_tile", "encode_image", "write_full_images", "TileStore", "PyramidOutput", "PyramidStats", "render_pyramid",
            "pyramid_output", "MANIFEST_NAME", "run_work", "finish"]
 
 # The level sampler is the compute backend: Backend.sample_many / render_many.
@@ -62,6 +62,11 @@ def encode_tile(arr: np.ndarray, suffix: str, quality: int, pad: tuple[int, int]
     img = pyvips.Image.new_from_array(np.ascontiguousarray(arr), interpretation="srgb" if bands >= 3 else "b-w")
     if pad is not None and (pad[0] != img.width or pad[1] != img.height):
         img = img.embed(0, 0, pad[0], pad[1], extend="background", background=[255] * bands)
+    return encode_image(img, suffix, quality)
+
+
+def encode_image(img: pyvips.Image, suffix: str, quality: int) -> bytes:
+    """An image as JPEG, WebP or PNG bytes, without metadata."""
     if suffix == "jpeg":
         return img.jpegsave_buffer(Q=quality, keep="none")
     if suffix == "webp":
@@ -156,6 +161,42 @@ def run_work(work: PyramidWork, p: Pyramid, renderer: Renderer, plan: Plan, stor
         pass
 
 
+def write_full_images(p: Pyramid, backend: Backend, store: TileStore, *, supersample: int, quality: int) -> None:
+    """The whole picture at the sizes the layout names besides its tiles (IIIF: full/max, each of ``sizes``).
+
+    Each size is rendered once, straight from the network at that size (``supersample``²
+    samples a pixel; the base size is the render's own pixels), streamed in bands of
+    rows into the encoder, so memory follows the band, not the size. A name that
+    already exists (a tile of the same size, or an earlier run) is copied, not rendered.
+    """
+    by_size: dict[tuple[int, int], list[str]] = {}
+    for path, w, h in p.scheme.full_images(p):
+        by_size.setdefault((w, h), []).append(path)
+    for (w, h), paths in by_size.items():
+        missing = [q for q in paths if not store.exists(q)]
+        if not missing:
+            continue
+        have = next((q for q in paths if store.exists(q)), None)
+        data = store.path(have).read_bytes() if have else _render_full(p, backend, w, h, supersample, quality)
+        for q in missing:
+            store.write(q, data)
+
+
+def _render_full(p: Pyramid, backend: Backend, width: int, height: int, supersample: int, quality: int) -> bytes:
+    from .sink import StripSource, png_stream
+
+    k = 1 if (width, height) == (p.width, p.height) else supersample
+    rows = max(1, backend.job_samples(1 << 22) // (width * k * k))
+    strips = (backend.render_scaled(width, height, y, min(rows, height - y), k) for y in range(0, height, rows))
+    source = StripSource(png_stream(strips, width, height, backend.bands, 8))
+    try:
+        return encode_image(source.image(), p.suffix, quality)
+    except pyvips.Error:
+        if source.error is not None:
+            raise source.error from None
+        raise
+
+
 def finish(cfg: Config, p: Pyramid, out: PyramidOutput, supersample: int, base_url: str, title: str,
            stats: PyramidStats) -> None:
     """What completes a pyramid once its tiles are written: the blank tile, the viewer page, the descriptor."""
@@ -182,7 +223,7 @@ def pyramid_params(p: Pyramid, quality: int, supersample: int, base_url: str) ->
     """The settings that change a pyramid's files, as its manifest records them."""
     return {"layout": p.layout, "width": p.width, "height": p.height, "tile": p.tile, "overlap": p.overlap,
             "format": p.suffix, "quality": quality, "supersample": supersample, "name": p.name,
-            **p.scheme.manifest_params(base_url)}
+            **p.scheme.manifest_params(p, base_url)}
 
 
 def render_pyramid(
@@ -229,6 +270,7 @@ def render_pyramid(
                 ThreadExecutor(encoders or available_cores(), "bigcppn-encode") as encode_ex:
             run_work(work, p, renderer, plan, store, supersample=supersample, quality=quality,
                      render_ex=render_ex, encode_ex=encode_ex, stats=stats, on_tile=on_tile)
+        write_full_images(p, renderer, store, supersample=supersample, quality=quality)
         finish(cfg, p, out, supersample, base_url, title, stats)
     stats.seconds = time.perf_counter() - t_start
     return stats

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from .. import api
+from ..config import INTENTS
 from ..estimate import human_duration
 from ..job import default_name
 from .common import LazyBar, Terminated, add_config_options, add_sizing_options, config_from, positive_int
@@ -22,6 +23,19 @@ def add_render_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--depth", type=int, choices=(8, 16), help="bits per sample: 16 for TIFF and PNG (default 8)")
     p.add_argument("--tile", type=positive_int, metavar="T",
                    help="render tile size, also the strip height (default 256)")
+    pr = p.add_argument_group("print files")
+    pr.add_argument("--flat", action="store_true",
+                    help="TIFF: one tiled page, no reduced levels, for RIPs and layout programs that refuse "
+                         "multi-page TIFFs (output.pyramid=false)")
+    pr.add_argument("--cmyk", nargs="?", const="cmyk", metavar="PROFILE.icc",
+                    help="TIFF, JPEG, PDF: CMYK through this output ICC profile, embedded (default: libvips' "
+                         "built-in CMYK profile); give it after CONFIG (output.cmyk)")
+    pr.add_argument("--intent", choices=INTENTS,
+                    help="rendering intent of the CMYK conversion (default relative, with black point "
+                         "compensation; output.intent)")
+    pr.add_argument("--crop-marks", action="store_true",
+                    help="PDF: crop marks on the trim lines, outside the bleed; the page grows by half an inch a "
+                         "side (output.crop_marks=true)")
 
 
 def add_parser(sub) -> None:
