@@ -117,8 +117,9 @@ def test_layout_files_are_exactly_the_planned_ones(tmp_path, layout):
     meta = {"dz": {"p.dzi", "p.bigcppn.json"}, "iiif3": {"info.json", "bigcppn.json"},
             "zoomify": {"ImageProperties.xml", "bigcppn.json"}, "google": {"blank.png", "bigcppn.json"}}[layout]
     viewer = {k for k in got if k.startswith("openseadragon/")}
-    assert set(got) == {t.path for t in p.all_tiles()} | meta | {"index.html"} | viewer
-    page = got["index.html"].decode()
+    page_name = "p.html" if layout == "dz" else "index.html"  # a .dzi's folder may hold several pyramids
+    assert set(got) == {t.path for t in p.all_tiles()} | meta | {page_name} | viewer
+    page = got[page_name].decode()
     if find_openseadragon() is not None:  # an npm copy of OpenSeadragon goes with the page
         assert "openseadragon/openseadragon.min.js" in viewer and "openseadragon/images/home_rest.png" in viewer
         assert 'src="openseadragon/openseadragon.min.js"' in page and OSD_CDN not in page
@@ -285,15 +286,22 @@ def test_ctrl_c_to_a_real_process_then_resume(tmp_path):
     assert all(p.stat().st_mtime_ns == m for p, m in done.items())
 
 
-def test_someone_elses_index_html_is_left_alone(tmp_path, capsys):
+def test_each_pyramid_has_its_own_page_and_a_foreign_page_is_refused(tmp_path, capsys):
     (tmp_path / "index.html").write_text("<html>my site</html>")
     assert run("pyramid", "-o", tmp_path / "art.dzi", "--width", 64, "--height", 64) == 0
     assert (tmp_path / "index.html").read_text() == "<html>my site</html>"
     assert '"art.dzi"' in (tmp_path / "art.html").read_text()
-    assert "art.html" in capsys.readouterr().err
-    # and our own page is simply rewritten
-    assert run("pyramid", "-o", tmp_path / "b.dzi", "--width", 64, "--height", 64, "-q") == 0
-    (tmp_path / "index.html").unlink()
-    assert run("pyramid", "-o", tmp_path / "b.dzi", "--width", 64, "--height", 64, "-q") == 0
-    assert run("pyramid", "-o", tmp_path / "c.dzi", "--width", 64, "--height", 64, "-q") == 0
-    assert '"c.dzi"' in (tmp_path / "index.html").read_text()
+    err = capsys.readouterr().err
+    assert "art.html" in err and "OpenSeadragon" in err
+    # two pyramids in one folder: two pages, neither overwrites the other
+    assert run("pyramid", "-o", tmp_path / "b.dzi", "--width", 64, "--height", 64, "--seed", 5, "-q") == 0
+    assert '"art.dzi"' in (tmp_path / "art.html").read_text() and '"b.dzi"' in (tmp_path / "b.html").read_text()
+    # our own page is simply rewritten (a finished pyramid run again)
+    assert run("pyramid", "-o", tmp_path / "b.dzi", "--width", 64, "--height", 64, "--seed", 5, "-q") == 0
+    # a page of the pyramid's name that bigcppn did not write: refused before rendering
+    (tmp_path / "c.html").write_text("<html>mine</html>")
+    assert run("pyramid", "-o", tmp_path / "c.dzi", "--width", 64, "--height", 64) == 2
+    err = capsys.readouterr().err
+    assert "c.html' exists and was not written by bigcppn" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "c_files").exists() and not (tmp_path / "c.bigcppn.json").exists()
+    assert (tmp_path / "c.html").read_text() == "<html>mine</html>"

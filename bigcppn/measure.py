@@ -1,0 +1,175 @@
+"""Timing a render on this machine before it runs, the way the render runs: for ``plan``'s estimates.
+
+A render's time is the network's (strip workers in parallel) plus the
+writer's (on every core for bigcppn's own writers; libvips' one-threaded PNG
+stream and savers otherwise). Both are measured here through the very code a
+render uses, on this machine as it is loaded now:
+
+* the network: batch-sized windows of the canvas rendered by ``workers``
+  threads at once, after a warm-up round, in rounds timed until at least
+  :data:`MIN_SECONDS` have passed (and at least :data:`MIN_ROUNDS` rounds);
+  the median round's rate;
+* the writer: the windows just rendered, put side by side (and flipped, so no
+  row repeats) into a sample of about :data:`WRITER_SAMPLE` pixels, saved with
+  the output's own format, options and writer into a temporary folder
+  (:func:`bigcppn.sink.save_strips`, as a render does) in a temporary folder; the faster of two saves,
+  with the cores it kept busy (its share of the machine while the network runs);
+* a pyramid's tiles: one sample tile encoded and written as the pyramid writes
+  them, repeated.
+
+About a second in all on a CPU. The figures feed :mod:`bigcppn.estimate`.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .execute import ThreadExecutor
+from .geometry import Window
+from .plan import Plan
+
+__all__ = ["Rates", "PyramidRates", "measure_render", "measure_pyramid", "measure_network", "measure_writer",
+           "MIN_SECONDS"]
+
+MIN_SECONDS = 0.4  # network rounds timed at least this long in all
+MIN_ROUNDS = 4
+MAX_SECONDS = 3.0  # and no longer than this, however slow the network
+WRITER_SAMPLE = 1 << 20  # pixels saved to time the writer
+
+
+@dataclass(frozen=True)
+class Rates:
+    """What a render's time is made of, measured here: wall-clock MPix/s of the network and the writer."""
+
+    network_mpix_s: float
+    writer_mpix_s: float
+    writer_cores: float = 1.0  # cores the writer kept busy (CPU time / wall time): what it takes from the network
+    seconds: float = 0.0  # what the measurement took
+
+
+@dataclass(frozen=True)
+class PyramidRates:
+    """A pyramid's parts: the network per sample, and one tile encoded and written (seconds, one core)."""
+
+    network_mpix_s: float
+    tile_seconds: float
+    tile_pixels: int
+    seconds: float = 0.0
+
+
+def _windows(plan: Plan, count: int) -> list[Window]:
+    """``count`` batch-sized windows spread over the canvas, as the renderer's batches are shaped."""
+    c = plan.canvas
+    bw = min(c.width, plan.tiles_per_batch * plan.tile)
+    bh = min(c.height, plan.strip_height)
+    cols = max(1, c.width // bw)
+    rows = max(1, c.height // bh)
+    wins = []
+    for i in range(count):
+        # a spread of columns and rows (a stride prime to the grid), whole windows inside the canvas
+        k = (i * 7919) % (cols * rows)
+        wins.append(Window((k % cols) * bw, (k // cols) * bh, bw, bh))
+    return wins
+
+
+def measure_network(renderer, plan: Plan, workers: int) -> tuple[float, list[np.ndarray]]:
+    """Wall-clock MPix/s of the network through ``workers`` strip workers, and the windows rendered.
+
+    On a CPU the windows are the renderer's batches (a strip is a row of them);
+    on CUDA whole strips, as the renderer renders them there.
+    """
+    workers = max(1, workers)
+    cuda = renderer.device.type == "cuda"
+    if cuda:
+        items = [plan.strip(i % plan.strip_count) for i in range(2 * workers)]
+        fn = renderer.render_strip
+        pixels = lambda s: s.window.pixels  # noqa: E731
+    else:
+        items = _windows(plan, 8 * workers)
+        fn = renderer.render_window
+        pixels = lambda w: w.pixels  # noqa: E731
+    arrays: list[np.ndarray] = []
+    rates: list[float] = []
+    with ThreadExecutor(workers, "bigcppn-measure") as ex:
+        list(ex.map_ordered(fn, items[:workers], workers))  # warm-up: threads, allocator, caches
+        start = time.perf_counter()
+        i = 0
+        while True:
+            batch = [items[(i + j) % len(items)] for j in range(workers)]
+            i += workers
+            t = time.perf_counter()
+            done = list(ex.map_ordered(fn, batch, workers))
+            rates.append(sum(pixels(b) for b in batch) / max(time.perf_counter() - t, 1e-9) / 1e6)
+            if len(arrays) < len(items):
+                arrays += [a for _b, a in done]
+            spent = time.perf_counter() - start
+            if (spent >= MIN_SECONDS and len(rates) >= MIN_ROUNDS) or spent >= MAX_SECONDS:
+                break
+    return statistics.median(rates), arrays
+
+
+def _sample(arrays: list[np.ndarray], width: int, pixels: int = WRITER_SAMPLE) -> np.ndarray:
+    """The rendered windows side by side and stacked (flipped, so no row repeats): a sample to encode."""
+    h = min(a.shape[0] for a in arrays)
+    w = min(a.shape[1] for a in arrays)
+    per_row = max(1, min(len(arrays), width // w))
+    variants = [lambda a: a, lambda a: a[::-1], lambda a: a[:, ::-1], lambda a: a[::-1, ::-1]]
+    rows, k = [], 0
+    while len(rows) * h * per_row * w < pixels:
+        parts = [variants[(k + j) // len(arrays) % 4](arrays[(k + j) % len(arrays)][:h, :w])
+                 for j in range(per_row)]
+        k += per_row
+        rows.append(np.concatenate(parts, axis=1))
+    return np.ascontiguousarray(np.concatenate(rows, axis=0))
+
+
+def measure_writer(job, sample: np.ndarray, strip_height: int) -> tuple[float, float]:
+    """Wall-clock MPix/s of ``job``'s writer saving ``sample`` (its format, options, metadata), best of two,
+    and the cores it kept busy meanwhile (this process's CPU time over the wall time)."""
+    from .sink import OutputTarget, save_strips
+
+    h, w, bands = sample.shape
+    best, cores = float("inf"), 1.0
+    for _ in range(2):
+        with tempfile.TemporaryDirectory(prefix="bigcppn-measure-") as d:
+            target = OutputTarget(Path(d) / f"sample{job.output.suffix}", job.fmt)
+            strips = (sample[y : y + strip_height] for y in range(0, h, strip_height))
+            t, cpu = time.perf_counter(), time.process_time()
+            save_strips(strips, target, w, h, bands, job.config.output, config=job.config)
+            wall = max(time.perf_counter() - t, 1e-9)
+            if wall < best:
+                best, cores = wall, max(1.0, (time.process_time() - cpu) / wall)
+    return w * h / 1e6 / best, cores
+
+
+def measure_render(job, renderer, plan: Plan, workers: int) -> Rates:
+    """The network and ``job``'s writer, timed as the render will run them."""
+    t0 = time.perf_counter()
+    network, arrays = measure_network(renderer, plan, workers)
+    writer, cores = measure_writer(job, _sample(arrays, plan.canvas.width), plan.strip_height)
+    return Rates(network, writer, cores, time.perf_counter() - t0)
+
+
+def measure_pyramid(pjob, renderer, plan: Plan, workers: int) -> PyramidRates:
+    """The network, and one tile encoded and written as a pyramid writes its tiles (the median of several)."""
+    from .atomic import write_atomic
+    from .pyramid import encode_tile
+
+    t0 = time.perf_counter()
+    network, arrays = measure_network(renderer, plan, workers)
+    p = pjob.pyramid
+    tile = _sample(arrays, p.tile, p.tile * p.tile)[: p.tile, : p.tile]
+    times = []
+    with tempfile.TemporaryDirectory(prefix="bigcppn-measure-") as d:
+        for i in range(12):
+            t = time.perf_counter()
+            write_atomic(Path(d) / f"{i}.{p.ext}", encode_tile(tile, p.suffix, pjob.quality))
+            times.append(time.perf_counter() - t)
+    return PyramidRates(network, statistics.median(times[2:]), tile.shape[0] * tile.shape[1],
+                        time.perf_counter() - t0)
