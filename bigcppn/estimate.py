@@ -153,6 +153,7 @@ class PyramidPlanInfo:
     samples: int  # network samples of the pending tiles
     device: str
     network_mpix_per_s: float | None = None
+    level_msamples_per_s: float | None = None
     tile_ms: float | None = None
     estimated_seconds: float | None = None
 
@@ -170,7 +171,9 @@ class PyramidPlanInfo:
         ]
         if self.estimated_seconds is not None:
             lines.append(f"time      about {human_duration(self.estimated_seconds)} (measured here just now: "
-                         f"network {self.network_mpix_per_s} MPix/s, {self.tile_ms} ms a tile to encode and write)")
+                         f"network {self.network_mpix_per_s} MPix/s at the base, "
+                         f"{self.level_msamples_per_s} M samples/s below it, {self.tile_ms} ms a tile to encode "
+                         "and write)")
         return "\n".join(lines)
 
 
@@ -180,8 +183,9 @@ def describe_pyramid(job, work, state: str, device: str, rates=None) -> PyramidP
     samples = work.samples(job.supersample)
     seconds = None
     if rates is not None:
-        pixels = sum(t.pixels for t in work.base) + sum(t.pixels for j in work.jobs for t in j.missing)
-        net = samples / 1e6 / rates.network_mpix_s
+        base = sum(t.pixels for t in work.base)
+        pixels = base + sum(t.pixels for j in work.jobs for t in j.missing)
+        net = base / 1e6 / rates.network_mpix_s + (samples - base) / 1e6 / rates.level_msamples_s
         tiles = pixels / rates.tile_pixels * rates.tile_seconds / available_cores()  # encoders on every core
         seconds = round(max(net, tiles) if device != "cpu" else net + tiles, 1)
     meta = 2 + (1 if p.descriptor_path else 0) + (1 if p.scheme.blank_tile else 0)  # manifest, page, ...
@@ -191,6 +195,7 @@ def describe_pyramid(job, work, state: str, device: str, rates=None) -> PyramidP
         format=p.suffix, supersample=job.supersample, tiles=p.tile_count, pending=work.pending,
         files=p.tile_count + meta, estimated_bytes=job.estimated_bytes, state=state, samples=samples,
         device=device, network_mpix_per_s=round(rates.network_mpix_s, 2) if rates else None,
+        level_msamples_per_s=round(rates.level_msamples_s, 2) if rates else None,
         tile_ms=round(rates.tile_seconds * 1000, 2) if rates else None, estimated_seconds=seconds)
 
 

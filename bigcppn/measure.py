@@ -55,9 +55,11 @@ class Rates:
 
 @dataclass(frozen=True)
 class PyramidRates:
-    """A pyramid's parts: the network per sample, and one tile encoded and written (seconds, one core)."""
+    """A pyramid's parts: the base level's network, the levels below (M samples/s, K² a pixel), and one
+    tile encoded and written (seconds on one core)."""
 
     network_mpix_s: float
+    level_msamples_s: float
     tile_seconds: float
     tile_pixels: int
     seconds: float = 0.0
@@ -78,40 +80,44 @@ def _windows(plan: Plan, count: int) -> list[Window]:
     return wins
 
 
+def _timed_rounds(fn, rounds: list[list], workers: int, min_seconds: float, keep: list | None = None) -> float:
+    """Median rate (units / s) of ``rounds`` (lists of (item, units)) run ``workers`` at a time, after a
+    warm-up round; rounds cycle until ``min_seconds`` and :data:`MIN_ROUNDS` have passed (or :data:`MAX_SECONDS`).
+    The results of the first pass over the rounds go into ``keep``."""
+    rates: list[float] = []
+    with ThreadExecutor(workers, "bigcppn-measure") as ex:
+        list(ex.map_ordered(fn, [item for item, _n in rounds[0]], workers))  # threads, allocator, caches
+        start = time.perf_counter()
+        i = 0
+        while True:
+            batch = rounds[i % len(rounds)]
+            i += 1
+            t = time.perf_counter()
+            done = list(ex.map_ordered(fn, [item for item, _n in batch], workers))
+            if keep is not None and i <= len(rounds):
+                keep += [result for _item, result in done]
+            rates.append(sum(n for _item, n in batch) / max(time.perf_counter() - t, 1e-9))
+            spent = time.perf_counter() - start
+            if (spent >= min_seconds and len(rates) >= MIN_ROUNDS) or spent >= MAX_SECONDS:
+                return statistics.median(rates)
+
+
 def measure_network(renderer, plan: Plan, workers: int) -> tuple[float, list[np.ndarray]]:
-    """Wall-clock MPix/s of the network through ``workers`` strip workers, and the windows rendered.
+    """Wall-clock MPix/s of the network through ``workers`` strip workers, and windows it rendered.
 
     On a CPU the windows are the renderer's batches (a strip is a row of them);
     on CUDA whole strips, as the renderer renders them there.
     """
     workers = max(1, workers)
-    cuda = renderer.device.type == "cuda"
-    if cuda:
-        items = [plan.strip(i % plan.strip_count) for i in range(2 * workers)]
+    if renderer.device.type == "cuda":
+        items = [(s, s.window.pixels) for s in (plan.strip(i % plan.strip_count) for i in range(2 * workers))]
         fn = renderer.render_strip
-        pixels = lambda s: s.window.pixels  # noqa: E731
     else:
-        items = _windows(plan, 8 * workers)
+        items = [(w, w.pixels) for w in _windows(plan, 8 * workers)]
         fn = renderer.render_window
-        pixels = lambda w: w.pixels  # noqa: E731
-    arrays: list[np.ndarray] = []
-    rates: list[float] = []
-    with ThreadExecutor(workers, "bigcppn-measure") as ex:
-        list(ex.map_ordered(fn, items[:workers], workers))  # warm-up: threads, allocator, caches
-        start = time.perf_counter()
-        i = 0
-        while True:
-            batch = [items[(i + j) % len(items)] for j in range(workers)]
-            i += workers
-            t = time.perf_counter()
-            done = list(ex.map_ordered(fn, batch, workers))
-            rates.append(sum(pixels(b) for b in batch) / max(time.perf_counter() - t, 1e-9) / 1e6)
-            if len(arrays) < len(items):
-                arrays += [a for _b, a in done]
-            spent = time.perf_counter() - start
-            if (spent >= MIN_SECONDS and len(rates) >= MIN_ROUNDS) or spent >= MAX_SECONDS:
-                break
-    return statistics.median(rates), arrays
+    rounds = [items[i : i + workers] for i in range(0, len(items), workers)]
+    arrays: list[np.ndarray] = []  # what the windows hold, for the writer's sample
+    return _timed_rounds(fn, rounds, workers, MIN_SECONDS, arrays) / 1e6, arrays
 
 
 def _sample(arrays: list[np.ndarray], width: int, pixels: int = WRITER_SAMPLE) -> np.ndarray:
@@ -159,11 +165,20 @@ def measure_render(job, renderer, plan: Plan, workers: int) -> Rates:
 def measure_pyramid(pjob, renderer, plan: Plan, workers: int) -> PyramidRates:
     """The network, and one tile encoded and written as a pyramid writes its tiles (the median of several)."""
     from .atomic import write_atomic
-    from .pyramid import encode_tile
+    from .pyramid import encode_tile, job_pixels
+    from .pyramid_plan import level_jobs
 
     t0 = time.perf_counter()
     network, arrays = measure_network(renderer, plan, workers)
     p = pjob.pyramid
+    k = pjob.supersample
+    levels = network * 1e6
+    if p.base_level.index > 0:  # the levels below the base: their own jobs, K² samples a pixel
+        jobs = level_jobs(p, p.base_level.index - 1, job_pixels(renderer, plan, k))[: 2 * workers]
+        items = [(j, sum(t.pixels for t in j) * k * k) for j in jobs]
+        run = lambda job: renderer.render_many([(t.shift, t.x, t.y, t.width, t.height) for t in job], k)  # noqa
+        levels = _timed_rounds(run, [items[i : i + workers] for i in range(0, len(items), workers)], workers,
+                               MIN_SECONDS / 2)
     tile = _sample(arrays, p.tile, p.tile * p.tile)[: p.tile, : p.tile]
     times = []
     with tempfile.TemporaryDirectory(prefix="bigcppn-measure-") as d:
@@ -171,5 +186,5 @@ def measure_pyramid(pjob, renderer, plan: Plan, workers: int) -> PyramidRates:
             t = time.perf_counter()
             write_atomic(Path(d) / f"{i}.{p.ext}", encode_tile(tile, p.suffix, pjob.quality))
             times.append(time.perf_counter() - t)
-    return PyramidRates(network, statistics.median(times[2:]), tile.shape[0] * tile.shape[1],
+    return PyramidRates(network, levels / 1e6, statistics.median(times[2:]), tile.shape[0] * tile.shape[1],
                         time.perf_counter() - t0)

@@ -1,0 +1,98 @@
+"""`bigcppn plan`'s time estimate against the real render, case by case, in one run.
+
+    python benchmarks/bench_estimate.py                  # a handful of cases (a few minutes on 2 cores)
+    python benchmarks/bench_estimate.py --cases all-2048 # every article config at 2048²
+    python benchmarks/bench_estimate.py --cases normal:8192:.tif,hidden-0:A2:.png
+
+A case is CONFIG:SIZE:EXT, CONFIG a name in configs/article/, SIZE a side in
+pixels (a square canvas) or a paper size at 300 dpi (A2 = 4961×7016). For each
+case, one fresh Python process runs ``bigcppn.plan`` (the estimate, as
+``bigcppn plan`` makes it), then another ``bigcppn.render_file`` (the real
+render, as ``bigcppn render`` runs it; the time it reports, which leaves out the
+Python and torch start-up, about 3 s here). It prints both and their ratio
+(estimate / real; the target is 0.75–1.25), and how long ``plan`` took (its measurement and setup).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from machine import machine  # benchmarks/machine.py, beside this script
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs" / "article"
+HANDFUL = ("normal:2048:.tif,width-32:2048:.tif,hidden-0:2048:.png,mondrian:2048:.jpg,"
+           "normal:A2:.tif,hidden-0:A2:.tif,normal:8192:.tif")
+
+CHILD = r"""
+import json, sys, time
+from bigcppn import api
+from bigcppn.job import Sizing
+mode, config, size, out = sys.argv[1:5]
+sizing = Sizing(size=size) if not size.isdigit() else Sizing(width=int(size), height=int(size))
+cfg = api.as_config(config, sizing=sizing)
+if mode == "plan":
+    t0 = time.perf_counter()
+    info = api.plan(cfg, out)
+    print(json.dumps({"estimate": info.estimated_seconds, "network": info.network_mpix_per_s,
+                      "writer": info.writer_mpix_per_s, "measure": round(time.perf_counter() - t0, 2),
+                      "width": info.width, "height": info.height}))
+else:
+    r = api.render_file(cfg, out, overwrite=True)
+    print(json.dumps({"real": round(r.seconds, 2), "bytes": r.bytes}))
+"""
+
+
+def child(mode: str, config: str, size: str, out: str) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    res = subprocess.run([sys.executable, "-c", CHILD, mode, config, size, out], env=env, capture_output=True,
+                         text=True)
+    if res.returncode:
+        raise SystemExit(f"{mode} {config} {size} failed: {res.stderr.strip()[-500:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--cases", default=HANDFUL, help="CONFIG:SIZE:EXT,... or all-2048 (default: a handful)")
+    args = ap.parse_args()
+    if args.cases == "all-2048":
+        cases = [f"{p.stem}:2048:.tif" for p in sorted(CONFIGS.glob("*.toml"))]
+    else:
+        cases = args.cases.split(",")
+    print(f"# {machine()}")
+    print(f"{'case':32} {'canvas':>11} {'network':>8} {'writer':>7} {'measure':>7} {'estimate':>8} "
+          f"{'real':>7} {'ratio':>6}")
+    ratios = []
+    with tempfile.TemporaryDirectory() as d:
+        for case in cases:
+            name, size, ext = case.split(":")
+            out = str(Path(d) / f"out{ext}")
+            est = child("plan", str(CONFIGS / f"{name}.toml"), size, out)
+            real = child("render", str(CONFIGS / f"{name}.toml"), size, out)
+            for f in Path(d).iterdir():  # the next case starts on an empty folder
+                if f.is_dir():
+                    import shutil
+
+                    shutil.rmtree(f)
+                else:
+                    f.unlink()
+            ratio = est["estimate"] / real["real"]
+            ratios.append(ratio)
+            print(f"{case:32} {est['width']:>5}x{est['height']:<5} {est['network']:>8} {est['writer']:>7} "
+                  f"{est['measure']:>6}s {est['estimate']:>7}s {real['real']:>6}s {ratio:>5.2f}×", flush=True)
+    inside = sum(0.75 <= r <= 1.25 for r in ratios)
+    print(f"# estimate / real: median {statistics.median(ratios):.2f}×, min {min(ratios):.2f}×, "
+          f"max {max(ratios):.2f}×; {inside} of {len(ratios)} within ±25%")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
