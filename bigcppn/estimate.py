@@ -94,19 +94,22 @@ class PlanInfo:
         return "\n".join(lines)
 
 
-def estimate_seconds(mpix: float, rates, device: str) -> float:
+def estimate_seconds(mpix: float, rates, device: str, strip_mpix: float = 0.0) -> float:
     """Seconds to render and write ``mpix`` megapixels at the measured :class:`~bigcppn.measure.Rates`.
 
     On a GPU the network and the writer overlap: the slower one sets the pace.
     On a CPU they share the cores: the writer takes its share of them (the
     cores it kept busy) from the network, and is never faster than alone.
+    Either way the pipeline fills and drains: the writer waits for the first
+    strip (each worker renders one at once), the last strip waits for the writer.
     """
     net = mpix / rates.network_mpix_s
     enc = mpix / rates.writer_mpix_s
+    ends = strip_mpix * (rates.workers / rates.network_mpix_s + 1 / rates.writer_mpix_s)
     if device != "cpu":
-        return max(net, enc)
+        return max(net, enc) + ends
     share = min(rates.writer_cores, available_cores()) / available_cores()
-    return max(net + enc * share, enc)
+    return max(net + enc * share, enc) + ends
 
 
 def describe(job: Job, plan: Plan, device: str, rates=None) -> PlanInfo:
@@ -115,7 +118,8 @@ def describe(job: Job, plan: Plan, device: str, rates=None) -> PlanInfo:
     c = plan.canvas
     bands = cfg.network.bands
     cores = available_cores()
-    seconds = round(estimate_seconds(c.pixels / 1e6, rates, device), 1) if rates is not None else None
+    strip = min(plan.strip_height, c.height) * c.width / 1e6
+    seconds = round(estimate_seconds(c.pixels / 1e6, rates, device, strip), 1) if rates is not None else None
     ps = PrintSize(c.width, c.height, c.bleed, cfg.canvas.dpi)
     return PlanInfo(
         width=c.width, height=c.height, bands=bands, depth=out.depth, tile=plan.tile, tiles=plan.tile_count,

@@ -50,6 +50,7 @@ class Rates:
     network_mpix_s: float
     writer_mpix_s: float
     writer_cores: float = 1.0  # cores the writer kept busy (CPU time / wall time): what it takes from the network
+    workers: int = 1  # strip workers: the first strip arrives when each has rendered one
     seconds: float = 0.0  # what the measurement took
 
 
@@ -159,7 +160,7 @@ def measure_render(job, renderer, plan: Plan, workers: int) -> Rates:
     t0 = time.perf_counter()
     network, arrays = measure_network(renderer, plan, workers)
     writer, cores = measure_writer(job, _sample(arrays, plan.canvas.width), plan.strip_height)
-    return Rates(network, writer, cores, time.perf_counter() - t0)
+    return Rates(network, writer, cores, max(1, workers), time.perf_counter() - t0)
 
 
 def measure_pyramid(pjob, renderer, plan: Plan, workers: int) -> PyramidRates:
