@@ -5,10 +5,10 @@ writer's (on every core for bigcppn's own writers; libvips' one-threaded PNG
 stream and savers otherwise). Both are measured here through the very code a
 render uses, on this machine as it is loaded now:
 
-* the network: batch-sized windows of the canvas rendered by ``workers``
-  threads at once, after a warm-up round, in rounds timed until at least
-  :data:`MIN_SECONDS` have passed (and at least :data:`MIN_ROUNDS` rounds);
-  the median round's rate;
+* the network: batch-sized windows of the canvas streamed through ``workers``
+  threads as a render streams its strips, after a warm-up window a worker,
+  timed until at least :data:`MIN_SECONDS` have passed (and at least
+  :data:`MIN_ROUNDS` segments of one window a worker); the median segment's rate;
 * the writer: the windows just rendered, put side by side (and flipped, so no
   row repeats) into a sample of about :data:`WRITER_SAMPLE` pixels, saved with
   the output's own format, options and writer into a temporary folder
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import statistics
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,26 +82,42 @@ def _windows(plan: Plan, count: int) -> list[Window]:
     return wins
 
 
-def _timed_rounds(fn, rounds: list[list], workers: int, min_seconds: float, keep: list | None = None) -> float:
-    """Median rate (units / s) of ``rounds`` (lists of (item, units)) run ``workers`` at a time, after a
-    warm-up round; rounds cycle until ``min_seconds`` and :data:`MIN_ROUNDS` have passed (or :data:`MAX_SECONDS`).
-    The results of the first pass over the rounds go into ``keep``."""
-    rates: list[float] = []
-    with ThreadExecutor(workers, "bigcppn-measure") as ex:
-        list(ex.map_ordered(fn, [item for item, _n in rounds[0]], workers))  # threads, allocator, caches
-        start = time.perf_counter()
+def _streamed_rate(fn, items: list[tuple[object, int]], workers: int, min_seconds: float,
+                   keep: list | None = None) -> float:
+    """Units per second of ``fn`` over ``items`` ((item, units), cycled), ``workers`` at a time.
+
+    The items stream through the workers without a pause, as a render's
+    strips do (rounds that wait for their slowest item would count a worker
+    idling behind another process as the network's time). After a warm-up item
+    per worker, the run is cut into segments of ``workers`` items and the
+    median segment's rate is returned; it runs until ``min_seconds`` and
+    :data:`MIN_ROUNDS` segments have passed, or :data:`MAX_SECONDS`. The
+    results of the first pass over ``items`` go into ``keep``.
+    """
+    stop = threading.Event()
+
+    def feed():
         i = 0
-        while True:
-            batch = rounds[i % len(rounds)]
+        while not stop.is_set():
+            yield items[i % len(items)]
             i += 1
-            t = time.perf_counter()
-            done = list(ex.map_ordered(fn, [item for item, _n in batch], workers))
-            if keep is not None and i <= len(rounds):
-                keep += [result for _item, result in done]
-            rates.append(sum(n for _item, n in batch) / max(time.perf_counter() - t, 1e-9))
-            spent = time.perf_counter() - start
-            if (spent >= min_seconds and len(rates) >= MIN_ROUNDS) or spent >= MAX_SECONDS:
-                return statistics.median(rates)
+
+    marks: list[tuple[float, int]] = []  # (when done, units), in order
+    with ThreadExecutor(workers, "bigcppn-measure") as ex:
+        list(ex.map_ordered(fn, [item for item, _n in items[:workers]], workers))  # threads, allocator, caches
+        start = time.perf_counter()
+        for (_item, n), result in ex.map_ordered(lambda it: fn(it[0]), feed(), workers):
+            marks.append((time.perf_counter(), n))
+            if keep is not None and len(marks) <= len(items):
+                keep.append(result)
+            spent = marks[-1][0] - start
+            if (spent >= min_seconds and len(marks) >= workers * MIN_ROUNDS) or spent >= MAX_SECONDS:
+                stop.set()
+                break
+    times = [start] + [t for t, _n in marks]
+    rates = [sum(n for _t, n in marks[a : a + workers]) / max(times[a + workers] - times[a], 1e-9)
+             for a in range(0, len(marks) - workers + 1, workers)]
+    return statistics.median(rates) if rates else sum(n for _t, n in marks) / max(times[-1] - start, 1e-9)
 
 
 def measure_network(renderer, plan: Plan, workers: int) -> tuple[float, list[np.ndarray]]:
@@ -116,9 +133,8 @@ def measure_network(renderer, plan: Plan, workers: int) -> tuple[float, list[np.
     else:
         items = [(w, w.pixels) for w in _windows(plan, 8 * workers)]
         fn = renderer.render_window
-    rounds = [items[i : i + workers] for i in range(0, len(items), workers)]
     arrays: list[np.ndarray] = []  # what the windows hold, for the writer's sample
-    return _timed_rounds(fn, rounds, workers, MIN_SECONDS, arrays) / 1e6, arrays
+    return _streamed_rate(fn, items, workers, MIN_SECONDS, arrays) / 1e6, arrays
 
 
 def _sample(arrays: list[np.ndarray], width: int, pixels: int = WRITER_SAMPLE) -> np.ndarray:
@@ -178,8 +194,7 @@ def measure_pyramid(pjob, renderer, plan: Plan, workers: int) -> PyramidRates:
         jobs = level_jobs(p, p.base_level.index - 1, job_pixels(renderer, plan, k))[: 2 * workers]
         items = [(j, sum(t.pixels for t in j) * k * k) for j in jobs]
         run = lambda job: renderer.render_many([(t.shift, t.x, t.y, t.width, t.height) for t in job], k)  # noqa
-        levels = _timed_rounds(run, [items[i : i + workers] for i in range(0, len(items), workers)], workers,
-                               MIN_SECONDS / 2)
+        levels = _streamed_rate(run, items, workers, MIN_SECONDS / 2)
     tile = _sample(arrays, p.tile, p.tile * p.tile)[: p.tile, : p.tile]
     times = []
     with tempfile.TemporaryDirectory(prefix="bigcppn-measure-") as d:
