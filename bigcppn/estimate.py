@@ -99,17 +99,17 @@ def estimate_seconds(mpix: float, rates, device: str, strip_mpix: float = 0.0) -
 
     On a GPU the network and the writer overlap: the slower one sets the pace.
     On a CPU they share the cores: the writer takes its share of them (the
-    cores it kept busy) from the network, and is never faster than alone.
-    Either way the pipeline fills and drains: the writer waits for the first
-    strip (each worker renders one at once), the last strip waits for the writer.
+    cores it kept busy) from the network. Either way the writer cannot start
+    before the first strip (each worker renders one at once) and the last
+    strip still has to be written when the network is done.
     """
     net = mpix / rates.network_mpix_s
     enc = mpix / rates.writer_mpix_s
-    ends = strip_mpix * (rates.workers / rates.network_mpix_s + 1 / rates.writer_mpix_s)
-    if device != "cpu":
-        return max(net, enc) + ends
-    share = min(rates.writer_cores, available_cores()) / available_cores()
-    return max(net + enc * share, enc) + ends
+    first = strip_mpix * rates.workers / rates.network_mpix_s
+    last = strip_mpix / rates.writer_mpix_s
+    if device == "cpu":
+        net += enc * min(rates.writer_cores, available_cores()) / available_cores()
+    return max(net + last, first + enc)
 
 
 def describe(job: Job, plan: Plan, device: str, rates=None) -> PlanInfo:
