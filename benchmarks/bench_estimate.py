@@ -3,6 +3,7 @@
     python benchmarks/bench_estimate.py                  # a handful of cases (a few minutes on 2 cores)
     python benchmarks/bench_estimate.py --cases all-2048 # every article config at 2048²
     python benchmarks/bench_estimate.py --cases normal:8192:.tif,hidden-0:A2:.png
+    python benchmarks/bench_estimate.py --repeat 2        # every case twice (interleaved): the machine's noise
 
 A case is CONFIG:SIZE:EXT, CONFIG a name in configs/article/, SIZE a side in
 pixels (a square canvas) or a paper size at 300 dpi (A2 = 4961×7016). For each
@@ -35,6 +36,7 @@ CHILD = r"""
 import json, sys, time
 from bigcppn import api
 from bigcppn.job import Sizing
+import bigcppn.render  # torch's import, not the plan's time
 mode, config, size, out = sys.argv[1:5]
 sizing = Sizing(size=size) if not size.isdigit() else Sizing(width=int(size), height=int(size))
 cfg = api.as_config(config, sizing=sizing)
@@ -62,11 +64,13 @@ def child(mode: str, config: str, size: str, out: str) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cases", default=HANDFUL, help="CONFIG:SIZE:EXT,... or all-2048 (default: a handful)")
+    ap.add_argument("--repeat", type=int, default=1, help="run the list this many times (default 1)")
     args = ap.parse_args()
     if args.cases == "all-2048":
         cases = [f"{p.stem}:2048:.tif" for p in sorted(CONFIGS.glob("*.toml"))]
     else:
         cases = args.cases.split(",")
+    cases = cases * args.repeat
     print(f"# {machine()}")
     print(f"{'case':32} {'canvas':>11} {'network':>8} {'writer':>7} {'measure':>7} {'estimate':>8} "
           f"{'real':>7} {'ratio':>6}")
@@ -88,6 +92,11 @@ def main() -> int:
             ratios.append(ratio)
             print(f"{case:32} {est['width']:>5}x{est['height']:<5} {est['network']:>8} {est['writer']:>7} "
                   f"{est['measure']:>6}s {est['estimate']:>7}s {real['real']:>6}s {ratio:>5.2f}×", flush=True)
+    if args.repeat > 1:
+        n = len(ratios) // args.repeat
+        for i, case in enumerate(cases[:n]):
+            runs = ratios[i::n]
+            print(f"# {case:32} ratios {' '.join(f'{r:.2f}' for r in runs)}, median {statistics.median(runs):.2f}×")
     inside = sum(0.75 <= r <= 1.25 for r in ratios)
     print(f"# estimate / real: median {statistics.median(ratios):.2f}×, min {min(ratios):.2f}×, "
           f"max {max(ratios):.2f}×; {inside} of {len(ratios)} within ±25%")

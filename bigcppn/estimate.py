@@ -98,8 +98,10 @@ def estimate_seconds(mpix: float, rates, device: str, strip_mpix: float = 0.0) -
     """Seconds to render and write ``mpix`` megapixels at the measured :class:`~bigcppn.measure.Rates`.
 
     On a GPU the network and the writer overlap: the slower one sets the pace.
-    On a CPU they share the cores: the writer takes its share of them (the
-    cores it kept busy) from the network. Either way the writer cannot start
+    On a CPU they share the cores: the writer takes the cores it kept busy
+    from those the network got (all of them, for bigcppn's own writers or on a
+    machine busy with other work; one of two for a one-threaded libvips saver
+    on an idle 2-core machine). Either way the writer cannot start
     before the first strip (each worker renders one at once) and the last
     strip still has to be written when the network is done.
     """
@@ -108,7 +110,7 @@ def estimate_seconds(mpix: float, rates, device: str, strip_mpix: float = 0.0) -
     first = strip_mpix * rates.workers / rates.network_mpix_s
     last = strip_mpix / rates.writer_mpix_s
     if device == "cpu":
-        net += enc * min(rates.writer_cores, available_cores()) / available_cores()
+        net += enc * min(1.0, rates.writer_cores / max(rates.network_cores, 1e-9))
     return max(net + last, first + enc)
 
 

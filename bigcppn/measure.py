@@ -52,6 +52,7 @@ class Rates:
     writer_mpix_s: float
     writer_cores: float = 1.0  # cores the writer kept busy (CPU time / wall time): what it takes from the network
     workers: int = 1  # strip workers: the first strip arrives when each has rendered one
+    network_cores: float = 1.0  # cores the network got meanwhile (fewer than the workers on a busy machine)
     seconds: float = 0.0  # what the measurement took
 
 
@@ -120,8 +121,9 @@ def _streamed_rate(fn, items: list[tuple[object, int]], workers: int, min_second
     return statistics.median(rates) if rates else sum(n for _t, n in marks) / max(times[-1] - start, 1e-9)
 
 
-def measure_network(renderer, plan: Plan, workers: int) -> tuple[float, list[np.ndarray]]:
-    """Wall-clock MPix/s of the network through ``workers`` strip workers, and windows it rendered.
+def measure_network(renderer, plan: Plan, workers: int) -> tuple[float, list[np.ndarray], float]:
+    """Wall-clock MPix/s of the network through ``workers`` strip workers, windows it rendered, and the
+    cores it got (this process's CPU time over the wall time).
 
     On a CPU the windows are the renderer's batches (a strip is a row of them);
     on CUDA whole strips, as the renderer renders them there.
@@ -134,7 +136,9 @@ def measure_network(renderer, plan: Plan, workers: int) -> tuple[float, list[np.
         items = [(w, w.pixels) for w in _windows(plan, 8 * workers)]
         fn = renderer.render_window
     arrays: list[np.ndarray] = []  # what the windows hold, for the writer's sample
-    return _streamed_rate(fn, items, workers, MIN_SECONDS, arrays) / 1e6, arrays
+    t, cpu = time.perf_counter(), time.process_time()
+    rate = _streamed_rate(fn, items, workers, MIN_SECONDS, arrays)
+    return rate / 1e6, arrays, (time.process_time() - cpu) / max(time.perf_counter() - t, 1e-9)
 
 
 def _sample(arrays: list[np.ndarray], width: int, pixels: int = WRITER_SAMPLE) -> np.ndarray:
@@ -158,7 +162,7 @@ def measure_writer(job, sample: np.ndarray, strip_height: int) -> tuple[float, f
     from .sink import OutputTarget, save_strips
 
     h, w, bands = sample.shape
-    best, cores = float("inf"), 1.0
+    best, cores = float("inf"), 0.0
     for _ in range(2):
         with tempfile.TemporaryDirectory(prefix="bigcppn-measure-") as d:
             target = OutputTarget(Path(d) / f"sample{job.output.suffix}", job.fmt)
@@ -167,16 +171,16 @@ def measure_writer(job, sample: np.ndarray, strip_height: int) -> tuple[float, f
             save_strips(strips, target, w, h, bands, job.config.output, config=job.config)
             wall = max(time.perf_counter() - t, 1e-9)
             if wall < best:
-                best, cores = wall, max(1.0, (time.process_time() - cpu) / wall)
+                best, cores = wall, (time.process_time() - cpu) / wall
     return w * h / 1e6 / best, cores
 
 
 def measure_render(job, renderer, plan: Plan, workers: int) -> Rates:
     """The network and ``job``'s writer, timed as the render will run them."""
     t0 = time.perf_counter()
-    network, arrays = measure_network(renderer, plan, workers)
+    network, arrays, network_cores = measure_network(renderer, plan, workers)
     writer, cores = measure_writer(job, _sample(arrays, plan.canvas.width), plan.strip_height)
-    return Rates(network, writer, cores, max(1, workers), time.perf_counter() - t0)
+    return Rates(network, writer, cores, max(1, workers), network_cores, time.perf_counter() - t0)
 
 
 def measure_pyramid(pjob, renderer, plan: Plan, workers: int) -> PyramidRates:
@@ -186,7 +190,7 @@ def measure_pyramid(pjob, renderer, plan: Plan, workers: int) -> PyramidRates:
     from .pyramid_plan import level_jobs
 
     t0 = time.perf_counter()
-    network, arrays = measure_network(renderer, plan, workers)
+    network, arrays, _cores = measure_network(renderer, plan, workers)
     p = pjob.pyramid
     k = pjob.supersample
     levels = network * 1e6
