@@ -66,6 +66,16 @@ def test_overwrite_replaces_and_the_old_file_stays_until_the_new_one_is_complete
     assert bigcppn.metadata.read_config_from(out).seed == 2
 
 
+def test_overwriting_a_deepzoom_pyramid_replaces_its_tiles_sidecar_and_descriptor(tmp_path):
+    out = tmp_path / "a.dzi"
+    assert run("render", "--seed", 1, "--width", 300, "--height", 200, "-q", "-o", out) == 0
+    old = (tmp_path / "a_files" / "9" / "0_0.jpeg").read_bytes()
+    assert run("render", "--seed", 2, "--width", 100, "--height", 80, "-q", "--overwrite", "-o", out) == 0
+    assert listing(tmp_path) == ["a.bigcppn.json", "a.dzi", "a_files"]
+    assert bigcppn.metadata.read_config_from(out).seed == 2 and 'Width="100"' in out.read_text()
+    assert not (tmp_path / "a_files" / "9").exists() and (tmp_path / "a_files" / "7" / "0_0.jpeg").read_bytes() != old
+
+
 def test_the_api_refuses_too(tmp_path):
     cfg = small_config(32, 32)
     bigcppn.render_file(cfg, tmp_path / "a.png")
