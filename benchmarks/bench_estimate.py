@@ -11,7 +11,9 @@ case, one fresh Python process runs ``bigcppn.plan`` (the estimate, as
 ``bigcppn plan`` makes it), then another ``bigcppn.render_file`` (the real
 render, as ``bigcppn render`` runs it; the time it reports, which leaves out the
 Python and torch start-up, about 3 s here). It prints both and their ratio
-(estimate / real; the target is 0.75–1.25), and how long ``plan`` took (its measurement and setup).
+(estimate / real; the target is 0.75–1.25), how long ``plan`` took (its measurement and setup), and the
+baseline: the estimate as ``plan`` made it before (one 256² window timed once, the format table's encoding
+speed), computed in the same process, against the same real render.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -43,8 +46,26 @@ cfg = api.as_config(config, sizing=sizing)
 if mode == "plan":
     t0 = time.perf_counter()
     info = api.plan(cfg, out)
-    print(json.dumps({"estimate": info.estimated_seconds, "network": info.network_mpix_per_s,
-                      "writer": info.writer_mpix_per_s, "measure": round(time.perf_counter() - t0, 2),
+    measured = time.perf_counter() - t0
+    # the baseline: the estimate before issue 12 (one 256² window timed once on one thread, times 1.8 for two
+    # workers, plus the format table's encoding speed)
+    from bigcppn.geometry import Window
+    from bigcppn.job import resolve_job
+    from bigcppn.render import pick_device, renderer_for, strip_workers
+    from bigcppn.system import available_cores
+    job = resolve_job(cfg, out)
+    device = pick_device(cfg.render.device)
+    r, p = renderer_for(cfg, device)
+    workers = strip_workers(device, 0)
+    win = Window(0, 0, min(256, p.canvas.width), min(256, p.canvas.height))
+    r.render_window(win)
+    t = time.perf_counter()
+    r.render_window(win)
+    one = win.pixels / (time.perf_counter() - t) / 1e6 * (1 + 0.8 * (workers - 1))
+    mpix = p.canvas.pixels / 1e6
+    old = mpix / one + mpix / job.fmt.encode_rate(job.config.output, available_cores())
+    print(json.dumps({"estimate": info.estimated_seconds, "network": info.network_mpix_per_s, "old": round(old, 1),
+                      "writer": info.writer_mpix_per_s, "measure": round(measured, 2),
                       "width": info.width, "height": info.height}))
 else:
     r = api.render_file(cfg, out, overwrite=True)
@@ -73,8 +94,8 @@ def main() -> int:
     cases = cases * args.repeat
     print(f"# {machine()}")
     print(f"{'case':32} {'canvas':>11} {'network':>8} {'writer':>7} {'measure':>7} {'estimate':>8} "
-          f"{'real':>7} {'ratio':>6}")
-    ratios = []
+          f"{'real':>7} {'ratio':>6} {'before':>7} {'ratio':>6}")
+    ratios, olds = [], []
     with tempfile.TemporaryDirectory() as d:
         for case in cases:
             name, size, ext = case.split(":")
@@ -83,15 +104,15 @@ def main() -> int:
             real = child("render", str(CONFIGS / f"{name}.toml"), size, out)
             for f in Path(d).iterdir():  # the next case starts on an empty folder
                 if f.is_dir():
-                    import shutil
-
                     shutil.rmtree(f)
                 else:
                     f.unlink()
             ratio = est["estimate"] / real["real"]
             ratios.append(ratio)
+            olds.append(est["old"] / real["real"])
             print(f"{case:32} {est['width']:>5}x{est['height']:<5} {est['network']:>8} {est['writer']:>7} "
-                  f"{est['measure']:>6}s {est['estimate']:>7}s {real['real']:>6}s {ratio:>5.2f}×", flush=True)
+                  f"{est['measure']:>6}s {est['estimate']:>7}s {real['real']:>6}s {ratio:>5.2f}× "
+                  f"{est['old']:>6}s {olds[-1]:>5.2f}×", flush=True)
     if args.repeat > 1:
         n = len(ratios) // args.repeat
         for i, case in enumerate(cases[:n]):
@@ -100,6 +121,9 @@ def main() -> int:
     inside = sum(0.75 <= r <= 1.25 for r in ratios)
     print(f"# estimate / real: median {statistics.median(ratios):.2f}×, min {min(ratios):.2f}×, "
           f"max {max(ratios):.2f}×; {inside} of {len(ratios)} within ±25%")
+    inside = sum(0.75 <= r <= 1.25 for r in olds)
+    print(f"# before (baseline) / real: median {statistics.median(olds):.2f}×, min {min(olds):.2f}×, "
+          f"max {max(olds):.2f}×; {inside} of {len(olds)} within ±25%")
     return 0
 
 
