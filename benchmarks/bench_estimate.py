@@ -6,7 +6,9 @@
     python benchmarks/bench_estimate.py --repeat 2        # every case twice (interleaved): the machine's noise
 
 A case is CONFIG:SIZE:EXT, CONFIG a name in configs/article/, SIZE a side in
-pixels (a square canvas) or a paper size at 300 dpi (A2 = 4961×7016). For each
+pixels (a square canvas) or a paper size at 300 dpi (A2 = 4961×7016), EXT the
+output's extension, or ``.dzi-pyramid`` for ``bigcppn pyramid`` (``--dry-run``'s
+estimate, the writer column then its time per tile). For each
 case, one fresh Python process runs ``bigcppn.plan`` (the estimate, as
 ``bigcppn plan`` makes it), then another ``bigcppn.render_file`` (the real
 render, as ``bigcppn render`` runs it; the time it reports, which leaves out the
@@ -33,7 +35,7 @@ from machine import machine  # benchmarks/machine.py, beside this script
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs" / "article"
 HANDFUL = ("normal:2048:.tif,width-32:2048:.tif,hidden-0:2048:.png,mondrian:2048:.jpg,"
-           "normal:A2:.tif,hidden-0:A2:.tif,normal:8192:.tif")
+           "normal:A2:.tif,hidden-0:A2:.tif,normal:8192:.tif,normal:3000:.dzi-pyramid")
 
 CHILD = r"""
 import json, sys, time
@@ -43,7 +45,18 @@ import bigcppn.render  # torch's import, not the plan's time
 mode, config, size, out = sys.argv[1:5]
 sizing = Sizing(size=size) if not size.isdigit() else Sizing(width=int(size), height=int(size))
 cfg = api.as_config(config, sizing=sizing)
-if mode == "plan":
+pyramid = out.endswith("-pyramid")
+out = out.removesuffix("-pyramid")
+if mode == "plan" and pyramid:  # bigcppn pyramid --dry-run; there was no estimate before
+    t0 = time.perf_counter()
+    info = api.plan_pyramid(cfg, out)
+    print(json.dumps({"estimate": info.estimated_seconds, "network": info.network_mpix_per_s, "old": None,
+                      "writer": f"{info.tile_ms}ms", "measure": round(time.perf_counter() - t0, 2),
+                      "width": info.width, "height": info.height}))
+elif mode == "render" and pyramid:
+    r = api.render_pyramid(cfg, out)
+    print(json.dumps({"real": round(r.seconds, 2)}))
+elif mode == "plan":
     t0 = time.perf_counter()
     info = api.plan(cfg, out)
     measured = time.perf_counter() - t0
@@ -109,12 +122,15 @@ def main() -> int:
                     f.unlink()
             ratio = est["estimate"] / real["real"]
             ratios.append(ratio)
-            olds.append(est["old"] / real["real"])
+            before = "—"
+            if est["old"] is not None:
+                olds.append(est["old"] / real["real"])
+                before = f"{est['old']:>6}s {olds[-1]:>5.2f}×"
             print(f"{case:32} {est['width']:>5}x{est['height']:<5} {est['network']:>8} {est['writer']:>7} "
-                  f"{est['measure']:>6}s {est['estimate']:>7}s {real['real']:>6}s {ratio:>5.2f}× "
-                  f"{est['old']:>6}s {olds[-1]:>5.2f}×", flush=True)
+                  f"{est['measure']:>6}s {est['estimate']:>7}s {real['real']:>6}s {ratio:>5.2f}× {before}",
+                  flush=True)
     if args.repeat > 1:
-        n = len(ratios) // args.repeat
+        n = len(ratios) // args.repeat  # (the "before" column has no pyramid cases)
         for i, case in enumerate(cases[:n]):
             runs = ratios[i::n]
             print(f"# {case:32} ratios {' '.join(f'{r:.2f}' for r in runs)}, median {statistics.median(runs):.2f}×")
