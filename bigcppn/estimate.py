@@ -1,8 +1,10 @@
 """What a render will take, before it runs: tiles, batches, memory, bytes on disk and time.
 
 :func:`describe` turns a job and its plan into a :class:`PlanInfo` (what
-``bigcppn plan`` prints); :func:`measure_rate` times the network on this
-machine; :func:`check_disk` refuses a render the disk cannot hold.
+``bigcppn plan`` prints), :func:`describe_pyramid` a pyramid's into a
+:class:`PyramidPlanInfo` (``bigcppn pyramid --dry-run``); the time comes from
+rates measured on this machine (:mod:`bigcppn.measure`) through
+:func:`estimate_seconds`. :func:`check_disk` refuses a render the disk cannot hold.
 """
 
 from __future__ import annotations

@@ -66,8 +66,8 @@ class PyramidOutput:
     """Where a pyramid's files go.
 
     ``dz``: ``-o DIR/NAME.dzi`` writes ``NAME.dzi``, ``NAME_files/``, the manifest
-    ``NAME.bigcppn.json`` and ``index.html`` in DIR. The other layouts: ``-o DIR/NAME``
-    is a folder holding everything, ``bigcppn.json`` and ``index.html`` included.
+    ``NAME.bigcppn.json`` and the page ``NAME.html`` in DIR. The other layouts: ``-o DIR/NAME``
+    is a folder holding everything, ``bigcppn.json`` and the page ``index.html`` included.
     """
 
     root: Path
