@@ -141,14 +141,15 @@ def measure_network(renderer, plan: Plan, workers: int) -> tuple[float, list[np.
     return rate / 1e6, arrays, (time.process_time() - cpu) / max(time.perf_counter() - t, 1e-9)
 
 
-def _sample(arrays: list[np.ndarray], width: int, pixels: int = WRITER_SAMPLE) -> np.ndarray:
-    """The rendered windows side by side and stacked (flipped, so no row repeats): a sample to encode."""
+def _sample(arrays: list[np.ndarray], width: int, height: int, pixels: int = WRITER_SAMPLE) -> np.ndarray:
+    """The rendered windows side by side and stacked (flipped, so no row repeats): a sample to encode,
+    of about ``pixels``, no wider or higher than ``width`` x ``height`` (the canvas: what its format holds)."""
     h = min(a.shape[0] for a in arrays)
     w = min(a.shape[1] for a in arrays)
     per_row = max(1, min(len(arrays), width // w))
     variants = [lambda a: a, lambda a: a[::-1], lambda a: a[:, ::-1], lambda a: a[::-1, ::-1]]
     rows, k = [], 0
-    while len(rows) * h * per_row * w < pixels:
+    while not rows or (len(rows) * h * per_row * w < pixels and (len(rows) + 1) * h <= height):
         parts = [variants[(k + j) // len(arrays) % 4](arrays[(k + j) % len(arrays)][:h, :w])
                  for j in range(per_row)]
         k += per_row
@@ -179,7 +180,8 @@ def measure_render(job, renderer, plan: Plan, workers: int) -> Rates:
     """The network and ``job``'s writer, timed as the render will run them."""
     t0 = time.perf_counter()
     network, arrays, network_cores = measure_network(renderer, plan, workers)
-    writer, cores = measure_writer(job, _sample(arrays, plan.canvas.width), plan.strip_height)
+    c = plan.canvas
+    writer, cores = measure_writer(job, _sample(arrays, c.width, c.height), plan.strip_height)
     return Rates(network, writer, cores, max(1, workers), network_cores, time.perf_counter() - t0)
 
 
@@ -199,7 +201,7 @@ def measure_pyramid(pjob, renderer, plan: Plan, workers: int) -> PyramidRates:
         items = [(j, sum(t.pixels for t in j) * k * k) for j in jobs]
         run = lambda job: renderer.render_many([(t.shift, t.x, t.y, t.width, t.height) for t in job], k)  # noqa
         levels = _streamed_rate(run, items, workers, MIN_SECONDS / 2)
-    tile = _sample(arrays, p.tile, p.tile * p.tile)[: p.tile, : p.tile]
+    tile = _sample(arrays, p.tile, p.tile, p.tile * p.tile)[: p.tile, : p.tile]
     times = []
     with tempfile.TemporaryDirectory(prefix="bigcppn-measure-") as d:
         for i in range(12):

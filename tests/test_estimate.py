@@ -116,3 +116,9 @@ def test_a_pyramids_time_counts_its_samples_and_tiles(monkeypatch, tmp_path):
     pixels = base + below // 4
     want = base / 1e6 / 2.0 + below / 1e6 / 1.0 + pixels / 65536 * 0.01 / 2
     assert info.estimated_seconds == pytest.approx(want, abs=0.05)
+
+
+@pytest.mark.parametrize("w, h, name", [(16, 16, "x.webp"), (300, 16383, "x.webp")])
+def test_the_writers_sample_fits_the_canvas_and_its_format(w, h, name):
+    info = bigcppn.plan(small_config(w, h), name)
+    assert info.estimated_seconds is not None and info.writer_mpix_per_s >= 0
