@@ -73,9 +73,9 @@ def add_sizing_options(p: argparse.ArgumentParser, width_help: str = "canvas wid
                     help="extend the picture past the trim edge on every side, e.g. 3mm or 0.125in")
 
 
-def add_overwrite_option(p: argparse.ArgumentParser, what: str = "an existing output") -> None:
+def add_overwrite_option(p: argparse.ArgumentParser, what: str = "OUT when it exists") -> None:
     p.add_argument("--overwrite", action="store_true",
-                   help=f"replace {what} (without it an existing output stops the command before it renders)")
+                   help=f"replace {what}; without it an existing output stops the command before it renders")
 
 
 def config_from(args: argparse.Namespace) -> Config:

@@ -35,8 +35,8 @@ def add_parser(sub) -> None:
     p.add_argument("--base-url", metavar="URL",
                    help="iiif3: the URL the pyramid folder is published at, info.json's id "
                         "(default http://localhost:8000/NAME)")
-    add_overwrite_option(p, "a pyramid of another render at OUT (it is removed before rendering; the same "
-                            "render resumes without it)")
+    add_overwrite_option(p, "a pyramid of another render at OUT (removed before rendering; the same render "
+                            "simply resumes)")
     p.add_argument("--dry-run", action="store_true",
                    help="show the levels, tiles, files, bytes and time it would take, and render nothing")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

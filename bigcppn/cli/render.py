@@ -38,7 +38,7 @@ def add_parser(sub) -> None:
     add_render_options(p)
     p.add_argument("--seeds", metavar="SEEDS",
                    help="render one file per seed, e.g. 0-7 or 1,5,9, named by {seed} in -o (instead of --seed)")
-    add_overwrite_option(p, "an existing output; the old one stays until the new one is complete")
+    add_overwrite_option(p, "OUT when it exists (the old one stays until the new one is complete)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
