@@ -6,8 +6,15 @@ The public API::
     cfg = bigcppn.load_config("configs/article/normal.toml", ["seed=11"])
     img = bigcppn.render_array(cfg, width=512, height=512)      # numpy (512, 512, 3) uint8
     bigcppn.render_file(cfg, "poster.tif")                      # a tiled pyramidal TIFF
-    bigcppn.render_pyramid(cfg, "site/poster.dzi")              # a DeepZoom pyramid + viewer page
-    print(bigcppn.plan(cfg, "poster.tif"))                      # what a render would take
+    bigcppn.render_file(cfg, "preview.jpg", quality=80)         # output settings as keywords
+    bigcppn.render_series(cfg, "poster-{seed}.tif", range(8))   # one file per seed
+    bigcppn.render_pyramid(cfg, "site/poster.dzi")              # a DeepZoom pyramid + site/poster.html
+    bigcppn.render_sheet(cfg, "sheet.png", "0-15")              # a contact sheet of seeds
+    print(bigcppn.plan(cfg, "poster.tif"))                      # what a render would take, and how long
+    print(bigcppn.plan_pyramid(cfg, "site/poster.dzi"))         # the same for a pyramid
+
+An existing output is refused unless ``overwrite=True`` (a resumed pyramid of
+the same render is not "existing").
 
 Bad input raises :class:`UserError` (before anything is rendered); a failure
 while rendering raises :class:`RenderError`, leaving nothing under the output's name.
@@ -22,7 +29,18 @@ __version__ = "0.1.0"
 # pyramid hold over 100 MB of levels in RAM. A user's own setting wins.
 _os.environ.setdefault("VIPS_DISC_THRESHOLD", "20m")
 
-from .api import PlanInfo, PyramidResult, RenderResult, plan, render_array, render_file, render_pyramid  # noqa: E402
+from .api import (  # noqa: E402
+    PlanInfo,
+    PyramidResult,
+    RenderResult,
+    plan,
+    plan_pyramid,
+    render_array,
+    render_file,
+    render_pyramid,
+    render_series,
+    render_sheet,
+)
 from .config import Config, load_config  # noqa: E402
 from .errors import BigCPPNError, ConfigError, RenderError, UserError  # noqa: E402
 
@@ -32,8 +50,11 @@ __all__ = [
     "load_config",
     "render_array",
     "render_file",
+    "render_series",
+    "render_sheet",
     "render_pyramid",
     "plan",
+    "plan_pyramid",
     "PlanInfo",
     "RenderResult",
     "PyramidResult",

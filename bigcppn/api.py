@@ -9,22 +9,23 @@ the output's name. The command line is a thin layer over these functions.
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
 from .config import Config
 from .errors import RenderError, UserError
-from .estimate import PlanInfo, check_disk, describe, measure_rate
+from .estimate import PlanInfo, check_disk, describe
+from .formats import estimate_output_bytes
 from .geometry import Window
-from .job import Sizing, resolve_config, resolve_job
+from .job import SEED_FIELD, Job, Sizing, check_overwrite, resolve_config, resolve_job
+from .pyramid_job import pyramid_place  # noqa: F401 (where a pyramid goes: the CLI's, for its messages)
 
-__all__ = ["render_array", "render_file", "plan", "render_pyramid", "RenderResult", "PyramidResult", "PlanInfo",
-           "as_config", "CompletedInterrupt"]
+__all__ = ["render_array", "render_file", "render_series", "render_sheet", "plan", "render_pyramid",
+           "plan_pyramid", "RenderResult", "PyramidResult", "PlanInfo", "as_config", "CompletedInterrupt"]
 
 ConfigLike = Config | str | Path | None
 
@@ -92,8 +93,12 @@ def render_array(config: ConfigLike = None, *, width: int | None = None, height:
     return out
 
 
-def plan(config: ConfigLike = None, path: str | Path | None = None, *, measure: bool = True) -> PlanInfo:
+def plan(config: ConfigLike = None, path: str | Path | None = None, *, compression: str | None = None,
+         quality: int | None = None, measure: bool = True) -> PlanInfo:
     """What rendering ``config`` to ``path`` would do: tiles, batches, memory, bytes, and (``measure``) time.
+
+    The time comes from the network and the output's writer timed on this
+    machine, the way a render runs them (:mod:`bigcppn.measure`, about a second).
 
     >>> import bigcppn
     >>> info = bigcppn.plan(bigcppn.load_config(None, ["canvas.width=640", "canvas.height=480"]), "a.png",
@@ -101,40 +106,103 @@ def plan(config: ConfigLike = None, path: str | Path | None = None, *, measure: 
     >>> (info.width, info.height, info.format)
     (640, 480, 'png')
     """
+    from .measure import measure_render
     from .render import pick_device, renderer_for, strip_workers
 
-    job = resolve_job(as_config(config), path)
+    job = resolve_job(as_config(config), path, compression=compression, quality=quality)
     device = pick_device(job.config.render.device)
     renderer, p = renderer_for(job.config, device)
-    rate = measure_rate(renderer, p, strip_workers(device, job.config.render.workers)) if measure else None
-    return describe(job, p, device.type, rate)
+    rates = measure_render(job, renderer, p, strip_workers(device, job.config.render.workers)) if measure else None
+    return describe(job, p, device.type, rates)
 
 
-def render_file(config: ConfigLike, path: str | Path | None = None, *,
+def _checked_job(cfg: Config, path, compression, quality, overwrite: bool) -> Job:
+    """A render's job with everything checked that can be before rendering, but the free disk."""
+    from .sink import OutputTarget
+
+    job = resolve_job(cfg, path, compression=compression, quality=quality)
+    try:
+        OutputTarget(job.output, job.fmt).probe()
+    except OSError as exc:
+        raise UserError(str(exc)) from None
+    check_overwrite(job, overwrite)
+    return job
+
+
+def _disk_needed(job: Job) -> int:
+    c, out = job.config.canvas, job.config.output
+    needed = estimate_output_bytes(job.fmt, c.width, c.height, job.config.network.bands, out)
+    if job.fmt.is_pyramid(out) and job.fmt.writer(out) == "tiff":
+        needed = needed * 5 // 4  # lower pyramid levels spool beside the output until they are appended
+    return needed
+
+
+def render_file(config: ConfigLike, path: str | Path | None = None, *, compression: str | None = None,
+                quality: int | None = None, overwrite: bool = False,
                 progress: Callable[[int, int], None] | None = None) -> RenderResult:
     """Render to ``path``; the extension picks the format (default ``cppn-SEED-WxH.tif``).
 
     Everything ``bigcppn render`` does: the format's limits and the free disk
     checked first, the config embedded, the file written under a hidden
-    temporary name and renamed only when complete. ``progress(done, total)``
-    is called about ten times a second with rendered pixels.
+    temporary name and renamed only when complete. ``{seed}`` in ``path`` is
+    replaced by the seed. An existing output is refused (UserError) unless
+    ``overwrite``; then it stays as it is until the new one is complete.
+    ``compression`` (TIFF) and ``quality`` (lossy outputs) override the
+    config's ``output`` settings. ``progress(done, total)`` is called about
+    ten times a second with rendered pixels.
     """
+    job = _checked_job(as_config(config), path, compression, quality, overwrite)
+    check_disk(job.output, _disk_needed(job))
+    return _render_job(job, progress)
+
+
+def render_series(config: ConfigLike, path: str | Path | None, seeds: Sequence[int], *,
+                  compression: str | None = None, quality: int | None = None, overwrite: bool = False,
+                  progress: Callable[[int, int], None] | None = None,
+                  on_done: Callable[[RenderResult], None] | None = None) -> list[RenderResult]:
+    """Render one file per seed: ``path`` names them with ``{seed}`` (``poster-{seed}.tif``).
+
+    Every output is checked (names, formats, existing files, free disk for all
+    of them) before the first is rendered. ``progress(done, total)`` counts the
+    pixels of the whole series; ``on_done(result)`` is called after each file.
+    """
+    cfg = as_config(config)
+    seeds = list(seeds)
+    if not seeds:
+        raise UserError("no seeds given; give e.g. --seeds 0-7")
+    if len(set(seeds)) != len(seeds):
+        twice = next(s for s in seeds if seeds.count(s) > 1)
+        raise UserError(f"seed {twice} is given twice; give each seed once")
+    if len(seeds) > 1 and path is not None and SEED_FIELD not in str(path):
+        raise UserError(f"{len(seeds)} seeds need {len(seeds)} files: put {SEED_FIELD} in the output name, "
+                        f"e.g. -o poster-{SEED_FIELD}{Path(str(path)).suffix or '.tif'}")
+    jobs = [_checked_job(replace(cfg, seed=s), path, compression, quality, overwrite) for s in seeds]
+    needed: dict[Path, tuple[Path, int]] = {}  # folder: (an output in it, bytes of all its outputs)
+    for job in jobs:
+        first, n = needed.get(job.output.parent, (job.output, 0))
+        needed[job.output.parent] = (first, n + _disk_needed(job))
+    for first, n in needed.values():
+        check_disk(first, n)
+    total = sum(j.config.canvas.width * j.config.canvas.height for j in jobs)
+    results: list[RenderResult] = []
+    for job in jobs:
+        before = sum(r.width * r.height for r in results)
+        per_file = (lambda done, _n, b=before: progress(b + done, total)) if progress else None
+        results.append(_render_job(job, per_file))
+        if on_done is not None:
+            on_done(results[-1])
+    return results
+
+
+def _render_job(job: Job, progress: Callable[[int, int], None] | None) -> RenderResult:
+    """Render a checked job to its output, atomically."""
     from .render import StripStream, pick_device, renderer_for, strip_workers
     from .sink import OutputTarget, save_strips
 
-    job = resolve_job(as_config(config), path)
     cfg = job.config
     device = pick_device(cfg.render.device)
     target = OutputTarget(job.output, job.fmt)
-    try:
-        target.probe()
-    except OSError as exc:
-        raise UserError(str(exc)) from None
     renderer, p = renderer_for(cfg, device)
-    needed = describe(job, p, device.type, None).estimated_bytes
-    if job.fmt.is_pyramid(cfg.output) and job.fmt.writer(cfg.output) == "tiff":
-        needed = needed * 5 // 4  # lower pyramid levels spool beside the output until they are appended
-    check_disk(job.output, needed)
     c = p.canvas
     stream = StripStream(renderer, p, queue_size=cfg.render.queue,
                          workers=strip_workers(device, cfg.render.workers))
@@ -175,6 +243,21 @@ def _size_of(p: Path) -> int:
     return p.stat().st_size if p.exists() else 0
 
 
+def render_sheet(config: ConfigLike, path: str | Path, seeds: Sequence[int] | str, *, cell: int = 256,
+                 columns: int | None = None, aspect: float | None = None, overwrite: bool = False) -> RenderResult:
+    """A contact sheet: one labelled thumbnail per seed, in one batched pass.
+
+    ``seeds`` is a list or text such as ``"0-15"``; ``aspect`` (width / height)
+    frames the thumbnails, by default the config's canvas.
+    """
+    from .sheet import parse_seeds
+    from .sheet import render_sheet as run
+
+    if isinstance(seeds, str):
+        seeds = parse_seeds(seeds)
+    return run(as_config(config), path, list(seeds), cell, columns, aspect=aspect, overwrite=overwrite)
+
+
 @dataclass(frozen=True)
 class PyramidResult:
     """A finished pyramid: its descriptor (or folder), levels, tiles written and skipped, and the page."""
@@ -189,6 +272,8 @@ class PyramidResult:
     pixels: int
     page: Path
     seconds: float
+    viewer_local: bool = False  # OpenSeadragon copied beside the page; else the page loads it from a CDN
+    replaced: bool = False  # another render's pyramid was removed first (overwrite)
 
     @property
     def tiles_per_s(self) -> float:
@@ -202,105 +287,75 @@ class PyramidResult:
 def render_pyramid(config: ConfigLike, path: str | Path | None = None, *, layout: str = "dz",
                    tile: int | None = None, overlap: int | None = None, format: str = "jpeg",
                    quality: int | None = None, supersample: int = 2, base_url: str | None = None,
-                   max_size: int | None = None, on_start: Callable[[int, int], None] | None = None,
-                   on_tile: Callable[[object], None] | None = None) -> PyramidResult:
+                   max_size: int | None = None, overwrite: bool = False,
+                   on_start: Callable[[int, int], None] | None = None,
+                   on_tile: Callable[[object], None] | None = None,
+                   progress: Callable[[object], None] | None = None) -> PyramidResult:
     """Render a deep-zoom pyramid, every level straight from the network, with a viewer page.
 
-    ``layout`` is dz (``path`` = DIR/NAME.dzi), iiif3, zoomify or google
-    (``path`` = a folder); ``format`` the tile format (jpeg, webp, png).
-    ``max_size`` (iiif3): the largest width and height served, the size of
-    ``full/max`` (default 2048, or the tile size when larger). Tiles
-    are written atomically; calling it again after an interruption skips the
-    finished ones. ``on_start(pending, total)`` is called once the finished
-    tiles are counted, ``on_tile(tile)`` after each tile (from worker threads).
+    ``layout`` is dz (``path`` = DIR/NAME.dzi, the page DIR/NAME.html), iiif3,
+    zoomify or google (``path`` = a folder, the page in it is index.html);
+    ``format`` the tile format (jpeg, webp, png). ``max_size`` (iiif3): the
+    largest width and height served, the size of ``full/max`` (default 2048,
+    or the tile size when larger). Tiles are written atomically;
+    calling it again after an interruption skips the finished ones. Another
+    render's pyramid at ``path`` is refused (UserError) unless ``overwrite``,
+    which removes it first. ``on_start(pending, total)`` is called once the
+    finished tiles are counted, ``on_tile(tile)`` after each tile (from worker
+    threads), ``progress`` with a :class:`~bigcppn.pyramid.PyramidProgress`
+    (tiles and network samples across all levels, one call at a time).
     """
-    import shutil
-
     import pyvips
 
-    from .formats import FORMATS, estimate_output_bytes
     from .pyramid import render_pyramid as run
-    from .pyramid_plan import Pyramid
+    from .pyramid_job import resolve_pyramid_job
     from .render import pick_device, renderer_for, strip_workers
 
-    cfg = as_config(config)
-    if cfg.output.depth != 8:
-        raise UserError("pyramid tiles are 8-bit; leave out --depth 16 (or output.depth)")
-    opts = _pyramid_options(cfg, layout, format, tile, overlap, quality, supersample, base_url or "", max_size)
-    out = pyramid_place(cfg, path, layout)
+    job = resolve_pyramid_job(as_config(config), path, layout=layout, tile=tile, overlap=overlap, format=format,
+                              quality=quality, supersample=supersample, base_url=base_url, max_size=max_size)
+    job.check_disk()
+    cfg, out, p = job.config, job.out, job.pyramid
     device = pick_device(cfg.render.device)
     renderer, p_plan = renderer_for(cfg, device)
-    c = renderer.canvas
-    p = Pyramid(c.width, c.height, layout, opts["tile"], opts["overlap"], format,
-                name="image" if out.folder else out.name, max_size=opts["max_size"])
-    need = estimate_output_bytes(FORMATS["dz"], c.width, c.height, cfg.network.bands,
-                                 replace(cfg.output, depth=8, dz_suffix=format))
-    free = shutil.disk_usage(out.root if out.root.is_dir() else out.root.parent).free
-    if need > free:
-        raise UserError(f"not enough free disk for the pyramid: about {need / 1e9:.1f} GB needed, "
-                        f"{free / 1e9:.1f} GB free; free some space or write elsewhere")
     try:
-        stats = run(cfg, p, out, renderer, p_plan, supersample=supersample, quality=opts["quality"],
-                    workers=strip_workers(device, cfg.render.workers), base_url=opts["base_url"],
-                    on_start=on_start, on_tile=on_tile)
+        stats = run(cfg, p, out, renderer, p_plan, supersample=supersample, quality=job.quality,
+                    workers=strip_workers(device, cfg.render.workers), base_url=job.base_url,
+                    on_start=on_start, on_tile=on_tile, progress=progress, overwrite=overwrite)
     except (OSError, pyvips.Error, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
         raise RenderError(f"writing the pyramid failed: {first}; the finished tiles are kept, "
                           "run the same command again to resume") from exc
     return PyramidResult(stats.descriptor or out.root, p.width, p.height, len(p.levels), stats.tiles,
-                         stats.written, stats.skipped, stats.pixels, stats.page, stats.seconds)
+                         stats.written, stats.skipped, stats.pixels, stats.page, stats.seconds,
+                         stats.viewer_local, stats.replaced)
 
 
-def pyramid_place(cfg: Config, path: str | Path | None, layout: str):
-    """Where a pyramid goes (:class:`~bigcppn.pyramid_store.PyramidOutput`); default ``cppn-SEED-WxH[.dzi]``."""
-    from .pyramid_store import pyramid_output
+def plan_pyramid(config: ConfigLike = None, path: str | Path | None = None, *, layout: str = "dz",
+                 tile: int | None = None, overlap: int | None = None, format: str = "jpeg",
+                 quality: int | None = None, supersample: int = 2, base_url: str | None = None,
+                 max_size: int | None = None, overwrite: bool = False, measure: bool = True):
+    """What :func:`render_pyramid` would do, without rendering: levels, tiles, files, bytes and time.
 
-    folder = _layout(layout).folder
-    default = f"cppn-{cfg.seed}-{cfg.canvas.width}x{cfg.canvas.height}" + ("" if folder else ".dzi")
-    return pyramid_output(path or default, layout)
+    Refuses (UserError) what the render would refuse; counts the tiles a
+    resumed run would still write. Returns a :class:`~bigcppn.estimate.PyramidPlanInfo`.
+    """
+    from .estimate import describe_pyramid
+    from .measure import measure_pyramid
+    from .pyramid import job_pixels
+    from .pyramid_job import resolve_pyramid_job
+    from .pyramid_plan import work_list
+    from .pyramid_store import TileStore
+    from .render import pick_device, renderer_for, strip_workers
 
-
-def _pyramid_options(cfg: Config, layout: str, fmt: str, tile: int | None, overlap: int | None, quality: int | None,
-                     supersample: int, base_url: str, max_size: int | None = None) -> dict:
-    """The pyramid's settings, checked; UserError on any that cannot be used."""
-    from .formats import FORMATS
-    from .pyramid_plan import DEFAULT_OVERLAP, DEFAULT_TILE, LAYOUTS, MAX_TILE, TILE_FORMATS
-
-    if layout not in LAYOUTS:
-        raise UserError(f"unknown layout '{layout}'; choose from {', '.join(LAYOUTS)}")
-    if fmt not in TILE_FORMATS:
-        raise UserError(f"unknown tile format '{fmt}'; choose from {', '.join(TILE_FORMATS)}")
-    tile = tile or DEFAULT_TILE[layout]
-    if overlap is not None and not _layout(layout).overlap_allowed:
-        raise UserError(f"--overlap applies to the dz layout only; the {layout} layout has none")
-    overlap = overlap if overlap is not None else DEFAULT_OVERLAP[layout]
-    if not 1 <= tile <= MAX_TILE:
-        raise UserError(f"--tile {tile} is too large; use at most {MAX_TILE}")
-    if not 0 <= overlap < tile:
-        raise UserError(f"--overlap must be between 0 and the tile size - 1 ({tile - 1}), got {overlap}")
-    quality = quality if quality is not None else cfg.output.quality
-    if not 1 <= quality <= 100:
-        raise UserError(f"--quality must be between 1 and 100, got {quality}")
-    if supersample > 16:
-        raise UserError(f"--supersample {supersample} is more than needed; use at most 16")
-    if supersample < 1:
-        raise UserError(f"--supersample must be at least 1, got {supersample}")
-    if base_url and not re.match(r"^https?://[^\s/]+", base_url):
-        raise UserError(f"--base-url must be an http(s) URL, got '{base_url}'")
-    if base_url and not _layout(layout).published:
-        raise UserError("--base-url is for the iiif3 layout (its info.json names its own URL)")
-    if max_size is not None:
-        if not _layout(layout).published:
-            raise UserError("--max-size is for the iiif3 layout (the size of its full/max image)")
-        if max_size < tile:
-            raise UserError(f"--max-size {max_size} is smaller than the tile ({tile}); give at least {tile}")
-        if max_size > FORMATS[fmt].max_side:
-            raise UserError(f"--max-size {max_size} is more than {fmt.upper()} holds; "
-                            f"use at most {FORMATS[fmt].max_side}")
-    return {"tile": tile, "overlap": overlap, "quality": quality, "base_url": base_url, "max_size": max_size or 0}
-
-
-def _layout(name: str):
-    from .layouts import LAYOUTS
-
-    return LAYOUTS[name]
+    job = resolve_pyramid_job(as_config(config), path, layout=layout, tile=tile, overlap=overlap, format=format,
+                              quality=quality, supersample=supersample, base_url=base_url, max_size=max_size)
+    state = job.out.check_manifest(job.key, overwrite)
+    cfg = job.config
+    device = pick_device(cfg.render.device)
+    renderer, p_plan = renderer_for(cfg, device)
+    store = TileStore(job.out.root)
+    done = store.exists if state == "resume" else (lambda _path: False)
+    work = work_list(job.pyramid, job_pixels(renderer, p_plan, supersample), done)
+    workers = strip_workers(device, cfg.render.workers)
+    rates = measure_pyramid(job, renderer, p_plan, workers) if measure else None
+    return describe_pyramid(job, work, state, device.type, rates)

@@ -1,24 +1,26 @@
 """What a render will take, before it runs: tiles, batches, memory, bytes on disk and time.
 
 :func:`describe` turns a job and its plan into a :class:`PlanInfo` (what
-``bigcppn plan`` prints); :func:`measure_rate` times the network on this
-machine; :func:`check_disk` refuses a render the disk cannot hold.
+``bigcppn plan`` prints), :func:`describe_pyramid` a pyramid's into a
+:class:`PyramidPlanInfo` (``bigcppn pyramid --dry-run``); the time comes from
+rates measured on this machine (:mod:`bigcppn.measure`) through
+:func:`estimate_seconds`. :func:`check_disk` refuses a render the disk cannot hold.
 """
 
 from __future__ import annotations
 
 import shutil
-import time
 from dataclasses import dataclass
 
 from .errors import UserError
 from .formats import estimate_output_bytes
 from .job import Job
-from .plan import Plan, Window, estimate_peak_bytes
+from .plan import Plan, estimate_peak_bytes
 from .system import available_cores
 from .units import PrintSize
 
-__all__ = ["PlanInfo", "describe", "measure_rate", "check_disk", "human_size", "human_duration"]
+__all__ = ["PlanInfo", "PyramidPlanInfo", "describe", "describe_pyramid", "estimate_seconds", "check_disk",
+           "human_size", "human_duration"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class PlanInfo:
     mm: tuple[float, float]
     trimmed_mm: tuple[float, float]
     network_mpix_per_s: float | None = None
+    writer_mpix_per_s: float | None = None
     estimated_seconds: float | None = None
 
     @property
@@ -67,6 +70,7 @@ class PlanInfo:
         }
         if self.estimated_seconds is not None:
             d["network_mpix_per_s"] = self.network_mpix_per_s
+            d["writer_mpix_per_s"] = self.writer_mpix_per_s
             d["estimated_seconds"] = self.estimated_seconds
         return d
 
@@ -87,26 +91,39 @@ class PlanInfo:
         else:
             lines.append(f"print     {w:.0f} × {h:.0f} mm at {self.dpi:g} dpi")
         if self.estimated_seconds is not None:
-            lines.append(f"time      about {human_duration(self.estimated_seconds)} "
-                         f"(network measured at {self.network_mpix_per_s} MPix/s)")
+            lines.append(f"time      about {human_duration(self.estimated_seconds)} (measured here just now: "
+                         f"network {self.network_mpix_per_s} MPix/s, writer {self.writer_mpix_per_s} MPix/s)")
         return "\n".join(lines)
 
 
-def describe(job: Job, plan: Plan, device: str, rate_mpix_s: float | None) -> PlanInfo:
-    """The plan of ``job``; with the network's measured speed, its time too."""
+def estimate_seconds(mpix: float, rates, device: str, strip_mpix: float = 0.0) -> float:
+    """Seconds to render and write ``mpix`` megapixels at the measured :class:`~bigcppn.measure.Rates`.
+
+    On a GPU the network and the writer overlap: the slower one sets the pace.
+    On a CPU they share the cores: the writer takes the cores it kept busy
+    from those the network got (all of them, for bigcppn's own writers or on a
+    machine busy with other work; one of two for a one-threaded libvips saver
+    on an idle 2-core machine). Either way the writer cannot start
+    before the first strip (each worker renders one at once) and the last
+    strip still has to be written when the network is done.
+    """
+    net = mpix / rates.network_mpix_s
+    enc = mpix / rates.writer_mpix_s
+    first = strip_mpix * rates.workers / rates.network_mpix_s
+    last = strip_mpix / rates.writer_mpix_s
+    if device == "cpu":
+        net += enc * min(1.0, rates.writer_cores / max(rates.network_cores, 1e-9))
+    return max(net + last, first + enc)
+
+
+def describe(job: Job, plan: Plan, device: str, rates=None) -> PlanInfo:
+    """The plan of ``job``; with the :class:`~bigcppn.measure.Rates` measured here, its time too."""
     cfg, out = job.config, job.config.output
     c = plan.canvas
     bands = cfg.network.bands
     cores = available_cores()
-    seconds = None
-    if rate_mpix_s:
-        encode = job.fmt.encode_rate(out, cores)
-        mpix = c.pixels / 1e6
-        # On a CPU the network and the encoder share the cores; on a GPU they overlap.
-        seconds = mpix / rate_mpix_s + (mpix / encode if device == "cpu" else 0.0)
-        if device != "cpu":
-            seconds = max(seconds, mpix / encode)
-        seconds = round(seconds, 1)
+    strip = min(plan.strip_height, c.height) * c.width / 1e6
+    seconds = round(estimate_seconds(c.pixels / 1e6, rates, device, strip), 1) if rates is not None else None
     ps = PrintSize(c.width, c.height, c.bleed, cfg.canvas.dpi)
     return PlanInfo(
         width=c.width, height=c.height, bands=bands, depth=out.depth, tile=plan.tile, tiles=plan.tile_count,
@@ -118,20 +135,76 @@ def describe(job: Job, plan: Plan, device: str, rate_mpix_s: float | None) -> Pl
                                                  max(cfg.network.hidden, default=3)),
         dpi=ps.dpi, bleed_px=ps.bleed,
         mm=tuple(round(v, 1) for v in ps.mm()), trimmed_mm=tuple(round(v, 1) for v in ps.mm(trimmed=True)),
-        network_mpix_per_s=round(rate_mpix_s, 2) if rate_mpix_s else None, estimated_seconds=seconds,
+        network_mpix_per_s=round(rates.network_mpix_s, 2) if rates else None,
+        writer_mpix_per_s=round(rates.writer_mpix_s, 1) if rates else None, estimated_seconds=seconds,
     )
 
 
-def measure_rate(renderer, plan: Plan, workers: int) -> float:
-    """MPix/s of the network here: one 256² window timed after a warm-up, times the workers."""
-    c = plan.canvas
-    win = Window(0, 0, max(1, min(256, c.width)), max(1, min(256, c.height)))
-    renderer.render_window(win)
-    t = time.perf_counter()
-    renderer.render_window(win)
-    one = win.pixels / max(time.perf_counter() - t, 1e-6) / 1e6
-    # workers share the cores with the encoder: count them at 80%
-    return one * (1 + 0.8 * (workers - 1))
+@dataclass(frozen=True)
+class PyramidPlanInfo:
+    """What ``bigcppn pyramid`` would do: levels, tiles (all, and still to write), files, bytes and time."""
+
+    path: str
+    layout: str
+    width: int
+    height: int
+    levels: int
+    tile: int
+    overlap: int
+    format: str
+    supersample: int
+    tiles: int
+    pending: int
+    files: int
+    estimated_bytes: int
+    state: str  # "new", "resume" (the same render: finished tiles are skipped) or "replace" (--overwrite)
+    samples: int  # network samples of the pending tiles
+    device: str
+    network_mpix_per_s: float | None = None
+    level_msamples_per_s: float | None = None
+    tile_ms: float | None = None
+    estimated_seconds: float | None = None
+
+    def __str__(self) -> str:
+        what = {"new": "a new pyramid", "resume": "resumes the pyramid there",
+                "replace": "replaces another render's pyramid there (--overwrite)"}[self.state]
+        lines = [
+            f"pyramid   {self.path} ({self.layout}, {what})",
+            f"canvas    {self.width} x {self.height} px, {self.levels} levels, {self.format} tiles of "
+            f"{self.tile} px" + (f" + {self.overlap} overlap" if self.overlap else ""),
+            f"tiles     {self.tiles} in all, {self.pending} to write; {self.files} files, "
+            f"about {human_size(self.estimated_bytes)}",
+            f"samples   {self.samples / 1e6:.1f} M network samples ({self.supersample}×{self.supersample} "
+            f"per pixel below the base) on {self.device}",
+        ]
+        if self.estimated_seconds is not None:
+            lines.append(f"time      about {human_duration(self.estimated_seconds)} (measured here just now: "
+                         f"network {self.network_mpix_per_s} MPix/s at the base, "
+                         f"{self.level_msamples_per_s} M samples/s below it, {self.tile_ms} ms a tile to encode "
+                         "and write)")
+        return "\n".join(lines)
+
+
+def describe_pyramid(job, work, state: str, device: str, rates=None) -> PyramidPlanInfo:
+    """The plan of a :class:`~bigcppn.pyramid_job.PyramidJob` with ``work`` left; with rates, its time."""
+    p = job.pyramid
+    samples = work.samples(job.supersample)
+    seconds = None
+    if rates is not None:
+        base = sum(t.pixels for t in work.base)
+        pixels = base + sum(t.pixels for j in work.jobs for t in j.missing)
+        net = base / 1e6 / rates.network_mpix_s + (samples - base) / 1e6 / rates.level_msamples_s
+        tiles = pixels / rates.tile_pixels * rates.tile_seconds / available_cores()  # encoders on every core
+        seconds = round(max(net, tiles) if device != "cpu" else net + tiles, 1)
+    meta = 2 + (1 if p.descriptor_path else 0) + (1 if p.scheme.blank_tile else 0)  # manifest, page, ...
+    return PyramidPlanInfo(
+        path=str(job.out.root / p.descriptor_path) if p.descriptor_path else str(job.out.root),
+        layout=p.layout, width=p.width, height=p.height, levels=len(p.levels), tile=p.tile, overlap=p.overlap,
+        format=p.suffix, supersample=job.supersample, tiles=p.tile_count, pending=work.pending,
+        files=p.tile_count + meta, estimated_bytes=job.estimated_bytes, state=state, samples=samples,
+        device=device, network_mpix_per_s=round(rates.network_mpix_s, 2) if rates else None,
+        level_msamples_per_s=round(rates.level_msamples_s, 2) if rates else None,
+        tile_ms=round(rates.tile_seconds * 1000, 2) if rates else None, estimated_seconds=seconds)
 
 
 def check_disk(path, needed: int) -> None:

@@ -1,22 +1,51 @@
 """A render request, resolved: the config, the output path and its format, validated.
 
 Everything a user can get wrong about a render (a config and ``--from`` both,
-a paper size and pixel sizes both, a size or bit depth the format cannot hold)
-is found here, before anything is built, and raised as :class:`UserError`.
-The command line and the Python API both come through :func:`resolve_job`.
+a paper size and pixel sizes both, a size or bit depth the format cannot hold,
+an output that is already there, a flag the format has no use for) is found
+here, before anything is built, and raised as :class:`UserError`. The command
+line and the Python API both come through :func:`resolve_job`.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import Config, config_to_dict, load_config
+from .config import CanvasConfig, Config, config_to_dict, load_config, parse_override
 from .errors import UserError
 from .formats import Format, check_output, format_for
 from .units import parse_length_in, parse_paper_in, print_canvas
 
-__all__ = ["Job", "Sizing", "resolve_config", "resolve_job", "default_name"]
+__all__ = ["Job", "Sizing", "resolve_config", "resolve_job", "default_name", "output_path", "check_overwrite",
+           "parse_seeds", "SEED_FIELD", "MAX_SEEDS"]
+
+# In an output name, replaced by the seed: -o poster-{seed}.tif
+SEED_FIELD = "{seed}"
+# Seeds in one sheet or series at most.
+MAX_SEEDS = 1024
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``0-15``, ``3,7,11`` or a mix such as ``0-3,10``; at most 1024 seeds."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if not m:
+            raise UserError(f"cannot read the seeds '{text}'; write a range such as 0-15 or a list such as 1,5,9")
+        if max(len(m.group(1)), len(m.group(2) or "")) > 19:
+            raise UserError("seeds must be below 2**63")
+        lo = int(m.group(1))
+        hi = int(m.group(2)) if m.group(2) is not None else lo
+        if hi < lo:
+            raise UserError(f"the seed range '{part.strip()}' runs backwards; write it low-high")
+        if len(seeds) + hi - lo + 1 > MAX_SEEDS:
+            raise UserError(f"give at most {MAX_SEEDS} seeds at once")
+        seeds.extend(range(lo, hi + 1))
+    if any(s >= 2**63 for s in seeds):
+        raise UserError("seeds must be below 2**63")
+    return seeds
 
 
 @dataclass(frozen=True)
@@ -56,6 +85,12 @@ def resolve_config(
 
     ``overrides`` are ``--set KEY=VALUE`` strings; the keyword values win over both.
     ``output`` holds ``[output]`` keys set by flags (``{"pyramid": False}`` for ``--flat``).
+
+    ``--from`` carries the picture, not the output settings: the seed, the
+    network, the view and the canvas's aspect (and bleed, in proportion) come
+    from the file; the size, DPI, depth, compression, quality and how to render
+    come from the rest of the command line and the defaults. Without a size the
+    canvas is the default's, 4096 px on the longer side.
     """
     extra: dict = {f"output.{k}": v for k, v in (output or {}).items()}
     for key, value in (("seed", seed), ("render.tile", tile), ("render.device", device),
@@ -71,13 +106,9 @@ def resolve_config(
             raise UserError("give either a CONFIG or --from IMAGE, not both")
         from .metadata import read_config_from
 
-        base = config_to_dict(read_config_from(from_image))
-        # the picture comes from the network, view and canvas; how this machine renders it is its own affair
-        for key in ("device", "kernel", "workers", "batch"):
-            base["render"].pop(key, None)
-        # nor how that one file was laid out for print: a CMYK PDF re-renders as a PNG preview
-        for key in ("cmyk", "intent", "crop_marks", "pyramid"):
-            base["output"].pop(key, None)
+        base = _picture_of(read_config_from(from_image))
+        if sizing.width is None and sizing.height is None and sizing.size is None and not _sets_size(overrides):
+            extra.update(_default_size(load_config(None, overrides, base=base).canvas))
     cfg = load_config(path, overrides, extra, base=base)
     extra.update(_canvas_size(sizing, cfg))
     if extra:
@@ -85,21 +116,80 @@ def resolve_config(
     return cfg
 
 
+def _picture_of(cfg: Config) -> dict:
+    """What ``--from`` takes from an earlier output: the seed, network, view and canvas shape."""
+    d = config_to_dict(cfg)
+    canvas = {k: d["canvas"][k] for k in ("width", "height", "bleed")}
+    return {"seed": d["seed"], "network": d["network"], "view": d["view"], "canvas": canvas}
+
+
+def _sets_size(overrides) -> bool:
+    return any(parse_override(o)[0] in (["canvas", "width"], ["canvas", "height"]) for o in overrides)
+
+
+def _default_size(c: CanvasConfig) -> dict:
+    """The canvas of ``c``'s aspect that fits the default canvas (4096 px on the longer side)."""
+    d = CanvasConfig()
+    scale = min(d.width / c.width, d.height / c.height)
+    w, h = max(1, round(c.width * scale)), max(1, round(c.height * scale))
+    bleed = min(round(c.bleed * scale), (min(w, h) - 1) // 2)
+    return {"canvas.width": w, "canvas.height": h, "canvas.bleed": bleed}
+
+
 def default_name(cfg: Config, ext: str = ".tif") -> str:
     """The output name when none is given: ``cppn-SEED-WxH.tif``."""
     return f"cppn-{cfg.seed}-{cfg.canvas.width}x{cfg.canvas.height}{ext}"
 
 
-def resolve_job(cfg: Config, output: str | Path | None = None) -> Job:
-    """Check ``cfg`` against the format ``output``'s extension names; UserError when it cannot hold it."""
-    out = Path(output) if output is not None else Path(default_name(cfg))
+def output_path(cfg: Config, output: str | Path | None = None) -> Path:
+    """Where a render of ``cfg`` goes: ``output`` with ``{seed}`` filled in, or :func:`default_name`."""
+    if output is None:
+        return Path(default_name(cfg))
+    return Path(str(output).replace(SEED_FIELD, str(cfg.seed)))
+
+
+def resolve_job(cfg: Config, output: str | Path | None = None, *, compression: str | None = None,
+                quality: int | None = None) -> Job:
+    """Check ``cfg`` against the format ``output``'s extension names; UserError when it cannot hold it.
+
+    ``compression`` and ``quality`` (``--compression``, ``--quality``) override
+    the config's output settings, and are refused for a format that has no use
+    for them (compression is TIFF's; quality is for lossy outputs).
+    """
+    out = output_path(cfg, output)
     fmt = format_for(out)
+    if quality is not None and not 1 <= quality <= 100:
+        raise UserError(f"--quality must be between 1 and 100, got {quality}")
+    if compression is not None or quality is not None:
+        given = {k: v for k, v in (("compression", compression), ("quality", quality)) if v is not None}
+        cfg = load_config(None, [], {f"output.{k}": v for k, v in given.items()}, base=config_to_dict(cfg))
+        if compression is not None and not fmt.compressions:
+            raise UserError(f"--compression is for TIFF and PDF outputs; {out.name} is {fmt.name.upper()}, whose "
+                            "format decides; leave --compression out")
+        if quality is not None and not fmt.lossy(cfg.output):
+            raise UserError(f"--quality is for lossy outputs (.jpg, .webp, .dzi/.szi with JPEG or WebP tiles, "
+                            f"TIFF with --compression jpeg); {out.name} is lossless; leave --quality out")
     check_output(fmt, cfg.output, cfg.canvas.width, cfg.canvas.height, cfg.canvas.dpi)
     if cfg.output.cmyk:
         from .icc import cmyk_profile
 
         cmyk_profile(cfg.output.cmyk)  # UserError when it is not a CMYK profile
     return Job(cfg, out, fmt)
+
+
+def check_overwrite(job: Job, overwrite: bool) -> None:
+    """UserError when ``job`` would replace an existing output and ``overwrite`` was not given.
+
+    With ``overwrite`` the old output stays as it is until the new one is
+    complete (the sink writes a hidden temporary and renames it).
+    """
+    if overwrite:
+        return
+    there = [p for p in job.fmt.produced(job.output) if p.exists() or p.is_symlink()]
+    if there:
+        what = job.output if job.output in there else there[0]
+        raise UserError(f"'{what}' already exists; add --overwrite to replace it (the old one stays until the "
+                        "new one is complete), or choose another -o")
 
 
 def _canvas_size(s: Sizing, cfg: Config) -> dict:

@@ -39,15 +39,18 @@ from . import __version__
 from .atomic import write_atomic
 from .compute import Backend
 from .config import Config
+from .errors import UserError
 from .execute import Executor, ThreadExecutor
 from .plan import Plan
-from .pyramid_plan import LevelTile, Pyramid, PyramidWork, work_list
+from .pyramid_job import pyramid_params
+from .pyramid_plan import LevelTile, Pyramid, PyramidWork, tile_samples, work_list
 from .pyramid_store import MANIFEST_NAME, PyramidOutput, TileStore, manifest_key, pyramid_output
 from .render import Renderer
 from .system import available_cores
 
-__all__ = ["LevelSampler", "encode_tile", "encode_image", "write_full_images", "TileStore", "PyramidOutput", "PyramidStats", "render_pyramid",
-           "pyramid_output", "MANIFEST_NAME", "run_work", "finish"]
+__all__ = ["LevelSampler", "encode_tile", "encode_image", "write_full_images", "TileStore", "PyramidOutput",
+           "PyramidStats", "PyramidProgress", "render_pyramid", "pyramid_output", "MANIFEST_NAME", "run_work", "finish",
+           "pyramid_params", "job_pixels"]
 
 # The level sampler is the compute backend: Backend.sample_many / render_many.
 LevelSampler = Backend
@@ -85,10 +88,52 @@ class PyramidStats:
     pixels: int = 0  # level pixels written (not counting samples)
     page: Path | None = None  # the viewer page written
     descriptor: Path | None = None  # the metadata file that marks it complete (none for Google)
+    viewer_local: bool = False  # OpenSeadragon copied beside the page (else the page loads it from a CDN)
+    replaced: bool = False  # another render's pyramid was removed first (overwrite)
 
     @property
     def tiles_per_s(self) -> float:
         return self.written / self.seconds if self.seconds else 0.0
+
+
+@dataclass(frozen=True)
+class PyramidProgress:
+    """How far a pyramid run is: tiles, and network samples (what the time goes by) across all levels."""
+
+    tiles: int  # tiles written by this run so far
+    pending: int  # tiles this run writes
+    total: int  # tiles in the pyramid (pending + already written)
+    samples: int  # network samples of the tiles written so far
+    samples_total: int  # network samples of the pending tiles: K² per pixel below the base, 1 at the base
+    pixels: int  # level pixels written so far
+    seconds: float  # since the run started rendering
+
+
+class _Progress:
+    """Counts written tiles and calls ``progress`` with a :class:`PyramidProgress`, one call at a time."""
+
+    def __init__(self, work: PyramidWork, total: int, supersample: int, progress, on_tile) -> None:
+        self.k = supersample
+        self.pending, self.total = work.pending, total
+        self.samples_total = work.samples(supersample)
+        self.progress, self.on_tile = progress, on_tile
+        self.tiles = self.samples = self.pixels = 0
+        self.lock = threading.Lock()
+        self.t0 = time.perf_counter()
+
+    def report(self) -> None:
+        if self.progress is not None:
+            self.progress(PyramidProgress(self.tiles, self.pending, self.total, self.samples, self.samples_total,
+                                          self.pixels, time.perf_counter() - self.t0))
+
+    def __call__(self, t: LevelTile) -> None:
+        with self.lock:
+            self.tiles += 1
+            self.samples += tile_samples((t,), self.k)
+            self.pixels += t.pixels
+            self.report()
+        if self.on_tile is not None:
+            self.on_tile(t)
 
 
 def _base_tiles(renderer: Renderer, plan: Plan, todo: tuple[LevelTile, ...], ex: Executor,
@@ -209,21 +254,21 @@ def finish(cfg: Config, p: Pyramid, out: PyramidOutput, supersample: int, base_u
     info = (f"bigcppn {__version__} · seed {cfg.seed} · {p.width}×{p.height} px · {p.layout} · "
             f"{len(p.levels)} levels · supersampled {supersample}×{supersample}")
     page_html = static_page(p, title or f"{out.name} (bigcppn)", info, local)
-    page = out.page
+    page = out.page  # NAME.html, or index.html in the pyramid's own folder; checked before rendering
     if page.exists() and GENERATOR_META not in page.read_text(encoding="utf-8", errors="replace"):
-        page = out.root / f"{out.name}.html"  # someone's own index.html stays as it is
+        raise UserError(f"'{page}' appeared while rendering and was not written by bigcppn; move it and run "
+                        "the same command again")
     write_atomic(page, page_html)
     stats.page = page
+    stats.viewer_local = local
     if p.descriptor_path:
         stats.descriptor = out.root / p.descriptor_path
         write_atomic(stats.descriptor, p.descriptor(base_url or f"http://localhost:8000/{out.name}"))
 
 
-def pyramid_params(p: Pyramid, quality: int, supersample: int, base_url: str) -> dict:
-    """The settings that change a pyramid's files, as its manifest records them."""
-    return {"layout": p.layout, "width": p.width, "height": p.height, "tile": p.tile, "overlap": p.overlap,
-            "format": p.suffix, "quality": quality, "supersample": supersample, "name": p.name,
-            **p.scheme.manifest_params(p, base_url)}
+def job_pixels(renderer: Renderer, plan: Plan, supersample: int) -> int:
+    """Level pixels evaluated in one job below the base: a CPU's cache-sized share, or a GPU's batch."""
+    return max(1, renderer.job_samples(plan.batch_pixels) // (supersample * supersample))
 
 
 def render_pyramid(
@@ -240,36 +285,45 @@ def render_pyramid(
     title: str = "",
     on_start: Callable[[int, int], None] | None = None,
     on_tile: Callable[[LevelTile], None] | None = None,
+    progress: Callable[[PyramidProgress], None] | None = None,
+    overwrite: bool = False,
 ) -> PyramidStats:
     """Render every missing tile of ``p`` into ``out``, then the metadata and the viewer page.
 
     Holds the pyramid's owner lock throughout. ``on_start(pending, total)`` is
     called once the finished tiles are counted; ``on_tile`` after each tile is
-    written (from encoder threads).
+    written (from encoder threads); ``progress`` with a :class:`PyramidProgress`
+    when the work is known and after each tile (one call at a time). Another
+    render's pyramid at ``out`` is refused (UserError) unless ``overwrite``,
+    which removes it before rendering.
     """
     t_start = time.perf_counter()
     stats = PyramidStats(tiles=p.tile_count)
     key = manifest_key(cfg, pyramid_params(p, quality, supersample, base_url))
     with out.lock():
-        resuming = out.check_manifest(key)
+        state = out.check_manifest(key, overwrite)
+        if state == "replace":
+            out.remove()
+            stats.replaced = True
         out.root.mkdir(exist_ok=True)
         store = TileStore(out.root)
-        if resuming:
+        if state == "resume":
             store.remove_partials(out.tiles_dir)
             for f in out.root.glob(".*.partial-*"):  # a manifest, page or descriptor cut short
                 if f.is_file():
                     f.unlink()
         else:
             out.write_manifest(key)
-        per_job = max(1, renderer.job_samples(plan.batch_pixels) // (supersample * supersample))
-        work = work_list(p, per_job, store.exists)
+        work = work_list(p, job_pixels(renderer, plan, supersample), store.exists)
         stats.skipped = p.tile_count - work.pending
         if on_start is not None:
             on_start(work.pending, p.tile_count)
+        counter = _Progress(work, p.tile_count, supersample, progress, on_tile)
+        counter.report()
         with ThreadExecutor(workers, "bigcppn-level") as render_ex, \
                 ThreadExecutor(encoders or available_cores(), "bigcppn-encode") as encode_ex:
             run_work(work, p, renderer, plan, store, supersample=supersample, quality=quality,
-                     render_ex=render_ex, encode_ex=encode_ex, stats=stats, on_tile=on_tile)
+                     render_ex=render_ex, encode_ex=encode_ex, stats=stats, on_tile=counter)
         write_full_images(p, renderer, store, supersample=supersample, quality=quality)
         finish(cfg, p, out, supersample, base_url, title, stats)
     stats.seconds = time.perf_counter() - t_start

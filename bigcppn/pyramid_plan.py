@@ -321,6 +321,16 @@ class PyramidWork:
     def pending(self) -> int:
         return len(self.base) + sum(len(j.missing) for j in self.jobs)
 
+    def samples(self, supersample: int) -> int:
+        """Network samples the missing tiles take: one a base pixel, ``K²`` a pixel of a level below."""
+        return tile_samples(self.base, supersample) + sum(tile_samples(j.missing, supersample) for j in self.jobs)
+
+
+def tile_samples(tiles, supersample: int) -> int:
+    """Network samples of ``tiles``: one a base pixel (shift 0), ``K²`` a pixel of a level below."""
+    k2 = supersample * supersample
+    return sum(t.pixels * (1 if t.shift <= 0 else k2) for t in tiles)
+
 
 def work_list(p: Pyramid, per_job: int, done: Callable[[str], bool]) -> PyramidWork:
     """The tiles of ``p`` not yet written (``done(path)`` says which are), as base tiles and level jobs."""

@@ -67,8 +67,8 @@ class PyramidOutput:
     """Where a pyramid's files go.
 
     ``dz``: ``-o DIR/NAME.dzi`` writes ``NAME.dzi``, ``NAME_files/``, the manifest
-    ``NAME.bigcppn.json`` and ``index.html`` in DIR. The other layouts: ``-o DIR/NAME``
-    is a folder holding everything, ``bigcppn.json`` and ``index.html`` included.
+    ``NAME.bigcppn.json`` and the page ``NAME.html`` in DIR. The other layouts: ``-o DIR/NAME``
+    is a folder holding everything, ``bigcppn.json`` and the page ``index.html`` included.
     """
 
     root: Path
@@ -94,14 +94,25 @@ class PyramidOutput:
 
     @property
     def page(self) -> Path:
-        return self.root / "index.html"
+        """The viewer page: ``NAME.html`` beside a DeepZoom pyramid (several can share a folder),
+        ``index.html`` in a pyramid's own folder."""
+        return self.root / "index.html" if self.folder else self.root / f"{self.name}.html"
+
+    @property
+    def descriptor(self) -> Path | None:
+        """The file that marks the pyramid complete, when its layout has one."""
+        from .pyramid_plan import Pyramid
+
+        path = Pyramid(1, 1, self.layout, 1, 0, "jpeg", name=self.name).descriptor_path
+        return self.root / path if path else None
 
     def lock(self) -> "_FolderLock":
         """The owner lock of this pyramid (a context manager); UserError when another run holds it."""
         return _FolderLock(self)
 
-    def check_manifest(self, key: dict) -> bool:
-        """True when resuming a pyramid of the same render; UserError when the place holds something else."""
+    def check_manifest(self, key: dict, overwrite: bool = False) -> str:
+        """What a run with ``key`` does here: "new", "resume" (the same render) or "replace" (another
+        render's pyramid, with ``overwrite``); UserError when it may not write here."""
         m = self.manifest
         if m.is_file():
             try:
@@ -112,23 +123,56 @@ class PyramidOutput:
             except (ValueError, KeyError, TypeError, AttributeError):
                 raise UserError(f"'{m}' is not a bigcppn pyramid manifest; "
                                 "remove the pyramid or choose another -o") from None
-            if old != key:
-                diff = sorted(k for k in ("config", "pyramid") if old[k] != key[k])
-                what = ", ".join(
-                    f"{sect}.{k}" for sect in diff for k in sorted(set(old[sect]) | set(key[sect]))
-                    if old[sect].get(k) != key[sect].get(k))
-                raise UserError(f"'{self.root / self.name}' holds a pyramid of another render (differs in {what}); "
-                                "remove it or choose another -o")
-            return True
+            if old == key:
+                self._check_page()
+                return "resume"
+            if overwrite:
+                self._check_page()
+                return "replace"
+            diff = sorted(k for k in ("config", "pyramid") if old[k] != key[k])
+            what = ", ".join(
+                f"{sect}.{k}" for sect in diff for k in sorted(set(old[sect]) | set(key[sect]))
+                if old[sect].get(k) != key[sect].get(k))
+            raise UserError(f"'{self.root / self.name}' holds a pyramid of another render (differs in {what}); "
+                            "add --overwrite to replace it, or choose another -o")
         # Nothing of ours: refuse to mix tiles into something that is already there.
         if self.folder:
-            clash = [self.root] if any(p != self.lock_path for p in self.root.iterdir()) else []
+            clash = [self.root] if self.root.is_dir() and any(p != self.lock_path for p in self.root.iterdir()) else []
         else:
             clash = [p for p in (self.tiles_dir, self.root / f"{self.name}.dzi") if p.exists()]
         if clash:
             raise UserError(f"'{clash[0]}' already exists and was not made by bigcppn pyramid; "
                             "remove it or choose another -o")
-        return False
+        self._check_page()
+        return "new"
+
+    def _check_page(self) -> None:
+        """UserError when the viewer page's name is taken by a page bigcppn did not write."""
+        from .viewer import GENERATOR_META
+
+        page = self.page
+        if page.exists() and (not page.is_file() or
+                              GENERATOR_META not in page.read_text(encoding="utf-8", errors="replace")):
+            raise UserError(f"'{page}' exists and was not written by bigcppn (the pyramid's viewer page goes "
+                            "there); move it or choose another -o")
+
+    def remove(self) -> None:
+        """Delete the pyramid here (another render's, being replaced): its descriptor first, then its tiles,
+        the page and the manifest last, so an interrupted removal never looks complete."""
+        import shutil
+
+        doomed = [self.descriptor] if self.descriptor else []
+        if self.folder:
+            doomed += [p for p in self.root.iterdir() if p not in (self.lock_path, self.manifest)]
+        else:
+            doomed += [self.tiles_dir, self.page]
+        for p in [*doomed, self.manifest]:
+            if p is None or not (p.exists() or p.is_symlink()):
+                continue
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
 
     def write_manifest(self, key: dict) -> None:
         write_atomic(self.manifest, json.dumps({"generator": f"bigcppn {__version__}", **key}, indent=2) + "\n")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +19,7 @@ import torch
 
 from .config import Config
 from .errors import UserError
+from .job import MAX_SEEDS, parse_seeds  # noqa: F401 (parse_seeds: the sheet's API before job.py)
 from .model import _ACTIVATIONS_, CPPN
 from .plan import Canvas, View
 from .compute import Sampling, check_network_fits, quantise_, sheet_chunk
@@ -28,30 +28,6 @@ if TYPE_CHECKING:
     from .api import RenderResult
 
 __all__ = ["parse_seeds", "SeedBatch", "render_cells", "compose_sheet", "render_sheet"]
-
-MAX_SEEDS = 1024
-
-
-def parse_seeds(text: str) -> list[int]:
-    """``0-15``, ``3,7,11`` or a mix such as ``0-3,10``; at most 1024 seeds."""
-    seeds: list[int] = []
-    for part in text.split(","):
-        m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
-        if not m:
-            raise UserError(f"cannot read the seeds '{text}'; write a range such as 0-15 or a list such as 1,5,9")
-        if max(len(m.group(1)), len(m.group(2) or "")) > 19:
-            raise UserError("seeds must be below 2**63")
-        lo = int(m.group(1))
-        hi = int(m.group(2)) if m.group(2) is not None else lo
-        if hi < lo:
-            raise UserError(f"the seed range '{part.strip()}' runs backwards; write it low-high")
-        if len(seeds) + hi - lo + 1 > MAX_SEEDS:
-            raise UserError(f"a sheet holds at most {MAX_SEEDS} seeds")
-        seeds.extend(range(lo, hi + 1))
-    if any(s >= 2**63 for s in seeds):
-        raise UserError("seeds must be below 2**63")
-    return seeds
-
 
 class SeedBatch:
     """The networks of several seeds, stacked so one batched pass evaluates them all."""
@@ -81,9 +57,9 @@ class SeedBatch:
 MAX_SHEET_PIXELS = 256 * 1024**2
 
 
-def cell_size(cfg: Config, cell: int) -> tuple[int, int]:
-    """A thumbnail's (width, height): the config's aspect, the longer side ``cell``."""
-    cw, ch = cfg.canvas.width, cfg.canvas.height
+def cell_size(cfg: Config, cell: int, aspect: float | None = None) -> tuple[int, int]:
+    """A thumbnail's (width, height): ``aspect`` (width / height, default the config's canvas), the longer side ``cell``."""
+    cw, ch = (cfg.canvas.width, cfg.canvas.height) if aspect is None else (aspect, 1.0)
     return (cell, max(1, round(cell * ch / cw))) if cw >= ch else (max(1, round(cell * cw / ch)), cell)
 
 
@@ -93,22 +69,29 @@ def _layout(w: int, h: int, n: int, columns: int | None) -> tuple[int, int, int,
     return columns, math.ceil(n / columns), max(14, min(40, w // 9)), max(4, w // 32)
 
 
-def sheet_size(cfg: Config, n: int, cell: int, columns: int | None = None) -> tuple[int, int]:
+def sheet_size(cfg: Config, n: int, cell: int, columns: int | None = None,
+               aspect: float | None = None) -> tuple[int, int]:
     """The (width, height) of the sheet :func:`compose_sheet` will make; refuses one too large to hold."""
-    w, h = cell_size(cfg, cell)
+    w, h = cell_size(cfg, cell, aspect)
     if n * w * h > MAX_SHEET_PIXELS:
         raise UserError(f"{n} cells of {w}x{h} px are too many to hold at once; use fewer seeds or a smaller --cell")
     cols, rows, label_h, gap = _layout(w, h, n, columns)
     return cols * w + (cols + 1) * gap, rows * (h + label_h) + (rows + 1) * gap
 
 
-def render_cells(cfg: Config, seeds: list[int], cell: int, device: torch.device) -> np.ndarray:
-    """(seeds, height, width, bands) uint8 thumbnails; the config's aspect is kept, the longer side ``cell``."""
+def render_cells(cfg: Config, seeds: list[int], cell: int, device: torch.device,
+                 aspect: float | None = None) -> np.ndarray:
+    """(seeds, height, width, bands) uint8 thumbnails, the longer side ``cell``.
+
+    They frame what a render of the config shows (its canvas, bleed included),
+    or with ``aspect`` (width / height) what a canvas of that shape shows.
+    """
     cw = cfg.canvas.width
-    w, h = cell_size(cfg, cell)
+    w, h = cell_size(cfg, cell, aspect)
     chunk = sheet_chunk(device, len(seeds))
     check_network_fits(cfg.network, device, min(chunk, w * h) * len(seeds), workers=1, copies=len(seeds))
-    canvas = Canvas(w, h, min(round(cfg.canvas.bleed * w / cw), (min(w, h) - 1) // 2))
+    bleed = 0 if aspect is not None else round(cfg.canvas.bleed * w / cw)
+    canvas = Canvas(w, h, min(bleed, (min(w, h) - 1) // 2))
     sampling = Sampling(canvas, View(cfg.view.center[0], cfg.view.center[1], cfg.view.zoom))
     batch = SeedBatch(cfg, seeds, device)
     x = sampling.axis(0, w, True, device).repeat(h)
@@ -142,15 +125,17 @@ def compose_sheet(cells: np.ndarray, seeds: list[int], columns: int | None = Non
 
 
 def render_sheet(cfg: Config, path: str | Path, seeds: list[int], cell: int = 256,
-                 columns: int | None = None) -> "RenderResult":
+                 columns: int | None = None, aspect: float | None = None,
+                 overwrite: bool = False) -> "RenderResult":
     """A contact sheet of ``seeds`` written to ``path`` (.png, .jpg, .webp or .tif), atomically.
 
     UserError before anything is rendered when the format, the size or the
-    output folder cannot be used.
+    output folder cannot be used, or the file exists and ``overwrite`` is not given.
     """
     from .api import RenderResult
     from .compute import pick_device, threads_for_one_pass
     from .formats import check_canvas, format_for
+    from .job import Job, check_overwrite
     from .sink import OutputTarget, write_image
 
     out = Path(path)
@@ -159,7 +144,11 @@ def render_sheet(cfg: Config, path: str | Path, seeds: list[int], cell: int = 25
         raise UserError("a contact sheet is one picture; write .png, .jpg, .webp or .tif")
     if cell > 4096:
         raise UserError(f"--cell {cell} is too large for a contact sheet; use at most 4096")
-    check_canvas(fmt, *sheet_size(cfg, len(seeds), cell, columns), 8)
+    if aspect is not None and not (0.01 <= aspect <= 100):
+        raise UserError(f"--aspect {aspect:g} is too extreme for thumbnails; give a width:height between 1:100 "
+                        "and 100:1")
+    check_canvas(fmt, *sheet_size(cfg, len(seeds), cell, columns, aspect), 8)
+    check_overwrite(Job(cfg, out, fmt), overwrite)
     device = pick_device(cfg.render.device)
     target = OutputTarget(out, fmt)
     try:
@@ -168,7 +157,7 @@ def render_sheet(cfg: Config, path: str | Path, seeds: list[int], cell: int = 25
         raise UserError(str(exc)) from None
     threads_for_one_pass(device, cfg.render.workers)
     t0 = time.perf_counter()
-    image = compose_sheet(render_cells(cfg, seeds, cell, device), seeds, columns)
+    image = compose_sheet(render_cells(cfg, seeds, cell, device, aspect), seeds, columns)
     target.prepare()
     try:
         write_image(image, target.temp, fmt, dataclasses.replace(cfg.output, depth=8))

@@ -267,8 +267,8 @@ class OutputTarget:
         for src, dst in zip(self.produced(self.temp), self.produced(self.path)):
             if src == sidecar_path(self.temp) and not src.exists():
                 continue  # saved without a config: no sidecar
-            if dst.is_dir() and not dst.is_symlink():
-                shutil.rmtree(dst)
+            if dst.is_dir() and not dst.is_symlink():  # an old pyramid's tiles: aside, removed with the temp
+                os.replace(dst, self.temp_dir / f".old-{dst.name}")
             os.replace(src, dst)
         self.cleanup()
 

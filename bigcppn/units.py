@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from .errors import UserError
 from .limits import DPI_RANGE
 
-__all__ = ["PAPER_MM", "PrintSize", "parse_length_in", "parse_paper_in", "print_canvas"]
+__all__ = ["PAPER_MM", "PrintSize", "parse_length_in", "parse_paper_in", "parse_aspect", "print_canvas"]
 
 MM_PER_IN = 25.4
 
@@ -67,6 +67,30 @@ def parse_paper_in(text: str) -> tuple[float, float]:
     if w <= 0 or h <= 0:
         raise UserError(f"paper size '{text}' must have a positive width and height")
     return w, h
+
+
+_RATIO = re.compile(rf"^\s*{_NUM}\s*[:/]\s*{_NUM}\s*$")
+
+
+def parse_aspect(text: str, landscape: bool = False) -> float:
+    """A canvas shape as width / height: ``3:2``, ``4961:7016``, ``1.5``, or a paper size (``A2``, ``50x70cm``).
+
+    ``landscape`` turns it so the long side is horizontal.
+    """
+    m = _RATIO.match(text)
+    try:
+        if m:
+            w, h = float(m.group(1)), float(m.group(2))
+        elif re.fullmatch(rf"\s*{_NUM}\s*", text):
+            w, h = float(text), 1.0
+        else:
+            w, h = parse_paper_in(text)
+    except UserError:
+        raise UserError(f"cannot read the aspect '{text}'; give width:height (3:2), a number (1.5) or a paper "
+                        "size (A2, 50x70cm)") from None
+    if w <= 0 or h <= 0:
+        raise UserError(f"the aspect '{text}' needs a positive width and height")
+    return max(w, h) / min(w, h) if landscape else w / h
 
 
 @dataclass(frozen=True)

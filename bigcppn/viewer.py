@@ -1,4 +1,4 @@
-"""The viewer page: an ``index.html`` that opens a pyramid (or the live server) in OpenSeadragon.
+"""The viewer page that opens a pyramid (``NAME.html``, or ``index.html`` in its folder) or the live server in OpenSeadragon.
 
 OpenSeadragon is loaded from a relative path, ``openseadragon/openseadragon.min.js``
 with its button images in ``openseadragon/images/``, copied from an installed
@@ -129,7 +129,7 @@ Promise.resolve(source).then(tileSources => {{
 
 
 def static_page(p: Pyramid, title: str, info: str, local_osd: bool) -> str:
-    """The ``index.html`` beside a pyramid written by ``bigcppn pyramid``."""
+    """The page beside a pyramid written by ``bigcppn pyramid`` (``NAME.html``, or ``index.html`` in its folder)."""
     return _page(title, info, p.scheme.tile_source_js(p), f"{OSD_DIR}/" if local_osd else None,
                  {"maxZoomPixelRatio": 2})
 

@@ -167,7 +167,7 @@ def test_pyramids_and_live_server_in_chromium(tmp_path):
             os.environ.pop("BIGCPPN_OPENSEADRAGON", None)
         else:
             os.environ["BIGCPPN_OPENSEADRAGON"] = env_osd
-    for page in [site / "index.html", *(site / d / n / "index.html" for d, n in
+    for page in [site / "p.html", *(site / d / n / "index.html" for d, n in
                                          [("iiif3", "p"), ("zoomify", "p"), ("google", "g"), ("edge", "p")])]:
         html = page.read_text()
         assert 'src="openseadragon/openseadragon.min.js"' in html, "the page must use the local npm copy"
@@ -179,7 +179,7 @@ def test_pyramids_and_live_server_in_chromium(tmp_path):
         base = f"http://127.0.0.1:{static.server_address[1]}"
         extra = live.service.pyramid.extra
         pages = [
-            {"name": "dz", "url": f"{base}/index.html", "zooms": [2, 2]},
+            {"name": "dz", "url": f"{base}/p.html", "zooms": [2, 2]},
             {"name": "iiif3", "url": f"{base}/iiif3/p/index.html", "zooms": [2, 2]},
             {"name": "zoomify", "url": f"{base}/zoomify/p/index.html", "zooms": [2, 2]},
             {"name": "zoomify-edge", "url": f"{base}/edge/p/index.html", "zooms": [2, 2]},

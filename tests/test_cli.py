@@ -248,3 +248,37 @@ def test_python_m_and_help():
         assert flag in out.stdout
     bad = subprocess.run([sys.executable, "-m", "bigcppn", "render", "--width", "-3"], capture_output=True, text=True)
     assert bad.returncode == 2 and "expected a number >= 1" in bad.stderr
+
+
+def test_compression_and_quality_flags(tmp_path, capsys):
+    import tifffile
+
+    assert run("render", "--width", 64, "--compression", "lzw", "-q", "-o", tmp_path / "l.tif") == 0
+    with tifffile.TiffFile(tmp_path / "l.tif") as tf:
+        assert tf.pages[0].compression == 5
+    sizes = {}
+    for q in (30, 95):
+        assert run("render", "--width", 256, "--quality", q, "-q", "-o", tmp_path / f"q{q}.jpg") == 0
+        sizes[q] = (tmp_path / f"q{q}.jpg").stat().st_size
+    assert sizes[30] < sizes[95]
+    assert run("render", "--width", 64, "--compression", "jpeg", "--quality", 60, "-q", "-o", tmp_path / "j.tif") == 0
+    with tifffile.TiffFile(tmp_path / "j.tif") as tf:
+        assert tf.pages[0].compression == 7
+    # the config keys still work
+    assert run("render", "--width", 64, "--set", "output.compression=none", "-q", "-o", tmp_path / "n.tif") == 0
+    with tifffile.TiffFile(tmp_path / "n.tif") as tf:
+        assert tf.pages[0].compression == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--compression", "lzw", "-o", "{tmp}/x.png"], "--compression is for TIFF and PDF outputs"),
+    (["--quality", "50", "-o", "{tmp}/x.png"], "--quality is for lossy outputs"),
+    (["--quality", "50", "-o", "{tmp}/x.tif"], "--quality is for lossy outputs"),
+    (["--quality", "0", "-o", "{tmp}/x.jpg"], "--quality must be between 1 and 100"),
+    (["--compression", "jpeg", "--depth", "16", "-o", "{tmp}/x.tif"], "JPEG-compressed TIFF holds 8 bits"),
+])
+def test_output_flags_a_format_has_no_use_for_are_refused(tmp_path, capsys, args, message):
+    assert run("render", *[str(a).replace("{tmp}", str(tmp_path)) for a in args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert listing(tmp_path) == []

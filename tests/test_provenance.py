@@ -125,3 +125,27 @@ def test_a_szi_carries_its_config_inside_and_beside_a_dzi_of_the_same_name(tmp_p
     assert read_config_from(tmp_path / "p.dzi").seed == 21  # the .szi did not overwrite the .dzi's sidecar
     assert read_config_from(tmp_path / "p.szi").seed == 22
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.bigcppn.json", "p.dzi", "p.szi", "p_files"]
+
+
+def test_from_carries_the_picture_not_the_output_settings(tmp_path, capsys):
+    """The README's preview step: a 16-bit LZW print at 150 dpi gives a small 8-bit preview at 300 dpi."""
+    src = tmp_path / "print.tif"
+    render("--seed", 13, "--width", 300, "--height", 200, "--depth", 16, "--compression", "lzw", "--dpi", 150,
+           "--set", "view.zoom=1.3", "--set", "render.tile=32", "-o", src)
+    for name in ("preview.png", "preview.jpg"):
+        render("--from", src, "--width", 96, "-o", tmp_path / name)
+        img = pyvips.Image.new_from_file(str(tmp_path / name))
+        assert (img.width, img.height, img.format) == (96, 64, "uchar"), "8-bit, the file's aspect"
+        cfg = read_config_from(tmp_path / name)
+        assert cfg.seed == 13 and cfg.view.zoom == 1.3, "the picture comes from the file"
+        assert (cfg.output.depth, cfg.output.compression, cfg.canvas.dpi, cfg.render.tile) == (8, "deflate", 300, 256)
+    render("--seed", 13, "--width", 96, "--height", 64, "--set", "view.zoom=1.3", "-o", tmp_path / "direct.png")
+    a = pyvips.Image.new_from_file(str(tmp_path / "preview.png")).numpy()
+    assert np.array_equal(a, pyvips.Image.new_from_file(str(tmp_path / "direct.png")).numpy())
+    # without a size: the default canvas (4096 on the longer side) in the file's aspect
+    assert cli.main(["plan", "--from", str(src), "-o", str(tmp_path / "big.tif"), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert (d["canvas"]["width"], d["canvas"]["height"], d["canvas"]["depth"]) == (4096, 2731, 8)
+    # and the command line still decides the output settings
+    render("--from", src, "--width", 30, "--depth", 16, "-o", tmp_path / "deep.png")
+    assert pyvips.Image.new_from_file(str(tmp_path / "deep.png")).format == "ushort"

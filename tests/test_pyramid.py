@@ -26,6 +26,10 @@ def run(*args):
     return cli.main([str(a) for a in args])
 
 
+def listing(path: Path) -> list[str]:
+    return sorted(p.name for p in path.iterdir())
+
+
 def files_under(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
@@ -118,8 +122,9 @@ def test_layout_files_are_exactly_the_planned_ones(tmp_path, layout):
             "zoomify": {"ImageProperties.xml", "bigcppn.json"}, "google": {"blank.png", "bigcppn.json"}}[layout]
     viewer = {k for k in got if k.startswith("openseadragon/")}
     full = {path for path, _w, _h in p.scheme.full_images(p)}  # IIIF: full/max and each of sizes
-    assert set(got) == {t.path for t in p.all_tiles()} | full | meta | {"index.html"} | viewer
-    page = got["index.html"].decode()
+    page_name = "p.html" if layout == "dz" else "index.html"  # a .dzi's folder may hold several pyramids
+    assert set(got) == {t.path for t in p.all_tiles()} | full | meta | {page_name} | viewer
+    page = got[page_name].decode()
     if find_openseadragon() is not None:  # an npm copy of OpenSeadragon goes with the page
         assert "openseadragon/openseadragon.min.js" in viewer and "openseadragon/images/home_rest.png" in viewer
         assert 'src="openseadragon/openseadragon.min.js"' in page and OSD_CDN not in page
@@ -286,15 +291,98 @@ def test_ctrl_c_to_a_real_process_then_resume(tmp_path):
     assert all(p.stat().st_mtime_ns == m for p, m in done.items())
 
 
-def test_someone_elses_index_html_is_left_alone(tmp_path, capsys):
+def test_each_pyramid_has_its_own_page_and_a_foreign_page_is_refused(tmp_path, capsys):
     (tmp_path / "index.html").write_text("<html>my site</html>")
     assert run("pyramid", "-o", tmp_path / "art.dzi", "--width", 64, "--height", 64) == 0
     assert (tmp_path / "index.html").read_text() == "<html>my site</html>"
     assert '"art.dzi"' in (tmp_path / "art.html").read_text()
-    assert "art.html" in capsys.readouterr().err
-    # and our own page is simply rewritten
-    assert run("pyramid", "-o", tmp_path / "b.dzi", "--width", 64, "--height", 64, "-q") == 0
-    (tmp_path / "index.html").unlink()
-    assert run("pyramid", "-o", tmp_path / "b.dzi", "--width", 64, "--height", 64, "-q") == 0
-    assert run("pyramid", "-o", tmp_path / "c.dzi", "--width", 64, "--height", 64, "-q") == 0
-    assert '"c.dzi"' in (tmp_path / "index.html").read_text()
+    err = capsys.readouterr().err
+    assert "art.html" in err and "OpenSeadragon" in err
+    # two pyramids in one folder: two pages, neither overwrites the other
+    assert run("pyramid", "-o", tmp_path / "b.dzi", "--width", 64, "--height", 64, "--seed", 5, "-q") == 0
+    assert '"art.dzi"' in (tmp_path / "art.html").read_text() and '"b.dzi"' in (tmp_path / "b.html").read_text()
+    # our own page is simply rewritten (a finished pyramid run again)
+    assert run("pyramid", "-o", tmp_path / "b.dzi", "--width", 64, "--height", 64, "--seed", 5, "-q") == 0
+    # a page of the pyramid's name that bigcppn did not write: refused before rendering
+    (tmp_path / "c.html").write_text("<html>mine</html>")
+    assert run("pyramid", "-o", tmp_path / "c.dzi", "--width", 64, "--height", 64) == 2
+    err = capsys.readouterr().err
+    assert "c.html' exists and was not written by bigcppn" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "c_files").exists() and not (tmp_path / "c.bigcppn.json").exists()
+    assert (tmp_path / "c.html").read_text() == "<html>mine</html>"
+
+
+def test_progress_counts_tiles_and_samples_across_all_levels_and_a_resume_stays_clean(tmp_path, capsys):
+    import bigcppn
+
+    seen = []
+    r = bigcppn.render_pyramid(small_config(300, 200, seed=2), tmp_path / "p.dzi", tile=64, supersample=3,
+                               progress=seen.append)
+    p = Pyramid(300, 200, "dz", 64, 1, "jpeg", name="p")
+    first, last = seen[0], seen[-1]
+    assert (first.tiles, first.samples, first.pending, first.total) == (0, 0, p.tile_count, p.tile_count)
+    assert last.tiles == last.pending == r.written == p.tile_count
+    base = p.base_level.index
+    want = sum(t.pixels * (1 if lv == base else 9) for lv in range(base + 1) for t in p.tiles(lv))
+    assert last.samples == last.samples_total == want, "the ETA's measure: K² samples a pixel below the base"
+    assert [s.tiles for s in seen] == list(range(p.tile_count + 1)), "one call at a time, in order"
+    # a resumed run: one line saying so, then the bar, and no stray empty bars
+    for f in (tmp_path / "p_files" / "8").iterdir():
+        f.unlink()
+    (tmp_path / "p.dzi").unlink()
+    assert run("pyramid", "-o", tmp_path / "p.dzi", "--width", 300, "--height", 200, "--tile", 64,
+               "--supersample", 3, "--seed", 2, "--device", "cpu") == 0
+    err = capsys.readouterr().err
+    assert err.count("resuming: ") == 1 and "0tile" not in err and "?tile/s" not in err
+    assert "tiles, " in err and "MPix/s" in err
+    # a finished pyramid: no bar at all
+    assert run("pyramid", "-o", tmp_path / "p.dzi", "--width", 300, "--height", 200, "--tile", 64,
+               "--supersample", 3, "--seed", 2, "--device", "cpu") == 0
+    err = capsys.readouterr().err
+    assert "is complete" in err and "%|" not in err and "resuming" not in err
+
+
+@pytest.mark.parametrize("installed", [True, False])
+def test_the_terminal_says_where_openseadragon_comes_from(tmp_path, capsys, monkeypatch, installed):
+    import bigcppn.viewer as viewer
+
+    if installed:
+        build = tmp_path / "osd"
+        (build / "images").mkdir(parents=True)
+        (build / "openseadragon.min.js").write_text("// osd")
+        monkeypatch.setenv(viewer.OSD_ENV, str(build))
+    else:
+        monkeypatch.setattr(viewer, "find_openseadragon", lambda: None)
+    site = tmp_path / "site"
+    site.mkdir()
+    assert run("pyramid", "-o", site / "a.dzi", "--width", 64, "--height", 64) == 0
+    err = capsys.readouterr().err
+    if installed:
+        assert f"uses the OpenSeadragon copied into {site / 'openseadragon'}" in err
+        assert (site / "openseadragon" / "openseadragon.min.js").is_file()
+    else:
+        assert "loads OpenSeadragon from a CDN and needs the internet" in err and "npm install openseadragon" in err
+
+
+def test_dry_run_plans_without_rendering(tmp_path, capsys):
+    import bigcppn
+
+    out = tmp_path / "p.dzi"
+    info = bigcppn.plan_pyramid(small_config(300, 200), out, tile=64, measure=False)
+    p = Pyramid(300, 200, "dz", 64, 1, "jpeg", name="p")
+    assert (info.tiles, info.pending, info.levels, info.state) == (p.tile_count, p.tile_count, len(p.levels), "new")
+    assert info.files == p.tile_count + 3 and info.estimated_bytes > 0 and info.estimated_seconds is None
+    assert listing(tmp_path) == []
+    assert run("pyramid", "-o", out, "--width", 300, "--height", 200, "--tile", 64, "--dry-run") == 0
+    text = capsys.readouterr().out
+    assert f"{p.tile_count} in all, {p.tile_count} to write" in text and "time      about" in text
+    assert listing(tmp_path) == []
+    assert run("pyramid", "-o", out, "--width", 300, "--height", 200, "--tile", 64, "--device", "cpu", "-q") == 0
+    for f in (tmp_path / "p_files" / "9").iterdir():
+        f.unlink()
+    info = bigcppn.plan_pyramid(small_config(300, 200), out, tile=64, measure=False)
+    assert info.state == "resume" and info.pending == len(list(p.tiles(9)))
+    with pytest.raises(bigcppn.UserError, match="add --overwrite"):
+        bigcppn.plan_pyramid(small_config(300, 200, seed=5), out, tile=64, measure=False)
+    assert bigcppn.plan_pyramid(small_config(300, 200, seed=5), out, tile=64, overwrite=True,
+                                measure=False).state == "replace"

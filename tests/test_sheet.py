@@ -66,3 +66,23 @@ def test_a_tiff_sheet_follows_the_output_settings(tmp_path):
                      "--set", 'output.compression="lzw"', "--set", "output.tiff_tile=64"]) == 0
     with tifffile.TiffFile(out) as tf:
         assert tf.pages[0].compression == 5 and tf.pages[0].tilewidth == 64
+
+
+def test_sheet_frames_the_poster(tmp_path, device):
+    from bigcppn.sheet import cell_size
+    from bigcppn.units import parse_aspect
+
+    cfg = small_config(300, 100)
+    assert cell_size(cfg, 90) == (90, 30), "by default the config's canvas"
+    assert cell_size(cfg, 99, parse_aspect("A2")) == (70, 99)
+    assert cell_size(cfg, 99, parse_aspect("A2", landscape=True)) == (99, 70)
+    assert cell_size(cfg, 60, parse_aspect("3:2")) == (60, 40)
+    cells = render_cells(cfg, [4], 60, device, aspect=1.5)
+    r, plan = renderer_for(small_config(60, 40, seed=4), device)
+    assert np.abs(r.render(plan).astype(int) - cells[0].astype(int)).max() <= 1, "what a 3:2 poster shows"
+    out = tmp_path / "a.png"
+    assert cli.main(["sheet", "--seeds", "0-1", "--cell", "60", "--aspect", "A4", "--landscape", "-q",
+                     "-o", str(out)]) == 0
+    assert cli.main(["sheet", "--landscape", "-o", str(tmp_path / "b.png")]) == 2
+    assert cli.main(["sheet", "--aspect", "wide", "-o", str(tmp_path / "b.png")]) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]

@@ -28,12 +28,26 @@ folder) or .szi (DeepZoom zip)."""
 SUBCOMMANDS = (render, plan, sheet, pyramid, serve)
 
 
+class TopParser(Parser):
+    """The ``bigcppn`` parser: an unknown flag is reported by its subcommand, which points to its own --help."""
+
+    subcommands: dict[str, argparse.ArgumentParser] = {}
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        ns, extras = self.parse_known_args(args, namespace)
+        if extras:
+            where = self.subcommands.get(getattr(ns, "command", None), self)
+            where.error(f"unrecognized arguments: {' '.join(extras)}")
+        return ns
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="bigcppn", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = TopParser(prog="bigcppn", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"bigcppn {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser)
     for module in SUBCOMMANDS:
         module.add_parser(sub)
+    parser.subcommands = dict(sub.choices)
     return parser
 
 

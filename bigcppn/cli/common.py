@@ -11,8 +11,8 @@ from ..config import Config
 from ..errors import RenderError, UserError
 from ..job import Sizing, resolve_config
 
-__all__ = ["LazyBar", "Parser", "positive_int", "seed_value", "add_config_options", "add_sizing_options", "config_from",
-           "Terminated", "run_reporting"]
+__all__ = ["LazyBar", "Parser", "positive_int", "seed_value", "add_config_options",
+           "add_sizing_options", "add_overwrite_option", "config_from", "Terminated", "run_reporting"]
 
 
 class Parser(argparse.ArgumentParser):
@@ -71,6 +71,11 @@ def add_sizing_options(p: argparse.ArgumentParser, width_help: str = "canvas wid
     pr.add_argument("--landscape", action="store_true", help="turn the paper so its long side is horizontal")
     pr.add_argument("--bleed", metavar="LEN",
                     help="extend the picture past the trim edge on every side, e.g. 3mm or 0.125in")
+
+
+def add_overwrite_option(p: argparse.ArgumentParser, what: str = "OUT when it exists") -> None:
+    p.add_argument("--overwrite", action="store_true",
+                   help=f"replace {what}; without it an existing output stops the command before it renders")
 
 
 def config_from(args: argparse.Namespace) -> Config:

@@ -8,15 +8,17 @@ import sys
 from .. import api
 from ..errors import RenderError
 from ..pyramid_plan import LAYOUTS, TILE_FORMATS
-from .common import LazyBar, Terminated, add_config_options, add_sizing_options, config_from, positive_int
+from .common import (Terminated, add_config_options, add_overwrite_option, add_sizing_options, config_from,
+                     positive_int)
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("pyramid", help="render a deep-zoom pyramid, every level straight from the network",
                        description="Render every tile of every level of a DeepZoom, IIIF 3 (level 0), Zoomify "
-                                   "or Google pyramid straight from the network, with a viewer page "
-                                   "(index.html). Tiles are written atomically; running the same command "
-                                   "again after an interruption skips the finished tiles.")
+                                   "or Google pyramid straight from the network, with a viewer page (NAME.html "
+                                   "beside a .dzi, index.html in the other layouts' folders). Tiles are written "
+                                   "atomically; running the same command again after an interruption skips the "
+                                   "finished tiles.")
     add_config_options(p, "the pyramid: DIR/NAME.dzi for --layout dz, a folder DIR/NAME for the others "
                           "(default: cppn-SEED-WxH)")
     add_sizing_options(p, paper=False)
@@ -26,7 +28,8 @@ def add_parser(sub) -> None:
     p.add_argument("--layout", choices=LAYOUTS, default="dz", help="pyramid layout (default dz)")
     p.add_argument("--overlap", type=int, metavar="PX", help="dz tile overlap in pixels (default 1)")
     p.add_argument("--format", choices=TILE_FORMATS, default="jpeg", help="tile format (default jpeg)")
-    p.add_argument("--quality", type=int, metavar="Q", help="JPEG / WebP quality, 1-100 (default: the config's, 90)")
+    p.add_argument("--quality", type=int, metavar="Q",
+                   help="JPEG / WebP tile quality, 1-100 (default: the config's, 90)")
     p.add_argument("--supersample", type=positive_int, default=2, metavar="K",
                    help="K×K samples per pixel, box-filtered, on the levels below the base (default 2)")
     p.add_argument("--base-url", metavar="URL",
@@ -35,35 +38,34 @@ def add_parser(sub) -> None:
     p.add_argument("--max-size", type=positive_int, metavar="PX",
                    help="iiif3: the largest width and height served (maxWidth/maxHeight); full/max/0/default.jpg "
                         "is the whole image shrunk to fit it (default 2048, or the tile size when larger)")
+    add_overwrite_option(p, "a pyramid of another render at OUT (removed before rendering; the same render "
+                            "simply resumes)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="show the levels, tiles, files, bytes and time it would take, and render nothing")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
+
+
+def _options(args: argparse.Namespace) -> dict:
+    return dict(layout=args.layout, tile=args.pyramid_tile, overlap=args.overlap, format=args.format,
+                quality=args.quality, supersample=args.supersample, base_url=args.base_url, max_size=args.max_size,
+                overwrite=args.overwrite)
 
 
 def run(args: argparse.Namespace) -> int:
     """Validate everything, then render; 0, or 130 on Ctrl-C, 1 on a failure (the finished tiles are kept)."""
     cfg = config_from(args)
-    bar = LazyBar(disable=args.quiet, desc=str(args.output or "pyramid"), unit="tile")
-    done = {"n": 0}
-
-    def on_start(pending: int, total: int) -> None:
-        if pending < total and not args.quiet:
-            bar.write(f"resuming: {total - pending} of {total} tiles are already written")
-        if pending:
-            bar.progress(0, pending)
-
-    def on_tile(_t) -> None:
-        done["n"] += 1
-        bar.progress(done["n"], bar.bar.total if bar.bar is not None else done["n"])
-
+    if args.dry_run:
+        print(api.plan_pyramid(cfg, args.output, **_options(args)))
+        return 0
+    bar = TileBar(str(args.output or "pyramid"), disable=args.quiet)
     try:
-        r = api.render_pyramid(cfg, args.output, layout=args.layout, tile=args.pyramid_tile, overlap=args.overlap,
-                               format=args.format, quality=args.quality, supersample=args.supersample,
-                               base_url=args.base_url, max_size=args.max_size, on_start=on_start, on_tile=on_tile)
+        r = api.render_pyramid(cfg, args.output, progress=bar.progress, **_options(args))
     except KeyboardInterrupt as exc:
         bar.close()
         where = api.pyramid_place(cfg, args.output, args.layout).root
         what, status = ("terminated", 143) if isinstance(exc, Terminated) else ("interrupted", 130)
-        print(f"bigcppn: {what}; {done['n']} new tiles are kept in {where}; run the same command "
+        print(f"bigcppn: {what}; {bar.tiles} new tiles are kept in {where}; run the same command "
               "again to resume", file=sys.stderr)
         return status
     except RenderError as exc:
@@ -75,10 +77,52 @@ def run(args: argparse.Namespace) -> int:
     bar.close()
     if args.quiet:
         return 0
+    if r.replaced:
+        print(f"replaced the pyramid of another render at {r.path} (--overwrite)", file=sys.stderr)
     if r.written == 0:
         print(f"{r.path} is complete: all {r.tiles} tiles were already written; wrote {r.page}", file=sys.stderr)
     else:
         skipped = f", {r.skipped} already there" if r.skipped else ""
         print(f"wrote {r.path} ({r.width}x{r.height}, {r.levels} levels, {r.written} tiles{skipped}, "
               f"{r.tiles_per_s:.0f} tiles/s, {r.mpix_per_s:.2f} MPix/s) and {r.page}", file=sys.stderr)
+    if r.viewer_local:
+        print(f"the page uses the OpenSeadragon copied into {r.page.parent / 'openseadragon'}", file=sys.stderr)
+    else:
+        print("the page loads OpenSeadragon from a CDN and needs the internet: no npm copy was found here "
+              "(npm install openseadragon, then run the same command again)", file=sys.stderr)
     return 0
+
+
+class TileBar:
+    """The pyramid's progress bar on stderr: tiles, MPix/s, and an ETA by network samples across all levels.
+
+    Appears with the first progress that has work pending: a resumed run first
+    says what is already there, a finished pyramid shows no bar at all.
+    """
+
+    FORMAT = "{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining}"
+
+    def __init__(self, desc: str, disable: bool = False) -> None:
+        self.desc, self.disable = desc, disable
+        self.bar = None
+        self.tiles = 0
+
+    def progress(self, p) -> None:
+        self.tiles = p.tiles
+        if self.disable or p.pending == 0:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            if p.pending < p.total:
+                tqdm.write(f"resuming: {p.total - p.pending} of {p.total} tiles are already written",
+                           file=sys.stderr)
+            self.bar = tqdm(total=p.samples_total, desc=f"{self.desc}: 0/{p.pending} tiles", dynamic_ncols=True,
+                            file=sys.stderr, bar_format=self.FORMAT, smoothing=0.1)
+        rate = p.pixels / 1e6 / p.seconds if p.seconds > 0 else 0.0
+        self.bar.set_description_str(f"{self.desc}: {p.tiles}/{p.pending} tiles, {rate:.2f} MPix/s", refresh=False)
+        self.bar.update(p.samples - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -1,4 +1,4 @@
-"""``bigcppn render``: one picture to a file, with a progress bar."""
+"""``bigcppn render``: one picture (or one per seed) to a file, with a progress bar."""
 
 from __future__ import annotations
 
@@ -8,21 +8,31 @@ from pathlib import Path
 
 from .. import api
 from ..config import INTENTS
+from ..errors import UserError
 from ..estimate import human_duration
-from ..job import default_name
-from .common import LazyBar, Terminated, add_config_options, add_sizing_options, config_from, positive_int
+from ..formats import TIFF_COMPRESSIONS
+from ..job import default_name, parse_seeds
+from .common import (LazyBar, Terminated, add_config_options, add_overwrite_option, add_sizing_options,
+                     config_from, positive_int)
 
 HELP = "render a picture to a file"
 DESCRIPTION = "Render the config's CPPN to OUT, streaming strips into libvips."
 
 
 def add_render_options(p: argparse.ArgumentParser) -> None:
-    """The options ``render`` and ``plan`` share: config, size, depth, tile."""
-    add_config_options(p, "output file; the extension picks the format (default: cppn-SEED-WxH.tif)")
+    """The options ``render`` and ``plan`` share: config, size, depth, tile, compression, quality."""
+    add_config_options(p, "output file; the extension picks the format; {seed} in it is replaced by the seed "
+                          "(default: cppn-SEED-WxH.tif)")
     add_sizing_options(p)
     p.add_argument("--depth", type=int, choices=(8, 16), help="bits per sample: 16 for TIFF and PNG (default 8)")
     p.add_argument("--tile", type=positive_int, metavar="T",
                    help="render tile size, also the strip height (default 256)")
+    out = p.add_argument_group("output settings (the config's output.* keys)")
+    out.add_argument("--compression", dest="out_compression", choices=TIFF_COMPRESSIONS,
+                     help="TIFF tile compression (default deflate); TIFF only")
+    out.add_argument("--quality", dest="out_quality", type=int, metavar="Q",
+                     help="quality 1-100 of lossy outputs: .jpg, .webp, .dzi/.szi tiles, --compression jpeg "
+                          "(default 90)")
     pr = p.add_argument_group("print files")
     pr.add_argument("--flat", action="store_true",
                     help="TIFF: one tiled page, no reduced levels, for RIPs and layout programs that refuse "
@@ -41,23 +51,37 @@ def add_render_options(p: argparse.ArgumentParser) -> None:
 def add_parser(sub) -> None:
     p = sub.add_parser("render", help=HELP, description=DESCRIPTION)
     add_render_options(p)
+    p.add_argument("--seeds", metavar="SEEDS",
+                   help="render one file per seed, e.g. 0-7 or 1,5,9, named by {seed} in -o (instead of --seed)")
+    add_overwrite_option(p, "OUT when it exists (the old one stays until the new one is complete)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from(args)
+    options = dict(compression=args.out_compression, quality=args.out_quality, overwrite=args.overwrite)
+    if args.seeds is not None:
+        if args.seed is not None:
+            raise UserError("give either --seed or --seeds, not both")
+        seeds = parse_seeds(args.seeds)
+        name = Path(args.output).name if args.output else f"{len(seeds)} seeds"
+        bar = LazyBar(disable=args.quiet, desc=name, unit="px", unit_scale=True, unit_divisor=1000)
+        try:
+            api.render_series(cfg, args.output, seeds, progress=bar.progress,
+                              on_done=lambda r: _wrote(r, bar, args.quiet), **options)
+        finally:
+            bar.close()
+        return 0
     name = Path(args.output).name if args.output else default_name(cfg)
     bar = LazyBar(disable=args.quiet, desc=name, unit="px", unit_scale=True, unit_divisor=1000)
     result = None
     try:
         try:
-            result = api.render_file(cfg, args.output, progress=bar.progress)
+            result = api.render_file(cfg, args.output, progress=bar.progress, **options)
         finally:
             bar.close()
-        if not args.quiet:
-            print(f"wrote {result.path} ({result.width}x{result.height}, {result.mpix_per_s:.2f} MPix/s, "
-                  f"{human_duration(result.seconds)})", file=sys.stderr)
+        _wrote(result, bar, args.quiet)
     except KeyboardInterrupt as exc:
         if isinstance(exc, api.CompletedInterrupt):
             result, exc = exc.result, exc.__context__ or exc
@@ -67,3 +91,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"bigcppn: interrupted after {result.path} was complete; it is kept", file=sys.stderr)
         return 143 if isinstance(exc, Terminated) else 130
     return 0
+
+
+def _wrote(result: api.RenderResult, bar: LazyBar, quiet: bool) -> None:
+    if not quiet:
+        bar.write(f"wrote {result.path} ({result.width}x{result.height}, {result.mpix_per_s:.2f} MPix/s, "
+                  f"{human_duration(result.seconds)})")

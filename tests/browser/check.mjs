@@ -3,7 +3,7 @@
 // response it saw. Usage: node check.mjs JOB.json  → a JSON report on stdout.
 //
 // JOB.json: {"chromium": "/usr/bin/chromium", "out": "/tmp/dir",
-//            "pages": [{"name": "dz", "url": "http://127.0.0.1:PORT/index.html",
+//            "pages": [{"name": "dz", "url": "http://127.0.0.1:PORT/p.html",
 //                       "zooms": [2, 2], "imageZoom": null}]}
 // imageZoom, when given, is a last step: viewport.zoomTo(imageToViewportZoom(imageZoom)).
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";

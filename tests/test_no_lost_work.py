@@ -1,0 +1,146 @@
+"""No lost work: an existing output is replaced only with --overwrite, and then only once the new one is whole."""
+
+import json
+
+import pytest
+import pyvips
+
+import bigcppn
+from bigcppn import cli
+from bigcppn.errors import UserError
+from bigcppn.render import Renderer
+
+from conftest import small_config
+
+
+def run(*args):
+    return cli.main([str(a) for a in args])
+
+
+def listing(path):
+    return sorted(p.name for p in path.iterdir())
+
+
+@pytest.mark.parametrize("name", ["a.tif", "a.png", "a.dzi", "a.szi"])
+def test_an_existing_output_is_refused_before_rendering(tmp_path, capsys, monkeypatch, name):
+    out = tmp_path / name
+    assert run("render", "--seed", 1, "--width", 48, "-q", "-o", out) == 0
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    rendered = []
+    monkeypatch.setattr(Renderer, "render_strip", lambda self, *a, **k: rendered.append(1))
+    assert run("render", "--seed", 2, "--width", 48, "-o", out) == 2
+    err = capsys.readouterr().err
+    assert "already exists; add --overwrite to replace it" in err and len(err.strip().splitlines()) == 1
+    assert not rendered, "refused before rendering"
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+def test_a_deepzoom_folder_alone_counts_as_an_output(tmp_path, capsys):
+    (tmp_path / "a_files").mkdir()
+    assert run("render", "--width", 16, "-o", tmp_path / "a.dzi") == 2
+    assert "a_files' already exists" in capsys.readouterr().err
+
+
+def test_overwrite_replaces_and_the_old_file_stays_until_the_new_one_is_complete(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "a.tif"
+    assert run("render", "--seed", 1, "--width", 64, "--height", 200, "--tile", 16, "-q", "-o", out) == 0
+    old = out.read_bytes()
+    original = Renderer.render_strip
+    calls = []
+
+    def flaky(self, strip, **kw):
+        calls.append(strip.index)
+        if len(calls) == 5:  # the old file is still there, whole, while the new one is being written
+            assert out.read_bytes() == old
+            raise RuntimeError("injected failure")
+        return original(self, strip, **kw)
+
+    monkeypatch.setattr(Renderer, "render_strip", flaky)
+    assert run("render", "--seed", 2, "--width", 64, "--height", 200, "--tile", 16, "-q", "--overwrite",
+               "-o", out) == 1
+    assert out.read_bytes() == old and listing(tmp_path) == ["a.tif"], "a failed overwrite keeps the old file"
+    monkeypatch.setattr(Renderer, "render_strip", original)
+    assert run("render", "--seed", 2, "--width", 64, "--height", 200, "--tile", 16, "-q", "--overwrite",
+               "-o", out) == 0
+    assert out.read_bytes() != old and listing(tmp_path) == ["a.tif"]
+    assert bigcppn.metadata.read_config_from(out).seed == 2
+
+
+def test_overwriting_a_deepzoom_pyramid_replaces_its_tiles_sidecar_and_descriptor(tmp_path):
+    out = tmp_path / "a.dzi"
+    assert run("render", "--seed", 1, "--width", 300, "--height", 200, "-q", "-o", out) == 0
+    old = (tmp_path / "a_files" / "9" / "0_0.jpeg").read_bytes()
+    assert run("render", "--seed", 2, "--width", 100, "--height", 80, "-q", "--overwrite", "-o", out) == 0
+    assert listing(tmp_path) == ["a.bigcppn.json", "a.dzi", "a_files"]
+    assert bigcppn.metadata.read_config_from(out).seed == 2 and 'Width="100"' in out.read_text()
+    assert not (tmp_path / "a_files" / "9").exists() and (tmp_path / "a_files" / "7" / "0_0.jpeg").read_bytes() != old
+
+
+def test_the_api_refuses_too(tmp_path):
+    cfg = small_config(32, 32)
+    bigcppn.render_file(cfg, tmp_path / "a.png")
+    with pytest.raises(UserError, match="already exists"):
+        bigcppn.render_file(cfg, tmp_path / "a.png")
+    r = bigcppn.render_file(cfg, tmp_path / "a.png", overwrite=True)
+    assert r.path == tmp_path / "a.png"
+    bigcppn.render_sheet(cfg, tmp_path / "s.png", "0-1", cell=16)
+    with pytest.raises(UserError, match="already exists"):
+        bigcppn.render_sheet(cfg, tmp_path / "s.png", "0-1", cell=16)
+    assert run("sheet", "--seeds", "0-1", "--cell", 16, "-q", "-o", tmp_path / "s.png", "--overwrite") == 0
+
+
+def test_a_pyramid_of_another_render_needs_overwrite_and_a_resumed_one_does_not(tmp_path, capsys):
+    out = tmp_path / "p.dzi"
+    base = ["pyramid", "--width", 300, "--height", 200, "--tile", 64, "-o", out]
+    assert run(*base, "--seed", 1, "-q") == 0
+    assert run(*base, "--seed", 1, "-q") == 0, "the same render again is a resume, not a replacement"
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert run(*base, "--seed", 2) == 2
+    err = capsys.readouterr().err
+    assert "holds a pyramid of another render (differs in config.seed); add --overwrite" in err
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    # replaced: a smaller canvas, so the old pyramid's deeper levels must be gone too
+    assert run("pyramid", "--width", 100, "--height", 60, "--tile", 64, "-o", out, "--seed", 2, "--overwrite") == 0
+    assert "replaced the pyramid of another render" in capsys.readouterr().err
+    manifest = json.loads((tmp_path / "p.bigcppn.json").read_text())
+    assert manifest["config"]["seed"] == 2 and manifest["pyramid"]["width"] == 100
+    levels = sorted(int(d.name) for d in (tmp_path / "p_files").iterdir())
+    assert levels == list(range(8)), "only the new pyramid's levels (100 px: 0..7)"
+    tile = pyvips.Image.new_from_file(str(tmp_path / "p_files" / "7" / "0_0.jpeg"))
+    assert (tile.width, tile.height) == (65, 60), "the new level 7 (100x60), not the old one (75x50)"
+
+
+def test_a_folder_that_bigcppn_did_not_make_is_never_replaced(tmp_path, capsys):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep me")
+    assert run("pyramid", "--layout", "iiif3", "--width", 64, "-o", folder, "--overwrite") == 2
+    assert "not made by bigcppn pyramid" in capsys.readouterr().err
+    assert listing(folder) == ["notes.txt"]
+
+
+def test_a_series_of_seeds_in_one_command(tmp_path, capsys):
+    out = tmp_path / "poster-{seed}.png"
+    assert run("render", "--seeds", "0-2", "--width", 40, "--height", 30, "-o", out) == 0
+    assert listing(tmp_path) == ["poster-0.png", "poster-1.png", "poster-2.png"]
+    assert capsys.readouterr().err.count("wrote ") == 3
+    assert run("render", "--seed", 1, "--width", 40, "--height", 30, "-q", "-o", tmp_path / "one.png") == 0
+    a = pyvips.Image.new_from_file(str(tmp_path / "poster-1.png")).numpy()
+    b = pyvips.Image.new_from_file(str(tmp_path / "one.png")).numpy()
+    assert (a == b).all()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--seeds", "0-2", "-o", "{tmp}/poster.tif"], "put {seed} in the output name"),
+    (["--seeds", "1,1", "-o", "{tmp}/p-{seed}.tif"], "seed 1 is given twice"),
+    (["--seeds", "0-1", "--seed", "3", "-o", "{tmp}/p-{seed}.tif"], "either --seed or --seeds"),
+    (["--seeds", "0-2", "-o", "{tmp}/taken-{seed}.png"], "taken-1.png' already exists"),
+])
+def test_a_series_is_checked_whole_before_the_first_render(tmp_path, capsys, monkeypatch, args, message):
+    (tmp_path / "taken-1.png").write_bytes(b"mine")
+    rendered = []
+    monkeypatch.setattr(Renderer, "render_strip", lambda self, *a, **k: rendered.append(1))
+    assert run("render", "--width", 16, *[a.replace("{tmp}", str(tmp_path)) for a in args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not rendered and listing(tmp_path) == ["taken-1.png"]
