@@ -186,7 +186,9 @@ def render_pyramid(config: ConfigLike, path: str | Path | None = None, *, layout
                    tile: int | None = None, overlap: int | None = None, format: str = "jpeg",
                    quality: int | None = None, supersample: int = 2, base_url: str | None = None,
                    on_start: Callable[[int, int], None] | None = None,
-                   on_tile: Callable[[object], None] | None = None) -> PyramidResult:
+                   on_tile: Callable[[object], None] | None = None,
+                   executor: str = "local", ray_address: str | None = None,
+                   workers: int | None = None) -> PyramidResult:
     """Render a deep-zoom pyramid, every level straight from the network, with a viewer page.
 
     ``layout`` is dz (``path`` = DIR/NAME.dzi), iiif3, zoomify or google
@@ -194,12 +196,20 @@ def render_pyramid(config: ConfigLike, path: str | Path | None = None, *, layout
     are written atomically; calling it again after an interruption skips the
     finished ones. ``on_start(pending, total)`` is called once the finished
     tiles are counted, ``on_tile(tile)`` after each tile (from worker threads).
+
+    ``executor="ray"`` renders the tiles on a Ray cluster (``pip install
+    "bigcppn[ray]"``): ``ray_address`` None starts or joins a local Ray,
+    ``"auto"`` or ``HOST:PORT`` joins a cluster; ``workers`` is the number of
+    actors (default one per GPU, or one per CPU-only node). The output folder
+    must be on a filesystem every node shares. Locally ``workers`` is the
+    number of render threads. The tiles are the same bytes either way.
     """
     import shutil
 
     import pyvips
 
     from .formats import FORMATS, estimate_output_bytes
+    from .geometry import Canvas
     from .pyramid import render_pyramid as run
     from .pyramid_plan import Pyramid
     from .render import pick_device, renderer_for, strip_workers
@@ -207,11 +217,22 @@ def render_pyramid(config: ConfigLike, path: str | Path | None = None, *, layout
     cfg = as_config(config)
     if cfg.output.depth != 8:
         raise UserError("pyramid tiles are 8-bit; leave out --depth 16 (or output.depth)")
+    runner = _executor_options(executor, ray_address, workers)
     opts = _pyramid_options(cfg, layout, format, tile, overlap, quality, supersample, base_url or "")
     out = pyramid_place(cfg, path, layout)
-    device = pick_device(cfg.render.device)
-    renderer, p_plan = renderer_for(cfg, device)
-    c = renderer.canvas
+    renderer = p_plan = None
+    if runner is None:
+        if workers is not None:
+            cfg = replace(cfg, render=replace(cfg.render, workers=workers))
+        device = pick_device(cfg.render.device)
+        renderer, p_plan = renderer_for(cfg, device)
+        threads = strip_workers(device, cfg.render.workers)
+    else:
+        from .cluster.pyramid import RayPyramidRunner
+
+        runner = RayPyramidRunner(cfg, supersample, opts["quality"], runner)
+        threads = 1
+    c = Canvas(cfg.canvas.width, cfg.canvas.height, cfg.canvas.bleed)
     p = Pyramid(c.width, c.height, layout, opts["tile"], opts["overlap"], format,
                 name="image" if out.folder else out.name)
     need = estimate_output_bytes(FORMATS["dz"], c.width, c.height, cfg.network.bands,
@@ -222,14 +243,31 @@ def render_pyramid(config: ConfigLike, path: str | Path | None = None, *, layout
                         f"{free / 1e9:.1f} GB free; free some space or write elsewhere")
     try:
         stats = run(cfg, p, out, renderer, p_plan, supersample=supersample, quality=opts["quality"],
-                    workers=strip_workers(device, cfg.render.workers), base_url=opts["base_url"],
-                    on_start=on_start, on_tile=on_tile)
+                    workers=threads, base_url=opts["base_url"], on_start=on_start, on_tile=on_tile,
+                    runner=runner)
     except (OSError, pyvips.Error, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
         raise RenderError(f"writing the pyramid failed: {first}; the finished tiles are kept, "
                           "run the same command again to resume") from exc
     return PyramidResult(stats.descriptor or out.root, p.width, p.height, len(p.levels), stats.tiles,
                          stats.written, stats.skipped, stats.pixels, stats.page, stats.seconds)
+
+
+def _executor_options(executor: str, ray_address: str | None, workers: int | None):
+    """None for the local executor, else the cluster's :class:`~bigcppn.cluster.pyramid.RayOptions`; checked."""
+    if executor not in ("local", "ray"):
+        raise UserError(f"unknown executor '{executor}'; choose local or ray")
+    if workers is not None and workers < 1:
+        raise UserError(f"--workers must be at least 1, got {workers}")
+    if executor == "local":
+        if ray_address is not None:
+            raise UserError("--ray-address is for --executor ray")
+        return None
+    from .cluster.engine import require_ray
+    from .cluster.pyramid import RayOptions
+
+    require_ray()
+    return RayOptions(address=ray_address, workers=workers)
 
 
 def pyramid_place(cfg: Config, path: str | Path | None, layout: str):

@@ -30,7 +30,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Protocol
 
 import numpy as np
 import pyvips
@@ -47,7 +47,7 @@ from .render import Renderer
 from .system import available_cores
 
 __all__ = ["LevelSampler", "encode_tile", "TileStore", "PyramidOutput", "PyramidStats", "render_pyramid",
-           "pyramid_output", "MANIFEST_NAME", "run_work", "finish"]
+           "pyramid_output", "MANIFEST_NAME", "run_work", "finish", "write_tile", "level_job_pixels", "WorkRunner"]
 
 # Samples (pixels x K²) evaluated in one job on a CPU; a GPU takes the renderer's batch.
 CPU_JOB_SAMPLES = 1 << 18
@@ -72,6 +72,12 @@ def encode_tile(arr: np.ndarray, suffix: str, quality: int, pad: tuple[int, int]
     return img.pngsave_buffer(compression=6, keep="none")
 
 
+def write_tile(store: TileStore, t: LevelTile, arr: np.ndarray, suffix: str, quality: int) -> None:
+    """Encode one tile's pixels and write it atomically (Google tiles padded to their image size)."""
+    pad = (t.image_width, t.image_height) if (t.image_width, t.image_height) != (t.width, t.height) else None
+    store.write(t.path, encode_tile(arr, suffix, quality, pad))
+
+
 @dataclass
 class PyramidStats:
     tiles: int = 0
@@ -83,6 +89,8 @@ class PyramidStats:
     pixels: int = 0  # level pixels written (not counting samples)
     page: Path | None = None  # the viewer page written
     descriptor: Path | None = None  # the metadata file that marks it complete (none for Google)
+    worker_cpu: float = 0.0  # CPU seconds spent by cluster workers (0 for a local run)
+    transfer_bytes: int = 0  # bytes sent to and from cluster workers (0 for a local run)
 
     @property
     def tiles_per_s(self) -> float:
@@ -143,8 +151,7 @@ def run_work(work: PyramidWork, p: Pyramid, renderer: Renderer, plan: Plan, stor
 
     def write(item: tuple[LevelTile, np.ndarray]) -> None:
         t, arr = item
-        pad = (t.image_width, t.image_height) if (t.image_width, t.image_height) != (t.width, t.height) else None
-        store.write(t.path, encode_tile(arr, p.suffix, quality, pad))
+        write_tile(store, t, arr, p.suffix, quality)
         with counting:
             stats.written += 1
             stats.pixels += t.pixels
@@ -181,6 +188,27 @@ def finish(cfg: Config, p: Pyramid, out: PyramidOutput, supersample: int, base_u
         write_atomic(stats.descriptor, p.descriptor(base_url or f"http://localhost:8000/{out.name}"))
 
 
+def level_job_pixels(supersample: int, gpu_batch: int | None = None) -> int:
+    """Level pixels per job of the work list: a CPU's cache-sized share, or a GPU's batch."""
+    return max(1, (gpu_batch or CPU_JOB_SAMPLES) // (supersample * supersample))
+
+
+class WorkRunner(Protocol):
+    """Renders a work list somewhere other than this process' threads (a cluster: :mod:`bigcppn.cluster`)."""
+
+    def open(self, out: PyramidOutput) -> None:
+        """Start the workers and check they can write the pyramid's folder (before the manifest is written)."""
+        ...
+
+    def run(self, work: PyramidWork, p: Pyramid, out: PyramidOutput, store: TileStore, stats: PyramidStats,
+            on_tile: Callable[[LevelTile], None] | None = None) -> None:
+        """Render and write every tile of ``work``, counting them in ``stats``."""
+        ...
+
+    def close(self) -> None:
+        ...
+
+
 def pyramid_params(p: Pyramid, quality: int, supersample: int, base_url: str) -> dict:
     """The settings that change a pyramid's files, as its manifest records them."""
     return {"layout": p.layout, "width": p.width, "height": p.height, "tile": p.tile, "overlap": p.overlap,
@@ -192,8 +220,8 @@ def render_pyramid(
     cfg: Config,
     p: Pyramid,
     out: PyramidOutput,
-    renderer: Renderer,
-    plan: Plan,
+    renderer: Renderer | None,
+    plan: Plan | None,
     supersample: int = 2,
     quality: int = 90,
     workers: int = 1,
@@ -202,12 +230,15 @@ def render_pyramid(
     title: str = "",
     on_start: Callable[[int, int], None] | None = None,
     on_tile: Callable[[LevelTile], None] | None = None,
+    runner: WorkRunner | None = None,
 ) -> PyramidStats:
     """Render every missing tile of ``p`` into ``out``, then the metadata and the viewer page.
 
     Holds the pyramid's owner lock throughout. ``on_start(pending, total)`` is
     called once the finished tiles are counted; ``on_tile`` after each tile is
-    written (from encoder threads).
+    written (from encoder threads). ``runner`` renders the work list somewhere
+    else (a cluster: :mod:`bigcppn.cluster`); by default threads here do, and
+    ``renderer``/``plan`` may then not be None.
     """
     t_start = time.perf_counter()
     stats = PyramidStats(tiles=p.tile_count)
@@ -215,24 +246,38 @@ def render_pyramid(
     with out.lock():
         resuming = out.check_manifest(key)
         out.root.mkdir(exist_ok=True)
-        store = TileStore(out.root)
-        if resuming:
-            store.remove_partials(out.tiles_dir)
-            for f in out.root.glob(".*.partial-*"):  # a manifest, page or descriptor cut short
-                if f.is_file():
-                    f.unlink()
-        else:
-            out.write_manifest(key)
-        per_job = max(1, (CPU_JOB_SAMPLES if renderer.device.type == "cpu" else plan.batch_pixels)
-                      // (supersample * supersample))
-        work = work_list(p, per_job, store.exists)
-        stats.skipped = p.tile_count - work.pending
-        if on_start is not None:
-            on_start(work.pending, p.tile_count)
-        with ThreadExecutor(workers, "bigcppn-level") as render_ex, \
-                ThreadExecutor(encoders or available_cores(), "bigcppn-encode") as encode_ex:
-            run_work(work, p, renderer, plan, store, supersample=supersample, quality=quality,
-                     render_ex=render_ex, encode_ex=encode_ex, stats=stats, on_tile=on_tile)
+        if runner is not None:
+            runner.open(out)
+        try:
+            store = _prepare(out, key, resuming)
+            gpu = renderer is not None and renderer.device.type != "cpu"
+            work = work_list(p, level_job_pixels(supersample, plan.batch_pixels if gpu else None), store.exists)
+            stats.skipped = p.tile_count - work.pending
+            if on_start is not None:
+                on_start(work.pending, p.tile_count)
+            if runner is not None:
+                runner.run(work, p, out, store, stats, on_tile)
+            else:
+                with ThreadExecutor(workers, "bigcppn-level") as render_ex, \
+                        ThreadExecutor(encoders or available_cores(), "bigcppn-encode") as encode_ex:
+                    run_work(work, p, renderer, plan, store, supersample=supersample, quality=quality,
+                             render_ex=render_ex, encode_ex=encode_ex, stats=stats, on_tile=on_tile)
+        finally:
+            if runner is not None:
+                runner.close()
         finish(cfg, p, out, supersample, base_url, title, stats)
     stats.seconds = time.perf_counter() - t_start
     return stats
+
+
+def _prepare(out: PyramidOutput, key: dict, resuming: bool) -> TileStore:
+    """The tile store; on a resume the partial files of the interrupted run swept, else the manifest written."""
+    store = TileStore(out.root)
+    if resuming:
+        store.remove_partials(out.tiles_dir)
+        for f in out.root.glob(".*.partial-*"):  # a manifest, page or descriptor cut short
+            if f.is_file():
+                f.unlink()
+    else:
+        out.write_manifest(key)
+    return store

@@ -12,7 +12,7 @@ from ..errors import RenderError, UserError
 from ..job import Sizing, resolve_config
 
 __all__ = ["LazyBar", "Parser", "positive_int", "seed_value", "add_config_options", "add_sizing_options", "config_from",
-           "Terminated", "run_reporting"]
+           "add_executor_options", "executor_kwargs", "Terminated", "run_reporting"]
 
 
 class Parser(argparse.ArgumentParser):
@@ -71,6 +71,25 @@ def add_sizing_options(p: argparse.ArgumentParser, width_help: str = "canvas wid
     pr.add_argument("--landscape", action="store_true", help="turn the paper so its long side is horizontal")
     pr.add_argument("--bleed", metavar="LEN",
                     help="extend the picture past the trim edge on every side, e.g. 3mm or 0.125in")
+
+
+def add_executor_options(p: argparse.ArgumentParser) -> None:
+    """--executor, --ray-address, --workers: where the work runs (this machine, or a Ray cluster)."""
+    g = p.add_argument_group("where to run (a Ray cluster needs pip install \"bigcppn[ray]\")")
+    g.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local: threads on this machine (default); ray: actors on a Ray cluster, one per GPU "
+                        "or per CPU-only node; the output must be on a filesystem every node shares")
+    g.add_argument("--ray-address", metavar="ADDRESS",
+                   help="the Ray cluster to join: HOST:PORT, ray://HOST:PORT or auto (default: start or join "
+                        "a local Ray)")
+    g.add_argument("--workers", type=positive_int, metavar="N",
+                   help="ray: the number of actors (default one per GPU, or one per CPU-only node); "
+                        "local: render threads (default: one per core, two on a GPU)")
+
+
+def executor_kwargs(args: argparse.Namespace) -> dict:
+    """The API's executor keywords from the options of :func:`add_executor_options`."""
+    return {"executor": args.executor, "ray_address": args.ray_address, "workers": args.workers}
 
 
 def config_from(args: argparse.Namespace) -> Config:

@@ -8,7 +8,8 @@ import sys
 from .. import api
 from ..errors import RenderError
 from ..pyramid_plan import LAYOUTS, TILE_FORMATS
-from .common import LazyBar, Terminated, add_config_options, add_sizing_options, config_from, positive_int
+from .common import (LazyBar, Terminated, add_config_options, add_executor_options, add_sizing_options, config_from,
+                     executor_kwargs, positive_int)
 
 
 def add_parser(sub) -> None:
@@ -32,6 +33,7 @@ def add_parser(sub) -> None:
     p.add_argument("--base-url", metavar="URL",
                    help="iiif3: the URL the pyramid folder is published at, info.json's id "
                         "(default http://localhost:8000/NAME)")
+    add_executor_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -55,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         r = api.render_pyramid(cfg, args.output, layout=args.layout, tile=args.pyramid_tile, overlap=args.overlap,
                                format=args.format, quality=args.quality, supersample=args.supersample,
-                               base_url=args.base_url, on_start=on_start, on_tile=on_tile)
+                               base_url=args.base_url, on_start=on_start, on_tile=on_tile,
+                               **executor_kwargs(args))
     except KeyboardInterrupt as exc:
         bar.close()
         where = api.pyramid_place(cfg, args.output, args.layout).root
