@@ -47,7 +47,7 @@ from .render import Renderer
 from .system import available_cores
 
 __all__ = ["LevelSampler", "encode_tile", "TileStore", "PyramidOutput", "PyramidStats", "render_pyramid",
-           "pyramid_output", "MANIFEST_NAME", "run_work", "finish", "write_tile", "level_job_pixels", "WorkRunner"]
+           "pyramid_output", "MANIFEST_NAME", "run_work", "finish", "write_tile", "level_job_pixels", "WorkRunner", "sweep_partials"]
 
 # Samples (pixels x K²) evaluated in one job on a CPU; a GPU takes the renderer's batch.
 CPU_JOB_SAMPLES = 1 << 18
@@ -274,10 +274,15 @@ def _prepare(out: PyramidOutput, key: dict, resuming: bool) -> TileStore:
     """The tile store; on a resume the partial files of the interrupted run swept, else the manifest written."""
     store = TileStore(out.root)
     if resuming:
-        store.remove_partials(out.tiles_dir)
-        for f in out.root.glob(".*.partial-*"):  # a manifest, page or descriptor cut short
-            if f.is_file():
-                f.unlink()
+        sweep_partials(out)
     else:
         out.write_manifest(key)
     return store
+
+
+def sweep_partials(out: PyramidOutput) -> None:
+    """Remove the hidden partial files that killed writers left in a pyramid (tiles, manifest, page, descriptor)."""
+    TileStore(out.root).remove_partials(out.tiles_dir)
+    for f in out.root.glob(".*.partial-*"):
+        if f.is_file():
+            f.unlink(missing_ok=True)

@@ -20,7 +20,7 @@ from typing import Callable
 
 from ..config import Config
 from ..errors import UserError
-from ..pyramid import PyramidStats
+from ..pyramid import PyramidStats, sweep_partials
 from ..pyramid_plan import LevelTile, Pyramid, PyramidWork
 from ..pyramid_store import PyramidOutput, TileStore
 from .engine import RayExecutor, RaySession, place_actors
@@ -124,6 +124,8 @@ class RayPyramidRunner:
                     stats.pixels += t.pixels
                     if on_tile is not None:
                         on_tile(t)
+        # A worker killed while writing left a partial file; its job ran again on the restarted actor.
+        sweep_partials(out)
         stats.worker_cpu += ex.worker_cpu - cpu0
         stats.transfer_bytes += ex.sent - sent0 + ex.received - got0
 
