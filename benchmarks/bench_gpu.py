@@ -245,6 +245,7 @@ class Bench:
 
         from bigcppn.formats import format_for
         from bigcppn import sink
+        from bigcppn.writers import open_writer
 
         suffix, sets = FORMATS[fmt]
         cfg = self.config(self.args.size, *sets)
@@ -259,8 +260,10 @@ class Bench:
         if sink.own_writer(format_for(path), cfg.output):  # bigcppn writes this format itself
             path = tmp / f"writer{suffix}"
             t = time.perf_counter()
-            sink.write_own((img[y : y + 256] for y in range(0, h, 256)), path, format_for(path), w, h, bands,
-                            cfg.output, dpi=cfg.canvas.dpi, description=None)
+            writer = open_writer(path, format_for(path), w, h, bands, cfg.output, dpi=cfg.canvas.dpi)
+            for y in range(0, h, 256):
+                writer.write(img[y : y + 256])
+            writer.close()
             seconds = time.perf_counter() - t
             self.record(f"writer:{fmt}", seconds, w * h, mb=round(_size(path) / 1e6, 1))
             _clean(tmp)

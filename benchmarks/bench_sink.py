@@ -88,7 +88,7 @@ def main() -> None:
             path = tmp / f"x{suffix}"
             fmt = format_for(path)
             ways = {"memory": memory, "stream": stream}
-            if sink.own_writer(fmt, out):
+            if fmt.writer(out) != "vips":
                 ways["vips"] = vips
             best: dict[str, float] = {}
             for _ in range(args.repeat):

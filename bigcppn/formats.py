@@ -47,6 +47,8 @@ class Format:
     metadata: str = "xmp"
     # "always" (JPEG, WebP), "never" (PNG), or "option": the TIFF compression / DeepZoom tile format decides.
     lossy_rule: str = "never"
+    # The libvips saver that writes it when libvips does (bigcppn.writers.SAVERS).
+    saver: str = ""
 
     def lossy(self, out: "OutputConfig") -> bool:
         """Whether the pixels written differ from the rendered ones."""
@@ -100,14 +102,15 @@ FORMATS: dict[str, Format] = {
     f.name: f
     for f in (
         Format("tiff", (".tif", ".tiff"), 2**31 - 1, (8, 16), pyramid=True, encode_mpix_s=30.0,
-               metadata="tiff", lossy_rule="option"),
-        Format("png", (".png",), 2**31 - 1, (8, 16), encode_mpix_s=60.0, metadata="png"),
-        Format("jpeg", (".jpg", ".jpeg"), 65535, (8,), encode_mpix_s=100.0, lossy_rule="always"),
-        Format("webp", (".webp",), 16383, (8,), encode_mpix_s=10.0, lossy_rule="always"),
+               metadata="tiff", lossy_rule="option", saver="tiffsave"),
+        Format("png", (".png",), 2**31 - 1, (8, 16), encode_mpix_s=60.0, metadata="png", saver="pngsave"),
+        Format("jpeg", (".jpg", ".jpeg"), 65535, (8,), encode_mpix_s=100.0, lossy_rule="always",
+               saver="jpegsave"),
+        Format("webp", (".webp",), 16383, (8,), encode_mpix_s=10.0, lossy_rule="always", saver="webpsave"),
         Format("dz", (".dzi",), 2**31 - 1, (8,), pyramid=True, encode_mpix_s=60.0, layout="folder",
-               metadata="sidecar", lossy_rule="option"),
+               metadata="sidecar", lossy_rule="option", saver="dzsave"),
         Format("szi", (".szi",), 2**31 - 1, (8,), pyramid=True, encode_mpix_s=60.0, layout="zip",
-               metadata="zip", lossy_rule="option"),
+               metadata="zip", lossy_rule="option", saver="dzsave"),
     )
 }
 

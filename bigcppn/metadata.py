@@ -50,14 +50,19 @@ def xmp_packet(text: str) -> bytes:
     ).encode("utf-8")
 
 
-def embed(image: pyvips.Image, fmt_name: str, text: str) -> pyvips.Image:
-    """A copy of ``image`` carrying ``text`` where ``fmt_name`` can hold it."""
+def embed(image: pyvips.Image, kind: str, text: str) -> pyvips.Image:
+    """A copy of ``image`` carrying ``text`` as a format with ``kind`` of metadata holds it.
+
+    ``kind`` is a format's :attr:`~bigcppn.formats.Format.metadata`: "tiff"
+    (ImageDescription and XMP), "png" (a text chunk and XMP), "xmp"; "sidecar"
+    and "zip" keep the config outside the image (:func:`write_sidecar`, :func:`add_to_szi`).
+    """
     image = image.copy()
-    if fmt_name in ("tiff", "png", "jpeg", "webp"):
+    if kind in ("tiff", "png", "xmp"):
         image.set_type(pyvips.GValue.blob_type, "xmp-data", xmp_packet(text))
-    if fmt_name == "tiff":
+    if kind == "tiff":
         image.set_type(pyvips.GValue.gstr_type, "image-description", text)
-    if fmt_name == "png":
+    if kind == "png":
         image.set_type(pyvips.GValue.gstr_type, PNG_KEY, text)
     return image
 

@@ -8,16 +8,15 @@ strips are ever in memory, whatever the canvas size. ``fail_on="truncated"``
 turns a stream that ends early (a render error, Ctrl-C) into a libvips error
 instead of a silently padded picture.
 
-Tiled TIFF with deflate, LZW or JPEG tiles, and DeepZoom pyramids of JPEG
-tiles (``.dzi`` or ``.szi``), skip libvips and its one-threaded PNG decoder: the strips go to
-:class:`bigcppn.tiffwriter.TiledTiffWriter` or
-:class:`bigcppn.dzwriter.DeepZoomWriter`, which encode tiles on every core
-(libvips compresses deflate and LZW TIFF on one) and write what libvips would
-(same pixels, levels and tags). Uncompressed TIFF and PNG/WebP DeepZoom tiles
-stay with libvips.
+Which writer takes the strips is the format table's choice
+(:mod:`bigcppn.writers`): tiled TIFF with deflate, LZW or JPEG tiles, and
+DeepZoom pyramids of JPEG tiles, skip libvips and its one-threaded PNG decoder
+for bigcppn's own writers, which encode tiles on every core and write what
+libvips would (same pixels, levels and tags).
 
-The saver writes to a hidden temporary sibling of the output, which is renamed
-over the final name only when everything succeeded.
+:func:`save_strips` feeds a writer from a strip iterator into a hidden
+temporary sibling of the output (:class:`OutputTarget`), which is renamed over
+the final name only when everything succeeded.
 """
 
 from __future__ import annotations
@@ -27,7 +26,6 @@ import os
 import re
 import shutil
 import struct
-import threading
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,14 +42,11 @@ except ImportError:  # not POSIX: no lock, the PID alone decides
 from .config import Config, OutputConfig
 from .errors import RenderError
 from .formats import Format
-from .icc import profile_for, profile_name, srgb_profile  # noqa: F401 (srgb_profile: sink's API before icc.py)
-from .metadata import add_to_szi, config_text, embed, sidecar_json, sidecar_path, write_sidecar, xmp_packet
-from .dzwriter import DeepZoomWriter
-from .tiffres import halve_reduced_resolutions
-from .tiffwriter import TiffTags, TiledTiffWriter
+from .icc import srgb_profile  # noqa: F401 (sink's API before icc.py)
+from .metadata import sidecar_path
+from .writers import finish_metadata, open_writer, vips_save, write_image  # noqa: F401 (write_image, vips_save: API)
 
-__all__ = ["png_stream", "StripSource", "OutputTarget", "write_image", "vips_save", "save_strips", "own_writer",
-           "write_own"]
+__all__ = ["png_stream", "StripSource", "OutputTarget", "write_image", "vips_save", "save_strips", "own_writer"]
 
 # The lock a running save holds inside its temporary folder, and the open ones of this process.
 LOCK_NAME = ".lock"
@@ -192,9 +187,7 @@ class OutputTarget:
         A DeepZoom pyramid has its tile folder and a config sidecar besides the
         ``.dzi``; a ``.szi`` carries its config inside.
         """
-        if self.fmt.name == "dz":
-            return [p.with_name(p.stem + "_files"), sidecar_path(p), p]
-        return [p]
+        return self.fmt.produced(p)
 
     def probe(self) -> None:
         """Check that the directory exists and is writable, by creating the temporary folder."""
@@ -301,112 +294,9 @@ def _remove(p: Path) -> None:
         pass
 
 
-def _bigtiff_needed(width: int, height: int, bands: int, depth: int) -> bool:
-    from .formats import CLASSIC_TIFF_LIMIT
-
-    return width * height * bands * (depth // 8) * 4 // 3 > CLASSIC_TIFF_LIMIT
-
-
 def own_writer(fmt: Format, out: OutputConfig) -> bool:
     """Whether bigcppn's own writer, not libvips, writes this output (the format table decides)."""
     return fmt.writer(out) != "vips"
-
-
-def write_own(strips: Iterable[np.ndarray], path: Path, fmt: Format, width: int, height: int, bands: int,
-               out: OutputConfig, dpi: float | None, description: str | None, config: Config | None = None) -> None:
-    if fmt.name == "tiff":
-        write_tiff_strips(strips, path, width, height, bands, out, dpi=dpi, description=description)
-    else:
-        write_dz_strips(strips, path, width, height, bands, out, config=config)
-
-
-def write_dz_strips(strips: Iterable[np.ndarray], path: Path, width: int, height: int, bands: int,
-                    out: OutputConfig, config: Config | None = None) -> None:
-    """A DeepZoom pyramid (``path`` a .dzi, or a .szi zip carrying ``config``) from strips, on all cores."""
-    extra = {}
-    if config is not None and path.suffix.lower() == ".szi":
-        extra[f"{path.stem}.bigcppn.json"] = sidecar_json(config).encode()
-    with DeepZoomWriter(path, width, height, bands, tile=out.dz_tile, overlap=out.dz_overlap,
-                        quality=out.quality, extra=extra) as writer:
-        for strip in strips:
-            writer.write(strip)
-
-
-def write_tiff_strips(strips: Iterable[np.ndarray], path: Path, width: int, height: int, bands: int,
-                      out: OutputConfig, dpi: float | None = None, description: str | None = None) -> None:
-    """A tiled pyramidal TIFF from strips, tiles compressed on all cores (deflate, LZW or JPEG)."""
-    tags = TiffTags(dpi=dpi, description=description,
-                    xmp=xmp_packet(description) if description else None,
-                    icc=profile_for(bands))
-    with TiledTiffWriter(path, width, height, bands, out.depth, tile=out.tiff_tile,
-                         compression=out.compression, quality=out.quality, tags=tags) as writer:
-        for strip in strips:
-            writer.write(strip)
-
-
-def _image_strips(image: pyvips.Image, rows: int = 256) -> Iterator[np.ndarray]:
-    for y in range(0, image.height, rows):
-        part = image.crop(0, y, image.width, min(rows, image.height - y)).numpy()
-        yield part.reshape(part.shape[0], image.width, image.bands)
-
-
-def write_image(image: pyvips.Image, path: Path, fmt: Format, out: OutputConfig,
-                dpi: float | None = None, description: str | None = None) -> None:
-    """Save ``image`` (in memory or streamed) as ``fmt``, by the same path a render takes."""
-    if own_writer(fmt, out):
-        write_own(_image_strips(image), path, fmt, image.width, image.height, image.bands, out,
-                   dpi=dpi, description=description)
-    else:
-        vips_save(image, path, fmt, out, dpi=dpi, description=description)
-
-
-def vips_save(image: pyvips.Image, path: Path, fmt: Format, out: OutputConfig,
-              dpi: float | None = None, description: str | None = None) -> None:
-    """Save ``image`` with the libvips saver and options for ``fmt``.
-
-    ``dpi`` goes into the resolution tags (a TIFF's reduced levels then say
-    their own, halved per level), ``description`` (the config) into the
-    format's metadata; colour images embed libvips' sRGB profile, grey ones its
-    sGrey (:mod:`bigcppn.icc`).
-    """
-    name = str(path)
-    if dpi:
-        image = image.copy(xres=dpi / 25.4, yres=dpi / 25.4)
-    if description:
-        image = embed(image, fmt.name, description)
-    profile = profile_name(image.bands, fmt.name)
-    icc = {"profile": profile} if profile else {}
-    if fmt.name == "tiff":
-        opts = dict(tile=True, pyramid=True, tile_width=out.tiff_tile, tile_height=out.tiff_tile, resunit="inch",
-                    compression=out.compression,
-                    bigtiff=_bigtiff_needed(image.width, image.height, image.bands, out.depth))
-        if out.compression in ("deflate", "lzw"):
-            opts["predictor"] = "horizontal"
-        if out.compression == "deflate":
-            opts["level"] = 1  # about twice as fast as the default level, a few % larger
-        if out.compression == "jpeg":
-            opts["Q"] = out.quality
-        image.tiffsave(name, **opts, **icc)
-        halve_reduced_resolutions(name)
-    elif fmt.name == "png":
-        image.pngsave(name, compression=6, bitdepth=out.depth, **icc)
-    elif fmt.name == "jpeg":
-        image.jpegsave(name, Q=out.quality, optimize_coding=True, **icc)
-    elif fmt.name == "webp":
-        image.webpsave(name, Q=out.quality, **icc)
-    elif fmt.name in ("dz", "szi"):
-        opts = dict(tile_size=out.dz_tile, overlap=out.dz_overlap, layout="dz")
-        if out.dz_suffix == "jpeg":
-            opts["Q"] = out.quality
-        else:
-            opts["suffix"] = f".{out.dz_suffix}"
-        if fmt.name == "szi":
-            opts["container"] = "szi"
-        if fmt.name == "dz":
-            name = str(path.with_suffix(""))  # dzsave adds .dzi and _files itself
-        image.dzsave(name, **opts)
-    else:  # pragma: no cover - the format table and this function go together
-        raise RenderError(f"no saver for format {fmt.name}")
 
 
 def save_strips(
@@ -420,65 +310,41 @@ def save_strips(
     cancel: Callable[[], None] | None = None,
     config: Config | None = None,
 ) -> None:
-    """Stream ``strips`` into ``target`` (through libvips, or the parallel TIFF writer); atomic.
+    """Stream ``strips`` into ``target`` through the writer its format names; atomic.
 
-    The save runs on a worker thread; the calling thread waits, calling ``poll``
-    about ten times a second (progress), so Ctrl-C reaches it promptly. On any
-    failure, KeyboardInterrupt included, ``cancel`` stops the producer of
-    ``strips``, the temporary output is removed, and the exception propagates.
+    ``poll`` is called after each strip (progress). On any failure,
+    KeyboardInterrupt included, ``cancel`` stops the producer of ``strips``, the
+    writer is aborted, the temporary output removed, and the exception
+    propagates: the producer's own, or a RenderError naming what the writer said.
     """
-    source_error: list[BaseException] = []
-    failure: list[BaseException] = []
-    dpi = config.canvas.dpi if config else None
-    description = config_text(config) if config else None
-
-    def guarded() -> Iterator[np.ndarray]:
-        try:
-            yield from checked(strips, width, height, bands)
-        except GeneratorExit:  # closed by its consumer: not the source's failure
-            raise
-        except BaseException as exc:  # the render failed or was cancelled
-            source_error.append(exc)
-            raise
-
-    def run() -> None:
-        try:
-            if own_writer(target.fmt, out):
-                write_own(guarded(), target.temp, target.fmt, width, height, bands, out, dpi, description, config)
-            else:
-                src = StripSource(png_stream(guarded(), width, height, bands, out.depth))
-                image = src.image()
-                if out.depth == 16:
-                    image = image.copy(interpretation="rgb16" if bands >= 3 else "grey16")
-                vips_save(image, target.temp, target.fmt, out, dpi=dpi, description=description)
-                if config is not None and target.fmt.name == "szi":
-                    add_to_szi(target.temp, config)
-            if config is not None and target.fmt.name == "dz":
-                write_sidecar(sidecar_path(target.temp), config)
-        except BaseException as exc:
-            failure.append(exc)
-
-    worker = threading.Thread(target=run, name="bigcppn-save", daemon=True)
+    writer = None
     try:
         target.prepare()
-        worker.start()
-        while worker.is_alive():
-            worker.join(0.1)
+        writer = _writing(target, lambda: open_writer(target.temp, target.fmt, width, height, bands, out,
+                                                      config=config))
+        for strip in checked(strips, width, height, bands):
+            _writing(target, lambda: writer.write(strip))
             if poll is not None:
                 poll()
-        if source_error:
-            raise source_error[0]
-        if failure:
-            exc = failure[0]
-            lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-            raise RenderError(f"writing {target.path} failed: {lines[-1] if lines else repr(exc)}") from exc
+        _writing(target, writer.close)
+        writer = None
+        _writing(target, lambda: finish_metadata(target.temp, target.fmt, out, config))
         target.commit()
     except BaseException:
-        # Ctrl-C or failure: stop the producer (the caller's strip iterator sees
-        # the exception through src), wait for libvips to give up, remove the temp.
         if cancel is not None:
             cancel()
-        if worker.is_alive():
-            worker.join()
+        if writer is not None:
+            writer.abort()
         target.cleanup()
         raise
+
+
+def _writing(target: OutputTarget, step: Callable):
+    """Run a step of the writer; its failures (not Ctrl-C) become one RenderError line."""
+    try:
+        return step()
+    except (Exception, pyvips.Error) as exc:
+        if isinstance(exc, RenderError):
+            raise
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        raise RenderError(f"writing {target.path} failed: {lines[-1] if lines else repr(exc)}") from exc

@@ -59,7 +59,7 @@ def test_page_and_description(server):
     status, headers, body = get(server, "/")
     assert status == 200 and headers["Content-Type"].startswith("text/html")
     page = body.decode()
-    assert '"/image.dzi"' in page
+    assert f'"/v/{server.etag}/image.dzi"' in page, "the page asks for the address that is cached as immutable"
     if find_openseadragon() is not None:  # served from memory, from the npm copy
         assert 'src="/openseadragon/openseadragon.min.js"' in page
         status, headers, body = get(server, "/openseadragon/openseadragon.min.js")
@@ -260,7 +260,8 @@ def test_garbage_on_the_socket_and_other_methods(server):
         s.sendall(b"\x16\x03\x01 not http at all\r\n\r\n")
         reply = s.recv(100)
     assert reply.startswith(b"HTTP/1.") and b" 400 " in reply[:20]
-    assert get(server, "/", method="POST")[0] == 501
+    assert get(server, "/", method="POST")[0] == 405
+    assert get(server, "/", method="BREW")[0] == 501
     assert get(server, "/image.dzi")[0] == 200
 
 

@@ -1,0 +1,252 @@
+"""Writers: every output path behind one small protocol, chosen by the format table.
+
+A :class:`Writer` takes full-width rows top to bottom (``write``), then either
+finishes the file (``close``) or gives it up (``abort``, after which the caller
+removes what was written). Three implement it:
+
+* :class:`~bigcppn.tiffwriter.TiledTiffWriter`: tiled pyramidal TIFF with
+  deflate, LZW or JPEG tiles, encoded on every core;
+* :class:`~bigcppn.dzwriter.DeepZoomWriter`: DeepZoom (``.dzi``/``.szi``) with
+  JPEG tiles, on every core;
+* :class:`VipsWriter`: everything else, through libvips: the rows become an
+  uncompressed PNG stream (:func:`bigcppn.sink.png_stream`) that a libvips
+  saver pulls on its own thread.
+
+:func:`open_writer` asks the format's row in :data:`bigcppn.formats.FORMATS`
+who writes it (:meth:`~bigcppn.formats.Format.writer`) and which libvips saver
+(:attr:`~bigcppn.formats.Format.saver`); a new format is a row there and, when
+libvips writes it, a saver function here. Pyramid tiles go through
+:class:`~bigcppn.pyramid_store.TileStore` instead (one file a tile).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from pathlib import Path
+from typing import Callable, Iterator, Protocol
+
+import numpy as np
+import pyvips
+
+from .config import Config, OutputConfig
+from .dzwriter import DeepZoomWriter
+from .formats import CLASSIC_TIFF_LIMIT, Format
+from .icc import profile_for, profile_name
+from .metadata import add_to_szi, config_text, embed, sidecar_json, sidecar_path, write_sidecar, xmp_packet
+from .tiffres import halve_reduced_resolutions
+from .tiffwriter import TiffTags, TiledTiffWriter
+
+__all__ = ["Writer", "VipsWriter", "open_writer", "vips_save", "write_image", "finish_metadata"]
+
+
+class Writer(Protocol):
+    """Rows in, a file out."""
+
+    def write(self, rows: np.ndarray) -> None:
+        """The next (rows, width, bands) rows, top to bottom."""
+
+    def close(self) -> None:
+        """Finish the file (raises if it could not be written)."""
+
+    def abort(self) -> None:
+        """Give up: stop any work in flight; what was written is the caller's to remove."""
+
+
+def _bigtiff_needed(width: int, height: int, bands: int, depth: int) -> bool:
+    return width * height * bands * (depth // 8) * 4 // 3 > CLASSIC_TIFF_LIMIT
+
+
+# --------------------------------------------------------------------------- libvips savers, one per format row
+
+
+def _tiffsave(image: pyvips.Image, path: Path, out: OutputConfig, icc: dict) -> None:
+    opts = dict(tile=True, pyramid=True, tile_width=out.tiff_tile, tile_height=out.tiff_tile, resunit="inch",
+                compression=out.compression, bigtiff=_bigtiff_needed(image.width, image.height, image.bands,
+                                                                      out.depth))
+    if out.compression in ("deflate", "lzw"):
+        opts["predictor"] = "horizontal"
+    if out.compression == "deflate":
+        opts["level"] = 1  # about twice as fast as the default level, a few % larger
+    if out.compression == "jpeg":
+        opts["Q"] = out.quality
+    image.tiffsave(str(path), **opts, **icc)
+    halve_reduced_resolutions(str(path))
+
+
+def _pngsave(image: pyvips.Image, path: Path, out: OutputConfig, icc: dict) -> None:
+    image.pngsave(str(path), compression=6, bitdepth=out.depth, **icc)
+
+
+def _jpegsave(image: pyvips.Image, path: Path, out: OutputConfig, icc: dict) -> None:
+    image.jpegsave(str(path), Q=out.quality, optimize_coding=True, **icc)
+
+
+def _webpsave(image: pyvips.Image, path: Path, out: OutputConfig, icc: dict) -> None:
+    image.webpsave(str(path), Q=out.quality, **icc)
+
+
+def _dzsave(image: pyvips.Image, path: Path, out: OutputConfig, icc: dict) -> None:
+    opts = dict(tile_size=out.dz_tile, overlap=out.dz_overlap, layout="dz")
+    if out.dz_suffix == "jpeg":
+        opts["Q"] = out.quality
+    else:
+        opts["suffix"] = f".{out.dz_suffix}"
+    if path.suffix.lower() == ".szi":
+        image.dzsave(str(path), container="szi", **opts)
+    else:
+        image.dzsave(str(path.with_suffix("")), **opts)  # dzsave adds .dzi and _files itself
+
+
+SAVERS: dict[str, Callable[[pyvips.Image, Path, OutputConfig, dict], None]] = {
+    "tiffsave": _tiffsave, "pngsave": _pngsave, "jpegsave": _jpegsave, "webpsave": _webpsave, "dzsave": _dzsave,
+}
+
+
+def vips_save(image: pyvips.Image, path: Path, fmt: Format, out: OutputConfig,
+              dpi: float | None = None, description: str | None = None) -> None:
+    """Save ``image`` with the libvips saver and options of ``fmt``'s row.
+
+    ``dpi`` goes into the resolution tags (a TIFF's reduced levels then say
+    their own, halved per level), ``description`` (the config) into the
+    format's metadata; colour images embed libvips' sRGB profile, grey ones its
+    sGrey (:mod:`bigcppn.icc`).
+    """
+    if dpi:
+        image = image.copy(xres=dpi / 25.4, yres=dpi / 25.4)
+    if description:
+        image = embed(image, fmt.metadata, description)
+    profile = profile_name(image.bands, fmt.name)
+    SAVERS[fmt.saver](image, path, out, {"profile": profile} if profile else {})
+
+
+# --------------------------------------------------------------------------- the writers
+
+
+_END = object()
+
+
+class VipsWriter:
+    """A :class:`Writer` for libvips: rows go into a short queue that a saver thread streams from.
+
+    The saver pulls an uncompressed PNG stream (``access="sequential"``, so only
+    a few rows are in libvips at once) and writes ``path`` with ``fmt``'s saver.
+    """
+
+    def __init__(self, path: Path, fmt: Format, width: int, height: int, bands: int, out: OutputConfig,
+                 dpi: float | None = None, description: str | None = None, depth: int = 2) -> None:
+        from .sink import StripSource, png_stream
+
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
+        self._stop = threading.Event()
+        self.error: BaseException | None = None
+        self._source = StripSource(png_stream(self._rows(), width, height, bands, out.depth))
+
+        def save() -> None:
+            try:
+                image = self._source.image()
+                if out.depth == 16:
+                    image = image.copy(interpretation="rgb16" if bands >= 3 else "grey16")
+                vips_save(image, path, fmt, out, dpi=dpi, description=description)
+            except BaseException as exc:
+                self.error = exc
+
+        self._thread = threading.Thread(target=save, name="bigcppn-save", daemon=True)
+        self._thread.start()
+
+    def _rows(self) -> Iterator[np.ndarray]:
+        while True:
+            try:
+                item = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                if self._stop.is_set():
+                    raise RuntimeError("the render stopped before the picture was complete")
+                continue
+            if item is _END:
+                return
+            yield item
+
+    def write(self, rows: np.ndarray) -> None:
+        while True:
+            self._raise_if_failed()
+            try:
+                self._queue.put(rows, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _raise_if_failed(self) -> None:
+        if not self._thread.is_alive() and self.error is not None:
+            raise self.error
+
+    def close(self) -> None:
+        while True:  # the end marker, unless the saver already gave up
+            self._raise_if_failed()
+            try:
+                self._queue.put(_END, timeout=0.1)
+                break
+            except queue.Full:
+                continue
+        while self._thread.is_alive():
+            self._thread.join(0.1)
+        if self.error is not None:
+            raise self.error
+
+    def abort(self) -> None:
+        self._stop.set()  # the stream ends short: libvips (fail_on="truncated") gives up
+        self._thread.join()
+
+
+def open_writer(path: Path, fmt: Format, width: int, height: int, bands: int, out: OutputConfig,
+                config: Config | None = None, dpi: float | None = None, description: str | None = None) -> Writer:
+    """The writer ``fmt``'s row names for these output settings, writing ``path`` and the config's metadata.
+
+    ``dpi`` and ``description`` default to the config's resolution and text.
+    """
+    dpi = dpi if dpi is not None else config.canvas.dpi if config else None
+    description = description if description is not None else config_text(config) if config else None
+    who = fmt.writer(out)
+    if who == "tiff":
+        tags = TiffTags(dpi=dpi, description=description, xmp=xmp_packet(description) if description else None,
+                        icc=profile_for(bands))
+        return TiledTiffWriter(path, width, height, bands, out.depth, tile=out.tiff_tile,
+                               compression=out.compression, quality=out.quality, tags=tags)
+    if who == "dz":
+        extra = {}
+        if config is not None and fmt.metadata == "zip":
+            extra[f"{path.stem}.bigcppn.json"] = sidecar_json(config).encode()
+        return DeepZoomWriter(path, width, height, bands, tile=out.dz_tile, overlap=out.dz_overlap,
+                              quality=out.quality, extra=extra)
+    return VipsWriter(path, fmt, width, height, bands, out, dpi=dpi, description=description)
+
+
+def finish_metadata(path: Path, fmt: Format, out: OutputConfig, config: Config | None) -> None:
+    """The config where a finished output keeps it outside its pixels: a sidecar, or a zip entry libvips left out."""
+    if config is None:
+        return
+    if fmt.metadata == "sidecar":
+        write_sidecar(sidecar_path(path), config)
+    elif fmt.metadata == "zip" and fmt.writer(out) == "vips":
+        add_to_szi(path, config)
+
+
+def _image_strips(image: pyvips.Image, rows: int = 256) -> Iterator[np.ndarray]:
+    for y in range(0, image.height, rows):
+        part = image.crop(0, y, image.width, min(rows, image.height - y)).numpy()
+        yield part.reshape(part.shape[0], image.width, image.bands)
+
+
+def write_image(image: pyvips.Image, path: Path, fmt: Format, out: OutputConfig,
+                dpi: float | None = None, description: str | None = None) -> None:
+    """Save ``image`` (in memory) as ``fmt``, by the writer a render of it would take."""
+    if fmt.writer(out) == "vips":
+        vips_save(image, path, fmt, out, dpi=dpi, description=description)
+        return
+    writer = open_writer(path, fmt, image.width, image.height, image.bands, out, dpi=dpi, description=description)
+    try:
+        for rows in _image_strips(image):
+            writer.write(rows)
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close()

@@ -1,0 +1,85 @@
+"""Two runs into one pyramid folder at once: one owns it, the other is refused, tiles never mix."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+import bigcppn
+
+
+def _config(seed: int):
+    return bigcppn.load_config(None, [f"seed={seed}", "canvas.width=96", "canvas.height=80", "render.device=cpu",
+                                      "render.workers=1"])
+
+
+def _files(root: Path, name: str) -> dict[str, bytes]:
+    tiles = root / f"{name}_files"
+    out = {str(p.relative_to(root)): p.read_bytes() for p in tiles.rglob("*") if p.is_file()}
+    out["dzi"] = (root / f"{name}.dzi").read_bytes()
+    return out
+
+
+def _race(tmp: Path, i: int, refs: dict[int, dict[str, bytes]]) -> None:
+    out = tmp / f"race{i}" / "p.dzi"
+    out.parent.mkdir()
+    ended: dict[int, str] = {}
+    go = threading.Barrier(2)
+
+    def run(seed: int) -> None:
+        go.wait()
+        try:
+            bigcppn.render_pyramid(_config(seed), out)
+            ended[seed] = "ok"
+        except bigcppn.UserError as exc:
+            ended[seed] = f"refused: {exc}"
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in (7, 8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    winners = [s for s, how in ended.items() if how == "ok"]
+    assert len(ended) == 2 and len(winners) == 1, ended
+    loser = ({7, 8} - set(winners)).pop()
+    assert "another" in ended[loser]
+    assert _files(out.parent, "p") == refs[winners[0]], f"race {i}: the pyramid is not all seed {winners[0]}'s"
+
+
+@pytest.fixture(scope="module")
+def refs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("refs")
+    out = {}
+    for seed in (7, 8):
+        (d / f"s{seed}").mkdir()
+        bigcppn.render_pyramid(_config(seed), d / f"s{seed}" / "p.dzi")
+        out[seed] = _files(d / f"s{seed}", "p")
+    return out
+
+
+def test_concurrent_runs_with_other_configs_never_mix(tmp_path, refs):
+    for i in range(20):
+        _race(tmp_path, i, refs)
+
+
+@pytest.mark.slow
+def test_two_hundred_concurrent_runs_never_mix(tmp_path, refs):
+    for i in range(200):
+        _race(tmp_path, i, refs)
+
+
+def test_two_processes_one_folder(tmp_path, refs):
+    """The issue's reproduction: two CLI processes with seeds 7 and 8 into one p.dzi."""
+    args = [sys.executable, "-m", "bigcppn", "pyramid", "--width", "96", "--height", "80", "--device", "cpu",
+            "-q", "-o", str(tmp_path / "p.dzi"), "--set", "render.workers=1"]
+    procs = [subprocess.Popen([*args, "--seed", str(s)], stderr=subprocess.PIPE, text=True) for s in (7, 8)]
+    codes = [p.wait(120) for p in procs]
+    errs = [p.stderr.read() for p in procs]
+    assert sorted(codes) == [0, 2], errs
+    winner = (7, 8)[codes.index(0)]
+    assert _files(tmp_path, "p") == refs[winner]
+    assert "another" in errs[codes.index(2)] and len(errs[codes.index(2)].strip().splitlines()) == 1
