@@ -47,6 +47,8 @@ class RenderResult:
     height: int
     bytes: int
     seconds: float
+    worker_cpu: float = 0.0  # CPU seconds of the cluster's workers (executor="ray"; 0 locally)
+    transfer_bytes: int = 0  # bytes of jobs and results between driver and workers (executor="ray")
 
     @property
     def mpix_per_s(self) -> float:
@@ -103,30 +105,51 @@ def plan(config: ConfigLike = None, path: str | Path | None = None, *, measure: 
 
 
 def render_file(config: ConfigLike, path: str | Path | None = None, *,
-                progress: Callable[[int, int], None] | None = None) -> RenderResult:
+                progress: Callable[[int, int], None] | None = None, executor: str = "local",
+                ray_address: str | None = None, workers: int | None = None) -> RenderResult:
     """Render to ``path``; the extension picks the format (default ``cppn-SEED-WxH.tif``).
 
     Everything ``bigcppn render`` does: the format's limits and the free disk
     checked first, the config embedded, the file written under a hidden
     temporary name and renamed only when complete. ``progress(done, total)``
     is called about ten times a second with rendered pixels.
+
+    ``executor="ray"`` renders a tiled TIFF (deflate, LZW or JPEG tiles) on a
+    Ray cluster (``ray_address``, ``workers``: as :func:`render_pyramid`); the
+    workers encode the tiles, this process places them: the same file, byte
+    for byte. Locally ``workers`` is the number of render threads.
     """
-    from .render import StripStream, pick_device, renderer_for, strip_workers
+    from .geometry import Canvas
+    from .plan import make_plan
+    from .render import CPU_BATCH, StripStream, pick_device, renderer_for, strip_workers
     from .sink import OutputTarget, save_strips
 
+    options = _executor_options(executor, ray_address, workers)
     job = resolve_job(as_config(config), path)
+    if options is None and workers is not None:
+        job = replace(job, config=replace(job.config, render=replace(job.config.render, workers=workers)))
     cfg = job.config
-    device = pick_device(cfg.render.device)
+    if options is not None:
+        from .cluster.tiff import check_format
+
+        check_format(job)
+    device = pick_device(cfg.render.device) if options is None else None
     target = OutputTarget(job.output, job.fmt)
     try:
         target.probe()
     except OSError as exc:
         raise UserError(str(exc)) from None
-    renderer, p = renderer_for(cfg, device)
-    needed = describe(job, p, device.type, None).estimated_bytes
+    if options is None:
+        renderer, p = renderer_for(cfg, device)
+    else:
+        canvas = Canvas(cfg.canvas.width, cfg.canvas.height, cfg.canvas.bleed)
+        p = make_plan(canvas, cfg.render.tile, cfg.render.batch or CPU_BATCH)
+    needed = describe(job, p, device.type if device else "ray", None).estimated_bytes
     if job.fmt.pyramid and job.fmt.writer(cfg.output) == "tiff":
         needed = needed * 5 // 4  # lower pyramid levels spool beside the output until they are appended
     check_disk(job.output, needed)
+    if options is not None:
+        return _render_file_ray(job, target, options, p.batch_pixels, progress)
     c = p.canvas
     stream = StripStream(renderer, p, depth=cfg.render.queue, workers=strip_workers(device, cfg.render.workers))
     done = {"rows": 0}
@@ -152,6 +175,16 @@ def render_file(config: ConfigLike, path: str | Path | None = None, *,
     return RenderResult(job.output, c.width, c.height, size, time.perf_counter() - t0)
 
 
+def _render_file_ray(job, target, options, batch: int, progress) -> RenderResult:
+    from .cluster.tiff import render_tiff
+
+    t0 = time.perf_counter()
+    info = render_tiff(job, target, options, batch, progress)
+    c = job.config.canvas
+    return RenderResult(job.output, c.width, c.height, _size_of(job.output), time.perf_counter() - t0,
+                        info["worker_cpu"], info["transfer_bytes"])
+
+
 def _size_of(p: Path) -> int:
     if p.is_dir():
         return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
@@ -172,6 +205,8 @@ class PyramidResult:
     pixels: int
     page: Path
     seconds: float
+    worker_cpu: float = 0.0  # CPU seconds of the cluster's workers (executor="ray"; 0 locally)
+    transfer_bytes: int = 0  # bytes of jobs and results between driver and workers (executor="ray")
 
     @property
     def tiles_per_s(self) -> float:
@@ -250,7 +285,8 @@ def render_pyramid(config: ConfigLike, path: str | Path | None = None, *, layout
         raise RenderError(f"writing the pyramid failed: {first}; the finished tiles are kept, "
                           "run the same command again to resume") from exc
     return PyramidResult(stats.descriptor or out.root, p.width, p.height, len(p.levels), stats.tiles,
-                         stats.written, stats.skipped, stats.pixels, stats.page, stats.seconds)
+                         stats.written, stats.skipped, stats.pixels, stats.page, stats.seconds,
+                         stats.worker_cpu, stats.transfer_bytes)
 
 
 def _executor_options(executor: str, ray_address: str | None, workers: int | None):

@@ -198,19 +198,25 @@ class VipsWriter:
 
 
 def open_writer(path: Path, fmt: Format, width: int, height: int, bands: int, out: OutputConfig,
-                config: Config | None = None, dpi: float | None = None, description: str | None = None) -> Writer:
+                config: Config | None = None, dpi: float | None = None, description: str | None = None,
+                encoded_levels: int = 0) -> Writer:
     """The writer ``fmt``'s row names for these output settings, writing ``path`` and the config's metadata.
 
     ``dpi`` and ``description`` default to the config's resolution and text.
+    ``encoded_levels`` (bigcppn's TIFF writer only): the first levels come
+    encoded, band by band (:meth:`~bigcppn.tiffwriter.TiledTiffWriter.write_encoded`).
     """
     dpi = dpi if dpi is not None else config.canvas.dpi if config else None
     description = description if description is not None else config_text(config) if config else None
     who = fmt.writer(out)
+    if encoded_levels and who != "tiff":
+        raise ValueError("only bigcppn's TIFF writer takes encoded levels")
     if who == "tiff":
         tags = TiffTags(dpi=dpi, description=description, xmp=xmp_packet(description) if description else None,
                         icc=profile_for(bands))
         return TiledTiffWriter(path, width, height, bands, out.depth, tile=out.tiff_tile,
-                               compression=out.compression, quality=out.quality, tags=tags)
+                               compression=out.compression, quality=out.quality, tags=tags,
+                               encoded_levels=encoded_levels)
     if who == "dz":
         extra = {}
         if config is not None and fmt.metadata == "zip":

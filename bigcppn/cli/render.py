@@ -9,7 +9,8 @@ from pathlib import Path
 from .. import api
 from ..estimate import human_duration
 from ..job import default_name
-from .common import LazyBar, add_config_options, add_sizing_options, config_from, positive_int
+from .common import (LazyBar, add_config_options, add_executor_options, add_sizing_options, config_from,
+                     executor_kwargs, positive_int)
 
 HELP = "render a picture to a file"
 DESCRIPTION = "Render the config's CPPN to OUT, streaming strips into libvips."
@@ -27,6 +28,7 @@ def add_render_options(p: argparse.ArgumentParser) -> None:
 def add_parser(sub) -> None:
     p = sub.add_parser("render", help=HELP, description=DESCRIPTION)
     add_render_options(p)
+    add_executor_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -36,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     name = Path(args.output).name if args.output else default_name(cfg)
     bar = LazyBar(disable=args.quiet, desc=name, unit="px", unit_scale=True, unit_divisor=1000)
     try:
-        result = api.render_file(cfg, args.output, progress=bar.progress)
+        result = api.render_file(cfg, args.output, progress=bar.progress, **executor_kwargs(args))
     finally:
         bar.close()
     if not args.quiet:

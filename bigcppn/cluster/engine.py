@@ -130,13 +130,21 @@ class RaySession:
     def __enter__(self) -> "RaySession":
         if ray.is_initialized():
             return self
+        saved = os.environ.get("PYTHONPATH")
         try:
+            # A Ray started here hands its environment to its workers: they import this bigcppn.
+            os.environ["PYTHONPATH"] = _worker_path()
             ray.init(address=self.address, log_to_driver=False, logging_level=logging.WARNING,
                      include_dashboard=False, configure_logging=True, **self.init_options)
         except (ConnectionError, ValueError, RuntimeError) as exc:
             where = f"the Ray cluster at '{self.address}'" if self.address else "a local Ray"
             raise UserError(f"cannot reach or start {where}: {_first_line(exc)}; start one with "
                             "`ray start --head`, or leave out --ray-address") from None
+        finally:
+            if saved is None:
+                os.environ.pop("PYTHONPATH", None)
+            else:
+                os.environ["PYTHONPATH"] = saved
         self.owned = True
         return self
 
@@ -178,15 +186,17 @@ class _Runner:
         return result, time.process_time() - t0, nbytes
 
 
-def _runtime_env() -> dict:
-    """Workers import the driver's bigcppn when it is a source checkout (a folder shared with the nodes)."""
+def _worker_path() -> str:
+    """PYTHONPATH for workers of a Ray started here: the driver's own bigcppn first (a source checkout too).
+
+    A cluster joined by address runs the bigcppn installed on its nodes; the
+    version check at the start (:func:`bigcppn.cluster.pyramid.check_workers`) compares them.
+    """
     import bigcppn
 
     root = str(Path(bigcppn.__file__).resolve().parent.parent)
-    if "site-packages" in root or "dist-packages" in root:
-        return {}
     rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != root]
-    return {"env_vars": {"PYTHONPATH": os.pathsep.join([root, *rest])}}
+    return os.pathsep.join([root, *rest])
 
 
 class RayExecutor:
@@ -200,11 +210,9 @@ class RayExecutor:
 
     def __init__(self, specs: list[ActorSpec], restarts: int = RESTARTS) -> None:
         require_ray()
-        env = _runtime_env()
         cls = ray.remote(_Runner)
         self.actors = [
             cls.options(num_cpus=s.cpus, num_gpus=s.gpus, max_restarts=restarts, max_task_retries=restarts,
-                        runtime_env=env or None,
                         scheduling_strategy=NodeAffinitySchedulingStrategy(s.node, soft=False)).remote(max(1, s.cpus))
             for s in specs
         ]

@@ -24,9 +24,9 @@ from ..pyramid import PyramidStats, sweep_partials
 from ..pyramid_plan import LevelTile, Pyramid, PyramidWork
 from ..pyramid_store import PyramidOutput, TileStore
 from .engine import RayExecutor, RaySession, place_actors
-from .tasks import FolderCheck, PyramidJob, PyramidTask
+from .tasks import FolderCheck, PyramidJob, PyramidTask, WorkerVersion
 
-__all__ = ["RayOptions", "RayPyramidRunner", "split_work", "check_folder"]
+__all__ = ["RayOptions", "RayPyramidRunner", "split_work", "check_folder", "check_workers"]
 
 # Samples per job and per core of an actor: about a fifth of a second of a CPU core's work.
 JOB_SAMPLES = 1 << 20
@@ -74,14 +74,24 @@ def check_folder(ex: RayExecutor, root: Path, token_file: Path) -> None:
     The driver writes a random token into ``token_file`` (the pyramid's lock
     file, which the run holds anyway); each worker must read it back.
     """
-    from .. import __version__
-
     token = secrets.token_hex(16)
     token_file.write_text(token, encoding="utf-8")
     results = ex.broadcast(FolderCheck(str(root), token_file.name, token))
     for problem, version in results:
         if problem:
             raise UserError(problem)
+    _same_version(v for _p, v in results)
+
+
+def check_workers(ex: RayExecutor) -> None:
+    """Every actor runs the driver's bigcppn version; UserError when one does not."""
+    _same_version(ex.broadcast(WorkerVersion()))
+
+
+def _same_version(versions) -> None:
+    from .. import __version__
+
+    for version in versions:
         if version != __version__:
             raise UserError(f"a Ray worker runs bigcppn {version}, the driver {__version__}; "
                             "install the same version on every node")

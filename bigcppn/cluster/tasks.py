@@ -20,8 +20,10 @@ from ..config import Config
 from ..errors import RenderError
 from ..geometry import Window
 from ..pyramid_plan import LevelJob, LevelTile
+from ..tiffbands import BandPlan, EncodedBand, encode_band
 
-__all__ = ["configure", "cores", "backend", "FolderCheck", "PyramidJob", "PyramidTask", "host"]
+__all__ = ["configure", "cores", "backend", "FolderCheck", "PyramidJob", "PyramidTask", "TiffBandTask", "render_rows",
+           "WorkerVersion", "host"]
 
 _state: dict = {"cores": 1, "config": None, "backend": None}
 _lock = threading.Lock()
@@ -56,6 +58,16 @@ def backend(cfg: Config):
                                   f"{type(exc).__name__}: {exc}") from None
             _state["config"] = cfg
         return _state["backend"]
+
+
+@dataclass(frozen=True)
+class WorkerVersion:
+    """This worker's bigcppn version (checked against the driver's at the start)."""
+
+    def __call__(self, _item=None) -> str:
+        from .. import __version__
+
+        return __version__
 
 
 @dataclass(frozen=True)
@@ -160,3 +172,47 @@ class PyramidTask:
             raise RenderError(f"a worker on {host()} could not write a tile in '{self.root}': "
                               f"{exc.strerror or exc}") from None
         return written
+
+
+def render_rows(r, y: int, n: int, batch: int, workers: int = 1):
+    """Rows ``y .. y + n`` of the canvas, full width, rendered in windows of about ``batch`` pixels on threads."""
+    import numpy as np
+
+    width = r.canvas.width
+    out = np.empty((n, width, r.bands), dtype=r.dtype)
+    step = max(1, batch // width)
+
+    def piece(y0: int) -> None:
+        h = min(step, y + n - y0)
+        out[y0 - y : y0 - y + h] = r.render_window(Window(0, y0, width, h))
+
+    starts = range(y, y + n, step)
+    if workers == 1 or len(starts) == 1:
+        for y0 in starts:
+            piece(y0)
+    else:
+        with ThreadPoolExecutor(min(workers, len(starts)), thread_name_prefix="bigcppn-rows") as pool:
+            list(pool.map(piece, starts))
+    return out
+
+
+@dataclass(frozen=True)
+class TiffBandTask:
+    """Render band ``j`` of a TIFF and encode every tile of the levels inside it (:func:`encode_band`).
+
+    The band's rows are :meth:`~bigcppn.compute.Backend.render_window` of
+    full-width windows, pixel for pixel the local strips; the tiles are the
+    TIFF writer's own encoding, so the driver only places them.
+    """
+
+    config: Config
+    plan: BandPlan
+    compression: str
+    quality: int
+    batch: int
+
+    def __call__(self, j: int) -> EncodedBand:
+        r = backend(self.config)
+        y, n = self.plan.band(j)
+        rows = render_rows(r, y, n, self.batch, cores())
+        return encode_band(rows, self.plan, j, self.compression, self.quality, cores())
