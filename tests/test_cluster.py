@@ -281,3 +281,89 @@ def test_driver_killed_mid_run_then_resumed(tmp_path, local_ray):
     assert not (tmp_path / "b" / "p.dzi").exists()
     assert cli.main(args) == 0
     assert files_under(tmp_path / "a") == files_under(tmp_path / "b")
+
+
+# --------------------------------------------------------------------------- single-file TIFF on Ray
+
+
+def render_args(out: Path, *extra) -> list[str]:
+    return ["render", "--width", "900", "--height", "700", "--seed", "4", "-q", "--set", "output.tiff_tile=64",
+            "-o", str(out), *map(str, extra)]
+
+
+@pytest.mark.ray
+def test_tiff_on_ray_is_the_local_tiff(tmp_path, local_ray):
+    assert cli.main(render_args(tmp_path / "a.tif")) == 0
+    assert cli.main(render_args(tmp_path / "b.tif", "--executor", "ray", "--workers", "2")) == 0
+    assert (tmp_path / "a.tif").read_bytes() == (tmp_path / "b.tif").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tif", "b.tif"]
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+@pytest.mark.parametrize("extra", [["--set", "output.compression=jpeg", "--set", "network.color=grey"],
+                                   ["--depth", "16", "--set", "output.compression=lzw"]])
+def test_tiff_on_ray_jpeg_grey_and_16_bit(tmp_path, local_ray, extra):
+    assert cli.main(render_args(tmp_path / "a.tif", *extra)) == 0
+    assert cli.main(render_args(tmp_path / "b.tif", *extra, "--executor", "ray")) == 0
+    assert (tmp_path / "a.tif").read_bytes() == (tmp_path / "b.tif").read_bytes()
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize("out,extra,word", [("x.png", [], "'png'"), ("x.tif", ["--set", "output.compression=none"],
+                                                                         "none tiles")])
+def test_ray_renders_only_what_the_tiff_writer_writes(tmp_path, capsys, local_ray, out, extra, word):
+    assert cli.main(render_args(tmp_path / out, *extra, "--executor", "ray")) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and word in err and "--executor local" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.ray
+def test_tiff_actor_killed_mid_run_is_the_same_file(tmp_path, local_ray):
+    from bigcppn.api import as_config
+    from bigcppn.cluster.pyramid import RayOptions
+    from bigcppn.cluster.tiff import render_tiff
+    from bigcppn.job import resolve_job
+    from bigcppn.sink import OutputTarget
+
+    assert cli.main(render_args(tmp_path / "a.tif", "--height", 1400)) == 0
+    cfg = as_config(None, seed=4, overrides=["canvas.width=900", "canvas.height=1400", "output.tiff_tile=64"])
+    job = resolve_job(cfg, tmp_path / "b.tif")
+    pids, killed = [], []
+
+    def progress(done, total):
+        if not killed and done < total:
+            os.kill(pids[0], signal.SIGKILL)  # its running and queued bands run again on the restarted actor
+            killed.append(pids[0])
+
+    info = render_tiff(job, OutputTarget(job.output, job.fmt), RayOptions(workers=2), 65536, progress,
+                       on_workers=lambda ex: pids.extend(ex.pids()))
+    assert killed and info["bands"] >= 8
+    assert (tmp_path / "a.tif").read_bytes() == (tmp_path / "b.tif").read_bytes()
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_tiff_driver_killed_leaves_nothing_then_renders(tmp_path, local_ray):
+    import time
+
+    args = render_args(tmp_path / "b.tif", "--width", 1800, "--height", 2400, "--executor", "ray",
+                       "--ray-address", local_ray)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    proc = subprocess.Popen([sys.executable, "-m", "bigcppn", *args], env=env, stderr=subprocess.PIPE)
+    try:
+        for _ in range(1200):  # bounded: 120 s
+            parts = list(tmp_path.glob(".b.tif.partial-*/b.tif"))
+            if parts and parts[0].stat().st_size > 100_000 or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None, "the driver finished before it could be killed"
+        proc.kill()
+    finally:
+        proc.wait(timeout=60)
+    assert not (tmp_path / "b.tif").exists()
+    assert cli.main(args) == 0
+    assert cli.main(render_args(tmp_path / "a.tif", "--width", 1800, "--height", 2400)) == 0
+    assert (tmp_path / "a.tif").read_bytes() == (tmp_path / "b.tif").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tif", "b.tif"]  # the killed run's folder swept
