@@ -119,10 +119,8 @@ def render_file(config: ConfigLike, path: str | Path | None = None, *,
     workers encode the tiles, this process places them: the same file, byte
     for byte. Locally ``workers`` is the number of render threads.
     """
-    from .geometry import Canvas
-    from .plan import make_plan
-    from .render import CPU_BATCH, StripStream, pick_device, renderer_for, strip_workers
-    from .sink import OutputTarget, save_strips
+    from .render import StripStream, pick_device, renderer_for, strip_workers
+    from .sink import save_strips
 
     options = _executor_options(executor, ray_address, workers)
     job = resolve_job(as_config(config), path)
@@ -130,26 +128,11 @@ def render_file(config: ConfigLike, path: str | Path | None = None, *,
         job = replace(job, config=replace(job.config, render=replace(job.config.render, workers=workers)))
     cfg = job.config
     if options is not None:
-        from .cluster.tiff import check_format
-
-        check_format(job)
-    device = pick_device(cfg.render.device) if options is None else None
-    target = OutputTarget(job.output, job.fmt)
-    try:
-        target.probe()
-    except OSError as exc:
-        raise UserError(str(exc)) from None
-    if options is None:
-        renderer, p = renderer_for(cfg, device)
-    else:
-        canvas = Canvas(cfg.canvas.width, cfg.canvas.height, cfg.canvas.bleed)
-        p = make_plan(canvas, cfg.render.tile, cfg.render.batch or CPU_BATCH)
-    needed = describe(job, p, device.type if device else "ray", None).estimated_bytes
-    if job.fmt.pyramid and job.fmt.writer(cfg.output) == "tiff":
-        needed = needed * 5 // 4  # lower pyramid levels spool beside the output until they are appended
-    check_disk(job.output, needed)
-    if options is not None:
-        return _render_file_ray(job, target, options, p.batch_pixels, progress)
+        return _render_file_ray(job, options, progress)
+    device = pick_device(cfg.render.device)
+    target = _probed(job)
+    renderer, p = renderer_for(cfg, device)
+    _check_file_disk(job, p, device.type)
     c = p.canvas
     stream = StripStream(renderer, p, depth=cfg.render.queue, workers=strip_workers(device, cfg.render.workers))
     done = {"rows": 0}
@@ -175,11 +158,40 @@ def render_file(config: ConfigLike, path: str | Path | None = None, *,
     return RenderResult(job.output, c.width, c.height, size, time.perf_counter() - t0)
 
 
-def _render_file_ray(job, target, options, batch: int, progress) -> RenderResult:
-    from .cluster.tiff import render_tiff
+def _probed(job):
+    """The output's :class:`~bigcppn.sink.OutputTarget`, its folder checked writable; UserError if not."""
+    from .sink import OutputTarget
 
+    target = OutputTarget(job.output, job.fmt)
+    try:
+        target.probe()
+    except OSError as exc:
+        raise UserError(str(exc)) from None
+    return target
+
+
+def _check_file_disk(job, p, device: str) -> None:
+    needed = describe(job, p, device, None).estimated_bytes
+    if job.fmt.pyramid and job.fmt.writer(job.config.output) == "tiff":
+        needed = needed * 5 // 4  # lower pyramid levels spool beside the output until they are appended
+    check_disk(job.output, needed)
+
+
+def _render_file_ray(job, options, progress) -> RenderResult:
+    """:func:`render_file` on Ray: the same checks, then :func:`bigcppn.cluster.tiff.render_tiff`."""
+    from .cluster.tiff import check_format, render_tiff
+    from .geometry import Canvas
+    from .plan import make_plan
+    from .render import CPU_BATCH
+
+    cfg = job.config
+    check_format(job)
+    target = _probed(job)
+    p = make_plan(Canvas(cfg.canvas.width, cfg.canvas.height, cfg.canvas.bleed), cfg.render.tile,
+                  cfg.render.batch or CPU_BATCH)
+    _check_file_disk(job, p, "ray")
     t0 = time.perf_counter()
-    info = render_tiff(job, target, options, batch, progress)
+    info = render_tiff(job, target, options, p.batch_pixels, progress)
     c = job.config.canvas
     return RenderResult(job.output, c.width, c.height, _size_of(job.output), time.perf_counter() - t0,
                         info["worker_cpu"], info["transfer_bytes"])
@@ -239,43 +251,25 @@ def render_pyramid(config: ConfigLike, path: str | Path | None = None, *, layout
     must be on a filesystem every node shares. Locally ``workers`` is the
     number of render threads. The tiles are the same bytes either way.
     """
-    import shutil
-
     import pyvips
 
-    from .formats import FORMATS, estimate_output_bytes
     from .geometry import Canvas
     from .pyramid import render_pyramid as run
     from .pyramid_plan import Pyramid
-    from .render import pick_device, renderer_for, strip_workers
 
     cfg = as_config(config)
     if cfg.output.depth != 8:
         raise UserError("pyramid tiles are 8-bit; leave out --depth 16 (or output.depth)")
-    runner = _executor_options(executor, ray_address, workers)
+    options = _executor_options(executor, ray_address, workers)
     opts = _pyramid_options(cfg, layout, format, tile, overlap, quality, supersample, base_url or "")
     out = pyramid_place(cfg, path, layout)
-    renderer = p_plan = None
-    if runner is None:
-        if workers is not None:
-            cfg = replace(cfg, render=replace(cfg.render, workers=workers))
-        device = pick_device(cfg.render.device)
-        renderer, p_plan = renderer_for(cfg, device)
-        threads = strip_workers(device, cfg.render.workers)
-    else:
-        from .cluster.pyramid import RayPyramidRunner
-
-        runner = RayPyramidRunner(cfg, supersample, opts["quality"], runner)
-        threads = 1
+    if options is None and workers is not None:
+        cfg = replace(cfg, render=replace(cfg.render, workers=workers))
+    renderer, p_plan, threads, runner = _pyramid_engine(cfg, options, supersample, opts["quality"])
     c = Canvas(cfg.canvas.width, cfg.canvas.height, cfg.canvas.bleed)
     p = Pyramid(c.width, c.height, layout, opts["tile"], opts["overlap"], format,
                 name="image" if out.folder else out.name)
-    need = estimate_output_bytes(FORMATS["dz"], c.width, c.height, cfg.network.bands,
-                                 replace(cfg.output, depth=8, dz_suffix=format))
-    free = shutil.disk_usage(out.root if out.root.is_dir() else out.root.parent).free
-    if need > free:
-        raise UserError(f"not enough free disk for the pyramid: about {need / 1e9:.1f} GB needed, "
-                        f"{free / 1e9:.1f} GB free; free some space or write elsewhere")
+    _check_pyramid_disk(cfg, out, format)
     try:
         stats = run(cfg, p, out, renderer, p_plan, supersample=supersample, quality=opts["quality"],
                     workers=threads, base_url=opts["base_url"], on_start=on_start, on_tile=on_tile,
@@ -287,6 +281,32 @@ def render_pyramid(config: ConfigLike, path: str | Path | None = None, *, layout
     return PyramidResult(stats.descriptor or out.root, p.width, p.height, len(p.levels), stats.tiles,
                          stats.written, stats.skipped, stats.pixels, stats.page, stats.seconds,
                          stats.worker_cpu, stats.transfer_bytes)
+
+
+def _pyramid_engine(cfg: Config, options, supersample: int, quality: int):
+    """(renderer, plan, threads, None) for a local run, (None, None, 1, runner) for a cluster."""
+    if options is not None:
+        from .cluster.pyramid import RayPyramidRunner
+
+        return None, None, 1, RayPyramidRunner(cfg, supersample, quality, options)
+    from .render import pick_device, renderer_for, strip_workers
+
+    device = pick_device(cfg.render.device)
+    renderer, p_plan = renderer_for(cfg, device)
+    return renderer, p_plan, strip_workers(device, cfg.render.workers), None
+
+
+def _check_pyramid_disk(cfg: Config, out, fmt: str) -> None:
+    import shutil
+
+    from .formats import FORMATS, estimate_output_bytes
+
+    need = estimate_output_bytes(FORMATS["dz"], cfg.canvas.width, cfg.canvas.height, cfg.network.bands,
+                                 replace(cfg.output, depth=8, dz_suffix=fmt))
+    free = shutil.disk_usage(out.root if out.root.is_dir() else out.root.parent).free
+    if need > free:
+        raise UserError(f"not enough free disk for the pyramid: about {need / 1e9:.1f} GB needed, "
+                        f"{free / 1e9:.1f} GB free; free some space or write elsewhere")
 
 
 def _executor_options(executor: str, ray_address: str | None, workers: int | None):
