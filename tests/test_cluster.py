@@ -108,6 +108,17 @@ def test_jobs_cover_the_work_list_once():
     assert all(j.samples(2) < 300_000 + 4 * 256 * 256 * 16 for j in jobs)
 
 
+def test_job_budget_scales_with_the_actor_and_keeps_every_actor_busy():
+    from bigcppn.cluster.engine import ActorSpec
+    from bigcppn.cluster.pyramid import GPU_JOB_SAMPLES, JOB_SAMPLES, job_budget
+
+    cpu, gpu = ActorSpec("a", 4, 0), ActorSpec("b", 16, 1)
+    assert job_budget(10**12, [cpu]) == 4 * JOB_SAMPLES
+    assert job_budget(10**12, [gpu, cpu]) == GPU_JOB_SAMPLES
+    assert job_budget(64 * GPU_JOB_SAMPLES, [gpu] * 64) == GPU_JOB_SAMPLES // 4  # four jobs per GPU
+    assert job_budget(1000, [cpu] * 8) == JOB_SAMPLES  # never below one core's share
+
+
 def test_folder_check_names_the_shared_filesystem(tmp_path):
     from bigcppn.cluster.tasks import FolderCheck
 

@@ -26,10 +26,14 @@ from ..pyramid_store import PyramidOutput, TileStore
 from .engine import RayExecutor, RaySession, place_actors
 from .tasks import FolderCheck, PyramidJob, PyramidTask, WorkerVersion
 
-__all__ = ["RayOptions", "RayPyramidRunner", "split_work", "check_folder", "check_workers"]
+__all__ = ["RayOptions", "RayPyramidRunner", "split_work", "job_budget", "check_folder", "check_workers"]
 
-# Samples per job and per core of an actor: about a fifth of a second of a CPU core's work.
+# Samples per job and per core of a CPU actor: about a fifth of a second of a CPU core's work.
 JOB_SAMPLES = 1 << 20
+# Samples per job of a GPU actor, at most: about a tenth of a second of an H200 and its encoding cores.
+GPU_JOB_SAMPLES = 1 << 25
+# Jobs per actor at least, where the pyramid is large enough: the last jobs balance the load.
+MIN_JOBS_PER_WORKER = 4
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,13 @@ def split_work(work: PyramidWork, k: int, budget: int) -> list[PyramidJob]:
     if lv:
         jobs.append(PyramidJob(levels=tuple(lv)))
     return jobs
+
+
+def job_budget(total_samples: int, specs: list, per_core: int | None = None) -> int:
+    """Samples per job: an actor's share of work (cores x per_core, or a GPU's) within 1/4 of its part of the total."""
+    per_core = per_core or JOB_SAMPLES
+    one = max(GPU_JOB_SAMPLES if s.gpus else per_core * max(1, s.cpus) for s in specs)
+    return max(per_core, min(one, total_samples // (MIN_JOBS_PER_WORKER * len(specs))))
 
 
 def check_folder(ex: RayExecutor, root: Path, token_file: Path) -> None:
@@ -120,9 +131,9 @@ class RayPyramidRunner:
         ex = self.ex
         if ex is None:
             raise RuntimeError("RayPyramidRunner.run before open")
-        cores = max(s.cpus for s in ex.specs)
-        budget = (self.options.job_samples or JOB_SAMPLES) * max(1, cores)
-        jobs = split_work(work, self.supersample, budget)
+        k = self.supersample
+        total = sum(t.pixels for t in work.base) + k * k * sum(t.pixels for j in work.jobs for t in j.tiles)
+        jobs = split_work(work, k, job_budget(total, ex.specs, self.options.job_samples))
         task = PyramidTask(self.cfg, str(store.root), p.suffix, self.quality, self.supersample)
         cpu0, sent0, got0 = ex.worker_cpu, ex.sent, ex.received
         for job, written in ex.map_ordered(task, jobs, 2 * ex.workers):
