@@ -75,6 +75,19 @@ def test_a_window_is_the_strips_pixels_to_the_bit(device, overrides):
         assert np.array_equal(got, whole[y : y + h, x : x + w]), (x, y, w, h)
 
 
+@pytest.mark.parametrize("args,message", [
+    (["--ray-address", "auto"], "--ray-address is for --executor ray"),
+    (["--executor", "ray", "--ray-address", "127.0.0.1:1"], "cannot reach the Ray cluster at '127.0.0.1:1'"),
+    (["--executor", "ray", "--ray-address", "nowhere"], "is not HOST:PORT"),
+])
+def test_bad_ray_options_exit_2_with_one_line(tmp_path, capsys, args, message):
+    pytest.importorskip("ray")
+    assert cli.main(pyramid_args(tmp_path / "p.dzi", *args)) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_place_actors():
     from bigcppn.cluster.engine import ActorSpec, Node, place_actors
 

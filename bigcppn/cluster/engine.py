@@ -130,6 +130,8 @@ class RaySession:
     def __enter__(self) -> "RaySession":
         if ray.is_initialized():
             return self
+        if self.address not in (None, "auto", "local"):
+            _reachable(self.address)
         saved = os.environ.get("PYTHONPATH")
         try:
             # A Ray started here hands its environment to its workers: they import this bigcppn.
@@ -163,6 +165,21 @@ class RaySession:
             out.append(Node(n["NodeID"], n.get("NodeManagerAddress", "?"), int(res.get("CPU", 0)),
                             int(res.get("GPU", 0))))
         return sorted(out, key=lambda n: (n.address, n.id))
+
+
+def _reachable(address: str, timeout: float = 10.0) -> None:
+    """UserError unless something listens at ``[ray://]HOST:PORT`` (ray.init would wait for it for ever)."""
+    import socket
+
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"--ray-address '{address}' is not HOST:PORT, ray://HOST:PORT or auto")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise UserError(f"cannot reach the Ray cluster at '{address}' ({exc.strerror or exc}); is `ray start "
+                        "--head` running there, and is the port open?") from None
 
 
 class _Runner:
