@@ -76,3 +76,13 @@ def test_two_nodes_one_actor_each_same_pyramid(tmp_path, two_nodes, monkeypatch)
     assert cli.main([*args, "-o", str(tmp_path / "b" / "p"), "--executor", "ray"]) == 0
     assert files_under(tmp_path / "a") == files_under(tmp_path / "b")
     assert ray.is_initialized()  # the caller's session is left running
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_two_nodes_same_tiff(tmp_path, two_nodes):
+    args = ["render", "--width", "800", "--height", "1200", "--seed", "9", "-q", "--set", "output.tiff_tile=64",
+            "--set", "output.compression=jpeg"]
+    assert cli.main([*args, "-o", str(tmp_path / "a.tif")]) == 0
+    assert cli.main([*args, "-o", str(tmp_path / "b.tif"), "--executor", "ray"]) == 0
+    assert (tmp_path / "a.tif").read_bytes() == (tmp_path / "b.tif").read_bytes()
