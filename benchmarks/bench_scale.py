@@ -11,7 +11,9 @@ CPU seconds per MPix (this process, Ray's in-process threads included), the
 actors' CPU seconds, the CPU of Ray's own processes (raylet, GCS, idle workers,
 the actors' imports), and the bytes of jobs and results per pixel (what goes
 through Ray's object store or inline in its RPCs). Every Ray output is checked
-against the local one, byte for byte.
+against the local one, byte for byte. ``cores got`` is the CPU all of it
+received per second of wall time, and ``load`` the machine's load average
+before the run: on a shared machine they tell contention from scaling.
 """
 
 from __future__ import annotations
@@ -109,6 +111,7 @@ def run_pyramid(size: int, out: Path, executor: str, workers: int | None) -> dic
     marks = {}
     cfg = bigcppn.load_config(None, [], {"canvas.width": size, "canvas.height": size, "seed": 7})
     out.mkdir()
+    load = os.getloadavg()[0]
     procs, c0, t0 = RayCPU(), cpu_self(), time.perf_counter()
     r = bigcppn.render_pyramid(cfg, out / "p.dzi", executor=executor, workers=workers,
                                on_start=lambda *_: marks.setdefault("start", time.perf_counter()))
@@ -116,7 +119,7 @@ def run_pyramid(size: int, out: Path, executor: str, workers: int | None) -> dic
     ray_cpu = procs.stop()
     return {"seconds": seconds, "startup": marks["start"] - t0 if executor == "ray" else 0.0,
             "driver_cpu": cpu_self() - c0 - procs.own, "ray_cpu": ray_cpu, "worker_cpu": r.worker_cpu,
-            "transfer": r.transfer_bytes, "digest": digest(out), "tiles": r.written}
+            "transfer": r.transfer_bytes, "digest": digest(out), "tiles": r.written, "load": load}
 
 
 def run_tiff(size: int, out: Path, executor: str, workers: int | None) -> dict:
@@ -130,6 +133,7 @@ def run_tiff(size: int, out: Path, executor: str, workers: int | None) -> dict:
 
     cfg = api.as_config(None, seed=7, overrides=[f"canvas.width={size}", f"canvas.height={size}"])
     marks = {}
+    load = os.getloadavg()[0]
     procs, c0, t0 = RayCPU(), cpu_self(), time.perf_counter()
     if executor == "local":
         api.render_file(cfg, out)
@@ -142,7 +146,7 @@ def run_tiff(size: int, out: Path, executor: str, workers: int | None) -> dict:
     ray_cpu = procs.stop()
     return {"seconds": seconds, "startup": marks.get("start", t0) - t0, "driver_cpu": cpu_self() - c0 - procs.own,
             "ray_cpu": ray_cpu, "worker_cpu": info["worker_cpu"], "transfer": info["transfer_bytes"],
-            "digest": digest(out), "tiles": sum(-(-w // 256) * -(-h // 256) for w, h in pyramid_sizes(size, size, 256))}
+            "load": load, "digest": digest(out), "tiles": sum(-(-w // 256) * -(-h // 256) for w, h in pyramid_sizes(size, size, 256))}
 
 
 def report(name: str, size: int, rows: dict[str, dict]) -> None:
@@ -151,7 +155,7 @@ def report(name: str, size: int, rows: dict[str, dict]) -> None:
     print(f"\n{name}, {size}x{size} ({mpix:.1f} MPix of base canvas)")
     print(f"{'executor':<14}{'wall s':>8}{'start s':>8}{'MPix/s':>8}{'w/o start':>10}{'vs 1 actor':>11}"
           f"{'drv CPU s/MPix':>15}{'actors CPU s':>13}{'Ray procs CPU s':>16}{'drv/actors':>11}{'B/px':>8}"
-          f"{'identical':>10}")
+          f"{'identical':>10}{'cores got':>10}{'load':>6}")
     for mode, r in rows.items():
         work = r["seconds"] - r["startup"]
         speed = (one["seconds"] - one["startup"]) / work
@@ -159,7 +163,8 @@ def report(name: str, size: int, rows: dict[str, dict]) -> None:
         same = "yes" if r["digest"] == rows["local"]["digest"] else "NO"
         print(f"{mode:<14}{r['seconds']:>8.1f}{r['startup']:>8.1f}{mpix / r['seconds']:>8.2f}{mpix / work:>10.2f}"
               f"{speed:>10.2f}x{r['driver_cpu'] / mpix:>15.3f}{r['worker_cpu']:>13.1f}{r['ray_cpu']:>16.1f}"
-              f"{share:>11}{r['transfer'] / (size * size):>8.3f}{same:>10}")
+              f"{share:>11}{r['transfer'] / (size * size):>8.3f}{same:>10}"
+              f"{(r['driver_cpu'] + r['ray_cpu']) / r['seconds']:>10.2f}{r['load']:>6.1f}")
     print(f"per tile ({rows['local']['tiles']} tiles): " + "; ".join(
         f"{mode}: actors {1e3 * r['worker_cpu'] / r['tiles']:.2f} ms CPU, driver {1e3 * r['driver_cpu'] / r['tiles']:.3f} "
         f"ms CPU, {r['transfer'] / r['tiles'] / 1e3:.2f} kB moved" for mode, r in rows.items() if mode != "local"))
