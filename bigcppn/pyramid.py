@@ -251,7 +251,10 @@ def render_pyramid(
         try:
             store = _prepare(out, key, resuming)
             gpu = renderer is not None and renderer.device.type != "cpu"
-            work = work_list(p, level_job_pixels(supersample, plan.batch_pixels if gpu else None), store.exists)
+            # A new pyramid has no tiles yet (the manifest check refused anything in the way); a resumed one
+            # is listed once.
+            done = store.listing(out.tiles_dir).__contains__ if resuming else (lambda _path: False)
+            work = work_list(p, level_job_pixels(supersample, plan.batch_pixels if gpu else None), done)
             stats.skipped = p.tile_count - work.pending
             if on_start is not None:
                 on_start(work.pending, p.tile_count)

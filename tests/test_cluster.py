@@ -132,6 +132,18 @@ def test_job_budget_scales_with_the_actor_and_keeps_every_actor_busy():
     assert job_budget(1000, [cpu] * 8) == JOB_SAMPLES  # never below one core's share
 
 
+def test_a_resumed_work_list_from_one_listing_is_the_stat_one(tmp_path):
+    from bigcppn.pyramid_store import TileStore
+
+    p = Pyramid(1500, 900, "dz", 254, 1, name="p")
+    store = TileStore(tmp_path)
+    for i, t in enumerate(p.all_tiles()):
+        if i % 3 == 0:
+            store.write(t.path, b"x")
+    listed = store.listing(tmp_path / "p_files")
+    assert work_list(p, level_job_pixels(2), listed.__contains__) == work_list(p, level_job_pixels(2), store.exists)
+
+
 def test_folder_check_names_the_shared_filesystem(tmp_path):
     from bigcppn.cluster.tasks import FolderCheck
 
