@@ -205,7 +205,8 @@ class WorkRunner(Protocol):
         """Render and write every tile of ``work``, counting them in ``stats``."""
         ...
 
-    def close(self) -> None:
+    def close(self, cancel: bool = False) -> None:
+        """Stop the workers; ``cancel``: without waiting for the work they are doing (Ctrl-C)."""
         ...
 
 
@@ -265,6 +266,10 @@ def render_pyramid(
                         ThreadExecutor(encoders or available_cores(), "bigcppn-encode") as encode_ex:
                     run_work(work, p, renderer, plan, store, supersample=supersample, quality=quality,
                              render_ex=render_ex, encode_ex=encode_ex, stats=stats, on_tile=on_tile)
+        except KeyboardInterrupt:
+            if runner is not None:
+                runner.close(cancel=True)
+            raise
         finally:
             if runner is not None:
                 runner.close()

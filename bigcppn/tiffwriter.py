@@ -51,11 +51,11 @@ import numpy as np
 from .system import available_cores
 from .tiffjpeg import jpeg_tables, ycbcr
 from .tiffres import level_resolution
-from .tifftile import CODECS, DEFLATE_LEVEL, pyramid_sizes  # noqa: F401 (DEFLATE_LEVEL: the writer's API)
+from .tifftile import CODECS, DEFLATE_LEVEL, pyramid_sizes
 from .tifftile import encode_tile as _work
 from .tifftile import tile_codec as _encoder
 
-__all__ = ["CODECS", "TiledTiffWriter", "pyramid_sizes"]
+__all__ = ["CODECS", "DEFLATE_LEVEL", "TiledTiffWriter", "pyramid_sizes"]
 
 _HEADER = 16  # room for a BigTIFF header; a classic header uses the first 8 bytes
 

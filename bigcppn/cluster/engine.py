@@ -38,6 +38,10 @@ R = TypeVar("R")
 RESTARTS = 4
 # Tasks queued on each actor: one running, one waiting, so an actor never idles between jobs.
 DEPTH = 2
+# Seconds for every actor to start (a process, torch imported, the network built) before giving up.
+START_TIMEOUT = 300.0
+# Seconds a failed run waits for the jobs still running before it stops their actors.
+DRAIN_TIMEOUT = 30.0
 
 
 def require_ray() -> None:
@@ -136,7 +140,8 @@ class RaySession:
         try:
             # A Ray started here hands its environment to its workers: they import this bigcppn.
             os.environ["PYTHONPATH"] = _worker_path()
-            ray.init(address=self.address, log_to_driver=False, logging_level=logging.WARNING,
+            # Ray's own warnings (token authentication, ...) would be lines besides bigcppn's one line.
+            ray.init(address=self.address, log_to_driver=False, logging_level=logging.ERROR,
                      include_dashboard=False, configure_logging=True, **self.init_options)
         except (ConnectionError, ValueError, RuntimeError) as exc:
             where = f"the Ray cluster at '{self.address}'" if self.address else "a local Ray"
@@ -238,16 +243,28 @@ class RayExecutor:
         self.worker_cpu = 0.0
         self.sent = 0
         self.received = 0
+        # Results never asked for (a run that failed): collected at close, so that Ray does not print
+        # them as "unhandled errors" after bigcppn's own line; the variable covers any it still finds.
+        self._unretrieved: set = set()
+        self._quiet = "RAY_IGNORE_UNHANDLED_ERRORS" not in os.environ
+        if self._quiet:
+            os.environ["RAY_IGNORE_UNHANDLED_ERRORS"] = "1"
 
     def pids(self) -> list[int]:
         return ray.get([a.pid.remote() for a in self.actors])
 
-    def broadcast(self, fn: Callable[[object], R]) -> list[R]:
-        """``fn(None)`` on every actor once; the results in actor order."""
+    def broadcast(self, fn: Callable[[object], R], timeout: float = START_TIMEOUT) -> list[R]:
+        """``fn(None)`` on every actor once, the results in actor order; UserError if they do not start in time."""
         ref = ray.put(fn)
         refs = [a.call.remote(ref, None) for a in self.actors]
+        self._unretrieved.update(refs)
         try:
-            return [self._unwrap(r) for r in ray.get(refs)]
+            results = [self._unwrap(r) for r in ray.get(refs, timeout=timeout)]
+            self._unretrieved.difference_update(refs)
+            return results
+        except ray.exceptions.GetTimeoutError:
+            raise UserError(f"the {self.workers} Ray actors did not all start within {timeout:.0f} s: are the "
+                            "cluster's CPUs or GPUs taken by other jobs? (ray status shows them)") from None
         except Exception as exc:
             raise failure(exc) from exc
 
@@ -296,18 +313,35 @@ class RayExecutor:
                 yield it, result(ref)
         finally:
             for _it, ref in pending:
-                ray.cancel(ref)
+                self._unretrieved.add(ref)
+                try:
+                    ray.cancel(ref)
+                except Exception:  # already finished, or its actor gone: nothing to stop
+                    pass
 
     def close(self, cancel: bool = False) -> None:
+        """Stop the actors: after the jobs still running finish (at most DRAIN_TIMEOUT), or at once (``cancel``)."""
+        left = list(self._unretrieved)
+        if left and not cancel:
+            ray.wait(left, num_returns=len(left), timeout=DRAIN_TIMEOUT, fetch_local=False)
         for a in self.actors:
             ray.kill(a, no_restart=True)
         self.actors = []
+        for ref in left:  # each is an error or a result nobody wants now: asked for, and dropped
+            try:
+                ray.get(ref, timeout=10)
+            except Exception:
+                pass
+        self._unretrieved.clear()
+        if self._quiet:
+            os.environ.pop("RAY_IGNORE_UNHANDLED_ERRORS", None)
+            self._quiet = False
 
     def __enter__(self) -> "RayExecutor":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close(cancel=exc[0] is not None)
+    def __exit__(self, kind, exc, tb) -> None:
+        self.close(cancel=kind is not None and issubclass(kind, KeyboardInterrupt))
 
 
 def _first_line(exc: BaseException) -> str:

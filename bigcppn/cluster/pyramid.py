@@ -24,7 +24,7 @@ from ..pyramid import PyramidStats, sweep_partials
 from ..pyramid_plan import LevelTile, Pyramid, PyramidWork
 from ..pyramid_store import PyramidOutput, TileStore
 from .engine import RayExecutor, RaySession, place_actors
-from .tasks import FolderCheck, PyramidJob, PyramidTask, WorkerVersion
+from .tasks import FolderCheck, PyramidJob, PyramidTask, WorkerSetup
 
 __all__ = ["RayOptions", "RayPyramidRunner", "split_work", "job_budget", "check_folder", "check_workers"]
 
@@ -94,9 +94,9 @@ def check_folder(ex: RayExecutor, root: Path, token_file: Path) -> None:
     _same_version(v for _p, v in results)
 
 
-def check_workers(ex: RayExecutor) -> None:
-    """Every actor runs the driver's bigcppn version; UserError when one does not."""
-    _same_version(ex.broadcast(WorkerVersion()))
+def check_workers(ex: RayExecutor, cfg: Config) -> None:
+    """Every actor builds the network (RenderError if one cannot) and runs the driver's bigcppn (else UserError)."""
+    _same_version(ex.broadcast(WorkerSetup(cfg)))
 
 
 def _same_version(versions) -> None:
@@ -122,8 +122,9 @@ class RayPyramidRunner:
         try:
             self.ex = RayExecutor(place_actors(self.session.nodes(), self.options.workers))
             check_folder(self.ex, out.root, out.lock_path)
-        except BaseException:
-            self.close()
+            check_workers(self.ex, self.cfg)
+        except BaseException as exc:
+            self.close(cancel=isinstance(exc, KeyboardInterrupt))
             raise
 
     def run(self, work: PyramidWork, p: Pyramid, out: PyramidOutput, store: TileStore, stats: PyramidStats,
@@ -150,9 +151,10 @@ class RayPyramidRunner:
         stats.worker_cpu += ex.worker_cpu - cpu0
         stats.transfer_bytes += ex.sent - sent0 + ex.received - got0
 
-    def close(self) -> None:
+    def close(self, cancel: bool = False) -> None:
+        """Stop the actors (``cancel``: without waiting for running jobs) and leave Ray if this run joined it."""
         if self.ex is not None:
-            self.ex.close()
+            self.ex.close(cancel)
             self.ex = None
         if self.session is not None:
             self.session.__exit__(None, None, None)

@@ -23,7 +23,7 @@ from ..pyramid_plan import LevelJob, LevelTile
 from ..tiffbands import BandPlan, EncodedBand, encode_band
 
 __all__ = ["configure", "cores", "backend", "FolderCheck", "PyramidJob", "PyramidTask", "TiffBandTask", "render_rows",
-           "WorkerVersion", "host"]
+           "WorkerSetup", "host"]
 
 _state: dict = {"cores": 1, "config": None, "backend": None}
 _lock = threading.Lock()
@@ -61,12 +61,18 @@ def backend(cfg: Config):
 
 
 @dataclass(frozen=True)
-class WorkerVersion:
-    """This worker's bigcppn version (checked against the driver's at the start)."""
+class WorkerSetup:
+    """Run on every actor at the start: build the network (RenderError if it cannot be), return bigcppn's version.
+
+    Done before the driver writes anything, so a worker that cannot render leaves no trace.
+    """
+
+    config: Config
 
     def __call__(self, _item=None) -> str:
         from .. import __version__
 
+        backend(self.config)
         return __version__
 
 

@@ -50,7 +50,7 @@ def render_tiff(job: Job, target: OutputTarget, options: RayOptions, batch: int,
             RayExecutor(place_actors(session.nodes(), options.workers)) as ex:
         plan = BandPlan(w, h, out.tiff_tile, choose_band_shift(w, h, out.tiff_tile, ex.workers))
         task = TiffBandTask(cfg, plan, out.compression, out.quality, batch)
-        check_workers(ex)
+        check_workers(ex, cfg)
         if on_workers is not None:
             on_workers(ex)
         writer = None
