@@ -202,7 +202,7 @@ class Bench:
         r, plan = renderer_for(cfg, self.device)
         next(iter(r.strips(plan)))  # warm-up
         t = time.perf_counter()
-        for _ in StripStream(r, plan, depth=cfg.render.queue, workers=strip_workers(self.device, cfg.render.workers)):
+        for _ in StripStream(r, plan, queue_size=cfg.render.queue, workers=strip_workers(self.device, cfg.render.workers)):
             pass
         self.record("renderer", time.perf_counter() - t, size * size, canvas=size, backend=r.backend)
 

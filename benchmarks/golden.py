@@ -3,9 +3,12 @@
     python3 benchmarks/golden.py record before.json      # on the old code
     python3 benchmarks/golden.py check  before.json      # on the new code: lists every file that changed
 
-Hashes every file each command writes (bytes, not pixels), so it catches any
-change in the pixels, the tags or the layout of the files. Hashes depend on the
-machine's torch and libvips builds: compare only runs on one machine.
+Hashes every file each command writes (bytes), so it catches any change in the
+pixels, the tags or the layout of the files; and, as ``FILE#pixels``, the
+decoded pixels of every page of each image libvips reads, so a change of
+metadata alone (a new config key in the embedded config) shows as bytes
+changed, pixels not. Hashes depend on the machine's torch and libvips builds:
+compare only runs on one machine.
 """
 
 from __future__ import annotations
@@ -41,7 +44,31 @@ CASES = {
     "pyr-google": ["pyramid", *BASE, "--layout", "google", "--format", "png", "-o", "p"],
     "pyr-webp": ["pyramid", *BASE, "--format", "webp", "--supersample", "3", "-o", "p.dzi"],
     "sheet": ["sheet", "--seeds", "0-3", "--cell", "64", "-q", "-o", "s.png"],
+    "tif-flat": ["render", *BASE, "--flat", "-o", "a.tif"],
+    "tif-cmyk": ["render", *BASE, "--cmyk", "-o", "a.tif"],
+    "jpg-cmyk": ["render", *BASE, "--cmyk", "-o", "a.jpg"],
+    "pdf": ["render", "--seed", "3", "--size", "10x8mm", "--dpi", "300", "--bleed", "1mm", "-q", "--crop-marks",
+            "-o", "a.pdf"],
+    "pdf-jpeg-cmyk": ["render", *BASE, "--cmyk", "--set", "output.compression=jpeg", "-o", "a.pdf"],
 }
+IMAGES = (".tif", ".png", ".jpg", ".jpeg", ".webp")
+
+
+def pixel_hash(path: Path) -> str | None:
+    """A hash of the decoded pixels of every page of an image (None when libvips cannot read it)."""
+    import pyvips
+
+    try:
+        first = pyvips.Image.new_from_file(str(path))
+        pages = first.get("n-pages") if "n-pages" in first.get_fields() else 1
+        h = hashlib.sha256()
+        for i in range(pages):
+            image = pyvips.Image.new_from_file(str(path), page=i) if pages > 1 else first
+            h.update(f"{image.width}x{image.height}x{image.bands}{image.format}".encode())
+            h.update(image.write_to_memory())
+        return h.hexdigest()
+    except pyvips.Error:
+        return None
 
 
 def run_case(args: list[str]) -> dict[str, str]:
@@ -63,6 +90,8 @@ def run_case(args: list[str]) -> dict[str, str]:
                             z.read(i) + i.external_attr.to_bytes(4, "big")).hexdigest()
                 continue
             out[str(p.relative_to(d))] = hashlib.sha256(p.read_bytes()).hexdigest()
+            if p.suffix.lower() in IMAGES and (px := pixel_hash(p)) is not None:
+                out[f"{p.relative_to(d)}#pixels"] = px
         return out
 
 

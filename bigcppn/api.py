@@ -24,7 +24,7 @@ from .geometry import Window
 from .job import Sizing, resolve_config, resolve_job
 
 __all__ = ["render_array", "render_file", "plan", "render_pyramid", "RenderResult", "PyramidResult", "PlanInfo",
-           "as_config"]
+           "as_config", "CompletedInterrupt"]
 
 ConfigLike = Config | str | Path | None
 
@@ -36,6 +36,14 @@ def as_config(config: ConfigLike = None, **values) -> Config:
     ``depth``, ``tile``, ``device``, ``overrides``, ``sizing``, ``from_image``).
     """
     return resolve_config(config, **{k: v for k, v in values.items() if v is not None})
+
+
+class CompletedInterrupt(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM) that came after the output was complete; ``result`` says what was written."""
+
+    def __init__(self, result: "RenderResult") -> None:
+        super().__init__(f"interrupted after {result.path} was complete")
+        self.result = result
 
 
 @dataclass(frozen=True)
@@ -134,7 +142,8 @@ def render_file(config: ConfigLike, path: str | Path | None = None, *,
     renderer, p = renderer_for(cfg, device)
     _check_file_disk(job, p, device.type)
     c = p.canvas
-    stream = StripStream(renderer, p, depth=cfg.render.queue, workers=strip_workers(device, cfg.render.workers))
+    stream = StripStream(renderer, p, queue_size=cfg.render.queue,
+                         workers=strip_workers(device, cfg.render.workers))
     done = {"rows": 0}
 
     def counted():
@@ -147,13 +156,21 @@ def render_file(config: ConfigLike, path: str | Path | None = None, *,
             progress(done["rows"] * c.width, c.pixels)
 
     t0 = time.perf_counter()
+    complete = False
     try:
         save_strips(counted(), target, c.width, c.height, cfg.network.bands, cfg.output,
                     poll=poll, cancel=stream.cancel, config=cfg)
+        complete = True
     finally:
-        stream.cancel()
-        stream.join()  # no rendering thread may outlive the call
-        poll()
+        try:
+            stream.cancel()
+            stream.join()  # no rendering thread may outlive the call
+            poll()
+        except KeyboardInterrupt:
+            if not complete:
+                raise
+            # Ctrl-C after the file was complete: it stays, and the caller is told so
+            raise CompletedInterrupt(RenderResult(job.output, c.width, c.height, 0, time.perf_counter() - t0))
     size = sum(_size_of(f) for f in job.fmt.produced(job.output))
     return RenderResult(job.output, c.width, c.height, size, time.perf_counter() - t0)
 
@@ -172,7 +189,7 @@ def _probed(job):
 
 def _check_file_disk(job, p, device: str) -> None:
     needed = describe(job, p, device, None).estimated_bytes
-    if job.fmt.pyramid and job.fmt.writer(job.config.output) == "tiff":
+    if job.fmt.is_pyramid(job.config.output) and job.fmt.writer(job.config.output) == "tiff":
         needed = needed * 5 // 4  # lower pyramid levels spool beside the output until they are appended
     check_disk(job.output, needed)
 
@@ -232,14 +249,16 @@ class PyramidResult:
 def render_pyramid(config: ConfigLike, path: str | Path | None = None, *, layout: str = "dz",
                    tile: int | None = None, overlap: int | None = None, format: str = "jpeg",
                    quality: int | None = None, supersample: int = 2, base_url: str | None = None,
-                   on_start: Callable[[int, int], None] | None = None,
+                   max_size: int | None = None, on_start: Callable[[int, int], None] | None = None,
                    on_tile: Callable[[object], None] | None = None,
                    executor: str = "local", ray_address: str | None = None,
                    workers: int | None = None) -> PyramidResult:
     """Render a deep-zoom pyramid, every level straight from the network, with a viewer page.
 
     ``layout`` is dz (``path`` = DIR/NAME.dzi), iiif3, zoomify or google
-    (``path`` = a folder); ``format`` the tile format (jpeg, webp, png). Tiles
+    (``path`` = a folder); ``format`` the tile format (jpeg, webp, png).
+    ``max_size`` (iiif3): the largest width and height served, the size of
+    ``full/max`` (default 2048, or the tile size when larger). Tiles
     are written atomically; calling it again after an interruption skips the
     finished ones. ``on_start(pending, total)`` is called once the finished
     tiles are counted, ``on_tile(tile)`` after each tile (from worker threads).
@@ -261,14 +280,14 @@ def render_pyramid(config: ConfigLike, path: str | Path | None = None, *, layout
     if cfg.output.depth != 8:
         raise UserError("pyramid tiles are 8-bit; leave out --depth 16 (or output.depth)")
     options = _executor_options(executor, ray_address, workers)
-    opts = _pyramid_options(cfg, layout, format, tile, overlap, quality, supersample, base_url or "")
+    opts = _pyramid_options(cfg, layout, format, tile, overlap, quality, supersample, base_url or "", max_size)
     out = pyramid_place(cfg, path, layout)
     if options is None and workers is not None:
         cfg = replace(cfg, render=replace(cfg.render, workers=workers))
     renderer, p_plan, threads, runner = _pyramid_engine(cfg, options, supersample, opts["quality"])
     c = Canvas(cfg.canvas.width, cfg.canvas.height, cfg.canvas.bleed)
     p = Pyramid(c.width, c.height, layout, opts["tile"], opts["overlap"], format,
-                name="image" if out.folder else out.name)
+                name="image" if out.folder else out.name, max_size=opts["max_size"])
     _check_pyramid_disk(cfg, out, format)
     try:
         stats = run(cfg, p, out, renderer, p_plan, supersample=supersample, quality=opts["quality"],
@@ -336,8 +355,9 @@ def pyramid_place(cfg: Config, path: str | Path | None, layout: str):
 
 
 def _pyramid_options(cfg: Config, layout: str, fmt: str, tile: int | None, overlap: int | None, quality: int | None,
-                     supersample: int, base_url: str) -> dict:
+                     supersample: int, base_url: str, max_size: int | None = None) -> dict:
     """The pyramid's settings, checked; UserError on any that cannot be used."""
+    from .formats import FORMATS
     from .pyramid_plan import DEFAULT_OVERLAP, DEFAULT_TILE, LAYOUTS, MAX_TILE, TILE_FORMATS
 
     if layout not in LAYOUTS:
@@ -361,9 +381,17 @@ def _pyramid_options(cfg: Config, layout: str, fmt: str, tile: int | None, overl
         raise UserError(f"--supersample must be at least 1, got {supersample}")
     if base_url and not re.match(r"^https?://[^\s/]+", base_url):
         raise UserError(f"--base-url must be an http(s) URL, got '{base_url}'")
-    if base_url and not _layout(layout).manifest_params(base_url):
+    if base_url and not _layout(layout).published:
         raise UserError("--base-url is for the iiif3 layout (its info.json names its own URL)")
-    return {"tile": tile, "overlap": overlap, "quality": quality, "base_url": base_url}
+    if max_size is not None:
+        if not _layout(layout).published:
+            raise UserError("--max-size is for the iiif3 layout (the size of its full/max image)")
+        if max_size < tile:
+            raise UserError(f"--max-size {max_size} is smaller than the tile ({tile}); give at least {tile}")
+        if max_size > FORMATS[fmt].max_side:
+            raise UserError(f"--max-size {max_size} is more than {fmt.upper()} holds; "
+                            f"use at most {FORMATS[fmt].max_side}")
+    return {"tile": tile, "overlap": overlap, "quality": quality, "base_url": base_url, "max_size": max_size or 0}
 
 
 def _layout(name: str):

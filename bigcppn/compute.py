@@ -23,7 +23,7 @@ from .geometry import Canvas, View, Window, axis_coords
 from .model import CPPN
 from .system import available_cores
 
-__all__ = ["Backend", "Sampling", "quantise_", "pick_device", "strip_workers", "default_batch", "CPU_CHUNK",
+__all__ = ["Backend", "Cancelled", "Sampling", "check_network_fits", "sheet_chunk", "threads_for_one_pass", "quantise_", "pick_device", "strip_workers", "default_batch", "CPU_CHUNK",
            "CPU_BATCH"]
 
 # On a CPU the network is bound by its activations; chunks that keep a layer's
@@ -32,6 +32,8 @@ CPU_CHUNK = 8192
 CPU_BATCH = 65536
 # Samples per device call when sampling pyramid levels on a GPU.
 GPU_LEVEL_CHUNK = 1 << 22
+# Samples (pixels x K²) evaluated in one pyramid job on a CPU; a GPU takes the renderer's batch.
+CPU_JOB_SAMPLES = 1 << 18
 
 
 def pick_device(name: str) -> torch.device:
@@ -70,6 +72,30 @@ def default_batch(device: torch.device, max_width: int) -> int:
     return int(max(2**20, min(2**26, free // 4 // per_pixel)))
 
 
+def check_network_fits(net, device: torch.device, pixels: int, workers: int = 0, copies: int = 1) -> None:
+    """Refuse (UserError, with the estimate) a network this machine cannot hold, before a byte of it exists.
+
+    ``pixels`` are evaluated at once by each of ``workers`` (0: one per core on a CPU);
+    ``copies`` networks are held (a contact sheet holds one per seed).
+    """
+    from .limits import check_network_memory
+
+    n = (workers or available_cores()) if device.type == "cpu" else 1
+    memory = torch.cuda.get_device_properties(device).total_memory if device.type == "cuda" else None
+    check_network_memory(net, pixels, n, copies=copies, device=device.type, device_memory=memory)
+
+
+def sheet_chunk(device: torch.device, networks: int) -> int:
+    """Pixels per batched pass of ``networks`` networks at once (the contact sheet)."""
+    return max(256, (CPU_CHUNK if device.type == "cpu" else 2**22) // networks)
+
+
+def threads_for_one_pass(device: torch.device, workers: int = 0) -> None:
+    """Let torch thread one big batched pass itself (on a CPU: one thread per core)."""
+    if device.type == "cpu":
+        torch.set_num_threads(strip_workers(device, workers))
+
+
 def quantise_(v: torch.Tensor, depth: int, dtype: torch.dtype) -> torch.Tensor:
     """[0, 1] floats to ``depth``-bit integers, in place: ``floor(v * (2**depth - 1) + 0.5)``."""
     return v.mul_(255.0 if depth == 8 else 65535.0).add_(0.5).floor_().to(dtype)
@@ -84,13 +110,23 @@ class Sampling:
         self.pitch = view.pitch(canvas)
 
     def axis(self, start: int, count: int, horizontal: bool, device: torch.device, shift: int = 0,
-             k: int = 1) -> torch.Tensor:
-        """Plane coordinates (float64) of the samples of level pixels ``start .. start + count`` on one axis."""
+             k: int = 1, level_size: int | None = None) -> torch.Tensor:
+        """Plane coordinates (float64) of the samples of level pixels ``start .. start + count`` on one axis.
+
+        ``level_size`` instead of ``shift``: the level is the whole axis shrunk to that many pixels.
+        """
         size = self.canvas.width if horizontal else self.canvas.height
         center = self.view.center_x if horizontal else self.view.center_y
         idx = torch.arange(start, start + count, dtype=torch.float64, device=device)
-        sub = (torch.arange(k, dtype=torch.float64, device=device) + 0.5) / k if k > 1 or shift > 0 else None
-        return axis_coords(idx, size, center, self.pitch, shift, k, sub)
+        step = size / level_size if level_size is not None else None
+        sub = None
+        if k > 1 or shift > 0 or step is not None:
+            sub = (torch.arange(k, dtype=torch.float64, device=device) + 0.5) / k
+        return axis_coords(idx, size, center, self.pitch, shift, k, sub, step)
+
+
+class Cancelled(Exception):
+    """Rows given up because their render was cancelled."""
 
 
 class Backend:
@@ -99,6 +135,9 @@ class Backend:
     def __init__(self, model: CPPN, canvas: Canvas, view: View, device: torch.device, depth: int = 8,
                  chunk: int | None = None, kernel: str = "auto") -> None:
         self.device = device
+        if device.type == "cuda":  # TF32 keeps 10 mantissa bits: never
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
         self.model = model.to(device).eval()
         self.sampling = Sampling(canvas, view)
         self.depth = depth
@@ -135,7 +174,69 @@ class Backend:
             return self._kernel.dtype
         return torch.uint8 if self.depth == 8 else torch.int32
 
+    # ------------------------------------------------------------------ how much to give it at once
+
+    def job_samples(self, batch_pixels: int) -> int:
+        """Network samples per pyramid job: cache-sized on a CPU, the device batch on a GPU."""
+        return CPU_JOB_SAMPLES if self.device.type == "cpu" else batch_pixels
+
+    @property
+    def gather_samples(self) -> int:
+        """Samples the live server gathers into one batch."""
+        return 1 << 20 if self.device.type == "cpu" else 1 << 24
+
+    @property
+    def tile_workers(self) -> int:
+        """Tiles rendered side by side (a CPU: one per core, one torch thread each), or 0: batch them (a GPU)."""
+        return strip_workers(self.device) if self.device.type == "cpu" else 0
+
     # ------------------------------------------------------------------ canvas pixels
+
+    def render_rows(self, win: Window, batches: Sequence[Window], stop: threading.Event | None = None) -> np.ndarray:
+        """Full-width rows ``win`` (a strip), evaluated batch by batch, left to right.
+
+        If ``stop`` is set meanwhile, gives up between batches with :class:`Cancelled`
+        (a strip of a very wide canvas takes seconds on a CPU; Ctrl-C should not).
+        """
+        if self.device.type == "cuda":
+            return self._render_rows_cuda(win, batches)
+        arr = np.empty((win.height, win.width, self.bands), dtype=self.dtype)
+        for b in batches:
+            if stop is not None and stop.is_set():
+                raise Cancelled()
+            arr[:, b.x - win.x : b.x - win.x + b.width] = self.render_window(b)
+        return arr
+
+    def _render_rows_cuda(self, win: Window, batches: Sequence[Window]) -> np.ndarray:
+        """Rows on CUDA: into a device buffer on this thread's stream, then into pinned host memory.
+
+        Each worker thread has its own stream and buffer (see :func:`strip_workers`),
+        so one strip is computed while another is copied; the host arrays come
+        from torch's caching pinned allocator and return to it when the encoder
+        drops them.
+        """
+        local = self._cuda
+        dtype = self.device_dtype
+        if not hasattr(local, "stream"):
+            local.stream = torch.cuda.Stream(self.device)
+            local.buffer = torch.empty(0, dtype=dtype, device=self.device)
+        shape = (win.height, win.width, self.bands)
+        n = win.pixels * self.bands
+        with torch.cuda.stream(local.stream):
+            if local.buffer.numel() < n:
+                local.buffer = None
+                local.buffer = torch.empty(n, dtype=dtype, device=self.device)
+            dev = local.buffer[:n].view(shape)
+            if self._kernel is not None:
+                self.fill(dev, win)  # the whole strip in one launch
+            else:
+                for b in batches:
+                    self.fill(dev[:, b.x - win.x : b.x - win.x + b.width], b)
+            host = torch.empty(shape, dtype=dtype, pin_memory=True)
+            host.copy_(dev, non_blocking=True)
+            local.stream.synchronize()
+        arr = host.numpy()
+        return arr if arr.dtype == self.dtype else arr.astype(self.dtype)
 
     @torch.no_grad()
     def render_window(self, win: Window) -> np.ndarray:
@@ -206,6 +307,11 @@ class Backend:
         for shift, x, y, w, h in rects:
             xs.append(self.sampling.axis(x, w, True, self.device, shift, k).repeat(h * k))
             ys.append(self.sampling.axis(y, h, False, self.device, shift, k).repeat_interleave(w * k))
+        return self._means(xs, ys, [(w, h) for _s, _x, _y, w, h in rects], k)
+
+    def _means(self, xs: list[torch.Tensor], ys: list[torch.Tensor], sizes: list[tuple[int, int]],
+               k: int) -> list[torch.Tensor]:
+        """The network at the sample coordinates ``xs``/``ys`` of rectangles of ``sizes``, k×k box-filtered."""
         px = torch.cat(xs) if len(xs) > 1 else xs[0]
         py = torch.cat(ys) if len(ys) > 1 else ys[0]
         n = px.shape[0]
@@ -214,7 +320,7 @@ class Backend:
             e = min(n, s + self.level_chunk)
             out[s:e] = self.model.evaluate(px[s:e], py[s:e])
         result, off = [], 0
-        for _shift, _x, _y, w, h in rects:
+        for w, h in sizes:
             m = w * h * k * k
             v = out[off : off + m]
             off += m
@@ -229,5 +335,28 @@ class Backend:
         return self.sample_many([(shift, x, y, width, height)], k)[0]
 
     def render_many(self, rects: Sequence[tuple[int, int, int, int, int]], k: int = 1) -> list[np.ndarray]:
-        """:meth:`sample_many`, quantised to 8 bits (pyramid tiles are 8-bit)."""
+        """:meth:`sample_many`, quantised to 8 bits (pyramid tiles are 8-bit); through the fused kernel when in use."""
+        if self._kernel is not None:
+            return [self._render_level(shift, Window(x, y, w, h), k) for shift, x, y, w, h in rects]
         return [quantise_(v, 8, torch.uint8).cpu().numpy() for v in self.sample_many(rects, k)]
+
+    @torch.no_grad()
+    def _render_level(self, shift: int, win: Window, k: int) -> np.ndarray:
+        out = torch.empty((win.height, win.width, self.bands), dtype=torch.uint8, device=self.device)
+        return self._kernel.level(out, win, shift, k).cpu().numpy()
+
+    @torch.no_grad()
+    def render_scaled(self, width: int, height: int, y: int, rows: int, k: int = 1) -> np.ndarray:
+        """Rows ``y .. y + rows`` of the whole canvas shrunk to ``width`` x ``height``, 8-bit.
+
+        Each pixel covers ``canvas / size`` base pixels on each axis (any ratio, not only
+        powers of two) and is the mean of ``k``×``k`` samples spread over them, as pyramid
+        levels are; at the canvas's own size with ``k`` = 1 it is the render's pixel.
+        """
+        c = self.canvas
+        xs = self.sampling.axis(0, width, True, self.device, k=k,
+                                level_size=None if (width, k) == (c.width, 1) else width)
+        ys = self.sampling.axis(y, rows, False, self.device, k=k,
+                                level_size=None if (height, k) == (c.height, 1) else height)
+        v = self._means([xs.repeat(rows * k)], [ys.repeat_interleave(width * k)], [(width, rows)], k)[0]
+        return quantise_(v, 8, torch.uint8).cpu().numpy()

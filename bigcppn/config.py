@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import limits
 from .errors import ConfigError
+from .limits import describe
 
 __all__ = [
     "ACTIVATIONS",
@@ -41,6 +43,7 @@ INITS = ("default", "uniform", "normal")
 COLORS = ("rgb", "grey", "hsv")
 DEVICES = ("auto", "cpu", "cuda")
 KERNELS = ("auto", "triton", "eager")
+INTENTS = ("perceptual", "relative", "saturation", "absolute")
 
 
 @dataclass(frozen=True)
@@ -74,16 +77,22 @@ class NetworkConfig:
                 raise ConfigError(f"network.inputs has unknown input '{name}'; choose from {', '.join(INPUTS)}")
         if len(set(self.inputs)) != len(self.inputs):
             raise ConfigError("network.inputs lists an input twice")
+        if len(self.hidden) > limits.MAX_LAYERS:
+            raise ConfigError(f"network.hidden must be at most {limits.MAX_LAYERS} layers, got {len(self.hidden)}")
         for w in self.hidden:
             if w < 1:
                 raise ConfigError(f"network.hidden widths must be at least 1, got {w}")
+            if w > limits.MAX_HIDDEN_WIDTH:
+                raise ConfigError(f"network.hidden widths must be at most {limits.MAX_HIDDEN_WIDTH}, "
+                                  f"got {describe(w)}")
         acts = self.activations
         if len(acts) != len(self.hidden):
             raise ConfigError(
                 f"network.activation lists {len(acts)} activations for {len(self.hidden)} hidden layers; "
                 "give one name, or one per layer"
             )
-        for name in (*acts, self.output_activation):
+        named = (self.activation,) if isinstance(self.activation, str) else self.activation
+        for name in (*named, self.output_activation):  # (named even with no hidden layer to use it)
             if name not in ACTIVATIONS:
                 raise ConfigError(f"unknown activation '{name}'; choose from {', '.join(ACTIVATIONS)}")
         if isinstance(self.bias, str) and self.bias != "first":
@@ -95,8 +104,15 @@ class NetworkConfig:
                 raise ConfigError(f"network.{key} '{getattr(self, key)}' is unknown; choose from {', '.join(INITS)}")
         for key in ("weight_scale", "bias_scale", "z_scale"):
             v = getattr(self, key)
-            if not (math.isfinite(v) and v >= 0):
-                raise ConfigError(f"network.{key} must be a finite number >= 0, got {v}")
+            if not (math.isfinite(v) and 0 <= v <= limits.MAX_SCALE):
+                raise ConfigError(f"network.{key} must be a finite number from 0 to {limits.MAX_SCALE:g}, "
+                                  f"got {describe(v)}")
+        if not 0 <= self.z_size <= limits.MAX_Z_SIZE:
+            raise ConfigError(f"network.z_size must be between 0 and {limits.MAX_Z_SIZE}, got {describe(self.z_size)}")
+        if len(self.z) > limits.MAX_Z_SIZE:
+            raise ConfigError(f"network.z must be at most {limits.MAX_Z_SIZE} numbers, got {len(self.z)}")
+        if not all(math.isfinite(v) for v in self.z):
+            raise ConfigError("network.z must be finite numbers, without nan or inf")
         if "z" in self.inputs:
             if self.z and len(self.z) != self.z_size:
                 raise ConfigError(f"network.z has {len(self.z)} values but network.z_size is {self.z_size}")
@@ -129,10 +145,12 @@ class ViewConfig:
     def __post_init__(self) -> None:
         if len(self.center) != 2:
             raise ConfigError(f"view.center needs two numbers [x, y], got {len(self.center)}")
-        if not all(math.isfinite(c) for c in self.center):
-            raise ConfigError("view.center must be finite")
-        if not (math.isfinite(self.zoom) and self.zoom > 0):
-            raise ConfigError(f"view.zoom must be a positive number, got {self.zoom}")
+        if not all(math.isfinite(c) and abs(c) <= limits.MAX_CENTER for c in self.center):
+            raise ConfigError(f"view.center must be finite numbers within ±{limits.MAX_CENTER:g}, "
+                              f"got {describe(self.center)}")
+        if not (math.isfinite(self.zoom) and 1 / limits.MAX_ZOOM <= self.zoom <= limits.MAX_ZOOM):
+            raise ConfigError(f"view.zoom must be a positive number from {1 / limits.MAX_ZOOM:g} to "
+                              f"{limits.MAX_ZOOM:g}, got {describe(self.zoom)}")
 
 
 @dataclass(frozen=True)
@@ -152,13 +170,14 @@ class CanvasConfig:
         for key in ("width", "height"):
             v = getattr(self, key)
             if not 1 <= v <= 2**31 - 1:
-                raise ConfigError(f"canvas.{key} must be between 1 and 2147483647 pixels, got {v}")
+                raise ConfigError(f"canvas.{key} must be between 1 and 2147483647 pixels, got {describe(v)}")
         if self.bleed < 0:
-            raise ConfigError(f"canvas.bleed must be >= 0 pixels, got {self.bleed}")
+            raise ConfigError(f"canvas.bleed must be >= 0 pixels, got {describe(self.bleed)}")
         if not 2 * self.bleed < min(self.width, self.height):
             raise ConfigError(f"canvas.bleed of {self.bleed} px leaves no picture on a {self.width}x{self.height} canvas")
-        if not (math.isfinite(self.dpi) and self.dpi > 0):
-            raise ConfigError(f"canvas.dpi must be a positive number, got {self.dpi}")
+        lo, hi = limits.DPI_RANGE
+        if not (math.isfinite(self.dpi) and lo <= self.dpi <= hi):
+            raise ConfigError(f"canvas.dpi must be a positive number from {lo:g} to {hi:g}, got {self.dpi:g}")
 
 
 @dataclass(frozen=True)
@@ -180,15 +199,17 @@ class RenderConfig:
 
     def __post_init__(self) -> None:
         if not 1 <= self.tile <= 65536:
-            raise ConfigError(f"render.tile must be between 1 and 65536, got {self.tile}")
+            raise ConfigError(f"render.tile must be between 1 and 65536, got {describe(self.tile)}")
         if self.device not in DEVICES:
             raise ConfigError(f"render.device '{self.device}' is unknown; choose from {', '.join(DEVICES)}")
-        if self.batch < 0:
-            raise ConfigError(f"render.batch must be >= 0 (0 = automatic), got {self.batch}")
+        if not 0 <= self.batch <= limits.MAX_BATCH:
+            raise ConfigError(f"render.batch must be between 0 (automatic) and {limits.MAX_BATCH} pixels, "
+                              f"got {describe(self.batch)}")
         if not 0 <= self.workers <= 256:
-            raise ConfigError(f"render.workers must be between 0 (one per core) and 256, got {self.workers}")
+            raise ConfigError(f"render.workers must be between 0 (one per core) and 256, "
+                              f"got {describe(self.workers)}")
         if not 1 <= self.queue <= 16:
-            raise ConfigError(f"render.queue must be between 1 and 16, got {self.queue}")
+            raise ConfigError(f"render.queue must be between 1 and 16, got {describe(self.queue)}")
         if self.kernel not in KERNELS:
             raise ConfigError(f"render.kernel '{self.kernel}' is unknown; choose from {', '.join(KERNELS)}")
 
@@ -204,6 +225,12 @@ class OutputConfig:
     dz_tile: int = 254
     dz_overlap: int = 1
     dz_suffix: str = "jpeg"  # DeepZoom tile format: jpeg, png, webp
+    pyramid: bool = True  # TIFF: reduced levels after the full one; false: one page (a flat tiled TIFF)
+    # CMYK output through an ICC output profile: "" (RGB or grey), "cmyk" (libvips' built-in CMYK
+    # profile) or the path of a CMYK .icc file; with the rendering intent of the conversion.
+    cmyk: str = ""
+    intent: str = "relative"
+    crop_marks: bool = False  # PDF: crop marks outside the bleed
 
     def __post_init__(self) -> None:
         from .formats import TIFF_COMPRESSIONS
@@ -213,17 +240,20 @@ class OutputConfig:
                 f"output.compression '{self.compression}' is unknown; choose from {', '.join(TIFF_COMPRESSIONS)}"
             )
         if not 1 <= self.quality <= 100:
-            raise ConfigError(f"output.quality must be between 1 and 100, got {self.quality}")
+            raise ConfigError(f"output.quality must be between 1 and 100, got {describe(self.quality)}")
         if self.depth not in (8, 16):
-            raise ConfigError(f"output.depth must be 8 or 16, got {self.depth}")
+            raise ConfigError(f"output.depth must be 8 or 16, got {describe(self.depth)}")
         if self.tiff_tile % 16 or not 16 <= self.tiff_tile <= 8192:
-            raise ConfigError(f"output.tiff_tile must be a multiple of 16 from 16 to 8192, got {self.tiff_tile}")
+            raise ConfigError(f"output.tiff_tile must be a multiple of 16 from 16 to 8192, "
+                              f"got {describe(self.tiff_tile)}")
         if not 1 <= self.dz_tile <= 8192:
-            raise ConfigError(f"output.dz_tile must be between 1 and 8192, got {self.dz_tile}")
+            raise ConfigError(f"output.dz_tile must be between 1 and 8192, got {describe(self.dz_tile)}")
         if not 0 <= self.dz_overlap < self.dz_tile:
-            raise ConfigError(f"output.dz_overlap must be between 0 and dz_tile - 1, got {self.dz_overlap}")
+            raise ConfigError(f"output.dz_overlap must be between 0 and dz_tile - 1, got {describe(self.dz_overlap)}")
         if self.dz_suffix not in ("jpeg", "png", "webp"):
             raise ConfigError(f"output.dz_suffix '{self.dz_suffix}' is unknown; choose jpeg, png or webp")
+        if self.intent not in INTENTS:
+            raise ConfigError(f"output.intent '{self.intent}' is unknown; choose from {', '.join(INTENTS)}")
 
 
 @dataclass(frozen=True)
@@ -239,7 +269,7 @@ class Config:
 
     def __post_init__(self) -> None:
         if not 0 <= self.seed < 2**63:
-            raise ConfigError(f"seed must be between 0 and 2**63 - 1, got {self.seed}")
+            raise ConfigError(f"seed must be between 0 and 2**63 - 1, got {describe(self.seed)}")
 
 
 # --------------------------------------------------------------------------- loading
@@ -266,16 +296,16 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
                 return _coerce(value, arg, key)
             except ConfigError:
                 continue
-        raise ConfigError(f"{key} must be {_type_name(tp)}, got {value!r}")
+        raise ConfigError(f"{key} must be {_type_name(tp)}, got {describe(value)}")
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key} must be {_type_name(tp)}, got {value!r}")
+            raise ConfigError(f"{key} must be {_type_name(tp)}, got {describe(value)}")
         args = typing.get_args(tp)
         elem = args[0]
         return tuple(_coerce(v, elem, f"{key}[{i}]") for i, v in enumerate(value))
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            raise ConfigError(f"{key} must be a table, got {value!r}")
+            raise ConfigError(f"{key} must be a table, got {describe(value)}")
         return _build(tp, value, key)
     if tp is bool:
         if isinstance(value, bool):
@@ -285,11 +315,17 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             return value
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            try:
+                number = float(value)
+            except OverflowError:
+                number = math.inf
+            if not math.isfinite(number):
+                raise ConfigError(f"{key} must be a finite number (no nan or inf), got {describe(value)}")
+            return number
     elif tp is str:
         if isinstance(value, str):
             return value
-    raise ConfigError(f"{key} must be {_type_name(tp)}, got {value!r}")
+    raise ConfigError(f"{key} must be {_type_name(tp)}, got {describe(value)}")
 
 
 def _build(cls: type, data: dict, prefix: str = "") -> Any:
@@ -303,12 +339,15 @@ def _build(cls: type, data: dict, prefix: str = "") -> Any:
         kwargs[k] = _coerce(v, hints[k], key)
     try:
         return cls(**kwargs)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ConfigError(f"{prefix or 'config'}: {exc}") from None
 
 
 def config_from_dict(data: dict) -> Config:
     """Build a validated :class:`Config` from a plain dict (as TOML gives it)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"a config must be a table of settings, got {describe(data)}")
+    limits.check_tree(data, "the config")
     return _build(Config, data)
 
 
@@ -325,17 +364,28 @@ def config_to_dict(cfg: Any) -> dict:
     return plain(cfg)
 
 
+# Characters that end a line (str.splitlines): a --set value is one line.
+_LINE_BREAKS = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """Parse ``dotted.key=value``; the value is read as TOML, or else taken as a bare string."""
+    if not _LINE_BREAKS.isdisjoint(text):
+        raise ConfigError(f"--set takes one line, KEY=VALUE; {describe(text)} has a line break: "
+                          "give each setting its own --set")
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):
-        raise ConfigError(f"--set expects KEY=VALUE with a dotted key such as network.hidden=[32,32], got '{text}'")
+        raise ConfigError(f"--set expects KEY=VALUE with a dotted key such as network.hidden=[32,32], "
+                          f"got {describe(text)}")
     raw = raw.strip()
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw
+    except (ValueError, RecursionError) as exc:  # a number too long to convert, lists nested too deep
+        raise ConfigError(f"--set {key}: {limits.parse_failure(exc)}") from None
+    limits.check_tree(value, f"--set {key}")
     return key.split("."), value
 
 
@@ -352,19 +402,14 @@ def _apply(data: dict, path: list[str], value: Any) -> None:
 def load_config(path: str | Path | None = None, overrides: list[str] = (), extra: dict | None = None,
                 base: dict | None = None) -> Config:
     """Load a TOML config (or ``base``, or the defaults), then apply ``--set`` overrides and ``extra`` values."""
+    if base:
+        limits.check_tree(base, "the base config")
     data: dict = copy.deepcopy(base) if base else {}
     if path is not None:
         p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigError(f"config file '{p}' does not exist") from None
-        except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read config file '{p}': {exc.__class__.__name__}") from None
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file '{p}' is not valid TOML: {exc}") from None
+        what = f"config file '{p}'"
+        text = limits.decode_text(limits.read_bounded(p, "config file"), what)
+        data = limits.parse_toml(text, what)
     for item in overrides:
         _apply(data, *parse_override(item))
     for dotted, value in (extra or {}).items():
@@ -372,11 +417,28 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), extra
     return config_from_dict(data)
 
 
+_TOML_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+
+
+def _toml_string(s: str) -> str:
+    """A TOML basic string of ``s``: control characters escaped, a lone surrogate (not text) as U+FFFD."""
+    out = []
+    for c in s:
+        n = ord(c)
+        if c in _TOML_ESCAPES:
+            out.append(_TOML_ESCAPES[c])
+        elif n < 0x20 or n == 0x7F:
+            out.append(f"\\u{n:04x}")
+        else:
+            out.append("\ufffd" if 0xD800 <= n < 0xE000 else c)
+    return '"' + "".join(out) + '"'
+
+
 def _toml_value(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return _toml_string(v)
     if isinstance(v, float):
         return repr(v) if math.isfinite(v) else ("nan" if math.isnan(v) else ("inf" if v > 0 else "-inf"))
     if isinstance(v, (list, tuple)):

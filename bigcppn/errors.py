@@ -5,11 +5,24 @@ command prints one line and exits with status 2 before anything is rendered.
 ``RenderError`` means something failed while rendering or writing: status 1.
 """
 
-__all__ = ["BigCPPNError", "UserError", "ConfigError", "RenderError"]
+__all__ = ["BigCPPNError", "UserError", "ConfigError", "RenderError", "one_line"]
+
+# The longest message printed: an error names what was wrong, not all of it.
+MAX_MESSAGE = 1000
+
+
+def one_line(text: str, limit: int = MAX_MESSAGE) -> str:
+    """``text`` as one line: line breaks and other unprintable characters escaped, at most ``limit`` long."""
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class BigCPPNError(Exception):
-    """Base class of every error bigcppn raises on purpose."""
+    """Base class of every error bigcppn raises on purpose; its message is always one line."""
+
+    def __str__(self) -> str:
+        return one_line(super().__str__())
 
 
 class UserError(BigCPPNError):

@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import UserError
+from .limits import check_output_name
 
 if TYPE_CHECKING:
     from .config import OutputConfig
 
-__all__ = ["Format", "FORMATS", "format_for", "check_canvas", "estimate_output_bytes", "TIFF_COMPRESSIONS",
+__all__ = ["Format", "FORMATS", "format_for", "check_canvas", "check_output", "estimate_output_bytes", "TIFF_COMPRESSIONS",
            "PARALLEL_TIFF", "PARALLEL_DZ"]
 
 TIFF_COMPRESSIONS = ("none", "lzw", "deflate", "jpeg")
@@ -23,6 +24,8 @@ TIFF_COMPRESSIONS = ("none", "lzw", "deflate", "jpeg")
 PARALLEL_TIFF = ("deflate", "lzw", "jpeg")  # TIFF compressions: the TIFF writer
 PARALLEL_DZ = ("jpeg",)  # DeepZoom tile formats, .dzi or .szi: the DeepZoom writer
 
+# libvips' icc_transform sRGB -> CMYK, MPix/s a core (measured 5.4 MPix/s on this loaded 2-core CPU).
+CMYK_MPIX_S = 2.7
 # Classic TIFF addresses 4 GiB; leave room for the directory and pyramid overhead.
 CLASSIC_TIFF_LIMIT = 4 * 1024**3 - 64 * 1024**2
 
@@ -45,29 +48,68 @@ class Format:
     # Where the config goes: "tiff" (ImageDescription + XMP), "png" (a text chunk + XMP),
     # "xmp", "sidecar" (NAME.bigcppn.json beside it) or "zip" (an entry of the zip).
     metadata: str = "xmp"
-    # "always" (JPEG, WebP), "never" (PNG), or "option": the TIFF compression / DeepZoom tile format decides.
+    # "always" (JPEG, WebP), "never" (PNG), "compression" (lossy with output.compression=jpeg: TIFF, PDF)
+    # or "tiles" (lossy unless the DeepZoom tiles are PNG).
     lossy_rule: str = "never"
     # The libvips saver that writes it when libvips does (bigcppn.writers.SAVERS).
     saver: str = ""
+    # The output.compression values it takes (empty: it has no such choice and ignores the key).
+    compressions: tuple[str, ...] = ()
+    # Whether output.pyramid=false (--flat) can make it one image instead of a pyramid.
+    flat: bool = False
+    # Whether it holds CMYK (--cmyk), and crop marks (--crop-marks).
+    cmyk: bool = False
+    crop_marks: bool = False
+    # A writer that always writes it, whatever the settings ("" : see writer()).
+    always_writer: str = ""
+    # The largest page side in inches (PDF: 14400 units of 1/72 in), 0 for none.
+    max_inches: float = 0.0
 
     def lossy(self, out: "OutputConfig") -> bool:
         """Whether the pixels written differ from the rendered ones."""
-        if self.lossy_rule != "option":
-            return self.lossy_rule == "always"
-        return out.compression == "jpeg" if self.name == "tiff" else out.dz_suffix != "png"
+        if self.lossy_rule == "compression":
+            return out.compression == "jpeg"
+        if self.lossy_rule == "tiles":
+            return out.dz_suffix != "png"
+        return self.lossy_rule == "always"
 
     def writer(self, out: "OutputConfig") -> str:
-        """Who writes it: "tiff" or "dz" (bigcppn's writers, on every core) or "vips" (libvips via the PNG stream).
+        """Who writes it: "tiff", "dz" or "pdf" (bigcppn's writers) or "vips" (libvips via the PNG stream).
 
         Measured: deflate, LZW and JPEG TIFF tiles and JPEG DeepZoom tiles are
         faster on all cores than through libvips; uncompressed TIFF, PNG and WebP
-        DeepZoom tiles and the single-image formats are not.
+        DeepZoom tiles and the single-image formats are not. CMYK TIFF always
+        takes bigcppn's TIFF writer (Photometric Separated, InkSet CMYK).
         """
-        if self.name == "tiff" and out.compression in PARALLEL_TIFF:
+        if self.always_writer:
+            return self.always_writer
+        if self.name == "tiff" and (out.compression in PARALLEL_TIFF or out.cmyk):
             return "tiff"
         if self.pyramid and self.name != "tiff" and out.dz_suffix in PARALLEL_DZ:
             return "dz"
         return "vips"
+
+    def is_pyramid(self, out: "OutputConfig") -> bool:
+        """Whether the output holds reduced levels too."""
+        return self.pyramid and (out.pyramid or not self.flat)
+
+    def refusal(self, out: "OutputConfig") -> str | None:
+        """Why these output settings cannot be written as this format (one line), or None."""
+        name = self.name.upper()
+        if self.compressions and out.compression not in self.compressions:
+            return (f"{name} takes output.compression {', '.join(self.compressions[:-1])} or "
+                    f"{self.compressions[-1]}, not {out.compression}")
+        if self.compressions and out.compression == "jpeg" and out.depth == 16:
+            return f"JPEG-compressed {name} holds 8 bits; use --set output.compression=deflate for 16 bits"
+        if not out.pyramid and self.pyramid and not self.flat:
+            return f"--flat (output.pyramid=false) makes a one-page TIFF; a {name} is always a pyramid"
+        if out.cmyk and not self.cmyk:
+            return f"{name} cannot hold CMYK; write .tif, .jpg or .pdf for --cmyk"
+        if out.cmyk and self.name == "tiff" and out.compression == "jpeg":
+            return "CMYK TIFF takes deflate, lzw or no compression; leave out output.compression=jpeg, or write .jpg"
+        if out.crop_marks and not self.crop_marks:
+            return f"--crop-marks are for PDF; {name} has no room for them (write .pdf)"
+        return None
 
     def produced(self, path: Path) -> list[Path]:
         """The paths a save to ``path`` creates, the one that marks it complete last."""
@@ -75,18 +117,33 @@ class Format:
             return [path.with_name(path.stem + "_files"), path.with_name(path.stem + ".bigcppn.json"), path]
         return [path]
 
-    def encode_rate(self, out: "OutputConfig", cores: int) -> float:
+    def _encode_rate(self, out: "OutputConfig", cores: int) -> float:
         """Rough encoding speed of the writer that writes it, MPix/s (measured on a CPU of this class)."""
         if self.name == "tiff":  # deflate, LZW, JPEG: bigcppn's TIFF writer on all cores
             return {"none": 150.0, "lzw": 20.0 * cores, "deflate": 39.0 * cores,
                     "jpeg": 55.0 * cores}[out.compression]
         if self.writer(out) == "dz":
             return 50.0 * cores  # bigcppn's DeepZoom writer, per core
+        if self.writer(out) == "pdf":  # zlib level 1 on every core; libjpeg on one
+            return {"none": 300.0, "deflate": 11.0 * cores, "jpeg": 100.0}[out.compression]
         return self.encode_mpix_s
+
+    def encode_rate(self, out: "OutputConfig", cores: int) -> float:
+        """Rough speed of writing it, MPix/s: the writer, and the CMYK conversion before it (measured)."""
+        rate = self._encode_rate(out, cores)
+        return 1 / (1 / rate + 1 / (CMYK_MPIX_S * cores)) if out.cmyk else rate
 
     def writer_text(self, out: "OutputConfig", cores: int) -> str:
         """Who writes it, in words (for ``plan``)."""
+        if out.cmyk:
+            profile = "libvips' built-in CMYK profile" if out.cmyk == "cmyk" else out.cmyk
+            return f"{self._writer_text(out, cores)}, in CMYK through {profile} ({out.intent})"
+        return self._writer_text(out, cores)
+
+    def _writer_text(self, out: "OutputConfig", cores: int) -> str:
         who = self.writer(out)
+        if who == "pdf":
+            return f"bigcppn's PDF writer, {out.compression} image"
         if who != "vips":
             kind, tiles = ("TIFF", out.compression) if who == "tiff" else ("DeepZoom", out.dz_suffix)
             return f"bigcppn's {kind} writer, {tiles} tiles on {cores} cores"
@@ -102,15 +159,20 @@ FORMATS: dict[str, Format] = {
     f.name: f
     for f in (
         Format("tiff", (".tif", ".tiff"), 2**31 - 1, (8, 16), pyramid=True, encode_mpix_s=30.0,
-               metadata="tiff", lossy_rule="option", saver="tiffsave"),
+               metadata="tiff", lossy_rule="compression", saver="tiffsave", compressions=TIFF_COMPRESSIONS,
+               flat=True, cmyk=True),
         Format("png", (".png",), 2**31 - 1, (8, 16), encode_mpix_s=60.0, metadata="png", saver="pngsave"),
         Format("jpeg", (".jpg", ".jpeg"), 65535, (8,), encode_mpix_s=100.0, lossy_rule="always",
-               saver="jpegsave"),
+               saver="jpegsave", cmyk=True),
         Format("webp", (".webp",), 16383, (8,), encode_mpix_s=10.0, lossy_rule="always", saver="webpsave"),
         Format("dz", (".dzi",), 2**31 - 1, (8,), pyramid=True, encode_mpix_s=60.0, layout="folder",
-               metadata="sidecar", lossy_rule="option", saver="dzsave"),
+               metadata="sidecar", lossy_rule="tiles", saver="dzsave"),
         Format("szi", (".szi",), 2**31 - 1, (8,), pyramid=True, encode_mpix_s=60.0, layout="zip",
-               metadata="zip", lossy_rule="option", saver="dzsave"),
+               metadata="zip", lossy_rule="tiles", saver="dzsave"),
+        # One page, the picture as one image XObject (bigcppn.pdfwriter); Flate, or DCT with compression=jpeg.
+        Format("pdf", (".pdf",), 2**31 - 1, (8, 16), metadata="pdf", lossy_rule="compression",
+               compressions=("deflate", "jpeg", "none"), cmyk=True, crop_marks=True, always_writer="pdf",
+               max_inches=200.0),
     )
 }
 
@@ -118,7 +180,8 @@ _BY_EXTENSION = {ext: f for f in FORMATS.values() for ext in f.extensions}
 
 
 def format_for(path: str | Path) -> Format:
-    """The output format named by a path's extension."""
+    """The output format named by a path's extension; UserError for a name the file system cannot encode."""
+    check_output_name(path)
     ext = Path(path).suffix.lower()
     try:
         return _BY_EXTENSION[ext]
@@ -126,6 +189,19 @@ def format_for(path: str | Path) -> Format:
         known = ", ".join(sorted(_BY_EXTENSION))
         what = f"extension '{ext}'" if ext else "no extension"
         raise UserError(f"output '{path}' has {what}; use one of {known}") from None
+
+
+def check_output(fmt: Format, out: "OutputConfig", width: int, height: int, dpi: float) -> None:
+    """Refuse, before rendering, a canvas, page or setting the format cannot hold."""
+    check_canvas(fmt, width, height, out.depth)
+    why = fmt.refusal(out)
+    if why:
+        raise UserError(why)
+    if fmt.max_inches and max(width, height) / dpi > fmt.max_inches:
+        raise UserError(
+            f"{fmt.name.upper()} pages are at most {fmt.max_inches:g} in ({fmt.max_inches * 25.4:g} mm) a side; "
+            f"{max(width, height)} px at {dpi:g} dpi is {max(width, height) / dpi:.1f} in: raise --dpi or write .tif"
+        )
 
 
 def check_canvas(fmt: Format, width: int, height: int, depth: int) -> None:
@@ -143,7 +219,7 @@ def check_canvas(fmt: Format, width: int, height: int, depth: int) -> None:
 
 def estimate_output_bytes(fmt: Format, width: int, height: int, bands: int, out: "OutputConfig") -> int:
     """A rough size of the written file (pyramid levels included)."""
-    raw = width * height * bands * (out.depth // 8)
+    raw = width * height * (4 if out.cmyk else bands) * (out.depth // 8)
     ratio = 1.02 if fmt.uncompressed(out) else fmt.ratio_lossy if fmt.lossy(out) else fmt.ratio_lossless
-    pyramid = 4 / 3 if fmt.pyramid else 1.0
+    pyramid = 4 / 3 if fmt.is_pyramid(out) else 1.0
     return int(raw * ratio * pyramid) + 64 * 1024

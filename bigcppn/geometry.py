@@ -138,7 +138,7 @@ def sample_positions(index: int, shift: int, k: int, size: int) -> list[float]:
 
 
 def axis_coords(idx: Any, size: int, center: float, pitch: float, shift: int = 0, k: int = 1,
-                sub: Any = None) -> Any:
+                sub: Any = None, step: float | None = None) -> Any:
     """Plane coordinates, float64, of the samples of level pixels ``idx`` along one axis.
 
     ``idx`` is a float64 array (numpy or torch) of level pixel indices. With
@@ -147,16 +147,21 @@ def axis_coords(idx: Any, size: int, center: float, pitch: float, shift: int = 0
     each index gives ``k`` samples (``sub``: the float64 array ``(j + 0.5) / k``,
     j < k, made by the caller in its array library) at the positions of
     :func:`sample_positions`, flattened index-major, mapped by :func:`level_coord`.
+
+    ``step`` replaces ``2**shift`` for a level of any size below the base (the
+    whole canvas shrunk to ``n`` pixels has ``step = size / n``): pixel ``i``
+    covers ``[i * step, (i + 1) * step)``, cut at the canvas edge.
     """
-    if shift == 0 and k == 1:
+    if shift == 0 and k == 1 and step is None:
         return (idx + axis_offset(size)) * pitch + center
-    step = 2.0**shift
+    below = shift > 0 or step is not None
+    step = 2.0**shift if step is None else step
     a = idx * step
-    if k == 1 and shift < 0:
+    if k == 1 and not below:
         u = a + 0.5 * step
     else:
         end = a + step
-        if shift > 0:  # the last pixel of a level below the base stops at the canvas edge
+        if below:  # the last pixel of a level below the base stops at the canvas edge
             end = end - (end - size) * (end > size)
         width = end - a
         u = (a[:, None] + sub[None, :] * width[:, None]).reshape(-1)

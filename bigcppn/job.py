@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .config import Config, config_to_dict, load_config
 from .errors import UserError
-from .formats import Format, check_canvas, format_for
+from .formats import Format, check_output, format_for
 from .units import parse_length_in, parse_paper_in, print_canvas
 
 __all__ = ["Job", "Sizing", "resolve_config", "resolve_job", "default_name"]
@@ -50,12 +50,14 @@ def resolve_config(
     depth: int | None = None,
     tile: int | None = None,
     device: str | None = None,
+    output: dict | None = None,
 ) -> Config:
     """The config of a render: a file, a :class:`Config`, ``--from`` an earlier output, or the defaults.
 
     ``overrides`` are ``--set KEY=VALUE`` strings; the keyword values win over both.
+    ``output`` holds ``[output]`` keys set by flags (``{"pyramid": False}`` for ``--flat``).
     """
-    extra: dict = {}
+    extra: dict = {f"output.{k}": v for k, v in (output or {}).items()}
     for key, value in (("seed", seed), ("render.tile", tile), ("render.device", device),
                        ("output.depth", depth), ("canvas.dpi", sizing.dpi)):
         if value is not None:
@@ -73,6 +75,9 @@ def resolve_config(
         # the picture comes from the network, view and canvas; how this machine renders it is its own affair
         for key in ("device", "kernel", "workers", "batch"):
             base["render"].pop(key, None)
+        # nor how that one file was laid out for print: a CMYK PDF re-renders as a PNG preview
+        for key in ("cmyk", "intent", "crop_marks", "pyramid"):
+            base["output"].pop(key, None)
     cfg = load_config(path, overrides, extra, base=base)
     extra.update(_canvas_size(sizing, cfg))
     if extra:
@@ -89,9 +94,11 @@ def resolve_job(cfg: Config, output: str | Path | None = None) -> Job:
     """Check ``cfg`` against the format ``output``'s extension names; UserError when it cannot hold it."""
     out = Path(output) if output is not None else Path(default_name(cfg))
     fmt = format_for(out)
-    check_canvas(fmt, cfg.canvas.width, cfg.canvas.height, cfg.output.depth)
-    if fmt.name == "tiff" and cfg.output.compression == "jpeg" and cfg.output.depth == 16:
-        raise UserError("JPEG-compressed TIFF holds 8 bits; use --set output.compression=deflate for 16 bits")
+    check_output(fmt, cfg.output, cfg.canvas.width, cfg.canvas.height, cfg.canvas.dpi)
+    if cfg.output.cmyk:
+        from .icc import cmyk_profile
+
+        cmyk_profile(cfg.output.cmyk)  # UserError when it is not a CMYK profile
     return Job(cfg, out, fmt)
 
 

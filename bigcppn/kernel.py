@@ -35,6 +35,7 @@ when a kernel is built, so the CPU path never pays for it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
 import math
@@ -43,7 +44,6 @@ import sys
 import tempfile
 import threading
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +54,7 @@ from .geometry import axis_offset
 from .errors import UserError
 from .model import CPPN
 from .plan import Window
+from .kernel_source import Shape, generate
 
 __all__ = ["FusedKernel", "KERNEL_MODES", "select_kernel", "unsupported_reason", "triton_missing"]
 
@@ -90,75 +91,6 @@ def unsupported_reason(model: CPPN) -> str | None:
 # --------------------------------------------------------------------------- code generation
 
 
-def _act(name: str, v: str, cuda: bool) -> str:
-    """Triton expression of activation ``name`` applied to the float32 tile ``v``."""
-    if name == "sigmoid2" and cuda:
-        # One MUFU.EX2 and one MUFU.RCP (flushing subnormals, which only ever round to 1 or 0 here).
-        e = f'tl.inline_asm_elementwise("ex2.approx.ftz.f32 $0, $1;", "=f,f", [{v}], dtype=tl.float32, is_pure=True, pack=1)'
-        return f'tl.inline_asm_elementwise("rcp.approx.ftz.f32 $0, $1;", "=f,f", [1.0 + {e}], dtype=tl.float32, is_pure=True, pack=1)'
-    return {
-        "tanh": f"2.0 * tl.sigmoid(2.0 * {v}) - 1.0",
-        "sigmoid": f"tl.sigmoid({v})",
-        # sigmoid of a pre-activation already scaled by -log2(e): 1 / (1 + 2^v).
-        "sigmoid2": f"tl.fdiv(1.0, 1.0 + tl.exp2({v}))",
-        "sin": f"tl.sin({v})",
-        "gauss": f"tl.exp(-({v} * {v}))",
-        "relu": f"tl.maximum({v}, 0.0)",
-        # torch's softplus: x past its threshold of 20, else log(1 + exp(x)).
-        "softplus": f"tl.where({v} > 20.0, {v}, tl.log(1.0 + tl.exp(tl.minimum({v}, 20.0))))",
-        "abs": f"tl.abs({v})",
-        "identity": f"{v}",
-    }[name]
-
-
-LOG2E = 1.4426950408889634
-
-
-def _pad(n: int) -> int:
-    """A layer width as a tile dimension: a power of two, at least 16 (what tl.dot needs)."""
-    return max(16, 1 << (max(1, n) - 1).bit_length())
-
-
-@dataclass(frozen=True)
-class Shape:
-    """Everything the generated source depends on (the weights are data)."""
-
-    spatial: tuple[str, ...]
-    widths: tuple[int, ...]  # spatial inputs, hidden widths..., network outputs
-    core: tuple[str, ...]  # hidden activations, tanh folded into sigmoid
-    output_activation: str
-    color: str
-    depth: int
-
-    @classmethod
-    def of(cls, model: CPPN, depth: int) -> "Shape":
-        widths = (len(model.spatial), *model.net.hidden, model.bands)
-        return cls(tuple(model.spatial), widths, tuple(model.fast_core), model.net.output_activation,
-                   model.net.color, depth)
-
-    @property
-    def bands(self) -> int:
-        return 1 if self.color == "grey" else 3
-
-    @property
-    def padded(self) -> tuple[int, ...]:
-        """Tile widths of the layer outputs (index 0, the inputs, is not padded)."""
-        return (self.widths[0], *(_pad(w) for w in self.widths[1:]))
-
-    @property
-    def layer_scales(self) -> tuple[float, ...]:
-        """Factor folded into each layer's weights and bias.
-
-        A layer whose output goes through a sigmoid is scaled by -log2(e), so the
-        kernel's sigmoid is ``1 / (1 + 2^v)``: one exp2 and one reciprocal. The
-        output tanh is mapped to [0, 1] as (tanh(v) + 1) / 2 = sigmoid(2v).
-        """
-        scales = [-LOG2E if act == "sigmoid" else 1.0 for act in self.core]
-        oa = self.output_activation
-        scales.append(-LOG2E if oa == "sigmoid" else -2 * LOG2E if oa == "tanh" else 1.0)
-        return tuple(scales)
-
-
 def pack_parameters(model: CPPN, shape: Shape, sampling) -> tuple[torch.Tensor, torch.Tensor]:
     """The kernel's two parameter buffers, on the CPU, zero-padded to the tile widths.
 
@@ -185,85 +117,6 @@ def pack_parameters(model: CPPN, shape: Shape, sampling) -> tuple[torch.Tensor, 
     return p64, (torch.cat(p32) if p32 else torch.zeros(1))
 
 
-def generate(shape: Shape, cuda: bool = True) -> str:
-    """Python source of the Triton kernel for one network shape.
-
-    Each program evaluates ``BLOCK`` consecutive pixels of a window (row-major):
-    coordinates and the first layer in float64 as [BLOCK] vectors, then every
-    hidden layer as a [BLOCK, width] float32 tile: activation, then ``tl.dot``
-    with the next weights in IEEE float32 (FMA, never TF32). ``cuda=False``
-    leaves out the PTX (inline assembly) the interpreter cannot run.
-    """
-    P = shape.padded
-    scales = shape.layer_scales
-    L = [
-        "import triton",
-        "import triton.language as tl",
-        "",
-        "",
-        "def cppn_kernel(out_ptr, p64, p32, x0, y0, width, n, row_stride, BLOCK: tl.constexpr, I64: tl.constexpr):",
-        "    pid = tl.program_id(0)",
-        "    if I64:",
-        "        pid = pid.to(tl.int64)",
-        "    p = pid * BLOCK + tl.arange(0, BLOCK)",
-        "    mask = p < n",
-        "    row = p // width",
-        "    col = p - row * width",
-        # Sampling.axis: (index + (0.5 - size / 2)) * pitch + center, in float64.
-        "    x = ((col + x0).to(tl.float64) + tl.load(p64 + 0)) * tl.load(p64 + 1) + tl.load(p64 + 2)",
-        "    y = ((row + y0).to(tl.float64) + tl.load(p64 + 3)) * tl.load(p64 + 1) + tl.load(p64 + 4)",
-    ]
-    if "r" in shape.spatial:
-        L.append("    r = tl.sqrt(x * x + y * y)")
-    # The first layer in float64, as outer products: b + sum_k f_k * W[k, :].
-    L.append(f"    j = tl.arange(0, {P[1]})")
-    terms = [f"{f}[:, None] * tl.load(p64 + {5 + k * P[1]} + j)[None, :]" for k, f in enumerate(shape.spatial)]
-    bias = f"tl.load(p64 + {5 + P[0] * P[1]} + j)[None, :]"
-    if terms:
-        L.append(f"    h = (({' + '.join(terms)}) + {bias}).to(tl.float32)")
-    else:  # only z among the inputs: the first layer is its (folded) bias
-        L.append(f"    h = (tl.zeros([BLOCK, {P[1]}], tl.float64) + {bias}).to(tl.float32)")
-
-    def activation(name: str, scale: float) -> str:
-        return _act("sigmoid2" if scale != 1.0 else name, "h", cuda)
-
-    ofs = 0
-    for i in range(1, len(P) - 1):
-        pi, po = P[i], P[i + 1]
-        L += [
-            f"    h = {activation(shape.core[i - 1], scales[i - 1])}",
-            f"    k = tl.arange(0, {pi})",
-            f"    j = tl.arange(0, {po})",
-            f"    w = tl.load(p32 + {ofs} + k[:, None] * {po} + j[None, :])",
-            f"    b = tl.load(p32 + {ofs + pi * po} + j)",
-            '    h = tl.dot(h, w, input_precision="ieee") + b[None, :]',
-        ]
-        ofs += (pi + 1) * po
-    # Output activation to [0, 1] (signed ones as (v + 1) / 2), clamped, as CPPN._finish.
-    if shape.output_activation == "sin":
-        e = "(tl.sin(h) + 1.0) * 0.5"
-    else:  # sigmoid, and tanh as sigmoid(2v), are folded into sigmoid2
-        e = activation(shape.output_activation, scales[-1])
-    L.append(f"    o = tl.minimum(tl.maximum({e}, 0.0), 1.0)")
-    L.append(f"    c = tl.arange(0, {P[-1]})[None, :]")
-    if shape.color == "hsv":  # model.hsv_to_rgb, on columns 0, 1, 2
-        L += [
-            "    hue = tl.sum(tl.where(c == 0, o, 0.0), axis=1)[:, None]",
-            "    sat = tl.sum(tl.where(c == 1, o, 0.0), axis=1)[:, None]",
-            "    val = tl.sum(tl.where(c == 2, o, 0.0), axis=1)[:, None]",
-            "    kk = (hue - tl.floor(hue)) * 6.0 + tl.where(c == 0, 5.0, tl.where(c == 1, 3.0, 1.0))",
-            "    kk = kk - tl.floor(kk / 6.0) * 6.0",
-            "    o = val - val * sat * tl.minimum(tl.maximum(tl.minimum(kk, 4.0 - kk), 0.0), 1.0)",
-        ]
-    scale, qtype = ("255.0", "tl.uint8") if shape.depth == 8 else ("65535.0", "tl.uint16")
-    L += [
-        f"    q = tl.floor(o * {scale} + 0.5).to({qtype})",
-        f"    ptrs = out_ptr + (row * row_stride + col * {shape.bands})[:, None] + c",
-        f"    tl.store(ptrs, q, mask=mask[:, None] & (c < {shape.bands}))",
-    ]
-    return "\n".join(L) + "\n"
-
-
 def _cache_dir() -> Path:
     d = Path(tempfile.gettempdir()) / f"bigcppn-kernels-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
     d.mkdir(parents=True, exist_ok=True)
@@ -288,7 +141,7 @@ def interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes")
 
 
-def _function(shape: Shape):
+def _function(shape: Shape, level: bool = False):
     """The Triton function for ``shape`` (jit-compiled, or interpreted under ``TRITON_INTERPRET=1``).
 
     Triton reads a kernel's source with ``inspect``, so the generated source is
@@ -296,7 +149,7 @@ def _function(shape: Shape):
     """
     import triton
 
-    src = generate(shape, cuda=not interpreting())
+    src = generate(shape, cuda=not interpreting(), level=level)
     key = hashlib.sha256(src.encode()).hexdigest()[:20]
     interpret = interpreting()
     if (key, interpret) in _FUNCTIONS:
@@ -315,9 +168,10 @@ def _function(shape: Shape):
     # compilation per shape, whatever the canvas, window or strip.
     ints = ["x0", "y0", "width", "n", "row_stride"]
     try:
-        fn = triton.jit(module.cppn_kernel, do_not_specialize=ints, do_not_specialize_on_alignment=["out_ptr"])
+        fn = triton.jit(module.cppn_level if level else module.cppn_kernel, do_not_specialize=ints,
+                        do_not_specialize_on_alignment=["out_ptr"])
     except TypeError:  # a Triton without do_not_specialize_on_alignment
-        fn = triton.jit(module.cppn_kernel, do_not_specialize=ints)
+        fn = triton.jit(module.cppn_level if level else module.cppn_kernel, do_not_specialize=ints)
     _FUNCTIONS[(key, interpret)] = fn
     return fn
 
@@ -363,6 +217,8 @@ class FusedKernel:
         p64, p32 = pack_parameters(model, self.shape, sampling)
         self.p64, self.p32 = p64.to(self.device), p32.to(self.device)
         self.fn = _function(self.shape)
+        self.size = (sampling.canvas.width, sampling.canvas.height)
+        self._level_fn = None  # the pyramid-level kernel, built at its first use
         # Multiply-adds fused into FMAs (Triton 3.10 turns this off by default).
         self._options = {} if self.interpret else {"enable_fp_fusion": True}
         self._lock = threading.Lock()
@@ -383,6 +239,33 @@ class FusedKernel:
         with self._lock:  # a launch is quick; the first one compiles, once, whichever thread gets there
             self.fn[grid](out, self.p64, self.p32, win.x, win.y, win.width, n, row_stride,
                           BLOCK=self.block, I64=i64, num_warps=self.num_warps, **self._options)
+        return out
+
+    def level(self, out: torch.Tensor, win: Window, shift: int, k: int) -> torch.Tensor:
+        """Fill ``out`` ((height, width, bands) uint8 on the device) with a window of a pyramid level.
+
+        ``shift`` is the level's scale (one pixel spans 2**shift base pixels),
+        ``k``×``k`` samples per pixel are averaged: what
+        :meth:`bigcppn.compute.Backend.render_many` computes with PyTorch.
+        """
+        if tuple(out.shape) != (win.height, win.width, self.bands) or out.dtype != torch.uint8:
+            raise ValueError(f"level output must be ({win.height}, {win.width}, {self.bands}) uint8")
+        n = win.pixels
+        if n == 0:
+            return out
+        if self._level_fn is None:
+            self._level_fn = _function(dataclasses.replace(self.shape, depth=8), level=True)
+        w, h = self.size
+        lim = (float(w), float(h)) if shift > 0 else (math.inf, math.inf)
+        sub = (torch.arange(k, dtype=torch.float64) + 0.5) / k
+        lv = torch.cat([torch.tensor([2.0**shift, *lim, w / 2, h / 2], dtype=torch.float64), sub]).to(self.device)
+        row_stride = out.stride(0)
+        last = (win.height - 1) * row_stride + win.width * self.bands
+        i64 = n + self.block >= 2**31 or last + self.block * self.bands >= 2**31
+        grid = (math.ceil(n / self.block),)
+        with self._lock:
+            self._level_fn[grid](out, self.p64, self.p32, lv, win.x, win.y, win.width, n, row_stride,
+                                 BLOCK=self.block, I64=i64, K=k, num_warps=self.num_warps, **self._options)
         return out
 
 

@@ -13,7 +13,10 @@ gives OpenSeadragon. A new layout is one subclass added to :data:`LAYOUTS`.
   ``{region}/{size}/0/default.jpg`` with the region in base pixels; scale
   factors 1, 2, 4, … down to the first level that fits one tile; URIs in the
   canonical form (``full`` for the whole image, ``max`` for full size), which
-  is also what OpenSeadragon asks for.
+  is also what OpenSeadragon asks for. Besides the tiles, the whole image:
+  ``full/max/0/default.jpg`` at the largest size within ``maxWidth`` x
+  ``maxHeight`` (the pyramid's ``max_size``), and ``full/W,H/0/default.jpg``
+  for every entry of ``sizes`` (the smallest level and that largest size).
 * ``zoomify``: ``ImageProperties.xml`` and ``TileGroupN/TIER-COL-ROW.jpg``, tier 0
   fitting one tile, tiers halved rounding up (as Zoomify and libvips do), and
   ``N`` the tile's number counted from tier 0, divided by 256.
@@ -49,6 +52,7 @@ class Layout(ABC):
     default_overlap = 0
     overlap_allowed = False  # tiles may carry neighbours' pixels
     levels_past_base = False  # the live server's zoom past the base size
+    published = False  # names its own URL (--base-url) and has a largest size (--max-size)
     folder = True  # -o DIR/NAME is a folder holding everything; False: NAME.dzi + NAME_files/ in DIR
     blank_tile = False  # a blank.png stands in for tiles outside the image
     # File extension of each tile format.
@@ -82,7 +86,11 @@ class Layout(ABC):
     def tile_source_js(self, p: "Pyramid") -> str:
         """JavaScript statements that define ``source``, OpenSeadragon's tile source, for a page beside the pyramid."""
 
-    def manifest_params(self, base_url: str) -> dict:
+    def full_images(self, p: "Pyramid") -> list[tuple[str, int, int]]:
+        """Images of the whole picture besides the tiles: (path, width, height) each (IIIF's ``sizes``)."""
+        return []
+
+    def manifest_params(self, p: "Pyramid", base_url: str) -> dict:
         """Settings beyond the common ones that change the files (kept in the manifest)."""
         return {}
 
@@ -121,6 +129,7 @@ class DeepZoom(Layout):
 
 class IIIF3(Layout):
     name = "iiif3"
+    published = True
 
     def tile_path(self, p: "Pyramid", lv: "Level", col: int, row: int) -> str:
         # The region in base pixels, the size in level pixels, canonical forms.
@@ -158,8 +167,27 @@ class IIIF3(Layout):
     def descriptor_path(self, p: "Pyramid") -> str:
         return "info.json"
 
-    def descriptor(self, p: "Pyramid", base_url: str) -> str:
+    @staticmethod
+    def max_dims(p: "Pyramid") -> tuple[int, int]:
+        """What ``full/max`` is: the whole image, shrunk to fit ``max_size`` x ``max_size`` when larger."""
+        m = p.full_max
+        if p.width <= m and p.height <= m:
+            return p.width, p.height
+        if p.width >= p.height:
+            return m, max(1, round(p.height * m / p.width))
+        return max(1, round(p.width * m / p.height)), m
+
+    def sizes(self, p: "Pyramid") -> list[tuple[int, int]]:
+        """The whole image's sizes info.json lists, smallest first: the level that fits a tile, and full/max."""
         top = p.levels[0]
+        return sorted({(top.width, top.height), self.max_dims(p)})
+
+    def full_images(self, p: "Pyramid") -> list[tuple[str, int, int]]:
+        w, h = self.max_dims(p)
+        out = [(f"full/max/0/default.{p.ext}", w, h)]
+        return out + [(f"full/{w},{h}/0/default.{p.ext}", w, h) for w, h in self.sizes(p)]
+
+    def descriptor(self, p: "Pyramid", base_url: str) -> str:
         info = {
             "@context": "http://iiif.io/api/image/3/context.json",
             "id": base_url.rstrip("/"),
@@ -168,7 +196,9 @@ class IIIF3(Layout):
             "profile": "level0",
             "width": p.width,
             "height": p.height,
-            "sizes": [{"width": top.width, "height": top.height}],
+            "maxWidth": p.full_max,
+            "maxHeight": p.full_max,
+            "sizes": [{"width": w, "height": h} for w, h in self.sizes(p)],
             "tiles": [{"width": p.tile, "scaleFactors": [1 << lv.shift for lv in reversed(p.levels)]}],
         }
         if p.suffix != "jpeg":
@@ -186,8 +216,8 @@ class IIIF3(Layout):
             "});"
         )
 
-    def manifest_params(self, base_url: str) -> dict:
-        return {"base_url": base_url}
+    def manifest_params(self, p: "Pyramid", base_url: str) -> dict:
+        return {"base_url": base_url, "max_size": p.full_max}
 
 
 class Zoomify(Layout):

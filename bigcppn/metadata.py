@@ -1,7 +1,7 @@
 """Provenance: every output carries its full resolved config, and ``--from`` reads it back.
 
 Where it goes: TIFF ImageDescription, a PNG text chunk (keyword ``bigcppn``),
-XMP in TIFF, PNG, JPEG and WebP, and a JSON sidecar ``NAME.bigcppn.json`` next
+XMP in TIFF, PNG, JPEG and WebP, the XMP metadata stream of a PDF, and a JSON sidecar ``NAME.bigcppn.json`` next
 to a DeepZoom pyramid (inside a ``.szi``, as ``NAME/NAME.bigcppn.json``). The text is the TOML that :func:`bigcppn.config.dump_toml`
 writes, so any of them loads as a config again.
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import html
 import json
-import re
-import tomllib
+import stat
 import zipfile
+import zlib
 from pathlib import Path
 
 import pyvips
@@ -20,14 +20,26 @@ import pyvips
 from . import __version__
 from .config import Config, config_from_dict, config_to_dict, dump_toml
 from .dzwriter import szi_entry
-from .errors import UserError
+from .errors import ConfigError, UserError
+from .limits import MAX_TEXT_BYTES, decode_text, parse_json, parse_toml, read_bounded, read_zip_entry, size_text
 
 __all__ = ["config_text", "xmp_packet", "embed", "sidecar_path", "write_sidecar", "sidecar_json", "add_to_szi", "read_config_from"]
 
 MARKER = "# bigcppn config"
 PNG_KEY = "png-comment-0-bigcppn"
 XMP_NS = "http://ns.bigcppn.dev/1.0/"
-_XMP_RE = re.compile(r"<bigcppn:config>(.*?)</bigcppn:config>", re.S)
+XMP_OPEN, XMP_CLOSE = "<bigcppn:config>", "</bigcppn:config>"
+
+# What reading a damaged or hostile zip can raise (besides UserError for one too large).
+_ZIP_ERRORS: tuple[type[BaseException], ...] = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError,
+                                                zlib.error, NotImplementedError, RuntimeError, ValueError,
+                                                KeyError, UnicodeError)
+try:
+    import lzma
+
+    _ZIP_ERRORS += (lzma.LZMAError,)
+except ImportError:  # pragma: no cover - Python built without lzma: zipfile cannot use it either
+    pass
 
 
 def config_text(cfg: Config) -> str:
@@ -92,57 +104,117 @@ def add_to_szi(path: Path, cfg: Config) -> None:
         z.writestr(szi_entry(f"{top}/{path.stem}.bigcppn.json"), sidecar_json(cfg))
 
 
+def _config_from_json(data: bytes, what: str) -> Config:
+    """The config of a sidecar's bytes (beside a .dzi or inside a .szi); UserError when it is not one."""
+    doc = parse_json(decode_text(data, what), what)
+    if not isinstance(doc, dict) or not isinstance(doc.get("config"), dict) or not doc["config"]:
+        raise UserError(f"{what} is not a bigcppn sidecar: it has no \"config\" table, or an empty one")
+    try:
+        return config_from_dict(doc["config"])
+    except ConfigError as exc:
+        raise UserError(f"{what} holds a config bigcppn cannot use: {exc}") from None
+
+
 def _from_szi(path: Path) -> Config | None:
     try:
         with zipfile.ZipFile(path) as z:
             name = next((n for n in z.namelist() if n.endswith(".bigcppn.json")), None)
             if name is None:
                 return None
-            return config_from_dict(json.loads(z.read(name))["config"])
-    except (zipfile.BadZipFile, OSError):
+            data = read_zip_entry(z, name, f"--from {path}: its bigcppn.json")
+    except UserError:
+        raise
+    except _ZIP_ERRORS:
         raise UserError(f"--from {path}: not a readable .szi (zip) file") from None
-    except (json.JSONDecodeError, KeyError, TypeError):
-        raise UserError(f"--from {path}: its bigcppn.json is damaged") from None
+    return _config_from_json(data, f"--from {path}: its bigcppn.json")
+
+
+def _from_pdf(p: Path) -> Config:
+    """The config in a bigcppn PDF's XMP metadata stream (uncompressed, before the image)."""
+    with open(p, "rb") as f:
+        text = _xmp_config(f.read(1 << 20))
+    if text is None:
+        raise UserError(f"--from {p}: the PDF carries no bigcppn config (was it written by bigcppn?)")
+    return _parse(text, p)
 
 
 def _parse(text: str, source: Path) -> Config:
+    what = f"the config embedded in '{source}'"
+    data = parse_toml(text, what)
+    if not data:  # bigcppn writes every setting: an empty one is not its
+        raise UserError(f"{what} is empty; it was not written by bigcppn")
     try:
-        return config_from_dict(tomllib.loads(text))
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"the config embedded in '{source}' is damaged: {exc}") from None
+        return config_from_dict(data)
+    except ConfigError as exc:
+        if str(exc).startswith(what):
+            raise
+        raise UserError(f"{what} cannot be used: {exc}") from None
+
+
+def _xmp_config(packet: bytes) -> str | None:
+    """The text of the first ``<bigcppn:config>`` element of an XMP packet, found in linear time."""
+    text = packet.decode("utf-8", "replace")
+    start = text.find(XMP_OPEN)
+    if start < 0:
+        return None
+    start += len(XMP_OPEN)
+    end = text.find(XMP_CLOSE, start)
+    return None if end < 0 else html.unescape(text[start:end])
+
+
+def _regular_file(p: Path) -> bool:
+    """Whether ``p`` is a regular file (after links); False when missing; UserError when it is something else."""
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise UserError(f"--from {p}: cannot read it: {exc.strerror or exc.__class__.__name__}") from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        raise UserError(f"--from {p}: it is {kind}; give a bigcppn output file")
+    return True
 
 
 def read_config_from(path: str | Path) -> Config:
     """The config an earlier bigcppn output was made with."""
     p = Path(path)
-    if p.suffix.lower() == ".szi" and p.is_file():
+    exists = _regular_file(p)
+    if p.suffix.lower() == ".szi" and exists:
         cfg = _from_szi(p)
         if cfg is not None:
             return cfg
     if p.suffix.lower() in (".dzi", ".szi", ".json"):  # a .szi from before the config went inside
         side = p if p.suffix.lower() == ".json" else sidecar_path(p)
-        try:
-            data = json.loads(side.read_text(encoding="utf-8"))
-            return config_from_dict(data["config"])
-        except FileNotFoundError:
-            raise UserError(f"--from {p}: no '{side.name}' beside it to read the config from") from None
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise UserError(f"--from {p}: '{side.name}' is not a bigcppn sidecar") from None
-    if not p.exists():
+        if not side.exists() and not side.is_symlink():
+            raise UserError(f"--from {p}: no '{side.name}' beside it to read the config from")
+        return _config_from_json(read_bounded(side, f"--from {p}: the sidecar"), f"--from {p}: '{side.name}'")
+    if not exists:
         raise UserError(f"--from {p}: no such file")
+    if p.suffix.lower() == ".pdf":
+        return _from_pdf(p)
     try:
-        image = pyvips.Image.new_from_file(str(p))
-    except pyvips.Error:
+        return _from_image(p)
+    except (pyvips.Error, UnicodeError):
         raise UserError(f"--from {p}: not an image libvips can read") from None
+
+
+def _from_image(p: Path) -> Config:
+    image = pyvips.Image.new_from_file(str(p))
     fields = set(image.get_fields())
     # libvips numbers PNG text chunks as it reads them: png-comment-N-bigcppn
-    for key in sorted(f for f in fields if re.fullmatch(r"png-comment-\d+-bigcppn", f)):
-        return _parse(image.get(key), p)
-    if "image-description" in fields and str(image.get("image-description")).startswith(MARKER):
-        return _parse(image.get("image-description"), p)
+    for key in sorted(f for f in fields if f.startswith("png-comment-") and f.endswith("-bigcppn")):
+        return _parse(decode_text(image.get(key), f"--from {p}: its PNG text"), p)
+    if "image-description" in fields:
+        description = image.get("image-description")
+        if isinstance(description, str) and description.startswith(MARKER):
+            return _parse(decode_text(description, f"--from {p}: its TIFF description"), p)
     if "xmp-data" in fields:
-        m = _XMP_RE.search(bytes(image.get("xmp-data")).decode("utf-8", "replace"))
-        if m:
-            return _parse(html.unescape(m.group(1)), p)
+        packet = image.get("xmp-data")
+        if len(packet) > MAX_TEXT_BYTES:
+            raise UserError(f"--from {p}: its XMP metadata is {size_text(len(packet))}, over the "
+                            f"{size_text(MAX_TEXT_BYTES)} bigcppn reads; it was not written by bigcppn")
+        text = _xmp_config(bytes(packet))
+        if text is not None:
+            return _parse(text, p)
     raise UserError(f"--from {p}: the image carries no bigcppn config (was it written by bigcppn?)")
-

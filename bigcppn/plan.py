@@ -28,7 +28,7 @@ __all__ = [
     "Canvas",
     "View",
     "Window",
-    "Tile",
+    "RenderTile",
     "Strip",
     "Plan",
     "make_plan",
@@ -38,8 +38,8 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class Tile(Window):
-    """A tile of the canvas, with its column and row in the tile grid."""
+class RenderTile(Window):
+    """A render tile of the canvas (not a TIFF or pyramid tile), with its column and row in the tile grid."""
 
     col: int = 0
     row: int = 0
@@ -52,7 +52,7 @@ class Strip:
     index: int
     y: int
     height: int
-    tiles: tuple[Tile, ...]
+    tiles: tuple[RenderTile, ...]
     batches: tuple[Window, ...]
 
     @property
@@ -112,7 +112,7 @@ class Plan:
         y = index * self.strip_height
         height = min(self.strip_height, self.canvas.height - y)
         tiles = tuple(
-            Tile(x, y, w, height, col=c, row=index)
+            RenderTile(x, y, w, height, col=c, row=index)
             for c, (x, w) in enumerate(split_row(self.canvas.width, self.tile))
         )
         per = self.tiles_per_batch

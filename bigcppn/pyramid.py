@@ -37,7 +37,7 @@ import pyvips
 
 from . import __version__
 from .atomic import write_atomic
-from .compute import Backend
+from .compute import CPU_JOB_SAMPLES, Backend
 from .config import Config
 from .execute import Executor, ThreadExecutor
 from .plan import Plan
@@ -46,11 +46,9 @@ from .pyramid_store import MANIFEST_NAME, PyramidOutput, TileStore, manifest_key
 from .render import Renderer
 from .system import available_cores
 
-__all__ = ["LevelSampler", "encode_tile", "TileStore", "PyramidOutput", "PyramidStats", "render_pyramid",
-           "pyramid_output", "MANIFEST_NAME", "run_work", "finish", "write_tile", "level_job_pixels", "WorkRunner", "sweep_partials"]
-
-# Samples (pixels x K²) evaluated in one job on a CPU; a GPU takes the renderer's batch.
-CPU_JOB_SAMPLES = 1 << 18
+__all__ = ["LevelSampler", "encode_tile", "encode_image", "write_full_images", "TileStore", "PyramidOutput",
+           "PyramidStats", "render_pyramid", "pyramid_output", "MANIFEST_NAME", "run_work", "finish", "write_tile",
+           "level_job_pixels", "WorkRunner", "sweep_partials"]
 
 # The level sampler is the compute backend: Backend.sample_many / render_many.
 LevelSampler = Backend
@@ -65,6 +63,11 @@ def encode_tile(arr: np.ndarray, suffix: str, quality: int, pad: tuple[int, int]
     img = pyvips.Image.new_from_array(np.ascontiguousarray(arr), interpretation="srgb" if bands >= 3 else "b-w")
     if pad is not None and (pad[0] != img.width or pad[1] != img.height):
         img = img.embed(0, 0, pad[0], pad[1], extend="background", background=[255] * bands)
+    return encode_image(img, suffix, quality)
+
+
+def encode_image(img: pyvips.Image, suffix: str, quality: int) -> bytes:
+    """An image as JPEG, WebP or PNG bytes, without metadata."""
     if suffix == "jpeg":
         return img.jpegsave_buffer(Q=quality, keep="none")
     if suffix == "webp":
@@ -166,6 +169,42 @@ def run_work(work: PyramidWork, p: Pyramid, renderer: Renderer, plan: Plan, stor
         pass
 
 
+def write_full_images(p: Pyramid, backend: Backend, store: TileStore, *, supersample: int, quality: int) -> None:
+    """The whole picture at the sizes the layout names besides its tiles (IIIF: full/max, each of ``sizes``).
+
+    Each size is rendered once, straight from the network at that size (``supersample``²
+    samples a pixel; the base size is the render's own pixels), streamed in bands of
+    rows into the encoder, so memory follows the band, not the size. A name that
+    already exists (a tile of the same size, or an earlier run) is copied, not rendered.
+    """
+    by_size: dict[tuple[int, int], list[str]] = {}
+    for path, w, h in p.scheme.full_images(p):
+        by_size.setdefault((w, h), []).append(path)
+    for (w, h), paths in by_size.items():
+        missing = [q for q in paths if not store.exists(q)]
+        if not missing:
+            continue
+        have = next((q for q in paths if store.exists(q)), None)
+        data = store.path(have).read_bytes() if have else _render_full(p, backend, w, h, supersample, quality)
+        for q in missing:
+            store.write(q, data)
+
+
+def _render_full(p: Pyramid, backend: Backend, width: int, height: int, supersample: int, quality: int) -> bytes:
+    from .sink import StripSource, png_stream
+
+    k = 1 if (width, height) == (p.width, p.height) else supersample
+    rows = max(1, backend.job_samples(1 << 22) // (width * k * k))
+    strips = (backend.render_scaled(width, height, y, min(rows, height - y), k) for y in range(0, height, rows))
+    source = StripSource(png_stream(strips, width, height, backend.bands, 8))
+    try:
+        return encode_image(source.image(), p.suffix, quality)
+    except pyvips.Error:
+        if source.error is not None:
+            raise source.error from None
+        raise
+
+
 def finish(cfg: Config, p: Pyramid, out: PyramidOutput, supersample: int, base_url: str, title: str,
            stats: PyramidStats) -> None:
     """What completes a pyramid once its tiles are written: the blank tile, the viewer page, the descriptor."""
@@ -188,9 +227,9 @@ def finish(cfg: Config, p: Pyramid, out: PyramidOutput, supersample: int, base_u
         write_atomic(stats.descriptor, p.descriptor(base_url or f"http://localhost:8000/{out.name}"))
 
 
-def level_job_pixels(supersample: int, gpu_batch: int | None = None) -> int:
-    """Level pixels per job of the work list: a CPU's cache-sized share, or a GPU's batch."""
-    return max(1, (gpu_batch or CPU_JOB_SAMPLES) // (supersample * supersample))
+def level_job_pixels(supersample: int, samples: int | None = None) -> int:
+    """Level pixels per job of the work list: ``samples`` (``Backend.job_samples``; default a CPU's share) / K²."""
+    return max(1, (samples or CPU_JOB_SAMPLES) // (supersample * supersample))
 
 
 class WorkRunner(Protocol):
@@ -214,7 +253,7 @@ def pyramid_params(p: Pyramid, quality: int, supersample: int, base_url: str) ->
     """The settings that change a pyramid's files, as its manifest records them."""
     return {"layout": p.layout, "width": p.width, "height": p.height, "tile": p.tile, "overlap": p.overlap,
             "format": p.suffix, "quality": quality, "supersample": supersample, "name": p.name,
-            **p.scheme.manifest_params(base_url)}
+            **p.scheme.manifest_params(p, base_url)}
 
 
 def render_pyramid(
@@ -251,21 +290,22 @@ def render_pyramid(
             runner.open(out)
         try:
             store = _prepare(out, key, resuming)
-            gpu = renderer is not None and renderer.device.type != "cpu"
             # A new pyramid has no tiles yet (the manifest check refused anything in the way); a resumed one
             # is listed once.
             done = store.listing(out.tiles_dir).__contains__ if resuming else (lambda _path: False)
-            work = work_list(p, level_job_pixels(supersample, plan.batch_pixels if gpu else None), done)
+            samples = renderer.job_samples(plan.batch_pixels) if renderer is not None else None
+            work = work_list(p, level_job_pixels(supersample, samples), done)
             stats.skipped = p.tile_count - work.pending
             if on_start is not None:
                 on_start(work.pending, p.tile_count)
             if runner is not None:
-                runner.run(work, p, out, store, stats, on_tile)
+                runner.run(work, p, out, store, stats, on_tile)  # the full images (IIIF) too
             else:
                 with ThreadExecutor(workers, "bigcppn-level") as render_ex, \
                         ThreadExecutor(encoders or available_cores(), "bigcppn-encode") as encode_ex:
                     run_work(work, p, renderer, plan, store, supersample=supersample, quality=quality,
                              render_ex=render_ex, encode_ex=encode_ex, stats=stats, on_tile=on_tile)
+                write_full_images(p, renderer, store, supersample=supersample, quality=quality)
         except KeyboardInterrupt:
             if runner is not None:
                 runner.close(cancel=True)

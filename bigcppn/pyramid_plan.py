@@ -48,6 +48,7 @@ TILE_FORMATS = ("jpeg", "webp", "png")
 DEFAULT_TILE = {name: lay.default_tile for name, lay in _LAYOUTS.items()}
 DEFAULT_OVERLAP = {name: lay.default_overlap for name, lay in _LAYOUTS.items()}
 MAX_TILE = 8192
+DEFAULT_MAX_SIZE = 2048  # IIIF full/max: the whole image at most this wide and high
 # Sizes past 2**53 are not exact in JavaScript numbers (the viewers) nor in float64.
 MAX_VIRTUAL_SIDE = 2**53
 
@@ -153,6 +154,9 @@ class Pyramid:
     suffix: str = "jpeg"
     name: str = "image"
     extra: int = 0
+    # IIIF: the largest width and height served (maxWidth/maxHeight, the size of full/max);
+    # 0: DEFAULT_MAX_SIZE, or the tile size when that is larger.
+    max_size: int = 0
 
     def __post_init__(self) -> None:
         if self.width < 1 or self.height < 1:
@@ -174,6 +178,8 @@ class Pyramid:
             raise ValueError("levels past the base exist only in the dz layout")
         if max(self.width, self.height) << self.extra > MAX_VIRTUAL_SIDE:
             raise ValueError(f"{self.extra} extra levels make the image larger than 2**53 pixels")
+        if self.max_size and self.max_size < self.tile:
+            raise ValueError(f"max_size {self.max_size} is smaller than the tile ({self.tile})")
         if not self.name or "/" in self.name or "\\" in self.name or self.name in (".", ".."):
             raise ValueError(f"bad pyramid name '{self.name}'")
 
@@ -186,6 +192,11 @@ class Pyramid:
     @property
     def virtual_height(self) -> int:
         return self.height << self.extra
+
+    @property
+    def full_max(self) -> int:
+        """The largest width and height of an image served (IIIF's maxWidth/maxHeight)."""
+        return self.max_size or max(DEFAULT_MAX_SIZE, self.tile)
 
     @property
     def scheme(self) -> Layout:

@@ -21,6 +21,7 @@ from .atomic import remove_partials, write_atomic
 from .config import Config, config_to_dict
 from .errors import UserError
 from .layouts import LAYOUTS
+from .limits import PID_DIGITS, check_name_lengths, check_output_name
 
 try:
     import fcntl
@@ -221,6 +222,7 @@ def manifest_key(cfg: Config, params: dict) -> dict:
 
 def pyramid_output(out: str | Path, layout: str) -> PyramidOutput:
     """Check ``-o`` for a layout (before anything is rendered); UserError when it cannot be used."""
+    check_output_name(out)
     p = Path(out)
     if not LAYOUTS[layout].folder:
         if p.suffix.lower() not in (".dzi", ""):
@@ -242,4 +244,11 @@ def pyramid_output(out: str | Path, layout: str) -> PyramidOutput:
         raise UserError(f"cannot write in output directory '{parent}'; choose another -o")
     if LAYOUTS[layout].folder and root.exists() and not root.is_dir():
         raise UserError(f"'{root}' exists and is not a folder; choose another -o")
+    # every name it writes, temporary ones (.NAME.partial-PID-THREAD) included, must fit the file system
+    tmp = "9" * PID_DIGITS + "-" + "9" * 20
+    names = [f"{name}.html", f".{name}.html.partial-{tmp}"]
+    if not LAYOUTS[layout].folder:
+        names += [f"{name}.dzi", f"{name}_files", f".{name}.dzi.partial-{tmp}", f"{name}.{MANIFEST_NAME}",
+                  f".{name}.{MANIFEST_NAME}.partial-{tmp}", f".{name}.{LOCK_NAME}"]
+    check_name_lengths(p, [name, *names])
     return PyramidOutput(root, name, layout)

@@ -17,7 +17,8 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from .compute import CPU_BATCH, CPU_CHUNK, Backend, Sampling, default_batch, pick_device, strip_workers
+from .compute import (CPU_BATCH, CPU_CHUNK, Backend, Cancelled, Sampling, check_network_fits, default_batch,
+                      pick_device, strip_workers)
 from .config import Config
 from .errors import RenderError
 from .execute import ThreadExecutor
@@ -32,53 +33,11 @@ class Renderer(Backend):
     """A :class:`~bigcppn.compute.Backend` that also renders full-width strips of a plan."""
 
     def render_strip(self, strip, stop: threading.Event | None = None) -> np.ndarray:
-        """One full-width strip, its batches evaluated left to right.
+        """One full-width strip (:meth:`Backend.render_rows` of its window and batches).
 
-        If ``stop`` is set meanwhile, gives up between batches with :class:`Cancelled`
-        (a strip of a very wide canvas takes seconds on a CPU; Ctrl-C should not).
+        If ``stop`` is set meanwhile, gives up between batches with :class:`Cancelled`.
         """
-        if self.device.type == "cuda":
-            return self._render_strip_cuda(strip)
-        arr = np.empty((strip.height, self.canvas.width, self.bands), dtype=self.dtype)
-        for b in strip.batches:
-            if stop is not None and stop.is_set():
-                raise Cancelled()
-            arr[:, b.x : b.x + b.width] = self.render_window(b)
-        return arr
-
-    # ------------------------------------------------------------------ CUDA
-
-    def _render_strip_cuda(self, strip) -> np.ndarray:
-        """One strip on CUDA: into a device buffer on this thread's stream, then into pinned host memory.
-
-        Each worker thread has its own stream and buffer (see :func:`strip_workers`),
-        so one strip is computed while another is copied; the host arrays come
-        from torch's caching pinned allocator and return to it when the encoder
-        drops them.
-        """
-        local = self._cuda
-        dtype = self.device_dtype
-        if not hasattr(local, "stream"):
-            local.stream = torch.cuda.Stream(self.device)
-            local.buffer = torch.empty(0, dtype=dtype, device=self.device)
-        win = strip.window
-        shape = (win.height, win.width, self.bands)
-        n = win.pixels * self.bands
-        with torch.cuda.stream(local.stream):
-            if local.buffer.numel() < n:
-                local.buffer = None
-                local.buffer = torch.empty(n, dtype=dtype, device=self.device)
-            dev = local.buffer[:n].view(shape)
-            if self._kernel is not None:
-                self.fill(dev, win)  # the whole strip in one launch
-            else:
-                for b in strip.batches:
-                    self.fill(dev[:, b.x : b.x + b.width], b)
-            host = torch.empty(shape, dtype=dtype, pin_memory=True)
-            host.copy_(dev, non_blocking=True)
-            local.stream.synchronize()
-        arr = host.numpy()
-        return arr if arr.dtype == self.dtype else arr.astype(self.dtype)
+        return self.render_rows(strip.window, strip.batches, stop)
 
     def strips(self, plan: Plan) -> Iterator[np.ndarray]:
         for strip in plan.strips():
@@ -92,10 +51,6 @@ class Renderer(Backend):
 _DONE = object()
 
 
-class Cancelled(Exception):
-    """A strip given up because its stream was cancelled."""
-
-
 class StripStream:
     """Renders strips on a background thread into a bounded queue.
 
@@ -103,11 +58,11 @@ class StripStream:
     exception in the producer is re-raised in the consumer as a RenderError.
     """
 
-    def __init__(self, renderer: Renderer, plan: Plan, depth: int = 2, workers: int = 1) -> None:
+    def __init__(self, renderer: Renderer, plan: Plan, queue_size: int = 2, workers: int = 1) -> None:
         self.renderer = renderer
         self.plan = plan
         self.workers = max(1, workers)
-        self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, queue_size))
         self._cancel = threading.Event()
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._produce, name="bigcppn-render", daemon=True)
@@ -181,9 +136,7 @@ def renderer_for(cfg: Config, device: torch.device | None = None) -> tuple[Rende
     device = device or pick_device(cfg.render.device)
     canvas = Canvas(cfg.canvas.width, cfg.canvas.height, cfg.canvas.bleed)
     view = View(cfg.view.center[0], cfg.view.center[1], cfg.view.zoom)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
+    check_network_fits(cfg.network, device, min(CPU_CHUNK, canvas.pixels), cfg.render.workers)
     model = CPPN(cfg.network, cfg.seed)
     batch = cfg.render.batch or default_batch(device, max(cfg.network.hidden, default=3))
     plan = make_plan(canvas, cfg.render.tile, batch)

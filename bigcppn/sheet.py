@@ -22,7 +22,7 @@ from .config import Config
 from .errors import UserError
 from .model import _ACTIVATIONS_, CPPN
 from .plan import Canvas, View
-from .compute import CPU_CHUNK, Sampling, quantise_
+from .compute import Sampling, check_network_fits, quantise_, sheet_chunk
 
 if TYPE_CHECKING:
     from .api import RenderResult
@@ -39,6 +39,8 @@ def parse_seeds(text: str) -> list[int]:
         m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
         if not m:
             raise UserError(f"cannot read the seeds '{text}'; write a range such as 0-15 or a list such as 1,5,9")
+        if max(len(m.group(1)), len(m.group(2) or "")) > 19:
+            raise UserError("seeds must be below 2**63")
         lo = int(m.group(1))
         hi = int(m.group(2)) if m.group(2) is not None else lo
         if hi < lo:
@@ -104,13 +106,14 @@ def render_cells(cfg: Config, seeds: list[int], cell: int, device: torch.device)
     """(seeds, height, width, bands) uint8 thumbnails; the config's aspect is kept, the longer side ``cell``."""
     cw = cfg.canvas.width
     w, h = cell_size(cfg, cell)
+    chunk = sheet_chunk(device, len(seeds))
+    check_network_fits(cfg.network, device, min(chunk, w * h) * len(seeds), workers=1, copies=len(seeds))
     canvas = Canvas(w, h, min(round(cfg.canvas.bleed * w / cw), (min(w, h) - 1) // 2))
     sampling = Sampling(canvas, View(cfg.view.center[0], cfg.view.center[1], cfg.view.zoom))
     batch = SeedBatch(cfg, seeds, device)
     x = sampling.axis(0, w, True, device).repeat(h)
     y = sampling.axis(0, h, False, device).repeat_interleave(w)
     out = torch.empty((len(seeds), w * h, batch.head.bands), dtype=torch.uint8)
-    chunk = max(256, (CPU_CHUNK if device.type == "cpu" else 2**22) // len(seeds))
     for s in range(0, w * h, chunk):
         e = min(w * h, s + chunk)
         v = batch.evaluate(x[s:e], y[s:e])
@@ -146,7 +149,7 @@ def render_sheet(cfg: Config, path: str | Path, seeds: list[int], cell: int = 25
     output folder cannot be used.
     """
     from .api import RenderResult
-    from .compute import pick_device, strip_workers
+    from .compute import pick_device, threads_for_one_pass
     from .formats import check_canvas, format_for
     from .sink import OutputTarget, write_image
 
@@ -163,8 +166,7 @@ def render_sheet(cfg: Config, path: str | Path, seeds: list[int], cell: int = 25
         target.probe()
     except OSError as exc:
         raise UserError(str(exc)) from None
-    if device.type == "cpu":
-        torch.set_num_threads(strip_workers(device, cfg.render.workers))  # one batched pass: let torch thread it
+    threads_for_one_pass(device, cfg.render.workers)
     t0 = time.perf_counter()
     image = compose_sheet(render_cells(cfg, seeds, cell, device), seeds, columns)
     target.prepare()

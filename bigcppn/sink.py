@@ -21,6 +21,7 @@ the final name only when everything succeeded.
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
 import re
@@ -45,6 +46,7 @@ from .formats import Format
 from .icc import srgb_profile  # noqa: F401 (sink's API before icc.py)
 from .metadata import sidecar_path
 from .writers import finish_metadata, open_writer, vips_save, write_image  # noqa: F401 (write_image, vips_save: API)
+from .limits import check_name_lengths, check_output_name, partial_prefix
 
 __all__ = ["png_stream", "StripSource", "OutputTarget", "write_image", "vips_save", "save_strips", "own_writer"]
 
@@ -167,15 +169,21 @@ class OutputTarget:
 
     The saver writes ``.NAME.partial-PID/NAME`` (a DeepZoom pyramid also its
     ``STEM_files/``); only a complete save is moved over the final name, and
-    the temporary folder is removed whatever happens.
+    the temporary folder is removed whatever happens. Where NAME is too long
+    for that folder's name, the folder is ``.HEAD~HASH.partial-PID``.
     """
 
     path: Path
     fmt: Format
 
+    @functools.cached_property
+    def temp_prefix(self) -> str:
+        """The temporary folder's name up to its PID: ``.NAME.partial-``, shortened where too long."""
+        return partial_prefix(self.path)
+
     @property
     def temp_dir(self) -> Path:
-        return self.path.with_name(f".{self.path.name}.partial-{os.getpid()}")
+        return self.path.with_name(f"{self.temp_prefix}{os.getpid()}")
 
     @property
     def temp(self) -> Path:
@@ -190,22 +198,32 @@ class OutputTarget:
         return self.fmt.produced(p)
 
     def probe(self) -> None:
-        """Check that the directory exists and is writable, by creating the temporary folder."""
+        """Check the output's name, and that its directory exists and is writable (by creating the temporary folder).
+
+        A name the file system cannot encode or hold is a :class:`UserError`;
+        a directory that is missing or cannot be written an ``OSError`` naming it.
+        """
+        check_output_name(self.path)
         parent = self.path.parent
         if not parent.is_dir():
             raise OSError(f"output directory '{parent}' does not exist; create it first")
         final = self.produced(self.path)
+        deepest = max((self.temp_dir / p.name for p in final), key=lambda q: len(str(q)))
+        check_name_lengths(self.path, [p.name for p in final] + [self.temp_dir.name], deepest)
         for p in final:
             wants_dir = p.name.endswith("_files")
             if p.exists() and p.is_dir() != wants_dir:
                 what = "a directory" if p.is_dir() else "a file"
                 raise OSError(f"'{p}' is {what} in the way of the output; move it or choose another -o")
         try:
-            self.temp_dir.mkdir(exist_ok=True)
+            self.temp_dir.mkdir()
+        except FileExistsError:
+            pass  # this process's own, from an earlier probe or save
         except OSError as exc:
-            raise OSError(f"cannot write in output directory '{parent}': {exc.strerror}; choose another -o") from None
-        finally:
-            self.cleanup()
+            reason = exc.strerror or exc.__class__.__name__
+            raise OSError(f"cannot write in output directory '{parent}' ({reason}); "
+                          "make it writable or choose another -o") from None
+        self.cleanup()
 
     def prepare(self) -> None:
         """Create the temporary folder, holding a lock in it until :meth:`cleanup`."""
@@ -223,7 +241,7 @@ class OutputTarget:
         holds its lock (a render on another host sharing the folder holds it).
         Anything that cannot be removed is left: this is housekeeping.
         """
-        prefix = f".{self.path.name}.partial-"
+        prefix = self.temp_prefix
         gone = []
         for p in self.path.parent.glob(f"{glob.escape(prefix)}*"):
             pid = p.name[len(prefix):]
@@ -285,6 +303,8 @@ def _alive(pid: int) -> bool:
 
 
 def _remove(p: Path) -> None:
+    if not p.exists() and not p.is_symlink():
+        return  # (unlinking a missing name on a read-only mount fails with EROFS, not ENOENT)
     try:
         if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p)

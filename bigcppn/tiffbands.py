@@ -45,6 +45,7 @@ class BandPlan:
     height: int
     tile: int
     k: int
+    pyramid: bool = True  # False: a flat TIFF, the full level only
 
     @property
     def rows(self) -> int:
@@ -56,7 +57,7 @@ class BandPlan:
 
     @property
     def levels(self) -> list[tuple[int, int]]:
-        return pyramid_sizes(self.width, self.height, self.tile)
+        return pyramid_sizes(self.width, self.height, self.tile) if self.pyramid else [(self.width, self.height)]
 
     @property
     def inside(self) -> int:

@@ -23,7 +23,9 @@ _U32 = 2**32 - 1
 
 def level_resolution(full: Fraction | float, level: int) -> tuple[int, int]:
     """(numerator, denominator) of the resolution of pyramid level ``level`` (0: the full one)."""
-    r = Fraction(full).limit_denominator(100000) / 2**level
+    # a RATIONAL is two 32-bit numbers: keep the numerator in range at a high DPI too
+    most = max(1, min(100000, _U32 // (int(full) + 1)))
+    r = Fraction(full).limit_denominator(most) / 2**level
     if r.denominator > _U32 or r.numerator > _U32:
         r = r.limit_denominator(_U32)
     return r.numerator, r.denominator

@@ -24,7 +24,7 @@ levels spool to unnamed temporary files beside it and are appended at the
 end, followed by the directories. Classic TIFF or BigTIFF is chosen at the
 end from the real size.
 
-Memory: the tile row being filled on each level (about one tile row of level
+Four bands are CMYK (Photometric Separated, InkSet CMYK; not JPEG). Memory: the tile row being filled on each level (about one tile row of level
 0 in all) and at most ``max_pending`` tiles in flight (by default four per
 worker or one tile row of level 0, whichever is more), whatever the canvas
 height.
@@ -113,16 +113,17 @@ class TiledTiffWriter:
     caller must not change them afterwards (tiles may be views of them until
     compressed);
     ``close()`` finishes the file, ``abort()`` gives up (the caller removes
-    the file). Not thread-safe: one thread feeds it. The bytes written do not
+    the file). ``pyramid=False`` writes the full level only: a flat tiled TIFF. Not thread-safe: one thread feeds it. The bytes written do not
     depend on how the rows are split into calls, nor on ``workers``.
     """
 
     def __init__(self, path: str | Path, width: int, height: int, bands: int, depth: int = 8, *,
                  tile: int = 256, compression: str = "deflate", quality: int = 90, tags: TiffTags = TiffTags(),
                  workers: int | None = None, max_pending: int | None = None,
-                 bigtiff: bool | None = None, encoded_levels: int = 0) -> None:
-        if bands not in (1, 3):
-            raise ValueError(f"the TIFF writer takes 1 or 3 bands, not {bands}")
+                 bigtiff: bool | None = None, pyramid: bool = True,
+                 encoded_levels: int = 0) -> None:
+        if bands not in (1, 3, 4) or (bands == 4 and compression == "jpeg"):
+            raise ValueError(f"the TIFF writer takes 1, 3 or 4 (CMYK, not JPEG) bands, not {bands} {compression}")
         if depth not in (8, 16):
             raise ValueError(f"the TIFF writer takes 8- or 16-bit pixels, not {depth}")
         if tile % 16 or tile <= 0:
@@ -143,7 +144,8 @@ class TiledTiffWriter:
         self.levels: list[_Level] = []
         try:
             self._file.write(b"\0" * _HEADER)
-            for i, (w, h) in enumerate(pyramid_sizes(width, height, tile)):
+            sizes = pyramid_sizes(width, height, tile) if pyramid else [(width, height)]
+            for i, (w, h) in enumerate(sizes):
                 spool = self._file if i == 0 else tempfile.TemporaryFile(dir=self.path.parent)
                 self.levels.append(_Level(i, w, h, tile, bands, self.dtype, spool, fed=i == encoded_levels))
         except BaseException:
@@ -334,6 +336,7 @@ class TiledTiffWriter:
         if self.tags.description:
             e.append((270, A, len(blobs[270]), blobs[270]))
         e += [(274, S, 1, struct.pack("<H", 1)), (277, S, 1, struct.pack("<H", b))]
+        ink = [(332, S, 1, struct.pack("<H", 1))] if b == 4 else []  # InkSet: CMYK
         if self.tags.dpi:  # each level its own resolution: halved per level
             rat = struct.pack("<II", *level_resolution(self.tags.dpi, lv.index))
             e += [(282, R, 1, rat), (283, R, 1, rat)]
@@ -347,8 +350,7 @@ class TiledTiffWriter:
             (323, L, 1, struct.pack("<I", self.tile)),
             (324, off_type, n, struct.pack(pack % n, *[lv.start + o for o in lv.offsets])),
             (325, off_type, n, struct.pack(pack % n, *lv.counts)),
-            (339, S, b, struct.pack(f"<{b}H", *[1] * b)),
-        ]
+        ] + ink + [(339, S, b, struct.pack(f"<{b}H", *[1] * b))]
         if self.compression == "jpeg":
             e.append((347, U, len(blobs[347]), blobs[347]))
         if self.tags.xmp:
@@ -360,6 +362,8 @@ class TiledTiffWriter:
     def _photometric(self) -> int:
         if self.bands == 1:
             return 1  # min-is-black
+        if self.bands == 4:
+            return 5  # separated: CMYK (InkSet 1)
         return 6 if self.compression == "jpeg" and ycbcr(self.quality, self.bands) else 2  # YCbCr or RGB
 
     def _blobs(self) -> dict[int, bytes]:

@@ -87,17 +87,15 @@ class TileService:
         self.quality = quality
         self.cache = TileCache(cache_bytes)
         self.gather_s = gather_s
-        self.batch_samples = batch_samples or (1 << 20 if sampler.device.type == "cpu" else 1 << 24)
+        self.batch_samples = batch_samples or sampler.gather_samples
         self.stats = ServeStats()
         self._queue: queue.Queue = queue.Queue()
         self._inflight: dict = {}
         self._lock = threading.Lock()
         self._encoders = ThreadPoolExecutor(max(1, encoders), thread_name_prefix="bigcppn-encode")
         self._cpu_pool = None
-        if sampler.device.type == "cpu":
-            from .render import strip_workers
-
-            self._cpu_pool = ThreadPoolExecutor(strip_workers(sampler.device), thread_name_prefix="bigcppn-cpu")
+        if sampler.tile_workers:  # a CPU: tiles side by side, one per core
+            self._cpu_pool = ThreadPoolExecutor(sampler.tile_workers, thread_name_prefix="bigcppn-cpu")
         self._thread = threading.Thread(target=self._loop, name="bigcppn-device", daemon=True)
         self._started = False
         self._stopped = threading.Event()

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 
 from .errors import UserError
+from .limits import DPI_RANGE
 
 __all__ = ["PAPER_MM", "PrintSize", "parse_length_in", "parse_paper_in", "print_canvas"]
 
@@ -30,6 +31,8 @@ PAPER_MM: dict[str, tuple[float, float]] = {
 }
 
 _UNIT_IN = {"mm": 1 / MM_PER_IN, "cm": 10 / MM_PER_IN, "in": 1.0}
+# The longest length read (a paper side, a bleed): 100 metres, in inches.
+MAX_LENGTH_IN = 100_000 / MM_PER_IN
 _NUM = r"(\d+(?:\.\d*)?|\.\d+)"
 _LENGTH = re.compile(rf"^\s*{_NUM}\s*(mm|cm|in)\s*$", re.I)
 _PAIR = re.compile(rf"^\s*{_NUM}\s*[x×]\s*{_NUM}\s*(mm|cm|in)\s*$", re.I)
@@ -40,7 +43,13 @@ def parse_length_in(text: str) -> float:
     m = _LENGTH.match(text)
     if not m:
         raise UserError(f"cannot read the length '{text}'; write a number and a unit, e.g. 3mm, 0.5cm or 0.125in")
-    return float(m.group(1)) * _UNIT_IN[m.group(2).lower()]
+    return _bounded(float(m.group(1)) * _UNIT_IN[m.group(2).lower()], text)
+
+
+def _bounded(inches: float, text: str) -> float:
+    if not inches <= MAX_LENGTH_IN:  # (also catches a number of hundreds of digits, read as inf)
+        raise UserError(f"the length in '{text}' is over 100 m; give a real paper size or bleed")
+    return inches
 
 
 def parse_paper_in(text: str) -> tuple[float, float]:
@@ -54,7 +63,7 @@ def parse_paper_in(text: str) -> tuple[float, float]:
         names = ", ".join(k.upper() if k.startswith("a") else k for k in PAPER_MM)
         raise UserError(f"unknown paper size '{text}'; use one of {names}, or WxH with mm, cm or in (e.g. 50x70cm)")
     scale = _UNIT_IN[m.group(3).lower()]
-    w, h = float(m.group(1)) * scale, float(m.group(2)) * scale
+    w, h = _bounded(float(m.group(1)) * scale, text), _bounded(float(m.group(2)) * scale, text)
     if w <= 0 or h <= 0:
         raise UserError(f"paper size '{text}' must have a positive width and height")
     return w, h
@@ -80,8 +89,8 @@ class PrintSize:
 
 def print_canvas(paper_in: tuple[float, float], dpi: float, bleed_in: float = 0.0, landscape: bool = False) -> PrintSize:
     """Pixels for a paper size at ``dpi`` with ``bleed_in`` inches of bleed on every side."""
-    if not dpi > 0:
-        raise UserError(f"--dpi must be a positive number, got {dpi}")
+    if not DPI_RANGE[0] <= dpi <= DPI_RANGE[1]:
+        raise UserError(f"--dpi must be a positive number from {DPI_RANGE[0]:g} to {DPI_RANGE[1]:g}, got {dpi:g}")
     if bleed_in < 0:
         raise UserError("--bleed must not be negative")
     w, h = paper_in

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
@@ -32,12 +33,12 @@ import pyvips
 from .config import Config, OutputConfig
 from .dzwriter import DeepZoomWriter
 from .formats import CLASSIC_TIFF_LIMIT, Format
-from .icc import profile_for, profile_name
+from .icc import cmyk_profile, icc_description, profile_for, profile_name
 from .metadata import add_to_szi, config_text, embed, sidecar_json, sidecar_path, write_sidecar, xmp_packet
 from .tiffres import halve_reduced_resolutions
 from .tiffwriter import TiffTags, TiledTiffWriter
 
-__all__ = ["Writer", "VipsWriter", "open_writer", "vips_save", "write_image", "finish_metadata"]
+__all__ = ["Writer", "StreamWriter", "VipsWriter", "open_writer", "vips_save", "write_image", "finish_metadata"]
 
 
 class Writer(Protocol):
@@ -61,7 +62,7 @@ def _bigtiff_needed(width: int, height: int, bands: int, depth: int) -> bool:
 
 
 def _tiffsave(image: pyvips.Image, path: Path, out: OutputConfig, icc: dict) -> None:
-    opts = dict(tile=True, pyramid=True, tile_width=out.tiff_tile, tile_height=out.tiff_tile, resunit="inch",
+    opts = dict(tile=True, pyramid=out.pyramid, tile_width=out.tiff_tile, tile_height=out.tiff_tile, resunit="inch",
                 compression=out.compression, bigtiff=_bigtiff_needed(image.width, image.height, image.bands,
                                                                       out.depth))
     if out.compression in ("deflate", "lzw"):
@@ -116,7 +117,7 @@ def vips_save(image: pyvips.Image, path: Path, fmt: Format, out: OutputConfig,
         image = image.copy(xres=dpi / 25.4, yres=dpi / 25.4)
     if description:
         image = embed(image, fmt.metadata, description)
-    profile = profile_name(image.bands, fmt.name)
+    profile = profile_name(image.bands, fmt.name, out.cmyk)
     SAVERS[fmt.saver](image, path, out, {"profile": profile} if profile else {})
 
 
@@ -126,32 +127,35 @@ def vips_save(image: pyvips.Image, path: Path, fmt: Format, out: OutputConfig,
 _END = object()
 
 
-class VipsWriter:
-    """A :class:`Writer` for libvips: rows go into a short queue that a saver thread streams from.
+class StreamWriter:
+    """A :class:`Writer` whose rows become a streamed libvips image that ``save(image)`` consumes on its own thread.
 
-    The saver pulls an uncompressed PNG stream (``access="sequential"``, so only
-    a few rows are in libvips at once) and writes ``path`` with ``fmt``'s saver.
+    Rows go into a short queue; the image reads them as an uncompressed PNG
+    stream (``access="sequential"``, so only a few rows are in libvips at once),
+    tagged with ``interpretation`` (``cmyk`` for 4 bands, ``rgb16``/``grey16``
+    for 16 bits). ``save`` may write it once, anywhere (a file, a target).
     """
 
-    def __init__(self, path: Path, fmt: Format, width: int, height: int, bands: int, out: OutputConfig,
-                 dpi: float | None = None, description: str | None = None, depth: int = 2) -> None:
+    def __init__(self, width: int, height: int, bands: int, bits: int, save: Callable[[pyvips.Image], None],
+                 queue_size: int = 2) -> None:
         from .sink import StripSource, png_stream
 
-        self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, queue_size))
         self._stop = threading.Event()
         self.error: BaseException | None = None
-        self._source = StripSource(png_stream(self._rows(), width, height, bands, out.depth))
+        self._source = StripSource(png_stream(self._rows(), width, height, bands, bits))
+        interpretation = "cmyk" if bands == 4 else ("rgb16" if bands >= 3 else "grey16") if bits == 16 else None
 
-        def save() -> None:
+        def run() -> None:
             try:
                 image = self._source.image()
-                if out.depth == 16:
-                    image = image.copy(interpretation="rgb16" if bands >= 3 else "grey16")
-                vips_save(image, path, fmt, out, dpi=dpi, description=description)
+                if interpretation:
+                    image = image.copy(interpretation=interpretation)
+                save(image)
             except BaseException as exc:
                 self.error = exc
 
-        self._thread = threading.Thread(target=save, name="bigcppn-save", daemon=True)
+        self._thread = threading.Thread(target=run, name="bigcppn-save", daemon=True)
         self._thread.start()
 
     def _rows(self) -> Iterator[np.ndarray]:
@@ -197,33 +201,100 @@ class VipsWriter:
         self._thread.join()
 
 
+class VipsWriter(StreamWriter):
+    """A :class:`Writer` for libvips: the streamed image saved to ``path`` with ``fmt``'s saver."""
+
+    def __init__(self, path: Path, fmt: Format, width: int, height: int, bands: int, out: OutputConfig,
+                 dpi: float | None = None, description: str | None = None, queue_size: int = 2) -> None:
+        super().__init__(width, height, bands, out.depth,
+                         lambda image: vips_save(image, path, fmt, out, dpi=dpi, description=description), queue_size)
+
+
 def open_writer(path: Path, fmt: Format, width: int, height: int, bands: int, out: OutputConfig,
                 config: Config | None = None, dpi: float | None = None, description: str | None = None,
-                encoded_levels: int = 0) -> Writer:
+                bleed: int | None = None, encoded_levels: int = 0) -> Writer:
     """The writer ``fmt``'s row names for these output settings, writing ``path`` and the config's metadata.
 
-    ``dpi`` and ``description`` default to the config's resolution and text.
-    ``encoded_levels`` (bigcppn's TIFF writer only): the first levels come
-    encoded, band by band (:meth:`~bigcppn.tiffwriter.TiledTiffWriter.write_encoded`).
+    ``dpi``, ``description`` and ``bleed`` (a PDF's trim box) default to the
+    config's. With ``out.cmyk`` the writer takes CMYK samples, and a
+    :class:`~bigcppn.cmyk.CmykWriter` in front of it converts the rows.
+    ``encoded_levels`` (bigcppn's TIFF writer, RGB or grey only): the first levels
+    come encoded, band by band (:meth:`~bigcppn.tiffwriter.TiledTiffWriter.write_encoded`).
     """
     dpi = dpi if dpi is not None else config.canvas.dpi if config else None
     description = description if description is not None else config_text(config) if config else None
-    who = fmt.writer(out)
-    if encoded_levels and who != "tiff":
-        raise ValueError("only bigcppn's TIFF writer takes encoded levels")
-    if who == "tiff":
-        tags = TiffTags(dpi=dpi, description=description, xmp=xmp_packet(description) if description else None,
-                        icc=profile_for(bands))
-        return TiledTiffWriter(path, width, height, bands, out.depth, tile=out.tiff_tile,
-                               compression=out.compression, quality=out.quality, tags=tags,
-                               encoded_levels=encoded_levels)
-    if who == "dz":
-        extra = {}
-        if config is not None and fmt.metadata == "zip":
-            extra[f"{path.stem}.bigcppn.json"] = sidecar_json(config).encode()
-        return DeepZoomWriter(path, width, height, bands, tile=out.dz_tile, overlap=out.dz_overlap,
-                              quality=out.quality, extra=extra)
-    return VipsWriter(path, fmt, width, height, bands, out, dpi=dpi, description=description)
+    spec = WriterSpec(path, fmt, width, height, bands, out, config, dpi, description,
+                      bleed if bleed is not None else config.canvas.bleed if config else 0)
+    if encoded_levels:
+        if fmt.writer(out) != "tiff" or out.cmyk:
+            raise ValueError("only bigcppn's TIFF writer, in RGB or grey, takes encoded levels")
+        return _open_tiff(spec, encoded_levels)
+    opener = OPENERS[fmt.writer(out)]
+    if not out.cmyk:
+        return opener(spec)
+    from .cmyk import CmykWriter
+
+    return CmykWriter(opener(replace(spec, bands=4)), bands, out)
+
+
+@dataclass(frozen=True)
+class WriterSpec:
+    """What a writer is opened with: where, which format, the image's shape, the settings and the metadata."""
+
+    path: Path
+    fmt: Format
+    width: int
+    height: int
+    bands: int  # of the samples the writer takes: 4 for CMYK
+    out: OutputConfig
+    config: Config | None
+    dpi: float | None
+    description: str | None
+    bleed: int = 0
+
+    @property
+    def xmp(self) -> bytes | None:
+        return xmp_packet(self.description) if self.description else None
+
+    @property
+    def icc(self) -> bytes:
+        """The profile of the samples written: sRGB, sGrey, or the CMYK output profile."""
+        return cmyk_profile(self.out.cmyk) if self.bands == 4 else profile_for(self.bands)
+
+
+def _open_tiff(s: WriterSpec, encoded_levels: int = 0) -> Writer:
+    tags = TiffTags(dpi=s.dpi, description=s.description, xmp=s.xmp, icc=s.icc)
+    return TiledTiffWriter(s.path, s.width, s.height, s.bands, s.out.depth, tile=s.out.tiff_tile,
+                           compression=s.out.compression, quality=s.out.quality, tags=tags, pyramid=s.out.pyramid,
+                           encoded_levels=encoded_levels)
+
+
+def _open_dz(s: WriterSpec) -> Writer:
+    extra = {}
+    if s.config is not None and s.fmt.metadata == "zip":
+        extra[f"{s.path.stem}.bigcppn.json"] = sidecar_json(s.config).encode()
+    return DeepZoomWriter(s.path, s.width, s.height, s.bands, tile=s.out.dz_tile, overlap=s.out.dz_overlap,
+                          quality=s.out.quality, extra=extra)
+
+
+def _open_pdf(s: WriterSpec) -> Writer:
+    from .pdfwriter import PdfPage, PdfWriter
+
+    page = PdfPage(s.width, s.height, s.bleed, s.dpi or 72.0, s.out.crop_marks)
+    icc = s.icc
+    name = icc_description(icc) if s.bands != 3 else "sRGB IEC61966-2.1"
+    return PdfWriter(s.path, s.width, s.height, s.bands, s.out.depth, page=page, icc=icc, intent_name=name,
+                     compression=s.out.compression, quality=s.out.quality, xmp=s.xmp, title=s.path.name)
+
+
+def _open_vips(s: WriterSpec) -> Writer:
+    return VipsWriter(s.path, s.fmt, s.width, s.height, s.bands, s.out, dpi=s.dpi, description=s.description)
+
+
+# Who writes what: the format table's Format.writer(out) names one of these.
+OPENERS: dict[str, Callable[[WriterSpec], Writer]] = {
+    "tiff": _open_tiff, "dz": _open_dz, "pdf": _open_pdf, "vips": _open_vips,
+}
 
 
 def finish_metadata(path: Path, fmt: Format, out: OutputConfig, config: Config | None) -> None:

@@ -338,7 +338,7 @@ def test_tiff_on_ray_is_the_local_tiff(tmp_path, local_ray):
 @pytest.mark.ray
 @pytest.mark.slow
 @pytest.mark.parametrize("extra", [["--set", "output.compression=jpeg", "--set", "network.color=grey"],
-                                   ["--depth", "16", "--set", "output.compression=lzw"]])
+                                   ["--depth", "16", "--set", "output.compression=lzw"], ["--flat"]])
 def test_tiff_on_ray_jpeg_grey_and_16_bit(tmp_path, local_ray, extra):
     assert cli.main(render_args(tmp_path / "a.tif", *extra)) == 0
     assert cli.main(render_args(tmp_path / "b.tif", *extra, "--executor", "ray")) == 0
@@ -347,7 +347,8 @@ def test_tiff_on_ray_jpeg_grey_and_16_bit(tmp_path, local_ray, extra):
 
 @pytest.mark.ray
 @pytest.mark.parametrize("out,extra,word", [("x.png", [], "'png'"), ("x.tif", ["--set", "output.compression=none"],
-                                                                         "none tiles")])
+                                                                         "none tiles"),
+                                            ("x.tif", ["--cmyk"], "CMYK")])
 def test_ray_renders_only_what_the_tiff_writer_writes(tmp_path, capsys, local_ray, out, extra, word):
     assert cli.main(render_args(tmp_path / out, *extra, "--executor", "ray")) == 2
     err = capsys.readouterr().err.strip()

@@ -107,7 +107,7 @@ def test_two_workers_hand_strips_on_in_order():
     cfg = config(640, 1000, **{"render.tile": 64})
     r, plan = renderer_for(cfg, CUDA)
     assert strip_workers(CUDA) == 2
-    streamed = np.concatenate(list(StripStream(r, plan, depth=2, workers=2)))
+    streamed = np.concatenate(list(StripStream(r, plan, queue_size=2, workers=2)))
     assert np.array_equal(streamed, r.render(plan))
 
 
@@ -141,3 +141,16 @@ def test_64_bit_indexing_gives_the_same_pixels():
     k.fn[(-(-n // k.block),)](o64, k.p64, k.p32, 0, 0, 333, n, 333 * 3, BLOCK=k.block, I64=True,
                                num_warps=k.num_warps, enable_fp_fusion=True)
     assert torch.equal(o64, ref)
+
+
+@pytest.mark.parametrize("sets", [[], ["network.color=\"hsv\""], ["view.zoom=1e6"]])
+def test_pyramid_levels_go_through_the_fused_kernel(sets):
+    """Backend.render_many on CUDA uses the level kernel; it agrees with PyTorch within one level."""
+    cfg = config(1000, 700, *sets)
+    fused, _plan = renderer_for(cfg, CUDA)
+    eager = Renderer(fused.model, fused.canvas, fused.sampling.view, CUDA, kernel="eager")
+    assert fused.backend == "triton"
+    rects = [(0, 100, 50, 254, 254), (1, 0, 0, 500, 350), (3, 120, 80, 5, 8), (-3, 8000, 5000, 256, 256)]
+    for k in (1, 2, 4):
+        for a, b in zip(eager.render_many(rects, k), fused.render_many(rects, k)):
+            assert a.shape == b.shape and levels(b, a, 8).max() <= 1.0

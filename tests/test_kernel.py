@@ -108,6 +108,22 @@ k = r._kernel
 o64 = torch.zeros((H, W, 3), dtype=torch.uint8)
 k.fn[(-(-W * H // k.block),)](o64, k.p64, k.p32, 0, 0, W, W * H, W * 3, BLOCK=k.block, I64=True)
 out["_layout"]["i64_equal"] = bool(np.array_equal(o64.numpy(), whole))
+
+# Pyramid levels (Backend.render_many) through the level kernel: shifts below, at and past the base,
+# K x K supersampling, a window at the clipped canvas edge.
+levels = {}
+for name, sets in {"article": [], "hsv": ['network.color="hsv"'], "zoom": ["view.zoom=1e6"]}.items():
+    cfg = load_config(None, sets, {"canvas.width": 37, "canvas.height": 23, "render.device": "cpu"})
+    eager, plan = renderer_for(cfg)
+    fused = Renderer(eager.model, plan.canvas, eager.sampling.view, torch.device("cpu"), kernel="triton")
+    rects = [(0, 3, 2, 20, 9), (1, 0, 0, 19, 12), (3, 0, 0, 5, 3), (-2, 70, 40, 13, 7), (1, 18, 11, 1, 1)]
+    for k in (1, 2, 3):
+        for r, a, b in zip(rects, eager.render_many(rects, k), fused.render_many(rects, k)):
+            d = np.abs(a.astype(np.int64) - b.astype(np.int64))
+            levels[f"{name}-k{k}-{r}"] = {"backend": fused.backend,
+                                          "same_shape": a.shape == b.shape and b.dtype == np.uint8,
+                                          "max_levels": int(d.max()), "differing": float((d > 0).mean())}
+out["_levels"] = levels
 print(json.dumps(out))
 """
 
@@ -224,3 +240,16 @@ def test_a_kernel_that_fails_falls_back_to_pytorch_under_auto():
         assert select_kernel(r.model, r.sampling, torch.device("cuda"), 8, "auto") is None
     with pytest.raises(Exception):
         select_kernel(r.model, r.sampling, torch.device("cuda"), 8, "triton")
+
+
+@pytest.mark.triton
+@needs_triton
+def test_pyramid_levels_go_through_the_kernel_within_one_level(interpreted):
+    """Backend.render_many on a kernel backend (CUDA, or here the interpreter) is the fused level kernel."""
+    levels = interpreted["_levels"]
+    assert len(levels) == 45
+    for case, r in levels.items():
+        assert r["backend"] == "triton" and r["same_shape"], case
+        assert r["max_levels"] <= 1, case
+        assert r["differing"] < 0.02, case
+

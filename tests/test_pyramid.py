@@ -117,7 +117,8 @@ def test_layout_files_are_exactly_the_planned_ones(tmp_path, layout):
     meta = {"dz": {"p.dzi", "p.bigcppn.json"}, "iiif3": {"info.json", "bigcppn.json"},
             "zoomify": {"ImageProperties.xml", "bigcppn.json"}, "google": {"blank.png", "bigcppn.json"}}[layout]
     viewer = {k for k in got if k.startswith("openseadragon/")}
-    assert set(got) == {t.path for t in p.all_tiles()} | meta | {"index.html"} | viewer
+    full = {path for path, _w, _h in p.scheme.full_images(p)}  # IIIF: full/max and each of sizes
+    assert set(got) == {t.path for t in p.all_tiles()} | full | meta | {"index.html"} | viewer
     page = got["index.html"].decode()
     if find_openseadragon() is not None:  # an npm copy of OpenSeadragon goes with the page
         assert "openseadragon/openseadragon.min.js" in viewer and "openseadragon/images/home_rest.png" in viewer

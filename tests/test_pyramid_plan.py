@@ -153,7 +153,11 @@ def test_descriptors():
     info = json.loads(Pyramid(1001, 333, "iiif3", 256, 0).descriptor("http://h/x/"))
     assert info["id"] == "http://h/x" and info["profile"] == "level0" and info["type"] == "ImageService3"
     assert info["tiles"] == [{"width": 256, "scaleFactors": [1, 2, 4]}]
-    assert info["sizes"] == [{"width": 251, "height": 84}]
+    assert info["sizes"] == [{"width": 251, "height": 84}, {"width": 1001, "height": 333}]
+    assert (info["maxWidth"], info["maxHeight"]) == (2048, 2048)
+    big = json.loads(Pyramid(5000, 3000, "iiif3", 512, 0, max_size=1000).descriptor("http://h/x"))
+    assert big["sizes"] == [{"width": 313, "height": 188}, {"width": 1000, "height": 600}]
+    assert (big["maxWidth"], big["maxHeight"]) == (1000, 1000)
     z = Pyramid(1001, 333, "zoomify", 256, 0)
     assert 'NUMTILES="11"' in z.descriptor() and 'TILESIZE="256"' in z.descriptor()
 

@@ -80,7 +80,7 @@ def test_strip_shapes_and_dtypes(device, color, bands, depth):
 def test_strip_stream_yields_in_order_and_reports_errors(device):
     cfg = small_config(64, 100, **{"render.tile": 16})
     r, plan = renderer_for(cfg, device)
-    streamed = np.concatenate(list(StripStream(r, plan, depth=2)))
+    streamed = np.concatenate(list(StripStream(r, plan, queue_size=2)))
     assert np.array_equal(streamed, r.render(plan))
 
     class Broken(Renderer):
@@ -111,7 +111,7 @@ def test_cancel_stops_a_strip_between_batches():
     cfg = small_config(1024, 16, **{"render.tile": 16, "render.batch": 256, "render.device": "cpu"})
     r, plan = renderer_for(cfg, torch.device("cpu"))
     assert len(plan.strip(0).batches) == 64
-    stream = StripStream(r, plan, depth=1, workers=1)
+    stream = StripStream(r, plan, queue_size=1, workers=1)
     calls = []
     original = r.render_window
 

@@ -88,3 +88,19 @@ def test_wrong_bands_are_refused(tmp_path):
             w.write_encoded([[b"x"]])
     finally:
         w.abort()
+
+
+def test_a_flat_tiff_in_bands(tmp_path):
+    a = picture(300, 200, 3, 8)
+    with TiledTiffWriter(tmp_path / "rows.tif", 200, 300, 3, tile=32, tags=TAGS, pyramid=False) as w:
+        w.write(a)
+    plan = BandPlan(200, 300, 32, 1, pyramid=False)
+    assert plan.inside == 1
+    with TiledTiffWriter(tmp_path / "bands.tif", 200, 300, 3, tile=32, tags=TAGS, pyramid=False,
+                         encoded_levels=plan.inside) as w:
+        for j in range(plan.count):
+            y, n = plan.band(j)
+            band = encode_band(a[y : y + n], plan, j, "deflate", 90)
+            assert band.reduced is None
+            w.write_encoded(band.tiles, band.reduced)
+    assert (tmp_path / "rows.tif").read_bytes() == (tmp_path / "bands.tif").read_bytes()

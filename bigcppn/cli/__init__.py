@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import threading
 
 from .. import __version__
 from . import plan, pyramid, render, serve, sheet
 from .common import Parser, Terminated, run_reporting
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "entry", "build_parser"]
 
 DESCRIPTION = """\
 Render CPPN art at any size, from a thumbnail to a gigapixel poster, with
@@ -45,3 +46,11 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, _terminate)
     args = build_parser().parse_args(argv)
     return run_reporting(args.run, args)
+
+
+def entry() -> None:
+    """The ``bigcppn`` program: :func:`main`, then exit with its status."""
+    status = main()
+    # The work is done and reported: a late Ctrl-C must not break the exit with a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(status)

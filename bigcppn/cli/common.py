@@ -97,9 +97,16 @@ def config_from(args: argparse.Namespace) -> Config:
     get = lambda name, default=None: getattr(args, name, default)  # noqa: E731
     sizing = Sizing(width=get("width"), height=get("height"), size=get("size"), dpi=get("dpi"),
                     landscape=get("landscape", False), bleed=get("bleed"))
-    return resolve_config(get("config"), from_image=get("from_image"), overrides=get("overrides", []),
-                          sizing=sizing, seed=get("seed"), depth=get("depth"), tile=get("tile"),
-                          device=get("device"))
+    output = {key: value for key, value in (("pyramid", False if get("flat") else None),
+                                            ("crop_marks", True if get("crop_marks") else None),
+                                            ("cmyk", get("cmyk")), ("intent", get("intent")))
+              if value is not None}
+    cfg = resolve_config(get("config"), from_image=get("from_image"), overrides=get("overrides", []),
+                         sizing=sizing, seed=get("seed"), depth=get("depth"), tile=get("tile"),
+                         device=get("device"), output=output)
+    if get("intent") and not cfg.output.cmyk:
+        raise UserError("--intent is the rendering intent of the CMYK conversion; give --cmyk too")
+    return cfg
 
 
 class LazyBar:

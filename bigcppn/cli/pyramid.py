@@ -33,6 +33,9 @@ def add_parser(sub) -> None:
     p.add_argument("--base-url", metavar="URL",
                    help="iiif3: the URL the pyramid folder is published at, info.json's id "
                         "(default http://localhost:8000/NAME)")
+    p.add_argument("--max-size", type=positive_int, metavar="PX",
+                   help="iiif3: the largest width and height served (maxWidth/maxHeight); full/max/0/default.jpg "
+                        "is the whole image shrunk to fit it (default 2048, or the tile size when larger)")
     add_executor_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
@@ -57,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         r = api.render_pyramid(cfg, args.output, layout=args.layout, tile=args.pyramid_tile, overlap=args.overlap,
                                format=args.format, quality=args.quality, supersample=args.supersample,
-                               base_url=args.base_url, on_start=on_start, on_tile=on_tile,
+                               base_url=args.base_url, max_size=args.max_size, on_start=on_start, on_tile=on_tile,
                                **executor_kwargs(args))
     except KeyboardInterrupt as exc:
         bar.close()

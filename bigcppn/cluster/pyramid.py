@@ -24,7 +24,7 @@ from ..pyramid import PyramidStats, sweep_partials
 from ..pyramid_plan import LevelTile, Pyramid, PyramidWork
 from ..pyramid_store import PyramidOutput, TileStore
 from .engine import RayExecutor, RaySession, place_actors
-from .tasks import FolderCheck, PyramidJob, PyramidTask, WorkerSetup
+from .tasks import FolderCheck, FullImagesTask, PyramidJob, PyramidTask, WorkerSetup
 
 __all__ = ["RayOptions", "RayPyramidRunner", "split_work", "job_budget", "check_folder", "check_workers"]
 
@@ -146,6 +146,10 @@ class RayPyramidRunner:
                     stats.pixels += t.pixels
                     if on_tile is not None:
                         on_tile(t)
+        if p.scheme.full_images(p):  # IIIF's full/max and sizes: one actor renders them
+            full = FullImagesTask(self.cfg, p, str(store.root), self.supersample, self.quality)
+            for _ in ex.map_ordered(full, [None], 0):
+                pass
         # A worker killed while writing left a partial file; its job ran again on the restarted actor.
         sweep_partials(out)
         stats.worker_cpu += ex.worker_cpu - cpu0

@@ -23,7 +23,7 @@ from ..pyramid_plan import LevelJob, LevelTile
 from ..tiffbands import BandPlan, EncodedBand, encode_band
 
 __all__ = ["configure", "cores", "backend", "FolderCheck", "PyramidJob", "PyramidTask", "TiffBandTask", "render_rows",
-           "WorkerSetup", "host"]
+           "WorkerSetup", "FullImagesTask", "host"]
 
 _state: dict = {"cores": 1, "config": None, "backend": None}
 _lock = threading.Lock()
@@ -178,6 +178,23 @@ class PyramidTask:
             raise RenderError(f"a worker on {host()} could not write a tile in '{self.root}': "
                               f"{exc.strerror or exc}") from None
         return written
+
+
+@dataclass(frozen=True)
+class FullImagesTask:
+    """The whole picture at the sizes the layout names besides its tiles (IIIF), as the local run makes them."""
+
+    config: Config
+    pyramid: object  # a bigcppn.pyramid_plan.Pyramid
+    root: str
+    supersample: int
+    quality: int
+
+    def __call__(self, _item=None) -> None:
+        from ..pyramid import TileStore, write_full_images
+
+        write_full_images(self.pyramid, backend(self.config), TileStore(Path(self.root)),
+                          supersample=self.supersample, quality=self.quality)
 
 
 def render_rows(r, y: int, n: int, batch: int, workers: int = 1):

@@ -30,10 +30,12 @@ __all__ = ["check_format", "render_tiff"]
 
 
 def check_format(job: Job) -> None:
-    """UserError unless bigcppn's own TIFF writer writes this output (deflate, LZW or JPEG tiles)."""
-    if job.fmt.name != "tiff" or job.fmt.writer(job.config.output) != "tiff":
-        what = f".tif with {job.config.output.compression} tiles" if job.fmt.name == "tiff" else f"'{job.fmt.name}'"
-        raise UserError(f"--executor ray writes tiled TIFF with deflate, lzw or jpeg tiles, not {what}; "
+    """UserError unless bigcppn's own TIFF writer writes this output (deflate, LZW or JPEG tiles; RGB or grey)."""
+    out = job.config.output
+    if job.fmt.name != "tiff" or job.fmt.writer(out) != "tiff" or out.cmyk:
+        what = (f"'{job.fmt.name}'" if job.fmt.name != "tiff" else "a CMYK TIFF" if out.cmyk
+                else f".tif with {out.compression} tiles")
+        raise UserError(f"--executor ray writes tiled RGB or grey TIFF with deflate, lzw or jpeg tiles, not {what}; "
                         "render it with --executor local (the default), or pyramids with bigcppn pyramid")
 
 
@@ -48,7 +50,8 @@ def render_tiff(job: Job, target: OutputTarget, options: RayOptions, batch: int,
     w, h, bands = cfg.canvas.width, cfg.canvas.height, cfg.network.bands
     with RaySession(options.address, **dict(options.init_options)) as session, \
             RayExecutor(place_actors(session.nodes(), options.workers)) as ex:
-        plan = BandPlan(w, h, out.tiff_tile, choose_band_shift(w, h, out.tiff_tile, ex.workers))
+        plan = BandPlan(w, h, out.tiff_tile, choose_band_shift(w, h, out.tiff_tile, ex.workers),
+                        job.fmt.is_pyramid(out))
         task = TiffBandTask(cfg, plan, out.compression, out.quality, batch)
         check_workers(ex, cfg)
         if on_workers is not None:

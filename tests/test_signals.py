@@ -1,0 +1,51 @@
+"""Signals to every long-running subcommand: Ctrl-C exits 130, SIGTERM 143, nothing half-written.
+
+(``render`` is in test_cli.py, ``pyramid`` Ctrl-C and resume in test_pyramid.py, ``serve`` in
+test_serve_process.py.)
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+
+def _start(args: list[str], ready) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-m", "bigcppn", *args], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None and not ready():
+        time.sleep(0.01)
+    assert proc.poll() is None, "the command finished before it could be signalled"
+    return proc
+
+
+def test_sigterm_to_a_pyramid_exits_143_and_keeps_the_tiles(tmp_path):
+    tiles = tmp_path / "p_files"
+    proc = _start(["pyramid", "--width", "2000", "--height", "1400", "--device", "cpu", "-q",
+                   "-o", str(tmp_path / "p.dzi")],
+                  lambda: tiles.is_dir() and sum(1 for _ in tiles.rglob("*.jpeg")) >= 3)
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines()[-1].startswith("bigcppn: terminated;")
+    assert "run the same command again to resume" in err
+    assert not (tmp_path / "p.dzi").exists() and not list(tmp_path.rglob("*.partial-*"))
+    assert not list(tmp_path.glob(".*lock"))
+
+
+@pytest.mark.parametrize("signame,code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_signal_to_a_contact_sheet_leaves_nothing(tmp_path, signame, code):
+    started = time.monotonic()
+    # (about 40 MPix of network, tens of seconds here; signalled once Python has surely reached the command)
+    proc = _start(["sheet", "--seeds", "0-255", "--cell", "400", "--device", "cpu", "-o", str(tmp_path / "s.png")],
+                  lambda: time.monotonic() - started > 5.0)
+    proc.send_signal(getattr(signal, signame))
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err
+    assert len(err.strip().splitlines()) == 1 and "no file was written" in err
+    assert list(Path(tmp_path).iterdir()) == []
