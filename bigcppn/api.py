@@ -122,10 +122,8 @@ def render_file(config: ConfigLike, path: str | Path | None = None, *,
     temporary name and renamed only when complete. ``progress(done, total)``
     is called about ten times a second with rendered pixels.
 
-    ``executor="ray"`` renders a tiled TIFF (deflate, LZW or JPEG tiles) on a
-    Ray cluster (``ray_address``, ``workers``: as :func:`render_pyramid`); the
-    workers encode the tiles, this process places them: the same file, byte
-    for byte. Locally ``workers`` is the number of render threads.
+    ``executor="ray"``: a tiled TIFF rendered and encoded on a Ray cluster (``ray_address``,
+    ``workers``: as :func:`render_pyramid`), the same file byte for byte.
     """
     from .render import StripStream, pick_device, renderer_for, strip_workers
     from .sink import save_strips
