@@ -56,6 +56,8 @@ class RenderResult:
     height: int
     bytes: int
     seconds: float
+    worker_cpu: float = 0.0  # CPU seconds of the cluster's workers (executor="ray"; 0 locally)
+    transfer_bytes: int = 0  # bytes of jobs and results between driver and workers (executor="ray")
 
     @property
     def mpix_per_s(self) -> float:
@@ -139,7 +141,8 @@ def _disk_needed(job: Job) -> int:
 
 def render_file(config: ConfigLike, path: str | Path | None = None, *, compression: str | None = None,
                 quality: int | None = None, overwrite: bool = False,
-                progress: Callable[[int, int], None] | None = None) -> RenderResult:
+                progress: Callable[[int, int], None] | None = None, executor: str = "local",
+                ray_address: str | None = None, workers: int | None = None) -> RenderResult:
     """Render to ``path``; the extension picks the format (default ``cppn-SEED-WxH.tif``).
 
     Everything ``bigcppn render`` does: the format's limits and the free disk
@@ -150,9 +153,21 @@ def render_file(config: ConfigLike, path: str | Path | None = None, *, compressi
     ``compression`` (TIFF) and ``quality`` (lossy outputs) override the
     config's ``output`` settings. ``progress(done, total)`` is called about
     ten times a second with rendered pixels.
+
+    ``executor="ray"``: a tiled TIFF rendered and encoded on a Ray cluster (``ray_address``,
+    ``workers``: as :func:`render_pyramid`), the same file byte for byte.
     """
-    job = _checked_job(as_config(config), path, compression, quality, overwrite)
+    from .engines import executor_options, render_file_ray, with_workers
+
+    options = executor_options(executor, ray_address, workers)
+    job = _checked_job(with_workers(as_config(config), options, workers), path, compression, quality, overwrite)
+    if options is not None:
+        from .cluster.tiff import check_format
+
+        check_format(job)
     check_disk(job.output, _disk_needed(job))
+    if options is not None:
+        return render_file_ray(job, options, progress)
     return _render_job(job, progress)
 
 
@@ -274,6 +289,8 @@ class PyramidResult:
     seconds: float
     viewer_local: bool = False  # OpenSeadragon copied beside the page; else the page loads it from a CDN
     replaced: bool = False  # another render's pyramid was removed first (overwrite)
+    worker_cpu: float = 0.0  # CPU seconds of the cluster's workers (executor="ray"; 0 locally)
+    transfer_bytes: int = 0  # bytes of jobs and results between driver and workers (executor="ray")
 
     @property
     def tiles_per_s(self) -> float:
@@ -290,7 +307,8 @@ def render_pyramid(config: ConfigLike, path: str | Path | None = None, *, layout
                    max_size: int | None = None, overwrite: bool = False,
                    on_start: Callable[[int, int], None] | None = None,
                    on_tile: Callable[[object], None] | None = None,
-                   progress: Callable[[object], None] | None = None) -> PyramidResult:
+                   progress: Callable[[object], None] | None = None, executor: str = "local",
+                   ray_address: str | None = None, workers: int | None = None) -> PyramidResult:
     """Render a deep-zoom pyramid, every level straight from the network, with a viewer page.
 
     ``layout`` is dz (``path`` = DIR/NAME.dzi, the page DIR/NAME.html), iiif3,
@@ -304,30 +322,37 @@ def render_pyramid(config: ConfigLike, path: str | Path | None = None, *, layout
     finished tiles are counted, ``on_tile(tile)`` after each tile (from worker
     threads), ``progress`` with a :class:`~bigcppn.pyramid.PyramidProgress`
     (tiles and network samples across all levels, one call at a time).
+
+    ``executor="ray"`` renders the tiles on a Ray cluster (``pip install
+    "bigcppn[ray]"``): ``ray_address`` None starts or joins a local Ray,
+    ``"auto"`` or ``HOST:PORT`` joins a cluster; ``workers`` is the number of
+    actors (default one per GPU, or one per CPU-only node). The output folder
+    must be on a filesystem every node shares. Locally ``workers`` is the
+    number of render threads. The tiles are the same bytes either way.
     """
     import pyvips
 
+    from .engines import executor_options, pyramid_engine, with_workers
     from .pyramid import render_pyramid as run
     from .pyramid_job import resolve_pyramid_job
-    from .render import pick_device, renderer_for, strip_workers
 
-    job = resolve_pyramid_job(as_config(config), path, layout=layout, tile=tile, overlap=overlap, format=format,
+    options = executor_options(executor, ray_address, workers)
+    job = resolve_pyramid_job(with_workers(as_config(config), options, workers), path, layout=layout, tile=tile, overlap=overlap, format=format,
                               quality=quality, supersample=supersample, base_url=base_url, max_size=max_size)
     job.check_disk()
     cfg, out, p = job.config, job.out, job.pyramid
-    device = pick_device(cfg.render.device)
-    renderer, p_plan = renderer_for(cfg, device)
+    renderer, p_plan, threads, runner = pyramid_engine(cfg, options, supersample, job.quality)
     try:
         stats = run(cfg, p, out, renderer, p_plan, supersample=supersample, quality=job.quality,
-                    workers=strip_workers(device, cfg.render.workers), base_url=job.base_url,
-                    on_start=on_start, on_tile=on_tile, progress=progress, overwrite=overwrite)
+                    workers=threads, base_url=job.base_url, on_start=on_start, on_tile=on_tile,
+                    progress=progress, overwrite=overwrite, runner=runner)
     except (OSError, pyvips.Error, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
         raise RenderError(f"writing the pyramid failed: {first}; the finished tiles are kept, "
                           "run the same command again to resume") from exc
     return PyramidResult(stats.descriptor or out.root, p.width, p.height, len(p.levels), stats.tiles,
                          stats.written, stats.skipped, stats.pixels, stats.page, stats.seconds,
-                         stats.viewer_local, stats.replaced)
+                         stats.viewer_local, stats.replaced, stats.worker_cpu, stats.transfer_bytes)
 
 
 def plan_pyramid(config: ConfigLike = None, path: str | Path | None = None, *, layout: str = "dz",

@@ -30,14 +30,14 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Protocol
 
 import numpy as np
 import pyvips
 
 from . import __version__
 from .atomic import write_atomic
-from .compute import Backend
+from .compute import CPU_JOB_SAMPLES, Backend
 from .config import Config
 from .errors import UserError
 from .execute import Executor, ThreadExecutor
@@ -50,7 +50,7 @@ from .system import available_cores
 
 __all__ = ["LevelSampler", "encode_tile", "encode_image", "write_full_images", "TileStore", "PyramidOutput",
            "PyramidStats", "PyramidProgress", "render_pyramid", "pyramid_output", "MANIFEST_NAME", "run_work", "finish",
-           "pyramid_params", "job_pixels"]
+           "pyramid_params", "job_pixels", "write_tile", "level_job_pixels", "WorkRunner", "sweep_partials"]
 
 # The level sampler is the compute backend: Backend.sample_many / render_many.
 LevelSampler = Backend
@@ -77,6 +77,12 @@ def encode_image(img: pyvips.Image, suffix: str, quality: int) -> bytes:
     return img.pngsave_buffer(compression=6, keep="none")
 
 
+def write_tile(store: TileStore, t: LevelTile, arr: np.ndarray, suffix: str, quality: int) -> None:
+    """Encode one tile's pixels and write it atomically (Google tiles padded to their image size)."""
+    pad = (t.image_width, t.image_height) if (t.image_width, t.image_height) != (t.width, t.height) else None
+    store.write(t.path, encode_tile(arr, suffix, quality, pad))
+
+
 @dataclass
 class PyramidStats:
     tiles: int = 0
@@ -90,6 +96,8 @@ class PyramidStats:
     descriptor: Path | None = None  # the metadata file that marks it complete (none for Google)
     viewer_local: bool = False  # OpenSeadragon copied beside the page (else the page loads it from a CDN)
     replaced: bool = False  # another render's pyramid was removed first (overwrite)
+    worker_cpu: float = 0.0  # CPU seconds spent by cluster workers (0 for a local run)
+    transfer_bytes: int = 0  # bytes sent to and from cluster workers (0 for a local run)
 
     @property
     def tiles_per_s(self) -> float:
@@ -190,8 +198,7 @@ def run_work(work: PyramidWork, p: Pyramid, renderer: Renderer, plan: Plan, stor
 
     def write(item: tuple[LevelTile, np.ndarray]) -> None:
         t, arr = item
-        pad = (t.image_width, t.image_height) if (t.image_width, t.image_height) != (t.width, t.height) else None
-        store.write(t.path, encode_tile(arr, p.suffix, quality, pad))
+        write_tile(store, t, arr, p.suffix, quality)
         with counting:
             stats.written += 1
             stats.pixels += t.pixels
@@ -268,15 +275,37 @@ def finish(cfg: Config, p: Pyramid, out: PyramidOutput, supersample: int, base_u
 
 def job_pixels(renderer: Renderer, plan: Plan, supersample: int) -> int:
     """Level pixels evaluated in one job below the base: a CPU's cache-sized share, or a GPU's batch."""
-    return max(1, renderer.job_samples(plan.batch_pixels) // (supersample * supersample))
+    return level_job_pixels(supersample, renderer.job_samples(plan.batch_pixels))
+
+
+def level_job_pixels(supersample: int, samples: int | None = None) -> int:
+    """Level pixels per job of the work list: ``samples`` (``Backend.job_samples``; default a CPU's share) / K²."""
+    return max(1, (samples or CPU_JOB_SAMPLES) // (supersample * supersample))
+
+
+class WorkRunner(Protocol):
+    """Renders a work list somewhere other than this process' threads (a cluster: :mod:`bigcppn.cluster`)."""
+
+    def open(self, out: PyramidOutput) -> None:
+        """Start the workers and check they can write the pyramid's folder (before the manifest is written)."""
+        ...
+
+    def run(self, work: PyramidWork, p: Pyramid, out: PyramidOutput, store: TileStore, stats: PyramidStats,
+            on_tile: Callable[[LevelTile], None] | None = None) -> None:
+        """Render and write every tile of ``work``, counting them in ``stats``."""
+        ...
+
+    def close(self, cancel: bool = False) -> None:
+        """Stop the workers; ``cancel``: without waiting for the work they are doing (Ctrl-C)."""
+        ...
 
 
 def render_pyramid(
     cfg: Config,
     p: Pyramid,
     out: PyramidOutput,
-    renderer: Renderer,
-    plan: Plan,
+    renderer: Renderer | None,
+    plan: Plan | None,
     supersample: int = 2,
     quality: int = 90,
     workers: int = 1,
@@ -287,6 +316,7 @@ def render_pyramid(
     on_tile: Callable[[LevelTile], None] | None = None,
     progress: Callable[[PyramidProgress], None] | None = None,
     overwrite: bool = False,
+    runner: WorkRunner | None = None,
 ) -> PyramidStats:
     """Render every missing tile of ``p`` into ``out``, then the metadata and the viewer page.
 
@@ -295,7 +325,9 @@ def render_pyramid(
     written (from encoder threads); ``progress`` with a :class:`PyramidProgress`
     when the work is known and after each tile (one call at a time). Another
     render's pyramid at ``out`` is refused (UserError) unless ``overwrite``,
-    which removes it before rendering.
+    which removes it before rendering. ``runner`` renders the work list
+    somewhere else (a cluster: :mod:`bigcppn.cluster`); by default threads here
+    do, and ``renderer``/``plan`` may then not be None.
     """
     t_start = time.perf_counter()
     stats = PyramidStats(tiles=p.tile_count)
@@ -306,25 +338,53 @@ def render_pyramid(
             out.remove()
             stats.replaced = True
         out.root.mkdir(exist_ok=True)
-        store = TileStore(out.root)
-        if state == "resume":
-            store.remove_partials(out.tiles_dir)
-            for f in out.root.glob(".*.partial-*"):  # a manifest, page or descriptor cut short
-                if f.is_file():
-                    f.unlink()
-        else:
-            out.write_manifest(key)
-        work = work_list(p, job_pixels(renderer, plan, supersample), store.exists)
-        stats.skipped = p.tile_count - work.pending
-        if on_start is not None:
-            on_start(work.pending, p.tile_count)
-        counter = _Progress(work, p.tile_count, supersample, progress, on_tile)
-        counter.report()
-        with ThreadExecutor(workers, "bigcppn-level") as render_ex, \
-                ThreadExecutor(encoders or available_cores(), "bigcppn-encode") as encode_ex:
-            run_work(work, p, renderer, plan, store, supersample=supersample, quality=quality,
-                     render_ex=render_ex, encode_ex=encode_ex, stats=stats, on_tile=counter)
-        write_full_images(p, renderer, store, supersample=supersample, quality=quality)
+        if runner is not None:
+            runner.open(out)
+        try:
+            store = _prepare(out, key, state == "resume")
+            # A new pyramid has no tiles yet (the manifest check refused anything in the way); a resumed one
+            # is listed once.
+            done = store.listing(out.tiles_dir).__contains__ if state == "resume" else (lambda _path: False)
+            samples = renderer.job_samples(plan.batch_pixels) if renderer is not None else None
+            work = work_list(p, level_job_pixels(supersample, samples), done)
+            stats.skipped = p.tile_count - work.pending
+            if on_start is not None:
+                on_start(work.pending, p.tile_count)
+            counter = _Progress(work, p.tile_count, supersample, progress, on_tile)
+            counter.report()
+            if runner is not None:
+                runner.run(work, p, out, store, stats, counter)  # the full images (IIIF) too
+            else:
+                with ThreadExecutor(workers, "bigcppn-level") as render_ex, \
+                        ThreadExecutor(encoders or available_cores(), "bigcppn-encode") as encode_ex:
+                    run_work(work, p, renderer, plan, store, supersample=supersample, quality=quality,
+                             render_ex=render_ex, encode_ex=encode_ex, stats=stats, on_tile=counter)
+                write_full_images(p, renderer, store, supersample=supersample, quality=quality)
+        except KeyboardInterrupt:
+            if runner is not None:
+                runner.close(cancel=True)
+            raise
+        finally:
+            if runner is not None:
+                runner.close()
         finish(cfg, p, out, supersample, base_url, title, stats)
     stats.seconds = time.perf_counter() - t_start
     return stats
+
+
+def _prepare(out: PyramidOutput, key: dict, resuming: bool) -> TileStore:
+    """The tile store; on a resume the partial files of the interrupted run swept, else the manifest written."""
+    store = TileStore(out.root)
+    if resuming:
+        sweep_partials(out)
+    else:
+        out.write_manifest(key)
+    return store
+
+
+def sweep_partials(out: PyramidOutput) -> None:
+    """Remove the hidden partial files that killed writers left in a pyramid (tiles, manifest, page, descriptor)."""
+    TileStore(out.root).remove_partials(out.tiles_dir)
+    for f in out.root.glob(".*.partial-*"):
+        if f.is_file():
+            f.unlink(missing_ok=True)

@@ -57,6 +57,20 @@ class TileStore:
                 self._dirs.add(d)
         write_atomic(p, data)
 
+    def listing(self, top: Path | None = None) -> set[str]:
+        """The files under ``top`` (default the root), as paths relative to the root: one directory scan.
+
+        A resumed pyramid asks this once instead of one ``stat`` per tile (20 of the 30 µs a tile of the
+        work list cost here, and far more on a network filesystem, where a listing returns many names a call).
+        """
+        top = top or self.root
+        out = set()
+        for dirpath, _dirs, files in os.walk(top):
+            rel = Path(dirpath).relative_to(self.root).as_posix()
+            prefix = "" if rel == "." else rel + "/"
+            out.update(prefix + f for f in files)
+        return out
+
     def remove_partials(self, top: Path | None = None) -> int:
         """Delete temporary files an interrupted run left behind; returns how many."""
         return remove_partials(top or self.root)

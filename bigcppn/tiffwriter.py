@@ -28,6 +28,10 @@ Four bands are CMYK (Photometric Separated, InkSet CMYK; not JPEG). Memory: the 
 0 in all) and at most ``max_pending`` tiles in flight (by default four per
 worker or one tile row of level 0, whichever is more), whatever the canvas
 height.
+
+A cluster (:mod:`bigcppn.tiffbands`) encodes the first levels band by band on its
+workers; ``encoded_levels`` and :meth:`TiledTiffWriter.write_encoded` place those
+tiles as they come and build only the levels above from rows, to the same bytes.
 """
 
 from __future__ import annotations
@@ -45,72 +49,20 @@ from typing import BinaryIO
 import numpy as np
 
 from .system import available_cores
-from .tiffjpeg import jpeg_tables, tile_encoder, ycbcr
+from .tiffjpeg import jpeg_tables, ycbcr
 from .tiffres import level_resolution
+from .tifftile import CODECS, DEFLATE_LEVEL, pyramid_sizes
+from .tifftile import encode_tile as _work
+from .tifftile import tile_codec as _encoder
 
-__all__ = ["CODECS", "TiledTiffWriter", "pyramid_sizes"]
-
-# TIFF Compression tag values for the codecs this writer handles.
-CODECS = {"none": 1, "lzw": 5, "deflate": 8, "jpeg": 7}
-# zlib-ng level 1, the codec and level libvips uses (same sizes): 9 ms per MPix of
-# 8-bit RGB here; libdeflate level 1 makes files 45% smaller but takes 15.6 ms.
-DEFLATE_LEVEL = 1
+__all__ = ["CODECS", "DEFLATE_LEVEL", "TiledTiffWriter", "pyramid_sizes"]
 
 _HEADER = 16  # room for a BigTIFF header; a classic header uses the first 8 bytes
 
 
-def pyramid_sizes(width: int, height: int, tile: int) -> list[tuple[int, int]]:
-    """The (width, height) of each level, as libvips makes them."""
-    sizes = [(width, height)]
-    while (width > tile or height > tile) and width >= 2 and height >= 2:
-        width, height = width // 2, height // 2
-        sizes.append((width, height))
-    return sizes
-
-
-def _encoder(codec: str, quality: int, bands: int):
-    if codec == "none":
-        return lambda a: a.tobytes()
-    import imagecodecs
-
-    if codec == "deflate":
-        return lambda a: imagecodecs.zlibng_encode(a, level=DEFLATE_LEVEL)
-    if codec == "lzw":
-        return imagecodecs.lzw_encode
-    if codec == "jpeg":  # as libvips writes JPEG tiles: abbreviated streams, the tables in JPEGTables
-        return tile_encoder(quality, bands)
-    raise ValueError(f"no parallel TIFF codec {codec!r}; use one of {', '.join(CODECS)}")
-
-
-def _work(tile: np.ndarray, encode, predictor: bool, target: np.ndarray | None, xe: int, ye: int) -> bytes:
-    """Compress one tile; if a level follows, write its 2×2 mean into ``target`` (run in the pool).
-
-    ``target`` is this tile's quarter of a tile of the next level; its columns
-    from ``xe`` and rows from ``ye`` on lie past that level's edges and are
-    zeroed, as libvips leaves them (a JPEG block straddling the edge sees them).
-    """
-    if predictor:  # TIFF predictor 2: each sample minus the same sample of the pixel to its left
-        d = np.empty_like(tile)
-        d[:, 0] = tile[:, 0]
-        np.subtract(tile[:, 1:], tile[:, :-1], out=d[:, 1:])
-    else:
-        d = tile
-    data = encode(d)
-    if target is not None:
-        h, w, c = tile.shape
-        q = tile.reshape(h // 2, 2, w // 2, 2, c)
-        s = np.add(q[:, 0], q[:, 1], dtype=np.uint16 if tile.dtype == np.uint8 else np.uint32)  # row pairs
-        s = np.add(s[:, :, 0], s[:, :, 1])  # then column pairs
-        s += 2
-        s >>= 2
-        target[...] = s
-        target[:, max(xe, 0) :] = 0
-        target[max(ye, 0) :] = 0
-    return data
-
-
 class _Level:
-    def __init__(self, index: int, width: int, height: int, tile: int, bands: int, dtype, spool: BinaryIO) -> None:
+    def __init__(self, index: int, width: int, height: int, tile: int, bands: int, dtype, spool: BinaryIO,
+                 fed: bool = False) -> None:
         self.index = index
         self.width, self.height = width, height
         self.across = -(-width // tile)
@@ -120,14 +72,14 @@ class _Level:
         self.start = 0  # where the spool's bytes begin in the final file
         self.offsets: list[int] = []
         self.counts: list[int] = []
-        self.filled = 0  # rows received into the tile row being filled (level 0)
-        self.band_index = 0  # that tile row (level 0)
+        self.filled = 0  # rows received into the tile row being filled (the level fed with rows)
+        self.band_index = 0  # that tile row (the level fed with rows)
         self.done = 0  # tiles written
-        self.band = self._new_band() if index == 0 else []
+        self.band = self._new_band() if fed else []
         self.pending_bands: dict[int, list[np.ndarray]] = {}  # tile rows being filled by the pool (lower levels)
 
     def _new_band(self) -> list[np.ndarray]:
-        """Level 0's buffers for the next tile row; zeroed where rows will not cover them (the padding)."""
+        """The fed level's buffers for the next tile row; zeroed where rows will not cover them (the padding)."""
         t = self.tile
         whole_rows = self.band_index < self.down - 1 or self.height % t == 0
         return [
@@ -168,7 +120,8 @@ class TiledTiffWriter:
     def __init__(self, path: str | Path, width: int, height: int, bands: int, depth: int = 8, *,
                  tile: int = 256, compression: str = "deflate", quality: int = 90, tags: TiffTags = TiffTags(),
                  workers: int | None = None, max_pending: int | None = None,
-                 bigtiff: bool | None = None, pyramid: bool = True) -> None:
+                 bigtiff: bool | None = None, pyramid: bool = True,
+                 encoded_levels: int = 0) -> None:
         if bands not in (1, 3, 4) or (bands == 4 and compression == "jpeg"):
             raise ValueError(f"the TIFF writer takes 1, 3 or 4 (CMYK, not JPEG) bands, not {bands} {compression}")
         if depth not in (8, 16):
@@ -194,7 +147,7 @@ class TiledTiffWriter:
             sizes = pyramid_sizes(width, height, tile) if pyramid else [(width, height)]
             for i, (w, h) in enumerate(sizes):
                 spool = self._file if i == 0 else tempfile.TemporaryFile(dir=self.path.parent)
-                self.levels.append(_Level(i, w, h, tile, bands, self.dtype, spool))
+                self.levels.append(_Level(i, w, h, tile, bands, self.dtype, spool, fed=i == encoded_levels))
         except BaseException:
             for lv in self.levels:
                 lv.spool.close()
@@ -203,6 +156,8 @@ class TiledTiffWriter:
             raise
         self._pending: collections.deque[tuple[_Level, Future]] = collections.deque()
         self.max_pending = max_pending or max(4 * self.workers, self.levels[0].across)
+        # Levels 0 .. encoded_levels - 1 come encoded (write_encoded); rows feed the next one.
+        self.fed = encoded_levels
         self.rows = 0
         self._closed = False
         self._draining = False
@@ -211,13 +166,15 @@ class TiledTiffWriter:
     def write(self, rows: np.ndarray) -> None:
         if rows.ndim == 2:
             rows = rows[:, :, None]
-        if rows.shape[1:] != (self.width, self.bands):
-            raise ValueError(f"rows of shape {rows.shape} do not fit a {self.width}x{self.height}x{self.bands} image")
-        if self.rows + rows.shape[0] > self.height:
-            raise ValueError(f"{self.rows + rows.shape[0]} rows written to an image {self.height} rows high")
+        if self.fed >= len(self.levels):
+            raise ValueError("every level of this TIFF comes encoded; it takes no rows")
+        top = self.levels[self.fed]
+        if rows.shape[1:] != (top.width, self.bands):
+            raise ValueError(f"rows of shape {rows.shape} do not fit a {top.width}x{top.height}x{self.bands} image")
+        if self.rows + rows.shape[0] > top.height:
+            raise ValueError(f"{self.rows + rows.shape[0]} rows written to an image {top.height} rows high")
         if rows.dtype != self.dtype:
             raise ValueError(f"a {self.depth}-bit TIFF takes {self.dtype} rows, not {rows.dtype}")
-        top = self.levels[0]
         t = self.tile
         y = 0
         while y < rows.shape[0]:
@@ -225,7 +182,7 @@ class TiledTiffWriter:
             whole = n == t  # a whole tile row: interior tiles are views of ``rows``, not copies
             for i, buf in enumerate(top.band):
                 x0 = i * t
-                x1 = min(x0 + t, self.width)
+                x1 = min(x0 + t, top.width)
                 if whole and x1 - x0 == t:
                     top.band[i] = rows[y : y + t, x0:x1]
                 else:
@@ -233,12 +190,32 @@ class TiledTiffWriter:
             top.filled += n
             y += n
             self.rows += n
-            if top.filled == t or self.rows == self.height:
+            if top.filled == t or self.rows == top.height:
                 self._submit_band(top, top.band_index, top.band)
                 top.band_index += 1
                 top.filled = 0
                 if top.band_index < top.down:
                     top.band = top._new_band()
+
+    def write_encoded(self, tiles: list[list[bytes]], rows: np.ndarray | None = None) -> None:
+        """The next band of encoded tiles (:func:`bigcppn.tiffbands.encode_band`), then its rows of the fed level.
+
+        ``tiles[m]`` are level ``m``'s next tiles in row-major order, for the
+        ``encoded_levels`` levels; they are placed as they are, as ``write``
+        would have placed the same tiles encoded here.
+        """
+        if len(tiles) != self.fed:
+            raise ValueError(f"{len(tiles)} levels of encoded tiles for a writer expecting {self.fed}")
+        for level, datas in zip(self.levels, tiles):
+            if level.done + len(datas) > level.across * level.down:
+                raise ValueError(f"more tiles than level {level.index} holds")
+            for data in datas:
+                level.offsets.append(level.spool.tell())
+                level.counts.append(len(data))
+                level.spool.write(data)
+            level.done += len(datas)
+        if rows is not None and rows.shape[0]:
+            self.write(rows)
 
     def _submit_band(self, level: _Level, by: int, tiles: list[np.ndarray]) -> None:
         """Queue tile row ``by`` of ``level``: each tile compressed, its 2×2 mean put into the next level."""
@@ -288,8 +265,9 @@ class TiledTiffWriter:
 
     # ------------------------------------------------------------------ finishing
     def close(self) -> None:
-        if self.rows != self.height:
-            raise ValueError(f"{self.rows} rows written to an image {self.height} rows high")
+        fed = self.levels[self.fed].height if self.fed < len(self.levels) else 0
+        if self.rows != fed:
+            raise ValueError(f"{self.rows} rows written to an image {fed} rows high")
         self._drain(0)
         for lv in self.levels:
             assert lv.done == lv.across * lv.down, (lv.index, lv.done, lv.across, lv.down)

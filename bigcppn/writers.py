@@ -212,17 +212,23 @@ class VipsWriter(StreamWriter):
 
 def open_writer(path: Path, fmt: Format, width: int, height: int, bands: int, out: OutputConfig,
                 config: Config | None = None, dpi: float | None = None, description: str | None = None,
-                bleed: int | None = None) -> Writer:
+                bleed: int | None = None, encoded_levels: int = 0) -> Writer:
     """The writer ``fmt``'s row names for these output settings, writing ``path`` and the config's metadata.
 
     ``dpi``, ``description`` and ``bleed`` (a PDF's trim box) default to the
     config's. With ``out.cmyk`` the writer takes CMYK samples, and a
     :class:`~bigcppn.cmyk.CmykWriter` in front of it converts the rows.
+    ``encoded_levels`` (bigcppn's TIFF writer, RGB or grey only): the first levels
+    come encoded, band by band (:meth:`~bigcppn.tiffwriter.TiledTiffWriter.write_encoded`).
     """
     dpi = dpi if dpi is not None else config.canvas.dpi if config else None
     description = description if description is not None else config_text(config) if config else None
     spec = WriterSpec(path, fmt, width, height, bands, out, config, dpi, description,
                       bleed if bleed is not None else config.canvas.bleed if config else 0)
+    if encoded_levels:
+        if fmt.writer(out) != "tiff" or out.cmyk:
+            raise ValueError("only bigcppn's TIFF writer, in RGB or grey, takes encoded levels")
+        return _open_tiff(spec, encoded_levels)
     opener = OPENERS[fmt.writer(out)]
     if not out.cmyk:
         return opener(spec)
@@ -256,10 +262,11 @@ class WriterSpec:
         return cmyk_profile(self.out.cmyk) if self.bands == 4 else profile_for(self.bands)
 
 
-def _open_tiff(s: WriterSpec) -> Writer:
+def _open_tiff(s: WriterSpec, encoded_levels: int = 0) -> Writer:
     tags = TiffTags(dpi=s.dpi, description=s.description, xmp=s.xmp, icc=s.icc)
     return TiledTiffWriter(s.path, s.width, s.height, s.bands, s.out.depth, tile=s.out.tiff_tile,
-                           compression=s.out.compression, quality=s.out.quality, tags=tags, pyramid=s.out.pyramid)
+                           compression=s.out.compression, quality=s.out.quality, tags=tags, pyramid=s.out.pyramid,
+                           encoded_levels=encoded_levels)
 
 
 def _open_dz(s: WriterSpec) -> Writer:

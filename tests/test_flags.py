@@ -54,6 +54,9 @@ VALUES = {
     "--cmyk": (["--cmyk"], []),
     "--intent": (["--cmyk", "--intent", "perceptual"], ["--cmyk"]),
     "--crop-marks": (["--crop-marks"], []),
+    "--executor": (["--executor", "ray"], []),
+    "--ray-address": (["--executor", "ray", "--ray-address", "auto"], ["--executor", "ray"]),
+    "--workers": (["--workers", "2"], []),
 }
 SHEET = {"--landscape": (["--aspect", "A4", "--landscape"], ["--aspect", "A4"])}
 

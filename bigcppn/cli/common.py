@@ -11,8 +11,9 @@ from ..config import Config
 from ..errors import RenderError, UserError
 from ..job import Sizing, resolve_config
 
-__all__ = ["LazyBar", "Parser", "positive_int", "seed_value", "add_config_options",
-           "add_sizing_options", "add_overwrite_option", "config_from", "Terminated", "run_reporting"]
+__all__ = ["LazyBar", "Parser", "positive_int", "seed_value", "add_config_options", "add_sizing_options",
+           "add_overwrite_option", "config_from", "add_executor_options", "executor_kwargs", "Terminated",
+           "run_reporting"]
 
 
 class Parser(argparse.ArgumentParser):
@@ -76,6 +77,25 @@ def add_sizing_options(p: argparse.ArgumentParser, width_help: str = "canvas wid
 def add_overwrite_option(p: argparse.ArgumentParser, what: str = "OUT when it exists") -> None:
     p.add_argument("--overwrite", action="store_true",
                    help=f"replace {what}; without it an existing output stops the command before it renders")
+
+
+def add_executor_options(p: argparse.ArgumentParser) -> None:
+    """--executor, --ray-address, --workers: where the work runs (this machine, or a Ray cluster)."""
+    g = p.add_argument_group("where to run (a Ray cluster needs pip install \"bigcppn[ray]\")")
+    g.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local: threads on this machine (default); ray: actors on a Ray cluster, one per GPU "
+                        "or per CPU-only node; the output must be on a filesystem every node shares")
+    g.add_argument("--ray-address", metavar="ADDRESS",
+                   help="the Ray cluster to join: HOST:PORT, ray://HOST:PORT or auto (default: start or join "
+                        "a local Ray)")
+    g.add_argument("--workers", type=positive_int, metavar="N",
+                   help="ray: the number of actors (default one per GPU, or one per CPU-only node); "
+                        "local: render threads (default: one per core, two on a GPU)")
+
+
+def executor_kwargs(args: argparse.Namespace) -> dict:
+    """The API's executor keywords from the options of :func:`add_executor_options`."""
+    return {"executor": args.executor, "ray_address": args.ray_address, "workers": args.workers}
 
 
 def config_from(args: argparse.Namespace) -> Config:

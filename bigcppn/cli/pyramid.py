@@ -8,8 +8,8 @@ import sys
 from .. import api
 from ..errors import RenderError
 from ..pyramid_plan import LAYOUTS, TILE_FORMATS
-from .common import (Terminated, add_config_options, add_overwrite_option, add_sizing_options, config_from,
-                     positive_int)
+from .common import (Terminated, add_config_options, add_executor_options, add_overwrite_option, add_sizing_options,
+                     config_from, executor_kwargs, positive_int)
 
 
 def add_parser(sub) -> None:
@@ -42,6 +42,7 @@ def add_parser(sub) -> None:
                             "simply resumes)")
     p.add_argument("--dry-run", action="store_true",
                    help="show the levels, tiles, files, bytes and time it would take, and render nothing")
+    add_executor_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     bar = TileBar(str(args.output or "pyramid"), disable=args.quiet)
     try:
-        r = api.render_pyramid(cfg, args.output, progress=bar.progress, **_options(args))
+        r = api.render_pyramid(cfg, args.output, progress=bar.progress, **_options(args), **executor_kwargs(args))
     except KeyboardInterrupt as exc:
         bar.close()
         where = api.pyramid_place(cfg, args.output, args.layout).root

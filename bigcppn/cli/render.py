@@ -12,8 +12,8 @@ from ..errors import UserError
 from ..estimate import human_duration
 from ..formats import TIFF_COMPRESSIONS
 from ..job import default_name, parse_seeds
-from .common import (LazyBar, Terminated, add_config_options, add_overwrite_option, add_sizing_options,
-                     config_from, positive_int)
+from .common import (LazyBar, Terminated, add_config_options, add_executor_options, add_overwrite_option,
+                     add_sizing_options, config_from, executor_kwargs, positive_int)
 
 HELP = "render a picture to a file"
 DESCRIPTION = "Render the config's CPPN to OUT, streaming strips into libvips."
@@ -54,6 +54,7 @@ def add_parser(sub) -> None:
     p.add_argument("--seeds", metavar="SEEDS",
                    help="render one file per seed, e.g. 0-7 or 1,5,9, named by {seed} in -o (instead of --seed)")
     add_overwrite_option(p, "OUT when it exists (the old one stays until the new one is complete)")
+    add_executor_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -64,6 +65,9 @@ def run(args: argparse.Namespace) -> int:
     if args.seeds is not None:
         if args.seed is not None:
             raise UserError("give either --seed or --seeds, not both")
+        if args.executor != "local":
+            raise UserError("--seeds renders on this machine; leave out --executor ray, or render each seed "
+                            "with --seed N")
         seeds = parse_seeds(args.seeds)
         name = Path(args.output).name if args.output else f"{len(seeds)} seeds"
         bar = LazyBar(disable=args.quiet, desc=name, unit="px", unit_scale=True, unit_divisor=1000)
@@ -78,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     result = None
     try:
         try:
-            result = api.render_file(cfg, args.output, progress=bar.progress, **options)
+            result = api.render_file(cfg, args.output, progress=bar.progress, **options, **executor_kwargs(args))
         finally:
             bar.close()
         _wrote(result, bar, args.quiet)

@@ -1,0 +1,241 @@
+"""What runs inside a Ray actor: the network built once, the folder check, pyramid jobs.
+
+Nothing here imports Ray: these are plain picklable callables that
+:class:`~bigcppn.cluster.engine.RayExecutor` runs on its actors, so they are
+tested as they are. Each actor process keeps one network
+(:func:`backend`), rebuilt from the config, weights drawn from the seed, so
+every worker evaluates the very function the local renderer does.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import Config
+from ..errors import RenderError
+from ..geometry import Window
+from ..pyramid_plan import LevelJob, LevelTile
+from ..tiffbands import BandPlan, EncodedBand, encode_band
+
+__all__ = ["configure", "cores", "backend", "FolderCheck", "PyramidJob", "PyramidTask", "TiffBandTask", "render_rows",
+           "WorkerSetup", "FullImagesTask", "host"]
+
+_state: dict = {"cores": 1, "config": None, "backend": None}
+_lock = threading.Lock()
+
+
+def configure(n: int) -> None:
+    """This process is an actor holding ``n`` cores: ``n`` threads of one torch thread each."""
+    import torch
+
+    _state["cores"] = max(1, int(n))
+    torch.set_num_threads(1)
+
+
+def cores() -> int:
+    return _state["cores"]
+
+
+def host() -> str:
+    return f"{socket.gethostname()} (pid {os.getpid()})"
+
+
+def backend(cfg: Config):
+    """This process' renderer for ``cfg``, built on first use; RenderError naming the host when it cannot be."""
+    with _lock:
+        if _state["backend"] is None or _state["config"] != cfg:
+            from ..render import renderer_for
+
+            try:
+                _state["backend"] = renderer_for(cfg)[0]
+            except Exception as exc:
+                raise RenderError(f"a worker on {host()} could not build the network: "
+                                  f"{type(exc).__name__}: {exc}") from None
+            _state["config"] = cfg
+        return _state["backend"]
+
+
+@dataclass(frozen=True)
+class WorkerSetup:
+    """Run on every actor at the start: build the network (RenderError if it cannot be), return bigcppn's version.
+
+    Done before the driver writes anything, so a worker that cannot render leaves no trace.
+    """
+
+    config: Config
+
+    def __call__(self, _item=None) -> str:
+        from .. import __version__
+
+        backend(self.config)
+        return __version__
+
+
+@dataclass(frozen=True)
+class FolderCheck:
+    """Run on every actor at the start: the output folder is the driver's, readable and writable here.
+
+    The driver writes ``token`` into ``root / name`` (the pyramid's lock file);
+    a worker that does not find it there is on a machine that does not share
+    the folder; the write probe is a partial file a resume sweeps. Returns the
+    problem as a line (None when there is none) and this worker's bigcppn version.
+    """
+
+    root: str
+    name: str
+    token: str
+
+    def __call__(self, _item=None) -> tuple[str | None, str]:
+        from .. import __version__
+
+        root = Path(self.root)
+        shared = "the output folder must be on a filesystem every Ray node shares (NFS, Lustre, CephFS ...)"
+        if not root.is_dir():
+            return f"the output folder '{root}' does not exist on the worker {host()}; {shared}", __version__
+        try:
+            seen = (root / self.name).read_text(encoding="utf-8")
+        except OSError:
+            seen = None
+        if seen != self.token:
+            return (f"the worker {host()} sees a different '{root}' than the driver; {shared}"), __version__
+        probe = root / f".bigcppn-probe.partial-{os.getpid()}"
+        try:
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            return f"the worker {host()} cannot write in '{root}' ({exc.strerror}); {shared}", __version__
+        return None, __version__
+
+
+@dataclass(frozen=True)
+class PyramidJob:
+    """Work for one actor: base tiles (each rendered as its own window) and level jobs (as the local run groups them)."""
+
+    base: tuple[LevelTile, ...] = ()
+    levels: tuple[LevelJob, ...] = ()
+
+    def samples(self, k: int) -> int:
+        return sum(t.pixels for t in self.base) + k * k * sum(t.pixels for j in self.levels for t in j.tiles)
+
+    def wanted(self) -> list[LevelTile]:
+        """The tiles this job writes, in order."""
+        return list(self.base) + [t for j in self.levels for t in j.missing]
+
+
+@dataclass(frozen=True)
+class PyramidTask:
+    """Render, encode and write a :class:`PyramidJob`'s tiles into the shared folder; returns their paths.
+
+    A base tile is :meth:`~bigcppn.compute.Backend.render_window` of its
+    rectangle: every pixel is evaluated on its own, so it is the pixel the
+    strips of a local run hold (``tests/test_cluster.py`` checks it to the bit).
+    A level job is :meth:`~bigcppn.compute.Backend.render_many` of the same
+    tiles as the local run's job. Tiles go through the same encoder and atomic
+    write, so the files are the local run's, byte for byte.
+    """
+
+    config: Config
+    root: str
+    suffix: str
+    quality: int
+    supersample: int
+
+    def __call__(self, job: PyramidJob) -> list[str]:
+        from ..pyramid import TileStore, write_tile
+
+        r = backend(self.config)
+        store = TileStore(Path(self.root))
+        k = self.supersample
+
+        def base(t: LevelTile) -> list[str]:
+            write_tile(store, t, r.render_window(Window(t.x, t.y, t.width, t.height)), self.suffix, self.quality)
+            return [t.path]
+
+        def level(j: LevelJob) -> list[str]:
+            arrays = r.render_many([(t.shift, t.x, t.y, t.width, t.height) for t in j.tiles], k)
+            wanted = set(j.missing)
+            for t, arr in zip(j.tiles, arrays):
+                if t in wanted:
+                    write_tile(store, t, arr, self.suffix, self.quality)
+            return [t.path for t in j.missing]
+
+        units = [(base, t) for t in job.base] + [(level, j) for j in job.levels]
+        written: list[str] = []
+        try:
+            if cores() == 1 or len(units) == 1:
+                for f, u in units:
+                    written += f(u)
+            else:
+                with ThreadPoolExecutor(min(cores(), len(units)), thread_name_prefix="bigcppn-actor") as pool:
+                    for paths in pool.map(lambda fu: fu[0](fu[1]), units):
+                        written += paths
+        except OSError as exc:
+            raise RenderError(f"a worker on {host()} could not write a tile in '{self.root}': "
+                              f"{exc.strerror or exc}") from None
+        return written
+
+
+@dataclass(frozen=True)
+class FullImagesTask:
+    """The whole picture at the sizes the layout names besides its tiles (IIIF), as the local run makes them."""
+
+    config: Config
+    pyramid: object  # a bigcppn.pyramid_plan.Pyramid
+    root: str
+    supersample: int
+    quality: int
+
+    def __call__(self, _item=None) -> None:
+        from ..pyramid import TileStore, write_full_images
+
+        write_full_images(self.pyramid, backend(self.config), TileStore(Path(self.root)),
+                          supersample=self.supersample, quality=self.quality)
+
+
+def render_rows(r, y: int, n: int, batch: int, workers: int = 1):
+    """Rows ``y .. y + n`` of the canvas, full width, rendered in windows of about ``batch`` pixels on threads."""
+    import numpy as np
+
+    width = r.canvas.width
+    out = np.empty((n, width, r.bands), dtype=r.dtype)
+    step = max(1, batch // width)
+
+    def piece(y0: int) -> None:
+        h = min(step, y + n - y0)
+        out[y0 - y : y0 - y + h] = r.render_window(Window(0, y0, width, h))
+
+    starts = range(y, y + n, step)
+    if workers == 1 or len(starts) == 1:
+        for y0 in starts:
+            piece(y0)
+    else:
+        with ThreadPoolExecutor(min(workers, len(starts)), thread_name_prefix="bigcppn-rows") as pool:
+            list(pool.map(piece, starts))
+    return out
+
+
+@dataclass(frozen=True)
+class TiffBandTask:
+    """Render band ``j`` of a TIFF and encode every tile of the levels inside it (:func:`encode_band`).
+
+    The band's rows are :meth:`~bigcppn.compute.Backend.render_window` of
+    full-width windows, pixel for pixel the local strips; the tiles are the
+    TIFF writer's own encoding, so the driver only places them.
+    """
+
+    config: Config
+    plan: BandPlan
+    compression: str
+    quality: int
+    batch: int
+
+    def __call__(self, j: int) -> EncodedBand:
+        r = backend(self.config)
+        y, n = self.plan.band(j)
+        rows = render_rows(r, y, n, self.batch, cores())
+        return encode_band(rows, self.plan, j, self.compression, self.quality, cores())

@@ -1,0 +1,73 @@
+"""Where the work runs: this machine's threads (the default) or a Ray cluster (``executor="ray"``).
+
+The Python API and the command line name an executor; this module checks the
+choice and, for Ray, hands the job to :mod:`bigcppn.cluster` (imported only
+then, so the core never loads Ray). Outputs are the same bytes either way.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+from .config import Config
+from .errors import UserError
+
+__all__ = ["executor_options", "with_workers", "render_file_ray", "pyramid_engine"]
+
+
+def executor_options(executor: str, ray_address: str | None, workers: int | None):
+    """None for the local executor, else the cluster's :class:`~bigcppn.cluster.pyramid.RayOptions`; checked."""
+    if executor not in ("local", "ray"):
+        raise UserError(f"unknown executor '{executor}'; choose local or ray")
+    if workers is not None and workers < 1:
+        raise UserError(f"--workers must be at least 1, got {workers}")
+    if executor == "local":
+        if ray_address is not None:
+            raise UserError("--ray-address is for --executor ray")
+        return None
+    from .cluster.engine import require_ray
+    from .cluster.pyramid import RayOptions
+
+    require_ray()
+    return RayOptions(address=ray_address, workers=workers)
+
+
+def with_workers(cfg: Config, options, workers: int | None) -> Config:
+    """Locally ``workers`` is the number of render threads (render.workers)."""
+    if options is None and workers is not None:
+        return replace(cfg, render=replace(cfg.render, workers=workers))
+    return cfg
+
+
+def render_file_ray(job, options, progress):
+    """A checked job rendered on Ray: :func:`bigcppn.cluster.tiff.render_tiff`; the API's RenderResult."""
+    from .api import RenderResult, _size_of
+    from .cluster.tiff import check_format, render_tiff
+    from .geometry import Canvas
+    from .plan import make_plan
+    from .render import CPU_BATCH
+    from .sink import OutputTarget
+
+    cfg = job.config
+    check_format(job)
+    p = make_plan(Canvas(cfg.canvas.width, cfg.canvas.height, cfg.canvas.bleed), cfg.render.tile,
+                  cfg.render.batch or CPU_BATCH)
+    t0 = time.perf_counter()
+    info = render_tiff(job, OutputTarget(job.output, job.fmt), options, p.batch_pixels, progress)
+    c = cfg.canvas
+    return RenderResult(job.output, c.width, c.height, _size_of(job.output), time.perf_counter() - t0,
+                        info["worker_cpu"], info["transfer_bytes"])
+
+
+def pyramid_engine(cfg: Config, options, supersample: int, quality: int):
+    """(renderer, plan, threads, None) for a local run, (None, None, 1, runner) for a cluster."""
+    if options is not None:
+        from .cluster.pyramid import RayPyramidRunner
+
+        return None, None, 1, RayPyramidRunner(cfg, supersample, quality, options)
+    from .render import pick_device, renderer_for, strip_workers
+
+    device = pick_device(cfg.render.device)
+    renderer, p_plan = renderer_for(cfg, device)
+    return renderer, p_plan, strip_workers(device, cfg.render.workers), None

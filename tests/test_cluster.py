@@ -1,0 +1,406 @@
+"""Rendering on Ray: placement and jobs (pure), the worker's pieces (no Ray), and a real local Ray.
+
+The tests marked ``ray`` start Ray on this machine (``ray.init(num_cpus=2)``,
+its own short temp dir, shut down at the end of the module) and compare every
+output byte for byte with the local executor's.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bigcppn import cli
+from bigcppn.errors import UserError
+from bigcppn.geometry import Window
+from bigcppn.pyramid import level_job_pixels
+from bigcppn.pyramid_plan import Pyramid, work_list
+from bigcppn.render import renderer_for
+
+from conftest import small_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def files_under(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and "openseadragon" not in p.parts}
+
+
+def pyramid_args(out: Path, *extra) -> list[str]:
+    return ["pyramid", "--width", "700", "--height", "450", "--seed", "5", "-q", "-o", str(out), *map(str, extra)]
+
+
+# --------------------------------------------------------------------------- without Ray
+
+
+def test_core_never_imports_ray(tmp_path):
+    """``import bigcppn`` and a local render and pyramid leave Ray unimported."""
+    code = ("import sys, bigcppn; from bigcppn import cli; "
+            f"cli.main(['render', '--width', '64', '--height', '48', '-q', '-o', r'{tmp_path / 'a.tif'}']); "
+            f"cli.main(['pyramid', '--width', '64', '--height', '48', '-q', '-o', r'{tmp_path / 'p.dzi'}']); "
+            "assert 'ray' not in sys.modules, 'ray was imported'")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+
+
+@pytest.mark.parametrize("overrides", [{}, {"network.color": "grey"}, {"output.depth": 16},
+                                       {"network.hidden": [32, 32], "network.activation": "sin"}])
+def test_a_window_is_the_strips_pixels_to_the_bit(device, overrides):
+    """Backend.render_window of any rectangle is the same pixels as the strips of a whole render.
+
+    A worker renders each base tile of a pyramid as its own window; the local
+    run cuts them from full-width strips. Every pixel is evaluated on its own,
+    so the two agree to the bit, windows of one pixel included.
+    """
+    cfg = small_config(1100, 700, **{k.replace(".", "__"): v for k, v in overrides.items()})
+    r, plan = renderer_for(cfg, device)
+    whole = r.render(plan)
+    rng = np.random.default_rng(7)
+    wins = [(0, 0, 1, 1), (1099, 699, 1, 1), (3, 5, 1, 7), (253, 253, 256, 256), (1000, 600, 100, 100)]
+    wins += [(int(x), int(y), int(w), int(h)) for x, y, w, h in
+             zip(rng.integers(0, 1100, 20), rng.integers(0, 700, 20), rng.integers(1, 300, 20), rng.integers(1, 300, 20))]
+    for x, y, w, h in wins:
+        w, h = min(w, 1100 - x), min(h, 700 - y)
+        got = r.render_window(Window(x, y, w, h))
+        assert np.array_equal(got, whole[y : y + h, x : x + w]), (x, y, w, h)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--ray-address", "auto"], "--ray-address is for --executor ray"),
+    (["--executor", "ray", "--ray-address", "127.0.0.1:1"], "cannot reach the Ray cluster at '127.0.0.1:1'"),
+    (["--executor", "ray", "--ray-address", "nowhere"], "is not HOST:PORT"),
+])
+def test_bad_ray_options_exit_2_with_one_line(tmp_path, capsys, args, message):
+    pytest.importorskip("ray")
+    assert cli.main(pyramid_args(tmp_path / "p.dzi", *args)) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_place_actors():
+    from bigcppn.cluster.engine import ActorSpec, Node, place_actors
+
+    a, b = Node("a", "10.0.0.1", 16, 0), Node("b", "10.0.0.2", 8, 0)
+    assert place_actors([a, b]) == [ActorSpec("a", 16, 0), ActorSpec("b", 8, 0)]  # one per CPU node, all cores
+    assert place_actors([Node("h", "x", 2, 0)], 2) == [ActorSpec("h", 1, 0), ActorSpec("h", 1, 0)]
+    three = place_actors([a, b], 3)
+    assert [s.node for s in three].count("a") == 2 and sum(s.cpus for s in three) == 24
+    g = Node("g", "10.0.0.3", 32, 4)
+    assert place_actors([g, a]) == [ActorSpec("g", 8, 1)] * 4  # GPUs, each with a share of its node's cores
+    g2 = Node("g2", "10.0.0.4", 8, 2)
+    assert [s.node for s in place_actors([g, g2], 3)] == ["g", "g2", "g"]
+    with pytest.raises(UserError, match="GPUs"):
+        place_actors([g], 5)
+    with pytest.raises(UserError, match="CPU cores"):
+        place_actors([Node("h", "x", 2, 0)], 3)
+    with pytest.raises(UserError, match="no node"):
+        place_actors([Node("h", "x", 0, 0)])
+
+
+def test_jobs_cover_the_work_list_once():
+    from bigcppn.cluster.pyramid import split_work
+
+    p = Pyramid(3000, 2000, "dz", 254, 1)
+    done = {t.path for t in p.all_tiles() if hash(t.path) % 3 == 0}  # a resumed run: some tiles there
+    work = work_list(p, level_job_pixels(2), done.__contains__)
+    jobs = split_work(work, 2, 300_000)
+    got = [t.path for j in jobs for t in j.wanted()]
+    assert sorted(got) == sorted(t.path for t in p.all_tiles() if t.path not in done)
+    assert len(got) == len(set(got)) and len(jobs) > 5
+    assert all(j.samples(2) < 300_000 + 4 * 256 * 256 * 16 for j in jobs)
+
+
+def test_job_budget_scales_with_the_actor_and_keeps_every_actor_busy():
+    from bigcppn.cluster.engine import ActorSpec
+    from bigcppn.cluster.pyramid import GPU_JOB_SAMPLES, JOB_SAMPLES, job_budget
+
+    cpu, gpu = ActorSpec("a", 4, 0), ActorSpec("b", 16, 1)
+    assert job_budget(10**12, [cpu]) == 4 * JOB_SAMPLES
+    assert job_budget(10**12, [gpu, cpu]) == GPU_JOB_SAMPLES
+    assert job_budget(64 * GPU_JOB_SAMPLES, [gpu] * 64) == GPU_JOB_SAMPLES // 4  # four jobs per GPU
+    assert job_budget(1000, [cpu] * 8) == JOB_SAMPLES  # never below one core's share
+
+
+def test_a_resumed_work_list_from_one_listing_is_the_stat_one(tmp_path):
+    from bigcppn.pyramid_store import TileStore
+
+    p = Pyramid(1500, 900, "dz", 254, 1, name="p")
+    store = TileStore(tmp_path)
+    for i, t in enumerate(p.all_tiles()):
+        if i % 3 == 0:
+            store.write(t.path, b"x")
+    listed = store.listing(tmp_path / "p_files")
+    assert work_list(p, level_job_pixels(2), listed.__contains__) == work_list(p, level_job_pixels(2), store.exists)
+
+
+def test_folder_check_names_the_shared_filesystem(tmp_path):
+    from bigcppn.cluster.tasks import FolderCheck
+
+    (tmp_path / ".lock").write_text("token")
+    assert FolderCheck(str(tmp_path), ".lock", "token")()[0] is None
+    problem, _version = FolderCheck(str(tmp_path), ".lock", "other")()
+    assert "different" in problem and "shares" in problem
+    problem, _version = FolderCheck(str(tmp_path / "missing"), ".lock", "token")()
+    assert "does not exist" in problem and "shares" in problem
+    assert [p.name for p in tmp_path.iterdir()] == [".lock"]
+
+
+def test_pyramid_task_writes_the_local_tiles(tmp_path):
+    """The actor's task, run here without Ray, writes the local run's files."""
+    from bigcppn.cluster.pyramid import split_work
+    from bigcppn.cluster.tasks import PyramidTask
+
+    (tmp_path / "a").mkdir()
+    assert cli.main(pyramid_args(tmp_path / "a" / "p", "--layout", "google")) == 0
+    local = files_under(tmp_path / "a" / "p")
+    cfg = small_config(700, 450, seed=5)
+    p = Pyramid(700, 450, "google", 256, 0, name="image")
+    work = work_list(p, level_job_pixels(2), lambda _path: False)
+    task = PyramidTask(cfg, str(tmp_path / "b"), "jpeg", 90, 2)
+    jobs = split_work(work, 2, 100_000)
+    assert len(jobs) > 2 and any(j.base for j in jobs) and any(j.levels for j in jobs)
+    for job in jobs:
+        assert sorted(task(job)) == sorted(t.path for t in job.wanted())
+    for path, data in files_under(tmp_path / "b").items():
+        assert local[path] == data, path
+
+
+# --------------------------------------------------------------------------- a real local Ray
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """Ray on this machine with 2 CPUs, its own temp dir; its GCS address for subprocesses."""
+    ray = pytest.importorskip("ray")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        mp.setenv("PYTHONPATH", str(ROOT))
+        temp = tempfile.mkdtemp(prefix="rt-", dir="/tmp")
+        mp.setenv("RAY_TMPDIR", temp)  # nothing of this Ray in the machine's /tmp/ray
+        ray.init(num_cpus=2, _temp_dir=temp, include_dashboard=False, object_store_memory=256 * 2**20,
+                 log_to_driver=False)
+        try:
+            yield ray.get_runtime_context().gcs_address
+        finally:
+            ray.shutdown()
+            shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def bounded_in_time(request):
+    """A test on Ray that hangs fails after five minutes instead (SIGALRM in the main thread)."""
+    if request.node.get_closest_marker("ray") is None:
+        yield
+        return
+
+    def expire(_signum, _frame):
+        raise TimeoutError("a Ray test ran past 300 s")
+
+    old = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(300)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+@pytest.fixture
+def small_jobs(monkeypatch):
+    """Many small jobs, so every actor has some queued at any moment."""
+    monkeypatch.setattr("bigcppn.cluster.pyramid.JOB_SAMPLES", 30_000)
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize("layout", ["dz", "iiif3"])
+def test_pyramid_on_ray_is_the_local_pyramid(tmp_path, local_ray, small_jobs, layout):
+    out = "p.dzi" if layout == "dz" else "p"
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+    assert cli.main(pyramid_args(tmp_path / "a" / out, "--layout", layout)) == 0
+    assert cli.main(pyramid_args(tmp_path / "b" / out, "--layout", layout, "--executor", "ray", "--workers", "2")) == 0
+    a, b = files_under(tmp_path / "a"), files_under(tmp_path / "b")
+    assert a == b and len(a) > 10
+
+
+@pytest.mark.ray
+def test_an_actor_killed_mid_run_is_restarted_and_the_pyramid_is_the_same(tmp_path, local_ray, small_jobs):
+    from bigcppn import api
+    from bigcppn.cluster.pyramid import RayOptions, RayPyramidRunner
+    from bigcppn.pyramid import render_pyramid
+    from bigcppn.pyramid_plan import Pyramid
+
+    cfg = small_config(700, 450, seed=5)
+    (tmp_path / "a").mkdir()
+    api.render_pyramid(cfg, tmp_path / "a" / "p.dzi")
+    killed = []
+
+    class Killing(RayPyramidRunner):
+        def open(self, out):
+            super().open(out)
+            self.pids = self.ex.pids()
+
+    runner = Killing(cfg, 2, 90, RayOptions(workers=2))
+
+    def on_tile(_t):
+        if not killed and runner.ex is not None:
+            os.kill(runner.pids[0], signal.SIGKILL)  # mid-run: the actor has jobs running and queued
+            killed.append(runner.pids[0])
+
+    (tmp_path / "b").mkdir()
+    out = api.pyramid_place(cfg, tmp_path / "b" / "p.dzi", "dz")
+    stats = render_pyramid(cfg, Pyramid(700, 450, "dz", 254, 1, name="p"), out, None, None, on_tile=on_tile,
+                           runner=runner)
+    assert killed and stats.written == stats.tiles
+    assert files_under(tmp_path / "a") == files_under(tmp_path / "b")
+
+
+@pytest.mark.ray
+def test_a_worker_that_cannot_build_the_network_fails_with_one_line(tmp_path, local_ray, capsys):
+    code = cli.main(pyramid_args(tmp_path / "p.dzi", "--executor", "ray", "--device", "cuda"))
+    err = capsys.readouterr().err.strip()
+    assert code == 1
+    assert len(err.splitlines()) == 1 and "could not build the network" in err and "CUDA" in err
+    assert list(tmp_path.iterdir()) == []  # found at the start, before the manifest
+
+
+@pytest.mark.ray
+def test_a_worker_that_cannot_write_a_tile_fails_with_one_line(tmp_path, local_ray, capsys):
+    assert cli.main(pyramid_args(tmp_path / "p.dzi")) == 0
+    base = max((d for d in (tmp_path / "p_files").iterdir()), key=lambda d: int(d.name))
+    shutil.rmtree(base)
+    base.write_text("in the way")  # the base level's folder cannot be made
+    (tmp_path / "p.dzi").unlink()
+    code = cli.main(pyramid_args(tmp_path / "p.dzi", "--executor", "ray"))
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1 and "could not write a tile" in err, err
+    assert not (tmp_path / "p.dzi").exists()
+    assert not [p for p in tmp_path.rglob("*") if ".partial-" in p.name]
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_driver_killed_mid_run_then_resumed(tmp_path, local_ray):
+    """A CLI driver on the test's cluster, SIGKILLed after its first tiles; the same command finishes it."""
+    import time
+
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+    assert cli.main(pyramid_args(tmp_path / "a" / "p.dzi", "--width", 1400, "--height", 900)) == 0
+    args = pyramid_args(tmp_path / "b" / "p.dzi", "--width", 1400, "--height", 900, "--executor", "ray",
+                        "--ray-address", local_ray)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    proc = subprocess.Popen([sys.executable, "-m", "bigcppn", *args], env=env, stderr=subprocess.PIPE)
+    tiles = tmp_path / "b" / "p_files"
+    try:
+        for _ in range(1200):  # bounded: 120 s
+            if tiles.is_dir() and sum(1 for _ in tiles.rglob("*.jpeg")) >= 3:
+                break
+            if proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None, "the driver finished before it could be killed"
+        proc.kill()
+    finally:
+        proc.wait(timeout=60)
+    assert not (tmp_path / "b" / "p.dzi").exists()
+    assert cli.main(args) == 0
+    assert files_under(tmp_path / "a") == files_under(tmp_path / "b")
+
+
+# --------------------------------------------------------------------------- single-file TIFF on Ray
+
+
+def render_args(out: Path, *extra) -> list[str]:
+    return ["render", "--width", "900", "--height", "700", "--seed", "4", "-q", "--set", "output.tiff_tile=64",
+            "-o", str(out), *map(str, extra)]
+
+
+@pytest.mark.ray
+def test_tiff_on_ray_is_the_local_tiff(tmp_path, local_ray):
+    assert cli.main(render_args(tmp_path / "a.tif")) == 0
+    assert cli.main(render_args(tmp_path / "b.tif", "--executor", "ray", "--workers", "2")) == 0
+    assert (tmp_path / "a.tif").read_bytes() == (tmp_path / "b.tif").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tif", "b.tif"]
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+@pytest.mark.parametrize("extra", [["--set", "output.compression=jpeg", "--set", "network.color=grey"],
+                                   ["--depth", "16", "--set", "output.compression=lzw"], ["--flat"]])
+def test_tiff_on_ray_jpeg_grey_and_16_bit(tmp_path, local_ray, extra):
+    assert cli.main(render_args(tmp_path / "a.tif", *extra)) == 0
+    assert cli.main(render_args(tmp_path / "b.tif", *extra, "--executor", "ray")) == 0
+    assert (tmp_path / "a.tif").read_bytes() == (tmp_path / "b.tif").read_bytes()
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize("out,extra,word", [("x.png", [], "'png'"), ("x.tif", ["--set", "output.compression=none"],
+                                                                         "none tiles"),
+                                            ("x.tif", ["--cmyk"], "CMYK")])
+def test_ray_renders_only_what_the_tiff_writer_writes(tmp_path, capsys, local_ray, out, extra, word):
+    assert cli.main(render_args(tmp_path / out, *extra, "--executor", "ray")) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and word in err and "--executor local" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.ray
+def test_tiff_actor_killed_mid_run_is_the_same_file(tmp_path, local_ray):
+    from bigcppn.api import as_config
+    from bigcppn.cluster.pyramid import RayOptions
+    from bigcppn.cluster.tiff import render_tiff
+    from bigcppn.job import resolve_job
+    from bigcppn.sink import OutputTarget
+
+    assert cli.main(render_args(tmp_path / "a.tif", "--height", 1400)) == 0
+    cfg = as_config(None, seed=4, overrides=["canvas.width=900", "canvas.height=1400", "output.tiff_tile=64"])
+    job = resolve_job(cfg, tmp_path / "b.tif")
+    pids, killed = [], []
+
+    def progress(done, total):
+        if not killed and done < total:
+            os.kill(pids[0], signal.SIGKILL)  # its running and queued bands run again on the restarted actor
+            killed.append(pids[0])
+
+    info = render_tiff(job, OutputTarget(job.output, job.fmt), RayOptions(workers=2), 65536, progress,
+                       on_workers=lambda ex: pids.extend(ex.pids()))
+    assert killed and info["bands"] >= 8
+    assert (tmp_path / "a.tif").read_bytes() == (tmp_path / "b.tif").read_bytes()
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_tiff_driver_killed_leaves_nothing_then_renders(tmp_path, local_ray):
+    import time
+
+    args = render_args(tmp_path / "b.tif", "--width", 1800, "--height", 2400, "--executor", "ray",
+                       "--ray-address", local_ray)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    proc = subprocess.Popen([sys.executable, "-m", "bigcppn", *args], env=env, stderr=subprocess.PIPE)
+    try:
+        for _ in range(1200):  # bounded: 120 s
+            parts = list(tmp_path.glob(".b.tif.partial-*/b.tif"))
+            if parts and parts[0].stat().st_size > 100_000 or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None, "the driver finished before it could be killed"
+        proc.kill()
+    finally:
+        proc.wait(timeout=60)
+    assert not (tmp_path / "b.tif").exists()
+    assert cli.main(args) == 0
+    assert cli.main(render_args(tmp_path / "a.tif", "--width", 1800, "--height", 2400)) == 0
+    assert (tmp_path / "a.tif").read_bytes() == (tmp_path / "b.tif").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tif", "b.tif"]  # the killed run's folder swept

@@ -1,0 +1,106 @@
+"""A TIFF encoded band by band (as cluster workers do) is the row writer's file, byte for byte."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bigcppn.tiffbands import BandPlan, choose_band_shift, encode_band, reduce2x2
+from bigcppn.tiffwriter import TiffTags, TiledTiffWriter
+
+from test_tiffwriter import picture
+
+TAGS = TiffTags(dpi=300, description="a config", xmp=b"<x/>", icc=b"\0" * 200)
+
+
+def by_rows(a, path, tile, compression, quality=85):
+    h, w, bands = a.shape
+    with TiledTiffWriter(path, w, h, bands, 8 * a.itemsize, tile=tile, compression=compression, quality=quality,
+                         tags=TAGS) as writer:
+        for y in range(0, h, 97):
+            writer.write(a[y : y + 97])
+
+
+def by_bands(a, path, tile, compression, k, quality=85, workers=2):
+    h, w, bands = a.shape
+    plan = BandPlan(w, h, tile, k)
+    with TiledTiffWriter(path, w, h, bands, 8 * a.itemsize, tile=tile, compression=compression, quality=quality,
+                         tags=TAGS, encoded_levels=plan.inside) as writer:
+        for j in range(plan.count):
+            y, n = plan.band(j)
+            band = encode_band(a[y : y + n], plan, j, compression, quality, workers)
+            assert band.nbytes > 0
+            writer.write_encoded(band.tiles, band.reduced)
+    return plan
+
+
+@pytest.mark.parametrize("w,h,tile,bands,depth,compression,k", [
+    (700, 500, 64, 3, 8, "deflate", 1),
+    (1000, 1000, 64, 3, 8, "jpeg", 2),     # tiles of three levels inside each band
+    (513, 1025, 32, 1, 16, "lzw", 3),
+    (300, 77, 16, 3, 8, "deflate", 0),      # bands of one tile row
+    (2000, 130, 32, 3, 8, "jpeg", 5),       # one band holds the whole image: the driver builds no level
+    (64, 64, 64, 3, 8, "deflate", 2),       # a single level
+    (33, 900, 16, 3, 8, "none", 1),
+])
+def test_bands_make_the_row_writers_file(tmp_path, w, h, tile, bands, depth, compression, k):
+    a = picture(h, w, bands, depth, seed=w + h)
+    by_rows(a, tmp_path / "rows.tif", tile, compression)
+    by_bands(a, tmp_path / "bands.tif", tile, compression, k)
+    assert (tmp_path / "rows.tif").read_bytes() == (tmp_path / "bands.tif").read_bytes()
+
+
+@settings(max_examples=25, deadline=None)
+@given(w=st.integers(1, 300), h=st.integers(1, 300), tile=st.sampled_from([16, 32]), k=st.integers(0, 4),
+       compression=st.sampled_from(["deflate", "jpeg", "lzw"]), bands=st.sampled_from([1, 3]))
+def test_any_shape_and_band_height(tmp_path_factory, w, h, tile, k, compression, bands):
+    tmp = tmp_path_factory.mktemp("bands")
+    a = picture(h, w, bands, 8, seed=w * 7 + h)
+    by_rows(a, tmp / "rows.tif", tile, compression)
+    plan = by_bands(a, tmp / "bands.tif", tile, compression, k, workers=1)
+    assert (tmp / "rows.tif").read_bytes() == (tmp / "bands.tif").read_bytes(), plan
+
+
+def test_reduce2x2_is_the_rounded_mean():
+    a = np.array([[[0], [1], [9]], [[1], [1], [9]], [[5], [5], [5]]], np.uint8)
+    assert reduce2x2(a).tolist() == [[[1]]]  # (0 + 1 + 1 + 1 + 2) >> 2, odd edges dropped
+    b = np.full((2, 2, 1), 65535, np.uint16)
+    assert reduce2x2(b).tolist() == [[[65535]]]
+
+
+def test_band_height_fits_memory_and_workers():
+    assert choose_band_shift(8192, 8192, 256, 2) == 2        # 8 bands of 1024 rows: four per worker
+    assert choose_band_shift(8192, 8192, 256, 1) == 3
+    assert choose_band_shift(200_000, 8192, 256, 1) == 0     # one tile row of a very wide image
+    assert choose_band_shift(1000, 100, 256, 4) == 0
+
+
+def test_wrong_bands_are_refused(tmp_path):
+    a = picture(100, 100, 3, 8)
+    plan = BandPlan(100, 100, 16, 1)
+    with pytest.raises(ValueError, match="band 0"):
+        encode_band(a[:10], plan, 0, "deflate", 90)
+    w = TiledTiffWriter(tmp_path / "x.tif", 100, 100, 3, tile=16, encoded_levels=plan.inside)
+    try:
+        with pytest.raises(ValueError, match="levels of encoded tiles"):
+            w.write_encoded([[b"x"]])
+    finally:
+        w.abort()
+
+
+def test_a_flat_tiff_in_bands(tmp_path):
+    a = picture(300, 200, 3, 8)
+    with TiledTiffWriter(tmp_path / "rows.tif", 200, 300, 3, tile=32, tags=TAGS, pyramid=False) as w:
+        w.write(a)
+    plan = BandPlan(200, 300, 32, 1, pyramid=False)
+    assert plan.inside == 1
+    with TiledTiffWriter(tmp_path / "bands.tif", 200, 300, 3, tile=32, tags=TAGS, pyramid=False,
+                         encoded_levels=plan.inside) as w:
+        for j in range(plan.count):
+            y, n = plan.band(j)
+            band = encode_band(a[y : y + n], plan, j, "deflate", 90)
+            assert band.reduced is None
+            w.write_encoded(band.tiles, band.reduced)
+    assert (tmp_path / "rows.tif").read_bytes() == (tmp_path / "bands.tif").read_bytes()
