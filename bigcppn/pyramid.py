@@ -355,11 +355,7 @@ def render_pyramid(
             if runner is not None:
                 runner.run(work, p, out, store, stats, counter)  # the full images (IIIF) too
             else:
-                with ThreadExecutor(workers, "bigcppn-level") as render_ex, \
-                        ThreadExecutor(encoders or available_cores(), "bigcppn-encode") as encode_ex:
-                    run_work(work, p, renderer, plan, store, supersample=supersample, quality=quality,
-                             render_ex=render_ex, encode_ex=encode_ex, stats=stats, on_tile=counter)
-                write_full_images(p, renderer, store, supersample=supersample, quality=quality)
+                _run_here(work, p, renderer, plan, store, supersample, quality, workers, encoders, stats, counter)
         except KeyboardInterrupt:
             if runner is not None:
                 runner.close(cancel=True)
@@ -370,6 +366,16 @@ def render_pyramid(
         finish(cfg, p, out, supersample, base_url, title, stats)
     stats.seconds = time.perf_counter() - t_start
     return stats
+
+
+def _run_here(work: PyramidWork, p: Pyramid, renderer: Renderer, plan: Plan, store: TileStore, supersample: int,
+              quality: int, workers: int, encoders: int | None, stats: PyramidStats, on_tile) -> None:
+    """The work list on this machine's threads: level jobs and encoding, then the full images (IIIF)."""
+    with ThreadExecutor(workers, "bigcppn-level") as render_ex, \
+            ThreadExecutor(encoders or available_cores(), "bigcppn-encode") as encode_ex:
+        run_work(work, p, renderer, plan, store, supersample=supersample, quality=quality,
+                 render_ex=render_ex, encode_ex=encode_ex, stats=stats, on_tile=on_tile)
+    write_full_images(p, renderer, store, supersample=supersample, quality=quality)
 
 
 def _prepare(out: PyramidOutput, key: dict, resuming: bool) -> TileStore:
