@@ -26,6 +26,7 @@ the folder's owner lock (:mod:`bigcppn.pyramid_store`).
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from dataclasses import dataclass
@@ -324,8 +325,10 @@ def render_pyramid(
     called once the finished tiles are counted; ``on_tile`` after each tile is
     written (from encoder threads); ``progress`` with a :class:`PyramidProgress`
     when the work is known and after each tile (one call at a time). Another
-    render's pyramid at ``out`` is refused (UserError) unless ``overwrite``,
-    which removes it before rendering. ``runner`` renders the work list
+    render's pyramid at ``out`` is refused (UserError) unless ``overwrite``:
+    then the new one is rendered beside it and takes its place only once
+    complete (a failed or interrupted replacement leaves the old one as it
+    was). ``runner`` renders the work list
     somewhere else (a cluster: :mod:`bigcppn.cluster`); by default threads here
     do, and ``renderer``/``plan`` may then not be None.
     """
@@ -334,38 +337,59 @@ def render_pyramid(
     key = manifest_key(cfg, pyramid_params(p, quality, supersample, base_url))
     with out.lock():
         state = out.check_manifest(key, overwrite)
-        if state == "replace":
-            out.remove()
-            stats.replaced = True
-        out.root.mkdir(exist_ok=True)
-        if runner is not None:
-            runner.open(out)
+        # Another render's pyramid stays as it is until its replacement, rendered beside it, is complete.
+        target = out.replacement() if state == "replace" else out
+        stats.replaced = target is not out
+        target.root.mkdir(exist_ok=True)
         try:
-            store = _prepare(out, key, state == "resume")
-            # A new pyramid has no tiles yet (the manifest check refused anything in the way); a resumed one
-            # is listed once.
-            done = store.listing(out.tiles_dir).__contains__ if state == "resume" else (lambda _path: False)
-            samples = renderer.job_samples(plan.batch_pixels) if renderer is not None else None
-            work = work_list(p, level_job_pixels(supersample, samples), done)
-            stats.skipped = p.tile_count - work.pending
-            if on_start is not None:
-                on_start(work.pending, p.tile_count)
-            counter = _Progress(work, p.tile_count, supersample, progress, on_tile)
-            counter.report()
-            if runner is not None:
-                runner.run(work, p, out, store, stats, counter)  # the full images (IIIF) too
-            else:
-                _run_here(work, p, renderer, plan, store, supersample, quality, workers, encoders, stats, counter)
-        except KeyboardInterrupt:
-            if runner is not None:
-                runner.close(cancel=True)
+            _render_into(cfg, p, target, key, state == "resume", renderer, plan, supersample, quality, workers,
+                         encoders, base_url, title, on_start, on_tile, progress, runner, stats)
+        except BaseException:
+            if target is not out:
+                shutil.rmtree(target.root, ignore_errors=True)
             raise
-        finally:
-            if runner is not None:
-                runner.close()
-        finish(cfg, p, out, supersample, base_url, title, stats)
+        if target is not out:
+            out.swap_in(target)
+            if not out.folder:  # the page beside the .dzi loads the viewer from the folder it is in
+                from .viewer import install_openseadragon
+
+                install_openseadragon(out.root)
+            stats.page = out.root / stats.page.relative_to(target.root)
+            stats.descriptor = out.root / stats.descriptor.relative_to(target.root) if stats.descriptor else None
     stats.seconds = time.perf_counter() - t_start
     return stats
+
+
+def _render_into(cfg: Config, p: Pyramid, out: PyramidOutput, key: dict, resuming: bool, renderer, plan,
+                 supersample: int, quality: int, workers: int, encoders: int | None, base_url: str, title: str,
+                 on_start, on_tile, progress, runner: "WorkRunner | None", stats: PyramidStats) -> None:
+    """Every missing tile of ``p`` into ``out``, then its metadata and page (the caller holds the lock)."""
+    if runner is not None:
+        runner.open(out)
+    try:
+        store = _prepare(out, key, resuming)
+        # A new pyramid has no tiles yet (the manifest check refused anything in the way); a resumed one
+        # is listed once.
+        done = store.listing(out.tiles_dir).__contains__ if resuming else (lambda _path: False)
+        samples = renderer.job_samples(plan.batch_pixels) if renderer is not None else None
+        work = work_list(p, level_job_pixels(supersample, samples), done)
+        stats.skipped = p.tile_count - work.pending
+        if on_start is not None:
+            on_start(work.pending, p.tile_count)
+        counter = _Progress(work, p.tile_count, supersample, progress, on_tile)
+        counter.report()
+        if runner is not None:
+            runner.run(work, p, out, store, stats, counter)  # the full images (IIIF) too
+        else:
+            _run_here(work, p, renderer, plan, store, supersample, quality, workers, encoders, stats, counter)
+    except KeyboardInterrupt:
+        if runner is not None:
+            runner.close(cancel=True)
+        raise
+    finally:
+        if runner is not None:
+            runner.close()
+    finish(cfg, p, out, supersample, base_url, title, stats)
 
 
 def _run_here(work: PyramidWork, p: Pyramid, renderer: Renderer, plan: Plan, store: TileStore, supersample: int,

@@ -10,6 +10,7 @@ ones is refused.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import threading
@@ -188,6 +189,50 @@ class PyramidOutput:
             else:
                 p.unlink()
 
+    def replacement(self) -> "PyramidOutput":
+        """Where a replacement of this pyramid is rendered: a hidden folder beside it (stale ones swept).
+
+        The pyramid of another render stays as it is until the new one is complete
+        (:meth:`swap_in`); a replacement that fails or is interrupted is removed.
+        """
+        import shutil
+
+        parent = self.root.parent if self.folder else self.root
+        prefix = f".{self.name}.replacing-"
+        for stale in parent.glob(f"{glob.escape(prefix)}*"):
+            pid = stale.name[len(prefix):]
+            if pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(stale, ignore_errors=True)
+        temp = parent / f"{prefix}{os.getpid()}"
+        shutil.rmtree(temp, ignore_errors=True)
+        temp.mkdir()
+        return PyramidOutput(temp, self.name, self.layout)
+
+    def swap_in(self, new: "PyramidOutput") -> None:
+        """Put the complete pyramid ``new`` (from :meth:`replacement`) in this one's place, the descriptor last."""
+        import shutil
+
+        if self.folder:
+            aside = self.root.with_name(f".{self.name}.replaced-{os.getpid()}")
+            os.replace(self.root, aside)
+            os.replace(new.root, self.root)
+            shutil.rmtree(aside, ignore_errors=True)
+            return
+        names = [self.tiles_dir.name, self.manifest.name, self.page.name]
+        names += [new.descriptor.name] if new.descriptor else []
+        for name in names:
+            src, dst = new.root / name, self.root / name
+            if not src.exists():
+                continue
+            if dst.is_dir() and not dst.is_symlink():
+                aside = dst.with_name(f".{dst.name}.replaced-{os.getpid()}")
+                os.replace(dst, aside)
+                os.replace(src, dst)
+                shutil.rmtree(aside, ignore_errors=True)
+            else:
+                os.replace(src, dst)
+        shutil.rmtree(new.root, ignore_errors=True)
+
     def write_manifest(self, key: dict) -> None:
         write_atomic(self.manifest, json.dumps({"generator": f"bigcppn {__version__}", **key}, indent=2) + "\n")
 
@@ -296,3 +341,14 @@ def pyramid_output(out: str | Path, layout: str) -> PyramidOutput:
                   f".{name}.{MANIFEST_NAME}.partial-{tmp}", f".{name}.{LOCK_NAME}"]
     check_name_lengths(p, [name, *names])
     return PyramidOutput(root, name, layout)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+

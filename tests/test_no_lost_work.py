@@ -144,3 +144,30 @@ def test_a_series_is_checked_whole_before_the_first_render(tmp_path, capsys, mon
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert not rendered and listing(tmp_path) == ["taken-1.png"]
+
+
+@pytest.mark.parametrize("layout,name", [("dz", "p.dzi"), ("zoomify", "z")])
+def test_a_replaced_pyramid_stays_whole_until_its_replacement_is(tmp_path, monkeypatch, layout, name):
+    import bigcppn.pyramid
+
+    out = tmp_path / name
+    base = ["pyramid", "--layout", layout, "--width", 300, "--height", 200, "--tile", 64, "-q", "-o", out]
+    assert run(*base, "--seed", 1) == 0
+    before = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    real, calls = bigcppn.pyramid.encode_tile, []
+
+    def failing(*args, **kwargs):  # the replacement fails part way through its tiles
+        calls.append(1)
+        if len(calls) == 6:
+            raise OSError("disk trouble")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bigcppn.pyramid, "encode_tile", failing)
+    assert run(*base, "--seed", 2, "--overwrite") == 1
+    after = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert after == before, "a failed replacement leaves the old pyramid as it was, and nothing beside it"
+    monkeypatch.setattr(bigcppn.pyramid, "encode_tile", real)
+    assert run(*base, "--seed", 2, "--overwrite") == 0
+    manifest = out.with_name("p.bigcppn.json") if layout == "dz" else out / "bigcppn.json"
+    assert json.loads(manifest.read_text())["config"]["seed"] == 2
+    assert not [p for p in tmp_path.iterdir() if ".replac" in p.name]

@@ -38,8 +38,8 @@ def add_parser(sub) -> None:
     p.add_argument("--max-size", type=positive_int, metavar="PX",
                    help="iiif3: the largest width and height served (maxWidth/maxHeight); full/max/0/default.jpg "
                         "is the whole image shrunk to fit it (default 2048, or the tile size when larger)")
-    add_overwrite_option(p, "a pyramid of another render at OUT (removed before rendering; the same render "
-                            "simply resumes)")
+    add_overwrite_option(p, "a pyramid of another render at OUT (the old one stays until the new one is "
+                            "complete; the same render simply resumes)")
     p.add_argument("--dry-run", action="store_true",
                    help="show the levels, tiles, files, bytes and time it would take, and render nothing")
     add_executor_options(p)
