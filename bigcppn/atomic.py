@@ -13,7 +13,7 @@ import shutil
 import threading
 from pathlib import Path
 
-__all__ = ["partial_name", "write_atomic", "copy_atomic", "remove_partials", "PARTIAL"]
+__all__ = ["partial_name", "write_atomic", "copy_atomic", "remove_partials", "alive", "PARTIAL"]
 
 PARTIAL = re.compile(r"^\..+\.partial-\d+(-\d+)?$")
 
@@ -23,33 +23,36 @@ def partial_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.partial-{os.getpid()}-{threading.get_ident()}")
 
 
-def write_atomic(path: Path, data: bytes | str) -> None:
-    """``data`` (text is written as UTF-8) at ``path``, whole or not at all."""
+def _replace_with(path: Path, fill) -> None:
+    """Write ``path`` by ``fill(tmp)`` into its hidden temporary sibling, then rename; nothing left on failure."""
     tmp = partial_name(path)
     try:
-        with open(tmp, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+        fill(tmp)
         os.replace(tmp, path)
     except BaseException:
-        try:
-            tmp.unlink()
-        except FileNotFoundError:
-            pass
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """``data`` (text is written as UTF-8) at ``path``, whole or not at all."""
+    _replace_with(path, lambda tmp: tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data))
 
 
 def copy_atomic(src: Path, path: Path) -> None:
     """A copy of ``src`` at ``path``, whole or not at all."""
-    tmp = partial_name(path)
+    _replace_with(path, lambda tmp: shutil.copyfile(src, tmp))
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (someone else's counts)."""
     try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except FileNotFoundError:
-            pass
-        raise
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def remove_partials(top: Path) -> int:

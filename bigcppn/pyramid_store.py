@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
-from .atomic import remove_partials, write_atomic
+from .atomic import alive, remove_partials, write_atomic
 from .config import Config, config_to_dict
 from .errors import UserError
 from .layouts import LAYOUTS
@@ -201,7 +201,7 @@ class PyramidOutput:
         prefix = f".{self.name}.replacing-"
         for stale in parent.glob(f"{glob.escape(prefix)}*"):
             pid = stale.name[len(prefix):]
-            if pid.isdigit() and not _alive(int(pid)):
+            if pid.isdigit() and not alive(int(pid)):
                 shutil.rmtree(stale, ignore_errors=True)
         temp = parent / f"{prefix}{os.getpid()}"
         shutil.rmtree(temp, ignore_errors=True)
@@ -342,13 +342,4 @@ def pyramid_output(out: str | Path, layout: str) -> PyramidOutput:
     check_name_lengths(p, [name, *names])
     return PyramidOutput(root, name, layout)
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
-

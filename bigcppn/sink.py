@@ -40,6 +40,7 @@ try:
 except ImportError:  # not POSIX: no lock, the PID alone decides
     fcntl = None
 
+from .atomic import alive
 from .config import Config, OutputConfig
 from .errors import RenderError
 from .formats import Format
@@ -245,7 +246,7 @@ class OutputTarget:
         gone = []
         for p in self.path.parent.glob(f"{glob.escape(prefix)}*"):
             pid = p.name[len(prefix):]
-            if not re.fullmatch(r"[0-9]{1,9}", pid) or int(pid) == os.getpid() or _alive(int(pid)):
+            if not re.fullmatch(r"[0-9]{1,9}", pid) or int(pid) == os.getpid() or alive(int(pid)):
                 continue
             if not _unlocked(p):
                 continue
@@ -291,15 +292,6 @@ def _unlocked(folder: Path) -> bool:
     finally:
         os.close(fd)
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process
-    return True
 
 
 def _remove(p: Path) -> None:
