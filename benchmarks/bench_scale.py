@@ -125,7 +125,7 @@ def run_pyramid(size: int, out: Path, executor: str, workers: int | None) -> dic
 def run_tiff(size: int, out: Path, executor: str, workers: int | None) -> dict:
     from bigcppn import api
     from bigcppn.cluster.pyramid import RayOptions
-    from bigcppn.cluster.tiff import render_tiff
+    from bigcppn.cluster.single import render_single
     from bigcppn.job import resolve_job
     from bigcppn.render import CPU_BATCH
     from bigcppn.sink import OutputTarget
@@ -140,7 +140,7 @@ def run_tiff(size: int, out: Path, executor: str, workers: int | None) -> dict:
         info = {"worker_cpu": 0.0, "transfer_bytes": 0}
     else:
         job = resolve_job(cfg, out)
-        info = render_tiff(job, OutputTarget(job.output, job.fmt), RayOptions(workers=workers), CPU_BATCH,
+        info = render_single(job, OutputTarget(job.output, job.fmt), RayOptions(workers=workers), CPU_BATCH,
                            on_workers=lambda ex: (ex.pids(), marks.setdefault("start", time.perf_counter())))
     seconds = time.perf_counter() - t0
     ray_cpu = procs.stop()

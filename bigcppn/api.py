@@ -9,6 +9,7 @@ the output's name. The command line is a thin layer over these functions.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -154,17 +155,15 @@ def render_file(config: ConfigLike, path: str | Path | None = None, *, compressi
     config's ``output`` settings. ``progress(done, total)`` is called about
     ten times a second with rendered pixels.
 
-    ``executor="ray"``: a tiled TIFF rendered and encoded on a Ray cluster (``ray_address``,
+    ``executor="ray"``: a tiled TIFF or a DeepZoom .dzi/.szi rendered and encoded on a Ray cluster (``ray_address``,
     ``workers``: as :func:`render_pyramid`), the same file byte for byte.
     """
-    from .engines import executor_options, render_file_ray, with_workers
+    from .engines import check_ray_format, executor_options, render_file_ray, with_workers
 
     options = executor_options(executor, ray_address, workers)
     job = _checked_job(with_workers(as_config(config), options, workers), path, compression, quality, overwrite)
     if options is not None:
-        from .cluster.tiff import check_format
-
-        check_format(job)
+        check_ray_format(job)
     check_disk(job.output, _disk_needed(job))
     if options is not None:
         return render_file_ray(job, options, progress)
@@ -174,14 +173,20 @@ def render_file(config: ConfigLike, path: str | Path | None = None, *, compressi
 def render_series(config: ConfigLike, path: str | Path | None, seeds: Sequence[int], *,
                   compression: str | None = None, quality: int | None = None, overwrite: bool = False,
                   progress: Callable[[int, int], None] | None = None,
-                  on_done: Callable[[RenderResult], None] | None = None) -> list[RenderResult]:
+                  on_done: Callable[[RenderResult], None] | None = None, executor: str = "local",
+                  ray_address: str | None = None, workers: int | None = None) -> list[RenderResult]:
     """Render one file per seed: ``path`` names them with ``{seed}`` (``poster-{seed}.tif``).
 
     Every output is checked (names, formats, existing files, free disk for all
     of them) before the first is rendered. ``progress(done, total)`` counts the
     pixels of the whole series; ``on_done(result)`` is called after each file.
+    ``executor="ray"`` (TIFF and DeepZoom files, as :func:`render_file`): one
+    set of Ray actors renders the whole series, one file after another.
     """
-    cfg = as_config(config)
+    from .engines import check_ray_format, executor_options, ray_actors, render_file_ray, with_workers
+
+    options = executor_options(executor, ray_address, workers)
+    cfg = with_workers(as_config(config), options, workers)
     seeds = list(seeds)
     if not seeds:
         raise UserError("no seeds given; give e.g. --seeds 0-7")
@@ -192,6 +197,8 @@ def render_series(config: ConfigLike, path: str | Path | None, seeds: Sequence[i
         raise UserError(f"{len(seeds)} seeds need {len(seeds)} files: put {SEED_FIELD} in the output name, "
                         f"e.g. -o poster-{SEED_FIELD}{Path(str(path)).suffix or '.tif'}")
     jobs = [_checked_job(replace(cfg, seed=s), path, compression, quality, overwrite) for s in seeds]
+    if options is not None:
+        check_ray_format(jobs[0])  # every job has the same format and settings
     needed: dict[Path, tuple[Path, int]] = {}  # folder: (an output in it, bytes of all its outputs)
     for job in jobs:
         first, n = needed.get(job.output.parent, (job.output, 0))
@@ -200,12 +207,16 @@ def render_series(config: ConfigLike, path: str | Path | None, seeds: Sequence[i
         check_disk(first, n)
     total = sum(j.config.canvas.width * j.config.canvas.height for j in jobs)
     results: list[RenderResult] = []
-    for job in jobs:
-        before = sum(r.width * r.height for r in results)
-        per_file = (lambda done, _n, b=before: progress(b + done, total)) if progress else None
-        results.append(_render_job(job, per_file))
-        if on_done is not None:
-            on_done(results[-1])
+    with (ray_actors(options) if options is not None else contextlib.nullcontext()) as actors:
+        for job in jobs:
+            before = sum(r.width * r.height for r in results)
+            per_file = (lambda done, _n, b=before: progress(b + done, total)) if progress else None
+            if actors is None:
+                results.append(_render_job(job, per_file))
+            else:
+                results.append(render_file_ray(job, options, per_file, actors))
+            if on_done is not None:
+                on_done(results[-1])
     return results
 
 

@@ -95,9 +95,14 @@ def _tile(pixels: np.ndarray, quality: int, path: Path | None) -> bytes | None:
     data = _encode(pixels, quality)
     if path is None:
         return data
+    _write(path, data)
+    return None
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Write one tile's file (run in the pool)."""
     with open(path, "wb") as f:
         f.write(data)
-    return None
 
 
 def _scan_properties(width: int, height: int) -> bytes:
@@ -122,7 +127,7 @@ def _scan_properties(width: int, height: int) -> bytes:
 
 class _Level:
     def __init__(self, number: int, width: int, height: int, tile: int, overlap: int, bands: int,
-                 folder: str) -> None:
+                 folder: str, tiles: bool = True) -> None:
         self.number, self.width, self.height = number, width, height
         self.tile, self.overlap, self.bands = tile, overlap, bands
         self.cols = -(-width // tile)
@@ -133,7 +138,8 @@ class _Level:
         self.filled = 0  # rows in band
         self.received = 0  # rows received in all
         self.carry: np.ndarray | None = None  # an odd row waiting for its pair, to halve
-        self.band = np.empty((tile + 2 * overlap, width, bands), np.uint8)
+        self.tiles = tiles  # False: its tiles arrive encoded, its rows only feed the next level
+        self.band = np.empty((tile + 2 * overlap, width, bands) if tiles else (0, 0, bands), np.uint8)
 
     @property
     def end(self) -> int:
@@ -151,7 +157,8 @@ class DeepZoomWriter:
 
     def __init__(self, path: str | Path, width: int, height: int, bands: int, *, tile: int = 254,
                  overlap: int = 1, quality: int = 90, workers: int | None = None,
-                 max_pending: int | None = None, extra: dict[str, bytes] | None = None) -> None:
+                 max_pending: int | None = None, extra: dict[str, bytes] | None = None,
+                 encoded_levels: int = 0) -> None:
         if bands not in (1, 3):
             raise ValueError(f"the DeepZoom writer takes 1 or 3 bands, not {bands}")
         if not 0 <= overlap < tile:
@@ -166,12 +173,16 @@ class DeepZoomWriter:
         self.prefix = f"{stem}/" if self.szi else ""
         sizes = dz_sizes(width, height)
         top = len(sizes) - 1
+        if not 0 <= encoded_levels <= len(sizes):
+            raise ValueError(f"{encoded_levels} encoded levels for a pyramid of {len(sizes)}")
+        # Levels 0 .. encoded_levels - 1 arrive encoded (write_encoded); the last of them also as rows, to halve.
+        self.encoded = encoded_levels
         self.levels = []
         for i, (w, h) in enumerate(sizes):
             folder = f"{self.prefix}{stem}_files/{top - i}"
             if not self.szi:
                 (self.path.parent / folder).mkdir(parents=True, exist_ok=True)
-            self.levels.append(_Level(top - i, w, h, tile, overlap, bands, folder))
+            self.levels.append(_Level(top - i, w, h, tile, overlap, bands, folder, i >= encoded_levels))
         self._zip = zipfile.ZipFile(self.path, "w", zipfile.ZIP_STORED, allowZip64=True) if self.szi else None
         self.workers = workers or available_cores()
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="bigcppn-dz")
@@ -183,6 +194,8 @@ class DeepZoomWriter:
 
     # ------------------------------------------------------------------ feeding
     def write(self, rows: np.ndarray) -> None:
+        if self.encoded:
+            raise ValueError("this writer takes encoded tiles: write_encoded")
         if rows.ndim == 2:
             rows = rows[:, :, None]
         if rows.shape[1:] != (self.width, self.bands):
@@ -207,7 +220,7 @@ class DeepZoomWriter:
                 pairs = pairs[:-1]
             if pairs.shape[0]:
                 self._pending.append((index + 1, self._pool.submit(_halve, pairs), ""))
-        y = 0
+        y = 0 if lv.tiles else rows.shape[0]
         while y < rows.shape[0]:
             n = min(rows.shape[0] - y, lv.end - lv.top - lv.filled)
             lv.band[lv.filled : lv.filled + n] = rows[y : y + n]
@@ -215,6 +228,36 @@ class DeepZoomWriter:
             y += n
             self._emit(lv)
         lv.received += rows.shape[0]
+
+    def write_encoded(self, tiles: list[list[bytes]], rows: np.ndarray) -> None:
+        """A band's encoded tiles (:func:`bigcppn.dzbands.encode_dz_band`), then its rows of the last encoded level.
+
+        ``tiles[m]`` are level ``m``'s next whole tile rows, row-major; they are
+        written under their names as they are, as this writer would have
+        written the same tiles encoded here. ``rows`` (n, width, bands) are the
+        band's rows of level ``encoded_levels - 1``, halved into the levels above.
+        """
+        if len(tiles) != self.encoded:
+            raise ValueError(f"{len(tiles)} levels of encoded tiles for a writer expecting {self.encoded}")
+        for lv, datas in zip(self.levels, tiles):
+            if len(datas) % lv.cols or lv.row + len(datas) // lv.cols > lv.rows:
+                raise ValueError(f"{len(datas)} tiles are not whole tile rows of level {lv.number}")
+            for i, data in enumerate(datas):
+                name = f"{lv.folder}/{i % lv.cols}_{lv.row + i // lv.cols}.jpeg"
+                if self.szi:
+                    self._add(name, data)
+                else:
+                    self._pending.append((-1, self._pool.submit(_write, self.path.parent / name, data), name))
+            lv.row += len(datas) // lv.cols
+        last = self.levels[self.encoded - 1]
+        if rows.ndim == 2:
+            rows = rows[:, :, None]
+        if rows.shape[1:] != (last.width, self.bands) or last.received + rows.shape[0] > last.height:
+            raise ValueError(f"rows of shape {rows.shape} do not fit level {last.number} "
+                             f"({last.width}x{last.height}, {last.received} rows written)")
+        self._feed(self.encoded - 1, rows)
+        if not self._draining:
+            self._drain(self.max_pending)
 
     def _emit(self, lv: _Level) -> None:
         """Queue the tiles of the current tile row, then start the next one with its overlap rows.
@@ -258,12 +301,16 @@ class DeepZoomWriter:
     # ------------------------------------------------------------------ finishing
     def close(self) -> None:
         try:
-            if self.levels[0].received != self.height:
-                raise ValueError(f"{self.levels[0].received} rows written to an image {self.height} rows high")
+            fed = self.levels[max(0, self.encoded - 1)]
+            if fed.received != fed.height:
+                raise ValueError(f"{fed.received} rows written to an image {fed.height} rows high")
             self._drain(0)
-            for lv in self.levels:
+            for lv in self.levels[max(0, self.encoded - 1):]:
                 if lv.received != lv.height:  # pragma: no cover - the pipeline's own invariant
                     raise RuntimeError(f"level {lv.number} got {lv.received} of {lv.height} rows")
+            for lv in self.levels[: self.encoded]:
+                if lv.row != lv.rows:
+                    raise ValueError(f"level {lv.number} got {lv.row} of its {lv.rows} tile rows")
             self._pool.shutdown()
             dzi = (
                 '<?xml version="1.0" encoding="UTF-8"?>\n'

@@ -13,7 +13,7 @@ from dataclasses import replace
 from .config import Config
 from .errors import UserError
 
-__all__ = ["executor_options", "with_workers", "render_file_ray", "pyramid_engine"]
+__all__ = ["executor_options", "with_workers", "render_file_ray", "check_ray_format", "ray_actors", "pyramid_engine"]
 
 
 def executor_options(executor: str, ray_address: str | None, workers: int | None):
@@ -40,24 +40,42 @@ def with_workers(cfg: Config, options, workers: int | None) -> Config:
     return cfg
 
 
-def render_file_ray(job, options, progress):
-    """A checked job rendered on Ray: :func:`bigcppn.cluster.tiff.render_tiff`; the API's RenderResult."""
+def render_file_ray(job, options, progress, executor=None):
+    """A checked job rendered on Ray: :func:`bigcppn.cluster.single.render_single`; the API's RenderResult.
+
+    ``executor``: actors a series of renders shares (:func:`ray_actors`).
+    """
     from .api import RenderResult, _size_of
-    from .cluster.tiff import check_format, render_tiff
+    from .cluster.single import check_format, render_single
     from .geometry import Canvas
     from .plan import make_plan
     from .render import CPU_BATCH
     from .sink import OutputTarget
 
     cfg = job.config
-    check_format(job)
+    check_format(job)  # (the API checks it before anything is written; this keeps the function safe alone)
     p = make_plan(Canvas(cfg.canvas.width, cfg.canvas.height, cfg.canvas.bleed), cfg.render.tile,
                   cfg.render.batch or CPU_BATCH)
     t0 = time.perf_counter()
-    info = render_tiff(job, OutputTarget(job.output, job.fmt), options, p.batch_pixels, progress)
+    info = render_single(job, OutputTarget(job.output, job.fmt), options, p.batch_pixels, progress,
+                         executor=executor)
     c = cfg.canvas
     return RenderResult(job.output, c.width, c.height, _size_of(job.output), time.perf_counter() - t0,
                         info["worker_cpu"], info["transfer_bytes"])
+
+
+def check_ray_format(job) -> None:
+    """UserError unless Ray's band writers write this output (:func:`bigcppn.cluster.single.check_format`)."""
+    from .cluster.single import check_format
+
+    check_format(job)
+
+
+def ray_actors(options):
+    """A context holding Ray and its actors for several renders (:func:`bigcppn.cluster.single.actors`)."""
+    from .cluster.single import actors
+
+    return actors(options)
 
 
 def pyramid_engine(cfg: Config, options, supersample: int, quality: int):

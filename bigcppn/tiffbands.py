@@ -84,6 +84,11 @@ class EncodedBand:
     reduced: np.ndarray | None
 
     @property
+    def rows(self) -> np.ndarray | None:
+        """The rows the writer takes after the tiles (its first level it builds itself)."""
+        return self.reduced
+
+    @property
     def nbytes(self) -> int:
         return sum(len(t) for lv in self.tiles for t in lv) + (0 if self.reduced is None else self.reduced.nbytes)
 

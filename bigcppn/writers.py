@@ -218,17 +218,21 @@ def open_writer(path: Path, fmt: Format, width: int, height: int, bands: int, ou
     ``dpi``, ``description`` and ``bleed`` (a PDF's trim box) default to the
     config's. With ``out.cmyk`` the writer takes CMYK samples, and a
     :class:`~bigcppn.cmyk.CmykWriter` in front of it converts the rows.
-    ``encoded_levels`` (bigcppn's TIFF writer, RGB or grey only): the first levels
-    come encoded, band by band (:meth:`~bigcppn.tiffwriter.TiledTiffWriter.write_encoded`).
+    ``encoded_levels`` (bigcppn's TIFF and DeepZoom writers): the first levels
+    come encoded, band by band (:meth:`~bigcppn.tiffwriter.TiledTiffWriter.write_encoded`,
+    :meth:`~bigcppn.dzwriter.DeepZoomWriter.write_encoded`); a CMYK TIFF's bands come converted.
     """
     dpi = dpi if dpi is not None else config.canvas.dpi if config else None
     description = description if description is not None else config_text(config) if config else None
     spec = WriterSpec(path, fmt, width, height, bands, out, config, dpi, description,
                       bleed if bleed is not None else config.canvas.bleed if config else 0)
     if encoded_levels:
-        if fmt.writer(out) != "tiff" or out.cmyk:
-            raise ValueError("only bigcppn's TIFF writer, in RGB or grey, takes encoded levels")
-        return _open_tiff(spec, encoded_levels)
+        who = fmt.writer(out)
+        if who == "tiff":
+            return _open_tiff(replace(spec, bands=4) if out.cmyk else spec, encoded_levels)
+        if who == "dz" and not out.cmyk:
+            return _open_dz(spec, encoded_levels)
+        raise ValueError("only bigcppn's TIFF and DeepZoom writers take encoded levels")
     opener = OPENERS[fmt.writer(out)]
     if not out.cmyk:
         return opener(spec)
@@ -269,12 +273,12 @@ def _open_tiff(s: WriterSpec, encoded_levels: int = 0) -> Writer:
                            encoded_levels=encoded_levels)
 
 
-def _open_dz(s: WriterSpec) -> Writer:
+def _open_dz(s: WriterSpec, encoded_levels: int = 0) -> Writer:
     extra = {}
     if s.config is not None and s.fmt.metadata == "zip":
         extra[f"{s.path.stem}.bigcppn.json"] = sidecar_json(s.config).encode()
     return DeepZoomWriter(s.path, s.width, s.height, s.bands, tile=s.out.dz_tile, overlap=s.out.dz_overlap,
-                          quality=s.out.quality, extra=extra)
+                          quality=s.out.quality, extra=extra, encoded_levels=encoded_levels)
 
 
 def _open_pdf(s: WriterSpec) -> Writer:

@@ -13,10 +13,12 @@ import signal
 import subprocess
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+import pyvips
 
 from bigcppn import cli
 from bigcppn.errors import UserError
@@ -348,8 +350,8 @@ def test_tiff_on_ray_jpeg_grey_and_16_bit(tmp_path, local_ray, extra):
 @pytest.mark.ray
 @pytest.mark.parametrize("out,extra,word", [("x.png", [], "'png'"), ("x.tif", ["--set", "output.compression=none"],
                                                                          "none tiles"),
-                                            ("x.tif", ["--cmyk"], "CMYK")])
-def test_ray_renders_only_what_the_tiff_writer_writes(tmp_path, capsys, local_ray, out, extra, word):
+                                            ("x.dzi", ["--set", "output.dz_suffix=png"], ".dzi with png tiles")])
+def test_ray_renders_only_what_the_band_writers_write(tmp_path, capsys, local_ray, out, extra, word):
     assert cli.main(render_args(tmp_path / out, *extra, "--executor", "ray")) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and word in err and "--executor local" in err
@@ -357,16 +359,69 @@ def test_ray_renders_only_what_the_tiff_writer_writes(tmp_path, capsys, local_ra
 
 
 @pytest.mark.ray
-def test_tiff_actor_killed_mid_run_is_the_same_file(tmp_path, local_ray):
+def test_a_cmyk_tiff_on_ray_is_the_local_one_with_a_profile_file_the_workers_never_see(tmp_path, local_ray):
+    from bigcppn.icc import builtin_profile
+
+    icc = tmp_path / "press.icc"
+    icc.write_bytes(builtin_profile("cmyk"))  # the task carries the bytes: the actors get their own copy
+    assert cli.main(render_args(tmp_path / "a.tif", "--cmyk", icc, "--intent", "relative")) == 0
+    assert cli.main(render_args(tmp_path / "b.tif", "--cmyk", icc, "--intent", "relative",
+                                "--executor", "ray", "--workers", "2")) == 0
+    assert (tmp_path / "a.tif").read_bytes() == (tmp_path / "b.tif").read_bytes()
+    image = pyvips.Image.new_from_file(str(tmp_path / "b.tif"))
+    assert image.interpretation == "cmyk" and bytes(image.get("icc-profile-data")) == icc.read_bytes()
+
+
+def dz_args(out: Path, *extra) -> list[str]:
+    """Small DeepZoom tiles with a wide overlap: bands of 4 tile rows (k = 2), margins of 12 rows."""
+    return render_args(out, "--height", 1400, "--set", "output.dz_tile=40", "--set", "output.dz_overlap=3", *extra)
+
+
+def szi_entries(path: Path) -> dict[str, tuple[bytes, int]]:
+    """A .szi's entries, names without the pyramid's own name (a word found nowhere else), and their bytes and
+    modes (the date-stamped scan-properties.xml left out)."""
+    z = zipfile.ZipFile(path)
+    stem = path.stem
+    return {i.filename.replace(stem, "NAME"): (z.read(i), i.external_attr) for i in z.infolist()
+            if not i.filename.endswith("scan-properties.xml")}
+
+
+@pytest.mark.ray
+def test_deepzoom_on_ray_is_the_local_deepzoom(tmp_path, local_ray):
+    assert cli.main(dz_args(tmp_path / "a" / "p.dzi")) == 2  # no folder a/ yet: refused before Ray starts
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    assert cli.main(dz_args(tmp_path / "a" / "p.dzi")) == 0
+    assert cli.main(dz_args(tmp_path / "b" / "p.dzi", "--executor", "ray", "--workers", "2")) == 0
+    a, b = files_under(tmp_path / "a"), files_under(tmp_path / "b")
+    assert len(a) > 100 and a == b
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["p.bigcppn.json", "p.dzi", "p_files"]
+
+
+@pytest.mark.ray
+def test_szi_on_ray_has_the_local_entries(tmp_path, local_ray):
+    assert cli.main(dz_args(tmp_path / "local.szi", "--set", "network.color=grey")) == 0
+    assert cli.main(dz_args(tmp_path / "onray.szi", "--set", "network.color=grey", "--executor", "ray")) == 0
+    a, b = szi_entries(tmp_path / "local.szi"), szi_entries(tmp_path / "onray.szi")
+    assert len(a) > 100 and a == b  # the same entries; their order in the zip follows the bands
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["local.szi", "onray.szi"]
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize("name", ["b.tif", pytest.param("b.dzi", marks=pytest.mark.slow)])
+def test_an_actor_killed_mid_run_leaves_the_same_file(tmp_path, local_ray, name):
     from bigcppn.api import as_config
     from bigcppn.cluster.pyramid import RayOptions
-    from bigcppn.cluster.tiff import render_tiff
+    from bigcppn.cluster.single import render_single
     from bigcppn.job import resolve_job
     from bigcppn.sink import OutputTarget
 
-    assert cli.main(render_args(tmp_path / "a.tif", "--height", 1400)) == 0
-    cfg = as_config(None, seed=4, overrides=["canvas.width=900", "canvas.height=1400", "output.tiff_tile=64"])
-    job = resolve_job(cfg, tmp_path / "b.tif")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    tiles = ["output.tiff_tile=64", "output.dz_tile=40", "output.dz_overlap=3"]
+    assert cli.main(render_args(tmp_path / "a" / name, "--height", 1400, *[a for t in tiles for a in ("--set", t)])) == 0
+    cfg = as_config(None, seed=4, overrides=["canvas.width=900", "canvas.height=1400", *tiles])
+    job = resolve_job(cfg, tmp_path / "b" / name)
     pids, killed = [], []
 
     def progress(done, total):
@@ -374,33 +429,62 @@ def test_tiff_actor_killed_mid_run_is_the_same_file(tmp_path, local_ray):
             os.kill(pids[0], signal.SIGKILL)  # its running and queued bands run again on the restarted actor
             killed.append(pids[0])
 
-    info = render_tiff(job, OutputTarget(job.output, job.fmt), RayOptions(workers=2), 65536, progress,
-                       on_workers=lambda ex: pids.extend(ex.pids()))
+    info = render_single(job, OutputTarget(job.output, job.fmt), RayOptions(workers=2), 65536, progress,
+                         on_workers=lambda ex: pids.extend(ex.pids()))
     assert killed and info["bands"] >= 8
-    assert (tmp_path / "a.tif").read_bytes() == (tmp_path / "b.tif").read_bytes()
+    assert files_under(tmp_path / "a") == files_under(tmp_path / "b")
+
+
+@pytest.mark.ray
+def test_a_series_of_seeds_shares_one_set_of_actors(tmp_path, local_ray, monkeypatch):
+    from bigcppn.cluster import engine
+
+    started = []
+    real = engine.RayExecutor.__init__
+
+    def counting(self, *a, **kw):
+        started.append(1)
+        real(self, *a, **kw)
+
+    monkeypatch.setattr(engine.RayExecutor, "__init__", counting)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    args = ["render", "--width", "300", "--height", "500", "--seeds", "3-5", "-q", "--set", "output.tiff_tile=32"]
+    assert cli.main([*args, "-o", str(tmp_path / "a" / "p-{seed}.tif")]) == 0
+    assert cli.main([*args, "-o", str(tmp_path / "b" / "p-{seed}.tif"), "--executor", "ray", "--workers", "2"]) == 0
+    assert started == [1]
+    a, b = files_under(tmp_path / "a"), files_under(tmp_path / "b")
+    assert sorted(a) == ["p-3.tif", "p-4.tif", "p-5.tif"] and a == b
+
+
+def written(partial: Path) -> int:
+    """Bytes a render has written so far in its hidden folder (a TIFF, or a DeepZoom pyramid's tiles)."""
+    return sum(p.stat().st_size for p in partial.rglob("*") if p.is_file())
 
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_tiff_driver_killed_leaves_nothing_then_renders(tmp_path, local_ray):
+@pytest.mark.parametrize("suffix", [".tif", ".dzi"])
+def test_driver_killed_leaves_nothing_then_renders(tmp_path, local_ray, suffix):
     import time
 
-    args = render_args(tmp_path / "b.tif", "--width", 1800, "--height", 2400, "--executor", "ray",
-                       "--ray-address", local_ray)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    out = tmp_path / "b" / f"b{suffix}"
+    args = render_args(out, "--width", 1800, "--height", 2400, "--executor", "ray", "--ray-address", local_ray)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
     proc = subprocess.Popen([sys.executable, "-m", "bigcppn", *args], env=env, stderr=subprocess.PIPE)
     try:
         for _ in range(1200):  # bounded: 120 s
-            parts = list(tmp_path.glob(".b.tif.partial-*/b.tif"))
-            if parts and parts[0].stat().st_size > 100_000 or proc.poll() is not None:
+            parts = list(out.parent.glob(f".b{suffix}.partial-*"))
+            if parts and written(parts[0]) > 100_000 or proc.poll() is not None:
                 break
             time.sleep(0.1)
         assert proc.poll() is None, "the driver finished before it could be killed"
         proc.kill()
     finally:
         proc.wait(timeout=60)
-    assert not (tmp_path / "b.tif").exists()
+    assert not out.exists() and not list(out.parent.glob("b_files"))
     assert cli.main(args) == 0
-    assert cli.main(render_args(tmp_path / "a.tif", "--width", 1800, "--height", 2400)) == 0
-    assert (tmp_path / "a.tif").read_bytes() == (tmp_path / "b.tif").read_bytes()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tif", "b.tif"]  # the killed run's folder swept
+    assert cli.main(render_args(tmp_path / "a" / out.name, "--width", 1800, "--height", 2400)) == 0
+    assert files_under(tmp_path / "a") == files_under(tmp_path / "b")  # the killed run's folder swept

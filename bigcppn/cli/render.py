@@ -65,15 +65,12 @@ def run(args: argparse.Namespace) -> int:
     if args.seeds is not None:
         if args.seed is not None:
             raise UserError("give either --seed or --seeds, not both")
-        if args.executor != "local":
-            raise UserError("--seeds renders on this machine; leave out --executor ray, or render each seed "
-                            "with --seed N")
         seeds = parse_seeds(args.seeds)
         name = Path(args.output).name if args.output else f"{len(seeds)} seeds"
         bar = LazyBar(disable=args.quiet, desc=name, unit="px", unit_scale=True, unit_divisor=1000)
         try:
             api.render_series(cfg, args.output, seeds, progress=bar.progress,
-                              on_done=lambda r: _wrote(r, bar, args.quiet), **options)
+                              on_done=lambda r: _wrote(r, bar, args.quiet), **options, **executor_kwargs(args))
         finally:
             bar.close()
         return 0

@@ -20,9 +20,10 @@ from ..config import Config
 from ..errors import RenderError
 from ..geometry import Window
 from ..pyramid_plan import LevelJob, LevelTile
+from ..dzbands import DzBandPlan, EncodedDzBand, encode_dz_band
 from ..tiffbands import BandPlan, EncodedBand, encode_band
 
-__all__ = ["configure", "cores", "backend", "FolderCheck", "PyramidJob", "PyramidTask", "TiffBandTask", "render_rows",
+__all__ = ["configure", "cores", "backend", "FolderCheck", "PyramidJob", "PyramidTask", "TiffBandTask", "DzBandTask", "render_rows",
            "WorkerSetup", "FullImagesTask", "host"]
 
 _state: dict = {"cores": 1, "config": None, "backend": None}
@@ -225,7 +226,10 @@ class TiffBandTask:
 
     The band's rows are :meth:`~bigcppn.compute.Backend.render_window` of
     full-width windows, pixel for pixel the local strips; the tiles are the
-    TIFF writer's own encoding, so the driver only places them.
+    TIFF writer's own encoding, so the driver only places them. With a CMYK
+    ``profile`` (libvips' built-in ``"cmyk"``, or an ICC profile's bytes, so
+    the file need not be on the worker) the rows are converted first, as the
+    local :class:`~bigcppn.cmyk.CmykWriter` converts its strips.
     """
 
     config: Config
@@ -233,9 +237,48 @@ class TiffBandTask:
     compression: str
     quality: int
     batch: int
+    profile: str | bytes | None = None
 
     def __call__(self, j: int) -> EncodedBand:
         r = backend(self.config)
         y, n = self.plan.band(j)
         rows = render_rows(r, y, n, self.batch, cores())
+        if self.profile is not None:
+            from ..cmyk import to_cmyk
+
+            out = self.config.output
+            rows = to_cmyk(rows, profile_file(self.profile), out.intent, out.depth)
         return encode_band(rows, self.plan, j, self.compression, self.quality, cores())
+
+
+def profile_file(profile: str | bytes) -> str:
+    """A CMYK profile as libvips names it: the built-in one's name, or a file of these bytes in this worker's temp."""
+    if isinstance(profile, str):
+        return profile
+    import hashlib
+    import tempfile
+
+    path = Path(tempfile.gettempdir()) / f"bigcppn-{hashlib.sha256(profile).hexdigest()[:16]}.icc"
+    if not path.exists() or path.read_bytes() != profile:
+        from ..atomic import write_atomic
+
+        write_atomic(path, profile)
+    return str(path)
+
+
+@dataclass(frozen=True)
+class DzBandTask:
+    """Render band ``j`` of a DeepZoom pyramid with its margins and encode its tiles (:func:`encode_dz_band`).
+
+    Rows as :class:`TiffBandTask` renders them; tiles as the DeepZoom writer encodes them.
+    """
+
+    config: Config
+    plan: DzBandPlan
+    quality: int
+    batch: int
+
+    def __call__(self, j: int) -> EncodedDzBand:
+        r = backend(self.config)
+        y, n = self.plan.region(j)
+        return encode_dz_band(render_rows(r, y, n, self.batch, cores()), self.plan, j, self.quality, cores())

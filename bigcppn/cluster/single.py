@@ -1,0 +1,137 @@
+"""The driver's side of a single file on Ray (a TIFF, or a DeepZoom ``.dzi``/``.szi``): bands out, encoded tiles in.
+
+The image is cut into bands of ``tile * 2**k`` rows (:mod:`bigcppn.tiffbands`,
+:mod:`bigcppn.dzbands`; ``k`` chosen for about four bands per actor within a
+memory budget). Each actor renders a band (a DeepZoom band with the few rows
+of its neighbours its tiles overlap) and encodes every tile of the levels
+``0 .. k`` it owns; the driver receives the bytes in band order and places
+them through the writer (:meth:`~bigcppn.tiffwriter.TiledTiffWriter.write_encoded`
+into the TIFF, :meth:`~bigcppn.dzwriter.DeepZoomWriter.write_encoded` as tile
+files or zip entries; no second encode), and builds only the small levels
+above ``k`` from the reduced rows the actors send along. A CMYK TIFF's bands
+are converted on the actors (the profile travels with the task). The output
+is written under a hidden temporary name and renamed when complete, as a
+local render does: a killed driver leaves nothing under the output's name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Callable, Iterator
+
+import pyvips
+
+from ..errors import RenderError, UserError
+from ..job import Job
+from ..sink import OutputTarget
+from ..tiffbands import BandPlan, choose_band_shift
+from ..writers import finish_metadata, open_writer
+from .engine import RayExecutor, RaySession, place_actors
+from .pyramid import RayOptions, check_workers
+from .tasks import DzBandTask, TiffBandTask
+
+__all__ = ["check_format", "render_single", "actors"]
+
+WHAT_RAY_WRITES = ("--executor ray writes tiled TIFF (deflate, lzw or jpeg tiles; RGB, grey or CMYK) and "
+                   "DeepZoom .dzi/.szi with jpeg tiles")
+
+
+def check_format(job: Job) -> None:
+    """UserError unless the output is one bigcppn's own TIFF or DeepZoom writer writes, so bands can be encoded apart."""
+    out = job.config.output
+    if job.fmt.writer(out) in ("tiff", "dz"):  # (a CMYK TIFF's JPEG tiles are refused before, for every executor)
+        return
+    if job.fmt.name == "tiff":
+        what = f".tif with {out.compression} tiles"
+    elif job.fmt.name in ("dz", "szi"):
+        what = f"{job.fmt.extensions[0]} with {out.dz_suffix} tiles"
+    else:
+        what = f"'{job.fmt.name}'"
+    raise UserError(f"{WHAT_RAY_WRITES}, not {what}; render it with --executor local (the default), "
+                    "or pyramids with bigcppn pyramid")
+
+
+def _band_task(job: Job, workers: int, batch: int):
+    """(the band plan, the task an actor runs on a band number, the writer's encoded levels)."""
+    cfg, out = job.config, job.config.output
+    w, h = cfg.canvas.width, cfg.canvas.height
+    if job.fmt.writer(out) == "dz":
+        from ..dzbands import DzBandPlan
+
+        plan = DzBandPlan(w, h, out.dz_tile, out.dz_overlap, choose_band_shift(w, h, out.dz_tile, workers))
+        return plan, DzBandTask(cfg, plan, out.quality, batch)
+    plan = BandPlan(w, h, out.tiff_tile, choose_band_shift(w, h, out.tiff_tile, workers), job.fmt.is_pyramid(out))
+    profile = None
+    if out.cmyk:
+        from ..icc import BUILTIN_CMYK, cmyk_profile
+
+        profile = out.cmyk if out.cmyk == BUILTIN_CMYK else cmyk_profile(out.cmyk)
+    return plan, TiffBandTask(cfg, plan, out.compression, out.quality, batch, profile)
+
+
+def render_single(job: Job, target: OutputTarget, options: RayOptions, batch: int,
+                  progress: Callable[[int, int], None] | None = None,
+                  on_workers: Callable[[RayExecutor], None] | None = None,
+                  executor: RayExecutor | None = None) -> dict:
+    """Render ``job`` (a TIFF or DeepZoom file) on Ray into ``target``; the workers' CPU seconds and bytes moved.
+
+    ``executor``: actors already started (a series of renders shares them);
+    without it, Ray is joined or started and actors placed for this render.
+    ``on_workers(executor)`` is called once the actors are ready (tests: their pids).
+    """
+    if executor is None:
+        with actors(options) as ex:
+            return render_single(job, target, options, batch, progress, on_workers, ex)
+    ex = executor
+    cfg, out = job.config, job.config.output
+    w, h, bands = cfg.canvas.width, cfg.canvas.height, cfg.network.bands
+    cpu0, moved0 = ex.worker_cpu, ex.sent + ex.received  # a shared executor counts every render
+    plan, task = _band_task(job, ex.workers, batch)
+    check_workers(ex, cfg)
+    if on_workers is not None:
+        on_workers(ex)
+    writer = None
+    try:
+        target.prepare()
+        writer = _open(target, job, bands, plan.inside)
+        for j, band in ex.map_ordered(task, range(plan.count), 2 * ex.workers):
+            _writing(target, lambda: writer.write_encoded(band.tiles, band.rows))
+            if progress is not None:
+                y, n = plan.band(j)
+                progress((y + n) * w, w * h)
+        _writing(target, writer.close)
+        writer = None
+        _writing(target, lambda: finish_metadata(target.temp, job.fmt, out, cfg))
+        target.commit()
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        target.cleanup()
+        raise
+    return {"worker_cpu": ex.worker_cpu - cpu0, "transfer_bytes": ex.sent + ex.received - moved0, "bands": plan.count,
+            "band_rows": plan.rows, "encoded_levels": plan.inside, "workers": ex.workers}
+
+
+@contextlib.contextmanager
+def actors(options: RayOptions) -> Iterator[RayExecutor]:
+    """Ray joined or started (and left after, if started here), and the actors ``options`` ask for."""
+    with RaySession(options.address, **dict(options.init_options)) as session, \
+            RayExecutor(place_actors(session.nodes(), options.workers)) as ex:
+        yield ex
+
+
+def _open(target: OutputTarget, job: Job, bands: int, encoded: int):
+    cfg = job.config
+    return open_writer(target.temp, job.fmt, cfg.canvas.width, cfg.canvas.height, bands, cfg.output, config=cfg,
+                       encoded_levels=encoded)
+
+
+def _writing(target: OutputTarget, step: Callable):
+    """A step of the writer; its failures (not Ctrl-C) become one RenderError line."""
+    try:
+        return step()
+    except (Exception, pyvips.Error) as exc:
+        if isinstance(exc, (RenderError, UserError)):
+            raise
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        raise RenderError(f"writing {target.path} failed: {lines[-1] if lines else repr(exc)}") from exc
