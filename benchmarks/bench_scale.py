@@ -1,6 +1,11 @@
-"""The same pyramid and TIFF on the local executor, Ray with 1 actor and Ray with 2 actors, in one run.
+"""The same pyramid, TIFF and DeepZoom file on the local executor, Ray with 1 actor and with 2 actors, in one run.
 
     RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 python benchmarks/bench_scale.py [--size 8192] [--tiff-size 8192]
+        [--dzi-size 8192] [--only pyramid,tiff,dzi]
+
+The pyramid is ``bigcppn pyramid`` (every level from the network); the TIFF
+and the DeepZoom file (``render -o X.dzi``, JPEG tiles, the levels shrunk
+from the full image) are single files, rendered on Ray in bands.
 
 For each output: local (threads on every core), then a local Ray started with
 one CPU and ``--workers 1``, then one started with two CPUs and ``--workers 2``
@@ -122,16 +127,20 @@ def run_pyramid(size: int, out: Path, executor: str, workers: int | None) -> dic
             "transfer": r.transfer_bytes, "digest": digest(out), "tiles": r.written, "load": load}
 
 
-def run_tiff(size: int, out: Path, executor: str, workers: int | None) -> dict:
+def run_single(size: int, folder: Path, name: str, executor: str, workers: int | None) -> dict:
+    """``render -o folder/name`` (a TIFF or a .dzi); the digest covers everything written in ``folder``."""
     from bigcppn import api
     from bigcppn.cluster.pyramid import RayOptions
     from bigcppn.cluster.single import render_single
+    from bigcppn.dzwriter import dz_sizes
     from bigcppn.job import resolve_job
     from bigcppn.render import CPU_BATCH
     from bigcppn.sink import OutputTarget
     from bigcppn.tiffwriter import pyramid_sizes
 
     cfg = api.as_config(None, seed=7, overrides=[f"canvas.width={size}", f"canvas.height={size}"])
+    folder.mkdir()
+    out = folder / name
     marks = {}
     load = os.getloadavg()[0]
     procs, c0, t0 = RayCPU(), cpu_self(), time.perf_counter()
@@ -141,12 +150,14 @@ def run_tiff(size: int, out: Path, executor: str, workers: int | None) -> dict:
     else:
         job = resolve_job(cfg, out)
         info = render_single(job, OutputTarget(job.output, job.fmt), RayOptions(workers=workers), CPU_BATCH,
-                           on_workers=lambda ex: (ex.pids(), marks.setdefault("start", time.perf_counter())))
+                             on_workers=lambda ex: (ex.pids(), marks.setdefault("start", time.perf_counter())))
     seconds = time.perf_counter() - t0
     ray_cpu = procs.stop()
+    t = 254 if out.suffix == ".dzi" else 256
+    sizes = dz_sizes(size, size) if out.suffix == ".dzi" else pyramid_sizes(size, size, t)
     return {"seconds": seconds, "startup": marks.get("start", t0) - t0, "driver_cpu": cpu_self() - c0 - procs.own,
             "ray_cpu": ray_cpu, "worker_cpu": info["worker_cpu"], "transfer": info["transfer_bytes"],
-            "load": load, "digest": digest(out), "tiles": sum(-(-w // 256) * -(-h // 256) for w, h in pyramid_sizes(size, size, 256))}
+            "load": load, "digest": digest(folder), "tiles": sum(-(-w // t) * -(-h // t) for w, h in sizes)}
 
 
 def report(name: str, size: int, rows: dict[str, dict]) -> None:
@@ -174,32 +185,46 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, default=8192, help="pyramid base canvas side (default 8192)")
     ap.add_argument("--tiff-size", type=int, default=8192, help="TIFF canvas side (default 8192)")
+    ap.add_argument("--dzi-size", type=int, default=8192, help="DeepZoom file's canvas side (default 8192)")
+    ap.add_argument("--only", default="pyramid,tiff,dzi", help="which outputs, comma-separated (default all three)")
     args = ap.parse_args()
+    only = set(args.only.split(","))
     import ray
 
     print(machine())
     print(f"ray {ray.__version__}")
     tmp = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     rt = tempfile.mkdtemp(prefix="rb-", dir="/tmp")
-    pyr, tif = {}, {}
+    pyr, tif, dzi = {}, {}, {}
+
+    def run_all(mode: str, tag: str, executor: str, workers: int | None) -> None:
+        if "pyramid" in only:
+            pyr[mode] = run_pyramid(args.size, tmp / f"pyr-{tag}", executor, workers)
+        if "tiff" in only:
+            tif[mode] = run_single(args.tiff_size, tmp / f"tif-{tag}", "p.tif", executor, workers)
+        if "dzi" in only:
+            dzi[mode] = run_single(args.dzi_size, tmp / f"dzi-{tag}", "p.dzi", executor, workers)
+
     try:
-        pyr["local"] = run_pyramid(args.size, tmp / "local", "local", None)
-        tif["local"] = run_tiff(args.tiff_size, tmp / "local.tif", "local", None)
+        run_all("local", "local", "local", None)
         for cpus in (1, 2):
             name = f"ray, {cpus} actor" + ("s" if cpus > 1 else "")
             t = time.perf_counter()
             ray.init(num_cpus=cpus, _temp_dir=rt, include_dashboard=False, log_to_driver=False)
             print(f"ray.init(num_cpus={cpus}): {time.perf_counter() - t:.1f} s (not counted below)")
             try:
-                pyr[name] = run_pyramid(args.size, tmp / f"ray{cpus}", "ray", cpus)
-                tif[name] = run_tiff(args.tiff_size, tmp / f"ray{cpus}.tif", "ray", cpus)
+                run_all(name, f"ray{cpus}", "ray", cpus)
             finally:
                 ray.shutdown()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(rt, ignore_errors=True)
-    report("DeepZoom pyramid, JPEG tiles, every level from the network (supersample 2)", args.size, pyr)
-    report("Tiled pyramidal TIFF, deflate", args.tiff_size, tif)
+    if pyr:
+        report("DeepZoom pyramid, JPEG tiles, every level from the network (supersample 2)", args.size, pyr)
+    if tif:
+        report("Tiled pyramidal TIFF, deflate", args.tiff_size, tif)
+    if dzi:
+        report("DeepZoom file (render -o X.dzi), JPEG tiles, levels shrunk from the full image", args.dzi_size, dzi)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ that margin starts and ends on multiples of ``2**k``, so every level down to
 place a level repeats its last row is the picture's bottom, which a margin
 reaches only where the picture ends). The worker encodes every tile of levels
 ``0 .. k`` it owns (:func:`encode_dz_band`) and hands back those bytes and
-its own rows of level ``k``; the driver writes the bytes under their names
+its own rows of level ``k + 1`` (of level ``k`` where tiles are odd, for the
+driver to halve); the driver writes the bytes under their names
 (:meth:`DeepZoomWriter.write_encoded`) and builds the small levels above from
 the rows. Tiles are the writer's own encoding of the same pixels, so every
 tile file is the local render's, byte for byte.
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .dzwriter import _encode, _halve, dz_sizes
+from .dzwriter import _encode, _halve, dz_sizes, fed_level
 
 __all__ = ["DzBandPlan", "EncodedDzBand", "encode_dz_band"]
 
@@ -60,6 +61,11 @@ class DzBandPlan:
         """How many levels (0, 1, … from the full size) are encoded inside the bands; the writer builds the rest."""
         return min(self.k + 1, len(self.levels))
 
+    @property
+    def fed(self) -> int:
+        """The level whose rows a band hands the writer (:func:`~bigcppn.dzwriter.fed_level`): ``k + 1`` for even tiles."""
+        return fed_level(self.inside, self.tile, len(self.levels))
+
     def band(self, j: int) -> tuple[int, int]:
         """First row and row count of band ``j`` on level 0."""
         y = j * self.rows
@@ -81,7 +87,7 @@ class DzBandPlan:
 
 @dataclass
 class EncodedDzBand:
-    """A band's encoded tiles, level by level (each level's in row-major order), and its own rows of the last level."""
+    """A band's encoded tiles, level by level (each level's in row-major order), and its own rows of level ``plan.fed``."""
 
     tiles: list[list[bytes]]
     rows: np.ndarray
@@ -95,7 +101,7 @@ def encode_dz_band(region: np.ndarray, plan: DzBandPlan, j: int, quality: int, w
     """Every tile of levels ``0 .. plan.inside - 1`` that band ``j`` owns, from ``region`` (:meth:`DzBandPlan.region`).
 
     Returns the JPEG tiles, level by level, and the band's own rows of level
-    ``plan.inside - 1``, for the driver to halve into the levels above.
+    ``plan.fed``, from which the driver builds the levels above.
     """
     if region.ndim == 2:
         region = region[:, :, None]
@@ -120,5 +126,6 @@ def encode_dz_band(region: np.ndarray, plan: DzBandPlan, j: int, quality: int, w
         own = plan.tile_rows(plan.inside - 1, j)
         y0 = top >> (plan.inside - 1)
         h = plan.levels[plan.inside - 1][1]
-        rows = pixels[own.start * t - y0 : min(h, own.stop * t) - y0].copy()
+        rows = pixels[own.start * t - y0 : min(h, own.stop * t) - y0]
+        rows = _halve(rows) if plan.fed == plan.inside else rows.copy()  # (even tiles: own rows start on even rows)
     return EncodedDzBand(out, rows)

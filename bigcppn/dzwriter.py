@@ -65,6 +65,17 @@ def dz_sizes(width: int, height: int) -> list[tuple[int, int]]:
     return sizes
 
 
+def fed_level(encoded: int, tile: int, levels: int) -> int:
+    """The level whose rows come with a band of encoded tiles (levels ``0 .. encoded - 1`` encoded).
+
+    The first level the writer builds, ``encoded``, when a band's rows there
+    are whole rows (even tiles: a band's rows on the last encoded level start
+    and end on even rows); else the last encoded level, which the writer
+    halves itself (odd tiles; or when no level is left to build).
+    """
+    return encoded if tile % 2 == 0 and encoded < levels else encoded - 1
+
+
 def _halve(rows: np.ndarray) -> np.ndarray:
     """The rounded 2×2 mean of ``rows``, the last row and column repeated at odd sizes (run in the pool)."""
     h, w, c = rows.shape
@@ -175,8 +186,9 @@ class DeepZoomWriter:
         top = len(sizes) - 1
         if not 0 <= encoded_levels <= len(sizes):
             raise ValueError(f"{encoded_levels} encoded levels for a pyramid of {len(sizes)}")
-        # Levels 0 .. encoded_levels - 1 arrive encoded (write_encoded); the last of them also as rows, to halve.
+        # Levels 0 .. encoded_levels - 1 arrive encoded (write_encoded), with rows of level `fed`.
         self.encoded = encoded_levels
+        self.fed = fed_level(encoded_levels, tile, len(sizes)) if encoded_levels else 0
         self.levels = []
         for i, (w, h) in enumerate(sizes):
             folder = f"{self.prefix}{stem}_files/{top - i}"
@@ -230,12 +242,12 @@ class DeepZoomWriter:
         lv.received += rows.shape[0]
 
     def write_encoded(self, tiles: list[list[bytes]], rows: np.ndarray) -> None:
-        """A band's encoded tiles (:func:`bigcppn.dzbands.encode_dz_band`), then its rows of the last encoded level.
+        """A band's encoded tiles (:func:`bigcppn.dzbands.encode_dz_band`), then its rows of level :func:`fed_level`.
 
         ``tiles[m]`` are level ``m``'s next whole tile rows, row-major; they are
         written under their names as they are, as this writer would have
         written the same tiles encoded here. ``rows`` (n, width, bands) are the
-        band's rows of level ``encoded_levels - 1``, halved into the levels above.
+        band's rows of the level ``self.fed``, from which the writer builds the levels above.
         """
         if len(tiles) != self.encoded:
             raise ValueError(f"{len(tiles)} levels of encoded tiles for a writer expecting {self.encoded}")
@@ -249,13 +261,13 @@ class DeepZoomWriter:
                 else:
                     self._pending.append((-1, self._pool.submit(_write, self.path.parent / name, data), name))
             lv.row += len(datas) // lv.cols
-        last = self.levels[self.encoded - 1]
+        fed = self.levels[self.fed]
         if rows.ndim == 2:
             rows = rows[:, :, None]
-        if rows.shape[1:] != (last.width, self.bands) or last.received + rows.shape[0] > last.height:
-            raise ValueError(f"rows of shape {rows.shape} do not fit level {last.number} "
-                             f"({last.width}x{last.height}, {last.received} rows written)")
-        self._feed(self.encoded - 1, rows)
+        if rows.shape[1:] != (fed.width, self.bands) or fed.received + rows.shape[0] > fed.height:
+            raise ValueError(f"rows of shape {rows.shape} do not fit level {fed.number} "
+                             f"({fed.width}x{fed.height}, {fed.received} rows written)")
+        self._feed(self.fed, rows)
         if not self._draining:
             self._drain(self.max_pending)
 
@@ -301,11 +313,11 @@ class DeepZoomWriter:
     # ------------------------------------------------------------------ finishing
     def close(self) -> None:
         try:
-            fed = self.levels[max(0, self.encoded - 1)]
+            fed = self.levels[self.fed]
             if fed.received != fed.height:
                 raise ValueError(f"{fed.received} rows written to an image {fed.height} rows high")
             self._drain(0)
-            for lv in self.levels[max(0, self.encoded - 1):]:
+            for lv in self.levels[self.fed:]:
                 if lv.received != lv.height:  # pragma: no cover - the pipeline's own invariant
                     raise RuntimeError(f"level {lv.number} got {lv.received} of {lv.height} rows")
             for lv in self.levels[: self.encoded]:
