@@ -97,11 +97,14 @@ def render_array(config: ConfigLike = None, *, width: int | None = None, height:
 
 
 def plan(config: ConfigLike = None, path: str | Path | None = None, *, compression: str | None = None,
-         quality: int | None = None, measure: bool = True) -> PlanInfo:
+         quality: int | None = None, measure: bool = True, executor: str = "local",
+         workers: int | None = None) -> PlanInfo:
     """What rendering ``config`` to ``path`` would do: tiles, batches, memory, bytes, and (``measure``) time.
 
     The time comes from the network and the output's writer timed on this
     machine, the way a render runs them (:mod:`bigcppn.measure`, about a second).
+    ``executor="ray"``: also how the file is cut into bands for ``workers``
+    actors (default 1) and what the driver keeps (``PlanInfo.ray``); Ray is not started.
 
     >>> import bigcppn
     >>> info = bigcppn.plan(bigcppn.load_config(None, ["canvas.width=640", "canvas.height=480"]), "a.png",
@@ -112,11 +115,20 @@ def plan(config: ConfigLike = None, path: str | Path | None = None, *, compressi
     from .measure import measure_render
     from .render import pick_device, renderer_for, strip_workers
 
+    from .engines import executor_options
+
+    options = executor_options(executor, None, workers)
     job = resolve_job(as_config(config), path, compression=compression, quality=quality)
+    ray = None
+    if options is not None:
+        from .cluster.single import check_format, describe_bands
+
+        check_format(job)
+        ray = describe_bands(job, workers or 1)
     device = pick_device(job.config.render.device)
     renderer, p = renderer_for(job.config, device)
     rates = measure_render(job, renderer, p, strip_workers(device, job.config.render.workers)) if measure else None
-    return describe(job, p, device.type, rates)
+    return replace(describe(job, p, device.type, rates), ray=ray)
 
 
 def _checked_job(cfg: Config, path, compression, quality, overwrite: bool) -> Job:

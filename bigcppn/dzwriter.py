@@ -241,33 +241,45 @@ class DeepZoomWriter:
             self._emit(lv)
         lv.received += rows.shape[0]
 
-    def write_encoded(self, tiles: list[list[bytes]], rows: np.ndarray) -> None:
-        """A band's encoded tiles (:func:`bigcppn.dzbands.encode_dz_band`), then its rows of level :func:`fed_level`.
+    def write_encoded(self, tiles: list[list[bytes]], rows: np.ndarray | None = None,
+                      where: list[tuple[range, range]] | None = None) -> None:
+        """A block's encoded tiles (:func:`bigcppn.dzbands.encode_dz_band`), then rows of level :func:`fed_level`.
 
-        ``tiles[m]`` are level ``m``'s next whole tile rows, row-major; they are
+        ``tiles[m]`` are level ``m``'s tiles, row-major over ``where[m]`` (tile
+        rows, tile columns; default: the next whole tile rows); they are
         written under their names as they are, as this writer would have
-        written the same tiles encoded here. ``rows`` (n, width, bands) are the
-        band's rows of the level ``self.fed``, from which the writer builds the levels above.
+        written the same tiles encoded here. ``rows`` (n, width, bands; may
+        come with a later block) are the next rows of the level ``self.fed``,
+        from which the writer builds the levels above.
         """
         if len(tiles) != self.encoded:
             raise ValueError(f"{len(tiles)} levels of encoded tiles for a writer expecting {self.encoded}")
-        for lv, datas in zip(self.levels, tiles):
-            if len(datas) % lv.cols or lv.row + len(datas) // lv.cols > lv.rows:
-                raise ValueError(f"{len(datas)} tiles are not whole tile rows of level {lv.number}")
+        for m, (lv, datas) in enumerate(zip(self.levels, tiles)):
+            if where is None:
+                if len(datas) % lv.cols:
+                    raise ValueError(f"{len(datas)} tiles are not whole tile rows of level {lv.number}")
+                first = lv.row // lv.cols
+                rect = (range(first, first + len(datas) // lv.cols), range(lv.cols))
+            else:
+                rect = where[m]
+            if len(datas) != len(rect[0]) * len(rect[1]) or rect[0].stop > lv.rows or rect[1].stop > lv.cols:
+                raise ValueError(f"{len(datas)} tiles do not fill tile rows {rect[0]} and columns {rect[1]} "
+                                 f"of level {lv.number}")
             for i, data in enumerate(datas):
-                name = f"{lv.folder}/{i % lv.cols}_{lv.row + i // lv.cols}.jpeg"
+                name = f"{lv.folder}/{rect[1][i % len(rect[1])]}_{rect[0][i // len(rect[1])]}.jpeg"
                 if self.szi:
                     self._add(name, data)
                 else:
                     self._pending.append((-1, self._pool.submit(_write, self.path.parent / name, data), name))
-            lv.row += len(datas) // lv.cols
-        fed = self.levels[self.fed]
-        if rows.ndim == 2:
-            rows = rows[:, :, None]
-        if rows.shape[1:] != (fed.width, self.bands) or fed.received + rows.shape[0] > fed.height:
-            raise ValueError(f"rows of shape {rows.shape} do not fit level {fed.number} "
-                             f"({fed.width}x{fed.height}, {fed.received} rows written)")
-        self._feed(self.fed, rows)
+            lv.row += len(datas)  # (an encoded level counts its tiles here)
+        if rows is not None:
+            fed = self.levels[self.fed]
+            if rows.ndim == 2:
+                rows = rows[:, :, None]
+            if rows.shape[1:] != (fed.width, self.bands) or fed.received + rows.shape[0] > fed.height:
+                raise ValueError(f"rows of shape {rows.shape} do not fit level {fed.number} "
+                                 f"({fed.width}x{fed.height}, {fed.received} rows written)")
+            self._feed(self.fed, rows)
         if not self._draining:
             self._drain(self.max_pending)
 
@@ -321,8 +333,8 @@ class DeepZoomWriter:
                 if lv.received != lv.height:  # pragma: no cover - the pipeline's own invariant
                     raise RuntimeError(f"level {lv.number} got {lv.received} of {lv.height} rows")
             for lv in self.levels[: self.encoded]:
-                if lv.row != lv.rows:
-                    raise ValueError(f"level {lv.number} got {lv.row} of its {lv.rows} tile rows")
+                if lv.row != lv.rows * lv.cols:
+                    raise ValueError(f"level {lv.number} got {lv.row} of its {lv.rows * lv.cols} tiles")
             self._pool.shutdown()
             dzi = (
                 '<?xml version="1.0" encoding="UTF-8"?>\n'

@@ -50,6 +50,7 @@ class PlanInfo:
     network_mpix_per_s: float | None = None
     writer_mpix_per_s: float | None = None
     estimated_seconds: float | None = None
+    ray: dict | None = None  # the band plan on Ray (``--executor ray``), from cluster.single.describe_bands
 
     @property
     def megapixels(self) -> float:
@@ -72,6 +73,8 @@ class PlanInfo:
             d["network_mpix_per_s"] = self.network_mpix_per_s
             d["writer_mpix_per_s"] = self.writer_mpix_per_s
             d["estimated_seconds"] = self.estimated_seconds
+        if self.ray is not None:
+            d["ray"] = self.ray
         return d
 
     def __str__(self) -> str:
@@ -93,6 +96,15 @@ class PlanInfo:
         if self.estimated_seconds is not None:
             lines.append(f"time      about {human_duration(self.estimated_seconds)} (measured here just now: "
                          f"network {self.network_mpix_per_s} MPix/s, writer {self.writer_mpix_per_s} MPix/s)")
+        if self.ray is not None:
+            r = self.ray
+            shape = (f"{r['block_width']} x {r['block_rows']} blocks" if r['block_width'] != self.width
+                     else f"bands of {r['block_rows']} rows")
+            lines.append(f"ray       {r['workers']} actor{'s' if r['workers'] > 1 else ''}: {r['blocks']} {shape}; "
+                         f"levels 0-{r['levels_on_actors'] - 1} of {r['levels']} encoded on "
+                         f"the actors; this machine places the tiles and builds the rest "
+                         f"({r['driver_pixel_share']:.1%} of the pixels) from {human_size(r['rows_back_bytes'])} "
+                         f"of rows (the time above is this machine's alone)")
         return "\n".join(lines)
 
 

@@ -197,21 +197,36 @@ class TiledTiffWriter:
                 if top.band_index < top.down:
                     top.band = top._new_band()
 
-    def write_encoded(self, tiles: list[list[bytes]], rows: np.ndarray | None = None) -> None:
-        """The next band of encoded tiles (:func:`bigcppn.tiffbands.encode_band`), then its rows of the fed level.
+    def write_encoded(self, tiles: list[list[bytes]], rows: np.ndarray | None = None,
+                      where: list[tuple[range, range]] | None = None) -> None:
+        """A block's encoded tiles (:func:`bigcppn.tiffbands.encode_band`), then rows of the fed level.
 
-        ``tiles[m]`` are level ``m``'s next tiles in row-major order, for the
-        ``encoded_levels`` levels; they are placed as they are, as ``write``
-        would have placed the same tiles encoded here.
+        ``tiles[m]`` are level ``m``'s tiles, for the ``encoded_levels``
+        levels, row-major over ``where[m]`` (tile rows, tile columns; default:
+        the next whole tile rows); they are placed as they are, in the order
+        given, as ``write`` would have placed the same tiles encoded here.
+        ``rows`` (full width; may come with a later block) feed the next level.
         """
         if len(tiles) != self.fed:
             raise ValueError(f"{len(tiles)} levels of encoded tiles for a writer expecting {self.fed}")
-        for level, datas in zip(self.levels, tiles):
-            if level.done + len(datas) > level.across * level.down:
-                raise ValueError(f"more tiles than level {level.index} holds")
-            for data in datas:
-                level.offsets.append(level.spool.tell())
-                level.counts.append(len(data))
+        for m, (level, datas) in enumerate(zip(self.levels, tiles)):
+            if not level.offsets:  # an encoded level: its tiles may come in any order
+                level.offsets = [0] * (level.across * level.down)
+                level.counts = [0] * (level.across * level.down)
+            if where is None:
+                first = level.done // level.across
+                rect = (range(first, first + -(-len(datas) // level.across)), range(level.across))
+            else:
+                rect = where[m]
+            if len(datas) != len(rect[0]) * len(rect[1]) or rect[0].stop > level.down or rect[1].stop > level.across:
+                raise ValueError(f"{len(datas)} tiles do not fill tile rows {rect[0]} and columns {rect[1]} "
+                                 f"of level {level.index}")
+            for i, data in enumerate(datas):
+                index = rect[0][i // len(rect[1])] * level.across + rect[1][i % len(rect[1])]
+                if level.counts[index]:
+                    raise ValueError(f"tile {index} of level {level.index} is placed twice")
+                level.offsets[index] = level.spool.tell()
+                level.counts[index] = len(data)
                 level.spool.write(data)
             level.done += len(datas)
         if rows is not None and rows.shape[0]:

@@ -28,13 +28,21 @@ from bigcppn.pyramid_plan import Pyramid, work_list
 from bigcppn.render import renderer_for
 
 from conftest import small_config
+from test_tiffbands import tiles_and_tags
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def files_under(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and "openseadragon" not in p.parts}
+    """Every file's bytes; a TIFF's as its tags and tiles (square blocks on Ray place tiles block by block, so
+    only where each tile lies may differ) and its size."""
+    return {p.relative_to(root).as_posix(): tiff_of(p) if p.suffix == ".tif" else p.read_bytes()
+            for p in sorted(root.rglob("*")) if p.is_file() and "openseadragon" not in p.parts}
+
+
+def tiff_of(path: Path):
+    """A TIFF's size, every level's tags (but where its tiles lie) and its tiles' bytes."""
+    return path.stat().st_size, tiles_and_tags(path)
 
 
 def pyramid_args(out: Path, *extra) -> list[str]:
@@ -330,10 +338,19 @@ def render_args(out: Path, *extra) -> list[str]:
 
 
 @pytest.mark.ray
-def test_tiff_on_ray_is_the_local_tiff(tmp_path, local_ray):
-    assert cli.main(render_args(tmp_path / "a.tif")) == 0
-    assert cli.main(render_args(tmp_path / "b.tif", "--executor", "ray", "--workers", "2")) == 0
-    assert (tmp_path / "a.tif").read_bytes() == (tmp_path / "b.tif").read_bytes()
+@pytest.mark.parametrize("extra", [["--workers", "2"], ["--workers", "1", "--height", "1400"]],
+                         ids=["square blocks", "bands"])
+def test_tiff_on_ray_is_the_local_tiff(tmp_path, local_ray, extra):
+    from bigcppn.tiffbands import choose_blocks
+
+    assert cli.main(render_args(tmp_path / "a.tif", *extra[2:])) == 0
+    assert cli.main(render_args(tmp_path / "b.tif", "--executor", "ray", *extra)) == 0
+    a, b = tmp_path / "a.tif", tmp_path / "b.tif"
+    assert tiff_of(a) == tiff_of(b)
+    _, split = choose_blocks(900, int(extra[3]) if len(extra) > 2 else 700, 64, int(extra[1]))
+    assert split == (extra[1] == "2")
+    if not split:  # full-width bands: the tiles lie where the row writer puts them, byte for byte
+        assert a.read_bytes() == b.read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tif", "b.tif"]
 
 
@@ -344,7 +361,7 @@ def test_tiff_on_ray_is_the_local_tiff(tmp_path, local_ray):
 def test_tiff_on_ray_jpeg_grey_and_16_bit(tmp_path, local_ray, extra):
     assert cli.main(render_args(tmp_path / "a.tif", *extra)) == 0
     assert cli.main(render_args(tmp_path / "b.tif", *extra, "--executor", "ray")) == 0
-    assert (tmp_path / "a.tif").read_bytes() == (tmp_path / "b.tif").read_bytes()
+    assert tiff_of(tmp_path / "a.tif") == tiff_of(tmp_path / "b.tif")
 
 
 @pytest.mark.ray
@@ -367,7 +384,7 @@ def test_a_cmyk_tiff_on_ray_is_the_local_one_with_a_profile_file_the_workers_nev
     assert cli.main(render_args(tmp_path / "a.tif", "--cmyk", icc, "--intent", "relative")) == 0
     assert cli.main(render_args(tmp_path / "b.tif", "--cmyk", icc, "--intent", "relative",
                                 "--executor", "ray", "--workers", "2")) == 0
-    assert (tmp_path / "a.tif").read_bytes() == (tmp_path / "b.tif").read_bytes()
+    assert tiff_of(tmp_path / "a.tif") == tiff_of(tmp_path / "b.tif")
     image = pyvips.Image.new_from_file(str(tmp_path / "b.tif"))
     assert image.interpretation == "cmyk" and bytes(image.get("icc-profile-data")) == icc.read_bytes()
 
@@ -431,7 +448,7 @@ def test_an_actor_killed_mid_run_leaves_the_same_file(tmp_path, local_ray, name)
 
     info = render_single(job, OutputTarget(job.output, job.fmt), RayOptions(workers=2), 65536, progress,
                          on_workers=lambda ex: pids.extend(ex.pids()))
-    assert killed and info["bands"] >= 8
+    assert killed and info["blocks"] >= 8
     assert files_under(tmp_path / "a") == files_under(tmp_path / "b")
 
 

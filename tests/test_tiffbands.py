@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bigcppn.tiffbands import BandPlan, choose_band_shift, encode_band, reduce2x2
+from bigcppn.tiffbands import BandPlan, RowJoiner, choose_blocks, encode_band, reduce2x2
 from bigcppn.tiffwriter import TiffTags, TiledTiffWriter
 
 from test_tiffwriter import picture
@@ -23,17 +23,35 @@ def by_rows(a, path, tile, compression, quality=85):
             writer.write(a[y : y + 97])
 
 
-def by_bands(a, path, tile, compression, k, quality=85, workers=2):
+def by_bands(a, path, tile, compression, k, quality=85, workers=2, split=False, pyramid=True):
+    """As the driver does: blocks encoded apart, placed in order, their reduced pixels joined into rows."""
     h, w, bands = a.shape
-    plan = BandPlan(w, h, tile, k)
+    plan = BandPlan(w, h, tile, k, pyramid=pyramid, split=split)
+    joiner = RowJoiner(plan)
     with TiledTiffWriter(path, w, h, bands, 8 * a.itemsize, tile=tile, compression=compression, quality=quality,
-                         tags=TAGS, encoded_levels=plan.inside) as writer:
-        for j in range(plan.count):
-            y, n = plan.band(j)
-            band = encode_band(a[y : y + n], plan, j, compression, quality, workers)
+                         tags=TAGS, encoded_levels=plan.inside, pyramid=pyramid) as writer:
+        for b in range(plan.count):
+            x, y, bw, bh = plan.block(b)
+            band = encode_band(a[y : y + bh, x : x + bw], plan, b, compression, quality, workers)
             assert band.nbytes > 0
-            writer.write_encoded(band.tiles, band.reduced)
+            writer.write_encoded(band.tiles, joiner.add(b, band.reduced), plan.where(b))
     return plan
+
+
+def tiles_and_tags(path):
+    """Every level's tags (but where its tiles lie) and its tiles' bytes, in tile order."""
+    import tifffile
+
+    out = []
+    with tifffile.TiffFile(path) as f, open(path, "rb") as raw:
+        for page in f.pages:
+            tags = {t.code: t.value for t in page.tags.values() if t.code not in (324, 325)}
+            tiles = []
+            for off, n in zip(page.dataoffsets, page.databytecounts):
+                raw.seek(off)
+                tiles.append(raw.read(n))
+            out.append((tags, tiles))
+    return out
 
 
 @pytest.mark.parametrize("w,h,tile,bands,depth,compression,k", [
@@ -63,6 +81,27 @@ def test_any_shape_and_band_height(tmp_path_factory, w, h, tile, k, compression,
     assert (tmp / "rows.tif").read_bytes() == (tmp / "bands.tif").read_bytes(), plan
 
 
+@settings(max_examples=25, deadline=None)
+@given(w=st.integers(1, 300), h=st.integers(1, 300), tile=st.sampled_from([16, 32]), k=st.integers(0, 3),
+       compression=st.sampled_from(["deflate", "jpeg", "lzw"]), bands=st.sampled_from([1, 3]),
+       depth=st.sampled_from([8, 16]), pyramid=st.booleans())
+def test_square_blocks_make_the_same_tiles_and_tags(tmp_path_factory, w, h, tile, k, compression, bands, depth,
+                                                     pyramid):
+    """Square blocks place their tiles block by block: the file differs only in where each tile lies."""
+    if compression == "jpeg":
+        depth = 8
+    tmp = tmp_path_factory.mktemp("blocks")
+    a = picture(h, w, bands, depth, seed=w * 5 + h)
+    with TiledTiffWriter(tmp / "rows.tif", w, h, bands, depth, tile=tile, compression=compression, quality=85,
+                         tags=TAGS, pyramid=pyramid) as writer:
+        for y in range(0, h, 97):
+            writer.write(a[y : y + 97])
+    plan = by_bands(a, tmp / "blocks.tif", tile, compression, k, workers=1, split=True, pyramid=pyramid)
+    assert tiles_and_tags(tmp / "rows.tif") == tiles_and_tags(tmp / "blocks.tif"), plan
+    if plan.across == 1:
+        assert (tmp / "rows.tif").read_bytes() == (tmp / "blocks.tif").read_bytes()
+
+
 def test_reduce2x2_is_the_rounded_mean():
     a = np.array([[[0], [1], [9]], [[1], [1], [9]], [[5], [5], [5]]], np.uint8)
     assert reduce2x2(a).tolist() == [[[1]]]  # (0 + 1 + 1 + 1 + 2) >> 2, odd edges dropped
@@ -70,17 +109,28 @@ def test_reduce2x2_is_the_rounded_mean():
     assert reduce2x2(b).tolist() == [[[65535]]]
 
 
-def test_band_height_fits_memory_and_workers():
-    assert choose_band_shift(8192, 8192, 256, 2) == 2        # 8 bands of 1024 rows: four per worker
-    assert choose_band_shift(8192, 8192, 256, 1) == 3
-    assert choose_band_shift(200_000, 8192, 256, 1) == 0     # one tile row of a very wide image
-    assert choose_band_shift(1000, 100, 256, 4) == 0
+def test_blocks_fit_memory_and_workers_and_keep_the_drivers_share_small():
+    assert choose_blocks(8192, 8192, 256, 2) == (2, False)      # 8 bands of 1024 rows: four per worker
+    assert choose_blocks(8192, 8192, 256, 1) == (3, False)
+    assert choose_blocks(1000, 100, 256, 4) == (0, False)       # too small for more than one tile row
+    # one tile row of a very wide image is over the memory budget: square blocks of 4096, 5 levels inside
+    assert choose_blocks(200_000, 8192, 256, 1) == (4, True)
+    assert choose_blocks(316_000, 316_000, 256, 64) == (4, True)
+    # many workers on a tall image: full-width bands would be one tile row each (the driver would build
+    # a quarter of the pixels); square blocks keep k
+    assert choose_blocks(8192, 8192, 256, 16) == (2, True)      # 64 blocks of 1024²
+    for w, h, workers in [(8192, 8192, 2), (200_000, 8192, 1), (316_000, 316_000, 64), (50_000, 3_000, 8)]:
+        k, split = choose_blocks(w, h, 256, workers)
+        plan = BandPlan(w, h, 256, k, split=split)
+        x, y, bw, bh = plan.block(plan.count - 1)
+        assert x + bw == w and y + bh == h
+        assert bw * bh <= 1 << 25 or k == 0
 
 
 def test_wrong_bands_are_refused(tmp_path):
     a = picture(100, 100, 3, 8)
     plan = BandPlan(100, 100, 16, 1)
-    with pytest.raises(ValueError, match="band 0"):
+    with pytest.raises(ValueError, match="block 0"):
         encode_band(a[:10], plan, 0, "deflate", 90)
     w = TiledTiffWriter(tmp_path / "x.tif", 100, 100, 3, tile=16, encoded_levels=plan.inside)
     try:
@@ -98,9 +148,9 @@ def test_a_flat_tiff_in_bands(tmp_path):
     assert plan.inside == 1
     with TiledTiffWriter(tmp_path / "bands.tif", 200, 300, 3, tile=32, tags=TAGS, pyramid=False,
                          encoded_levels=plan.inside) as w:
-        for j in range(plan.count):
-            y, n = plan.band(j)
-            band = encode_band(a[y : y + n], plan, j, "deflate", 90)
+        for b in range(plan.count):
+            x, y, bw, bh = plan.block(b)
+            band = encode_band(a[y : y + bh], plan, b, "deflate", 90)
             assert band.reduced is None
             w.write_encoded(band.tiles, band.reduced)
     assert (tmp_path / "rows.tif").read_bytes() == (tmp_path / "bands.tif").read_bytes()

@@ -17,11 +17,15 @@ def add_parser(sub) -> None:
                                    "the output's writer timed on this machine (about a second). For a pyramid: "
                                    "bigcppn pyramid --dry-run.")
     add_render_options(p)
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="ray: also show how the file is cut into bands for the actors (Ray is not started)")
+    p.add_argument("--workers", type=int, metavar="N", help="with --executor ray: the actors to plan for (default 1)")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    info = api.plan(config_from(args), args.output, compression=args.out_compression, quality=args.out_quality)
+    info = api.plan(config_from(args), args.output, compression=args.out_compression, quality=args.out_quality,
+                    executor=args.executor, workers=args.workers)
     print(json.dumps(info.as_dict(), indent=2) if args.json else info)
     return 0

@@ -12,8 +12,9 @@ API and the command line import this package only for ``executor="ray"``
 - :mod:`.tasks`: what runs inside an actor: the network built once from the
   config (the weights come from the seed), the shared-folder check, pyramid
   jobs (tiles rendered, encoded and written atomically into the shared folder)
-  and TIFF bands (tiles of every level inside the band encoded in the worker);
-- :mod:`.pyramid` and :mod:`.tiff`: the driver's side of each.
+  and bands of a TIFF or DeepZoom file (tiles of every level inside the band
+  encoded in the worker);
+- :mod:`.pyramid` and :mod:`.single`: the driver's side of each.
 
 Outputs are byte for byte those of the local executor. See ``docs/scaling.md``.
 """

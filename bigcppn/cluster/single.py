@@ -24,13 +24,13 @@ import pyvips
 from ..errors import RenderError, UserError
 from ..job import Job
 from ..sink import OutputTarget
-from ..tiffbands import BandPlan, choose_band_shift
+from ..tiffbands import BandPlan, RowJoiner, choose_blocks
 from ..writers import finish_metadata, open_writer
 from .engine import RayExecutor, RaySession, place_actors
 from .pyramid import RayOptions, check_workers
 from .tasks import DzBandTask, TiffBandTask
 
-__all__ = ["check_format", "render_single", "actors"]
+__all__ = ["check_format", "render_single", "actors", "band_plan", "describe_bands"]
 
 WHAT_RAY_WRITES = ("--executor ray writes tiled TIFF (deflate, lzw or jpeg tiles; RGB, grey or CMYK) and "
                    "DeepZoom .dzi/.szi with jpeg tiles")
@@ -51,16 +51,39 @@ def check_format(job: Job) -> None:
                     "or pyramids with bigcppn pyramid")
 
 
-def _band_task(job: Job, workers: int, batch: int):
-    """(the band plan, the task an actor runs on a band number, the writer's encoded levels)."""
+def band_plan(job: Job, workers: int):
+    """How ``job``'s file is cut into bands for ``workers`` actors: a BandPlan (TIFF) or a DzBandPlan (DeepZoom)."""
     cfg, out = job.config, job.config.output
     w, h = cfg.canvas.width, cfg.canvas.height
     if job.fmt.writer(out) == "dz":
         from ..dzbands import DzBandPlan
 
-        plan = DzBandPlan(w, h, out.dz_tile, out.dz_overlap, choose_band_shift(w, h, out.dz_tile, workers))
+        return DzBandPlan(w, h, out.dz_tile, out.dz_overlap, *choose_blocks(w, h, out.dz_tile, workers))
+    k, split = choose_blocks(w, h, out.tiff_tile, workers)
+    return BandPlan(w, h, out.tiff_tile, k, job.fmt.is_pyramid(out), split)
+
+
+def describe_bands(job: Job, workers: int) -> dict:
+    """What the actors and the driver would do with ``job`` (``bigcppn plan --executor ray``): no Ray started."""
+    plan = band_plan(job, workers)
+    fed = getattr(plan, "fed", plan.inside)  # the level whose rows come back (TIFF: the first the writer builds)
+    sizes = plan.levels
+    total = sum(w * h for w, h in sizes)
+    bands = 4 if job.config.output.cmyk else job.config.network.bands
+    depth = job.config.output.depth // 8
+    back = sizes[fed][0] * sizes[fed][1] * bands * depth if fed < len(sizes) else 0
+    return {"workers": workers, "blocks": plan.count, "block_rows": plan.rows,
+            "block_width": plan.rows if plan.split else plan.width, "levels": len(sizes),
+            "levels_on_actors": plan.inside, "rows_back_bytes": back,
+            "driver_pixel_share": round(sum(w * h for w, h in sizes[plan.inside:]) / total, 4)}
+
+
+def _band_task(job: Job, workers: int, batch: int):
+    """(the band plan, the task an actor runs on a band number)."""
+    cfg, out = job.config, job.config.output
+    plan = band_plan(job, workers)
+    if job.fmt.writer(out) == "dz":
         return plan, DzBandTask(cfg, plan, out.quality, batch)
-    plan = BandPlan(w, h, out.tiff_tile, choose_band_shift(w, h, out.tiff_tile, workers), job.fmt.is_pyramid(out))
     profile = None
     if out.cmyk:
         from ..icc import BUILTIN_CMYK, cmyk_profile
@@ -94,11 +117,13 @@ def render_single(job: Job, target: OutputTarget, options: RayOptions, batch: in
     try:
         target.prepare()
         writer = _open(target, job, bands, plan.inside)
-        for j, band in ex.map_ordered(task, range(plan.count), 2 * ex.workers):
-            _writing(target, lambda: writer.write_encoded(band.tiles, band.rows))
+        joiner, done = RowJoiner(plan), 0
+        for b, block in ex.map_ordered(task, range(plan.count), 2 * ex.workers):
+            _writing(target, lambda: writer.write_encoded(block.tiles, joiner.add(b, block.rows), plan.where(b)))
             if progress is not None:
-                y, n = plan.band(j)
-                progress((y + n) * w, w * h)
+                _, _, bw, bh = plan.block(b)
+                done += bw * bh
+                progress(done, w * h)
         _writing(target, writer.close)
         writer = None
         _writing(target, lambda: finish_metadata(target.temp, job.fmt, out, cfg))
@@ -108,8 +133,9 @@ def render_single(job: Job, target: OutputTarget, options: RayOptions, batch: in
             writer.abort()
         target.cleanup()
         raise
-    return {"worker_cpu": ex.worker_cpu - cpu0, "transfer_bytes": ex.sent + ex.received - moved0, "bands": plan.count,
-            "band_rows": plan.rows, "encoded_levels": plan.inside, "workers": ex.workers}
+    return {"worker_cpu": ex.worker_cpu - cpu0, "transfer_bytes": ex.sent + ex.received - moved0,
+            "blocks": plan.count, "block_rows": plan.rows, "split": plan.split, "encoded_levels": plan.inside,
+            "workers": ex.workers}
 
 
 @contextlib.contextmanager

@@ -23,7 +23,7 @@ from ..pyramid_plan import LevelJob, LevelTile
 from ..dzbands import DzBandPlan, EncodedDzBand, encode_dz_band
 from ..tiffbands import BandPlan, EncodedBand, encode_band
 
-__all__ = ["configure", "cores", "backend", "FolderCheck", "PyramidJob", "PyramidTask", "TiffBandTask", "DzBandTask", "render_rows",
+__all__ = ["configure", "cores", "backend", "FolderCheck", "PyramidJob", "PyramidTask", "TiffBandTask", "DzBandTask", "render_rect",
            "WorkerSetup", "FullImagesTask", "host"]
 
 _state: dict = {"cores": 1, "config": None, "backend": None}
@@ -198,19 +198,18 @@ class FullImagesTask:
                           supersample=self.supersample, quality=self.quality)
 
 
-def render_rows(r, y: int, n: int, batch: int, workers: int = 1):
-    """Rows ``y .. y + n`` of the canvas, full width, rendered in windows of about ``batch`` pixels on threads."""
+def render_rect(r, x: int, y: int, w: int, h: int, batch: int, workers: int = 1):
+    """The canvas' pixels in ``(x, y, w, h)``, rendered in windows of about ``batch`` pixels on threads."""
     import numpy as np
 
-    width = r.canvas.width
-    out = np.empty((n, width, r.bands), dtype=r.dtype)
-    step = max(1, batch // width)
+    out = np.empty((h, w, r.bands), dtype=r.dtype)
+    step = max(1, batch // w)
 
     def piece(y0: int) -> None:
-        h = min(step, y + n - y0)
-        out[y0 - y : y0 - y + h] = r.render_window(Window(0, y0, width, h))
+        n = min(step, y + h - y0)
+        out[y0 - y : y0 - y + n] = r.render_window(Window(x, y0, w, n))
 
-    starts = range(y, y + n, step)
+    starts = range(y, y + h, step)
     if workers == 1 or len(starts) == 1:
         for y0 in starts:
             piece(y0)
@@ -222,10 +221,10 @@ def render_rows(r, y: int, n: int, batch: int, workers: int = 1):
 
 @dataclass(frozen=True)
 class TiffBandTask:
-    """Render band ``j`` of a TIFF and encode every tile of the levels inside it (:func:`encode_band`).
+    """Render block ``b`` of a TIFF and encode every tile of the levels inside it (:func:`encode_band`).
 
-    The band's rows are :meth:`~bigcppn.compute.Backend.render_window` of
-    full-width windows, pixel for pixel the local strips; the tiles are the
+    The block's pixels are :meth:`~bigcppn.compute.Backend.render_window` of
+    windows, pixel for pixel the local strips; the tiles are the
     TIFF writer's own encoding, so the driver only places them. With a CMYK
     ``profile`` (libvips' built-in ``"cmyk"``, or an ICC profile's bytes, so
     the file need not be on the worker) the rows are converted first, as the
@@ -239,16 +238,15 @@ class TiffBandTask:
     batch: int
     profile: str | bytes | None = None
 
-    def __call__(self, j: int) -> EncodedBand:
+    def __call__(self, b: int) -> EncodedBand:
         r = backend(self.config)
-        y, n = self.plan.band(j)
-        rows = render_rows(r, y, n, self.batch, cores())
+        pixels = render_rect(r, *self.plan.block(b), self.batch, cores())
         if self.profile is not None:
             from ..cmyk import to_cmyk
 
             out = self.config.output
-            rows = to_cmyk(rows, profile_file(self.profile), out.intent, out.depth)
-        return encode_band(rows, self.plan, j, self.compression, self.quality, cores())
+            pixels = to_cmyk(pixels, profile_file(self.profile), out.intent, out.depth)
+        return encode_band(pixels, self.plan, b, self.compression, self.quality, cores())
 
 
 def profile_file(profile: str | bytes) -> str:
@@ -268,9 +266,9 @@ def profile_file(profile: str | bytes) -> str:
 
 @dataclass(frozen=True)
 class DzBandTask:
-    """Render band ``j`` of a DeepZoom pyramid with its margins and encode its tiles (:func:`encode_dz_band`).
+    """Render block ``b`` of a DeepZoom pyramid with its margins and encode its tiles (:func:`encode_dz_band`).
 
-    Rows as :class:`TiffBandTask` renders them; tiles as the DeepZoom writer encodes them.
+    Pixels as :class:`TiffBandTask` renders them; tiles as the DeepZoom writer encodes them.
     """
 
     config: Config
@@ -278,7 +276,7 @@ class DzBandTask:
     quality: int
     batch: int
 
-    def __call__(self, j: int) -> EncodedDzBand:
+    def __call__(self, b: int) -> EncodedDzBand:
         r = backend(self.config)
-        y, n = self.plan.region(j)
-        return encode_dz_band(render_rows(r, y, n, self.batch, cores()), self.plan, j, self.quality, cores())
+        pixels = render_rect(r, *self.plan.region(b), self.batch, cores())
+        return encode_dz_band(pixels, self.plan, b, self.quality, cores())
