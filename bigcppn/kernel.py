@@ -125,6 +125,15 @@ def _cache_dir() -> Path:
 
 _FUNCTIONS: dict[tuple[str, bool], object] = {}
 
+# Triton's interpreter keeps a launch's state in the process, not in the kernel:
+# it patches triton.language's functions for the launch (and restores them at
+# its end) and holds the program id in one module-level builder. Two launches
+# in two threads, even of different kernels, break each other (seen: the
+# unpatched functions raise "Did you forget to add @triton.jit ?"), so under the
+# interpreter every kernel of the process takes this one lock; compiled
+# kernels take their own.
+_INTERPRETER_LOCK = threading.Lock()
+
 
 def interpreting() -> bool:
     """Whether Triton runs kernels in its interpreter (``TRITON_INTERPRET=1``).
@@ -221,7 +230,7 @@ class FusedKernel:
         self._level_fn = None  # the pyramid-level kernel, built at its first use
         # Multiply-adds fused into FMAs (Triton 3.10 turns this off by default).
         self._options = {} if self.interpret else {"enable_fp_fusion": True}
-        self._lock = threading.Lock()
+        self._lock = _INTERPRETER_LOCK if self.interpret else threading.Lock()
 
     def __call__(self, out: torch.Tensor, win: Window) -> torch.Tensor:
         if tuple(out.shape) != (win.height, win.width, self.bands) or out.dtype != self.dtype:

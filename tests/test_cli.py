@@ -1,8 +1,12 @@
 """The command line: renders, plans, and refuses bad input with one line and exit status 2."""
 
 import json
+import os
+import shutil
 import subprocess
 import sys
+import sysconfig
+from pathlib import Path
 
 import pytest
 import pyvips
@@ -248,6 +252,45 @@ def test_python_m_and_help():
         assert flag in out.stdout
     bad = subprocess.run([sys.executable, "-m", "bigcppn", "render", "--width", "-3"], capture_output=True, text=True)
     assert bad.returncode == 2 and "expected a number >= 1" in bad.stderr
+
+
+
+def console_script() -> str:
+    """The installed ``bigcppn`` program (pip's console script), beside this Python's own."""
+    found = Path(sysconfig.get_path("scripts")) / "bigcppn"
+    if found.exists():
+        return str(found)
+    found = shutil.which("bigcppn")
+    if found is None:
+        pytest.skip("the bigcppn console script is not installed (pip install -e .)")
+    return found
+
+
+@pytest.mark.parametrize("unbuffered", [False, True], ids=["buffered", "unbuffered"])
+@pytest.mark.parametrize("argv", [["plan"], ["plan", "--json"], ["--help"]], ids=" ".join)
+def test_a_reader_that_goes_away_ends_the_program_quietly(argv, unbuffered):
+    """``bigcppn plan | head -1``: no BrokenPipeError traceback, exit 141 (128 + SIGPIPE) as other tools.
+
+    The reader here has closed its end before the program writes a byte, so every write fails.
+    With stdout buffered the failure comes at the last flush (Python's "Exception ignored"
+    message at exit); unbuffered, in print itself (a traceback).
+    """
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    env["PYTHONPATH"] = os.pathsep.join([str(root), *filter(None, [env.get("PYTHONPATH")])])  # this checkout
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = "1"
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run([console_script(), *argv], stdout=write_end, stderr=subprocess.PIPE, text=True,
+                              env=env, timeout=120)
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr, proc.stderr
+    assert proc.stderr == ""
+    # argparse's --help swallows a failed write of its own (unbuffered, nothing is left to flush): 0 then.
+    assert proc.returncode == (0 if unbuffered and argv == ["--help"] else cli.BROKEN_PIPE)
 
 
 def test_compression_and_quality_flags(tmp_path, capsys):

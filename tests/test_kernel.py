@@ -173,6 +173,54 @@ def test_kernel_pixels_do_not_depend_on_tiles_windows_or_index_width(interpreted
     assert lay["i64_equal"], "64-bit indexing gives other pixels"
 
 
+THREADS_CHILD = r"""
+import json, sys, threading
+import numpy as np
+from bigcppn.config import load_config
+from bigcppn.plan import Window
+from bigcppn.render import renderer_for
+
+sys.setswitchinterval(1e-5)  # switch threads often, so that two launches overlap
+win = Window(0, 0, 16, 8)
+backends = [renderer_for(load_config(None, sets, {"canvas.width": 16, "canvas.height": 8, "render.device": "cpu",
+                                                   "render.kernel": "triton"}))[0]
+            for sets in (["network.hidden=[4]"], ["network.hidden=[4]", 'network.color="grey"'])]
+refs = [b.render_window(win) for b in backends]
+problems = []
+
+def launches(backend, ref):
+    for _ in range(40):
+        try:
+            if not np.array_equal(backend.render_window(win), ref):
+                problems.append("other pixels")
+        except Exception as exc:
+            problems.append(f"{exc.__class__.__name__}: {str(exc)[:120]}")
+
+threads = [threading.Thread(target=launches, args=pair) for pair in zip(backends, refs)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print(json.dumps({"backends": [b.backend for b in backends], "problems": problems}))
+"""
+
+
+@pytest.mark.triton
+@needs_triton
+def test_two_kernels_launched_from_two_threads_under_the_interpreter():
+    """Triton's interpreter holds a launch's state in the process: two kernels (own locks) must not overlap.
+
+    Before the interpreter lock was process-wide, about one launch in ten here failed with
+    "Did you forget to add @triton.jit ?" (one launch restoring triton.language under the other).
+    """
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    res = subprocess.run([sys.executable, "-c", THREADS_CHILD], capture_output=True, text=True, env=env, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["backends"] == ["triton", "triton"]
+    assert out["problems"] == [], out["problems"][:3]
+
+
 # ----------------------------------------------------------------- without the interpreter
 
 

@@ -3,12 +3,14 @@
 Everything that can be wrong with the input is checked before rendering starts
 and reported as one line with exit status 2; a failure while rendering exits
 with status 1, Ctrl-C with 130 and SIGTERM with 143, and none of them leaves a
-file at the output path.
+file at the output path. Output cut short by its reader (``bigcppn plan | head -1``)
+ends quietly with 141, as SIGPIPE ends other tools.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -17,7 +19,7 @@ from .. import __version__
 from . import plan, pyramid, render, serve, sheet
 from .common import Parser, Terminated, run_reporting
 
-__all__ = ["main", "entry", "build_parser"]
+__all__ = ["main", "entry", "build_parser", "BROKEN_PIPE"]
 
 DESCRIPTION = """\
 Render CPPN art at any size, from a thumbnail to a gigapixel poster, with
@@ -62,9 +64,39 @@ def main(argv: list[str] | None = None) -> int:
     return run_reporting(args.run, args)
 
 
+# The exit status when the reader of stdout has gone (``bigcppn plan | head -1``): 128 + SIGPIPE (13),
+# what the shell reports for a tool that SIGPIPE stopped, such as ``yes | head -1``. Python ignores
+# SIGPIPE, so here the write fails instead; the status tells a script (``set -o pipefail``) the
+# same thing: the output was cut short by its reader, not that the command failed.
+BROKEN_PIPE = 141
+
+
+def _stdout_to_devnull() -> None:
+    """Point stdout at /dev/null, so that Python's own flush at exit finds no reader gone and says nothing."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no stdout, or not a file
+        pass
+
+
 def entry() -> None:
-    """The ``bigcppn`` program: :func:`main`, then exit with its status."""
-    status = main()
+    """The ``bigcppn`` program: :func:`main`, then exit with its status.
+
+    When the reader of stdout goes away early, it stops quietly with :data:`BROKEN_PIPE`
+    (the recipe in Python's documentation of SIGPIPE), not with a BrokenPipeError traceback.
+    """
+    try:
+        try:
+            status = main()
+        except SystemExit as exc:  # argparse's --help, --version and usage errors
+            status = exc.code
+        # Flushed here, so that a reader that has gone is noticed here rather than at exit.
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _stdout_to_devnull()
+        sys.exit(BROKEN_PIPE)
     # The work is done and reported: a late Ctrl-C must not break the exit with a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sys.exit(status)
