@@ -505,3 +505,33 @@ def test_driver_killed_leaves_nothing_then_renders(tmp_path, local_ray, suffix):
     assert cli.main(args) == 0
     assert cli.main(render_args(tmp_path / "a" / out.name, "--width", 1800, "--height", 2400)) == 0
     assert files_under(tmp_path / "a") == files_under(tmp_path / "b")  # the killed run's folder swept
+
+
+def private_mounts_work() -> bool:
+    """This process may give a child its own mount namespace (root, or a container that allows it)."""
+    if not shutil.which("unshare"):
+        return False
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", "mount -t tmpfs none /mnt"], capture_output=True)
+    return probe.returncode == 0
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_folder_the_workers_do_not_share_stops_the_pyramid_with_one_line(tmp_path, local_ray):
+    """The driver runs in its own mount namespace, with a private tmpfs over the output's folder: as on a
+    machine whose folder is not on the cluster's shared filesystem, the workers (outside) do not see it."""
+    if not private_mounts_work():
+        pytest.skip("no private mount namespace here (unshare -m needs root or a container allowing it)")
+    real = tmp_path / "shared"
+    real.mkdir()
+    args = ["pyramid", "--width", "300", "--height", "200", "-q", "-o", str(real / "site" / "p.dzi"),
+            "--executor", "ray", "--ray-address", local_ray]
+    script = f"mount -t tmpfs none {real} && mkdir {real}/site && exec {sys.executable} -m bigcppn " + \
+        " ".join(f"'{a}'" for a in args)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    proc = subprocess.run(["unshare", "-m", "sh", "-c", script], env=env, capture_output=True, text=True,
+                          timeout=120)
+    err = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2, proc.stderr
+    assert len(err) == 1 and "does not exist on the worker" in err[0] and "filesystem every Ray node shares" in err[0]
+    assert list(real.iterdir()) == []  # the workers wrote nothing into the folder they do see
