@@ -154,3 +154,39 @@ def test_a_flat_tiff_in_bands(tmp_path):
             assert band.reduced is None
             w.write_encoded(band.tiles, band.reduced)
     assert (tmp_path / "rows.tif").read_bytes() == (tmp_path / "bands.tif").read_bytes()
+
+
+def test_square_blocks_in_a_bigtiff(tmp_path):
+    """64-bit offsets: the tiles a block places land where the directories say, as in the row writer's BigTIFF."""
+    a = picture(300, 520, 3, 8, seed=3)
+    with TiledTiffWriter(tmp_path / "rows.tif", 520, 300, 3, tile=32, tags=TAGS, bigtiff=True) as w:
+        w.write(a)
+    plan = BandPlan(520, 300, 32, 2, split=True)
+    joiner = RowJoiner(plan)
+    with TiledTiffWriter(tmp_path / "blocks.tif", 520, 300, 3, tile=32, tags=TAGS, bigtiff=True,
+                         encoded_levels=plan.inside) as w:
+        for b in range(plan.count):
+            x, y, bw, bh = plan.block(b)
+            band = encode_band(a[y : y + bh, x : x + bw], plan, b, "deflate", 90)
+            w.write_encoded(band.tiles, joiner.add(b, band.reduced), plan.where(b))
+    assert plan.across == 5 and (tmp_path / "blocks.tif").read_bytes()[2:4] == b"\x2b\x00"  # BigTIFF
+    assert tiles_and_tags(tmp_path / "rows.tif") == tiles_and_tags(tmp_path / "blocks.tif")
+    import pyvips
+
+    for page in range(3):
+        ra = pyvips.Image.new_from_file(str(tmp_path / "rows.tif"), page=page).numpy()
+        rb = pyvips.Image.new_from_file(str(tmp_path / "blocks.tif"), page=page).numpy()
+        assert (ra == rb).all()
+
+
+def test_a_tile_placed_twice_is_refused(tmp_path):
+    a = picture(64, 64, 3, 8)
+    plan = BandPlan(64, 64, 16, 1, split=True)
+    band = encode_band(a[:32, :32], plan, 0, "deflate", 90)
+    w = TiledTiffWriter(tmp_path / "x.tif", 64, 64, 3, tile=16, encoded_levels=plan.inside)
+    try:
+        w.write_encoded(band.tiles, None, plan.where(0))
+        with pytest.raises(ValueError, match="placed twice"):
+            w.write_encoded(band.tiles, None, plan.where(0))
+    finally:
+        w.abort()
