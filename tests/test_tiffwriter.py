@@ -274,3 +274,16 @@ def test_any_shape_matches_libvips(tmp_path_factory, w, h, tile, bands, depth, c
             np.testing.assert_array_equal(g, e)
     if compression == "jpeg":  # and the tiles themselves (YCbCr 4:2:0 below quality 90)
         assert tiles(tmp / "ours.tif")[1] == tiles(tmp / "vips.tif")[1]
+
+
+@pytest.mark.parametrize("w,h,tile,used", [(8, 8, 272, 256), (100, 100, 512, 256), (300, 300, 1024, 304),
+                                           (300, 300, 256, 256), (2000, 10, 1024, 1024)])
+def test_tiles_far_larger_than_the_picture_are_fitted_so_libvips_opens_it(tmp_path, w, h, tile, used):
+    from bigcppn import cli
+
+    out = tmp_path / "x.tif"
+    assert cli.main(["render", "--width", str(w), "--height", str(h), "-q", "--set", f"output.tiff_tile={tile}",
+                     "-o", str(out)]) == 0
+    image = pyvips.Image.new_from_file(str(out))
+    assert (image.width, image.height, image.get("tile-width")) == (w, h, used)
+    assert image.avg() > 0  # every tile decodes
