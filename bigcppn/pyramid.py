@@ -26,7 +26,6 @@ the folder's owner lock (:mod:`bigcppn.pyramid_store`).
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 from dataclasses import dataclass
@@ -328,7 +327,8 @@ def render_pyramid(
     render's pyramid at ``out`` is refused (UserError) unless ``overwrite``:
     then the new one is rendered beside it and takes its place only once
     complete (a failed or interrupted replacement leaves the old one as it
-    was). ``runner`` renders the work list
+    was, and its own finished tiles beside it for the same command to
+    resume). ``runner`` renders the work list
     somewhere else (a cluster: :mod:`bigcppn.cluster`); by default threads here
     do, and ``renderer``/``plan`` may then not be None.
     """
@@ -337,17 +337,13 @@ def render_pyramid(
     key = manifest_key(cfg, pyramid_params(p, quality, supersample, base_url))
     with out.lock():
         state = out.check_manifest(key, overwrite)
-        # Another render's pyramid stays as it is until its replacement, rendered beside it, is complete.
-        target = out.replacement() if state == "replace" else out
+        # Another render's pyramid stays as it is until its replacement, rendered beside it, is complete;
+        # an interrupted replacement keeps its tiles there, and the same command resumes it.
+        target, resuming = out.replacement(key) if state == "replace" else (out, state == "resume")
         stats.replaced = target is not out
         target.root.mkdir(exist_ok=True)
-        try:
-            _render_into(cfg, p, target, key, state == "resume", renderer, plan, supersample, quality, workers,
-                         encoders, base_url, title, on_start, on_tile, progress, runner, stats)
-        except BaseException:
-            if target is not out:
-                shutil.rmtree(target.root, ignore_errors=True)
-            raise
+        _render_into(cfg, p, target, key, resuming, renderer, plan, supersample, quality, workers,
+                     encoders, base_url, title, on_start, on_tile, progress, runner, stats)
         if target is not out:
             out.swap_in(target)
             if not out.folder:  # the page beside the .dzi loads the viewer from the folder it is in

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
-from .atomic import alive, remove_partials, write_atomic
+from .atomic import remove_partials, write_atomic
 from .config import Config, config_to_dict
 from .errors import UserError
 from .layouts import LAYOUTS
@@ -189,24 +189,41 @@ class PyramidOutput:
             else:
                 p.unlink()
 
-    def replacement(self) -> "PyramidOutput":
-        """Where a replacement of this pyramid is rendered: a hidden folder beside it (stale ones swept).
+    def replacement(self, key: dict) -> tuple["PyramidOutput", bool]:
+        """Where a replacement of this pyramid by the render ``key`` is made, and whether it resumes one.
 
-        The pyramid of another render stays as it is until the new one is complete
-        (:meth:`swap_in`); a replacement that fails or is interrupted is removed.
+        A hidden folder beside the pyramid, named after the render
+        (``.NAME.replacing-HASH``): the pyramid of another render stays as it is
+        until the new one is complete (:meth:`swap_in`). A replacement that
+        fails or is interrupted keeps its finished tiles there, and the same
+        command resumes it; replacements by other renders are swept (the caller
+        holds the owner lock, so no one is writing them).
         """
+        import hashlib
         import shutil
 
         parent = self.root.parent if self.folder else self.root
         prefix = f".{self.name}.replacing-"
-        for stale in parent.glob(f"{glob.escape(prefix)}*"):
-            pid = stale.name[len(prefix):]
-            if pid.isdigit() and not alive(int(pid)):
-                shutil.rmtree(stale, ignore_errors=True)
-        temp = parent / f"{prefix}{os.getpid()}"
-        shutil.rmtree(temp, ignore_errors=True)
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+        temp = parent / f"{prefix}{digest}"
+        for other in parent.glob(f"{glob.escape(prefix)}*"):
+            if other != temp:
+                shutil.rmtree(other, ignore_errors=True)
+        new = PyramidOutput(temp, self.name, self.layout)
+        if temp.is_dir():
+            try:
+                if new.check_manifest(key) == "resume":
+                    return new, True
+            except UserError:
+                pass  # killed before its manifest was written: start it again
+            shutil.rmtree(temp, ignore_errors=True)
         temp.mkdir()
-        return PyramidOutput(temp, self.name, self.layout)
+        return new, False
+
+    def replacements(self) -> list[Path]:
+        """The hidden replacements of this pyramid in progress (or interrupted)."""
+        parent = self.root.parent if self.folder else self.root
+        return sorted(parent.glob(f"{glob.escape(f'.{self.name}.replacing-')}*"))
 
     def swap_in(self, new: "PyramidOutput") -> None:
         """Put the complete pyramid ``new`` (from :meth:`replacement`) in this one's place, the descriptor last."""

@@ -150,10 +150,13 @@ def test_a_series_is_checked_whole_before_the_first_render(tmp_path, capsys, mon
 def test_a_replaced_pyramid_stays_whole_until_its_replacement_is(tmp_path, monkeypatch, layout, name):
     import bigcppn.pyramid
 
-    out = tmp_path / name
-    base = ["pyramid", "--layout", layout, "--width", 300, "--height", 200, "--tile", 64, "-q", "-o", out]
-    assert run(*base, "--seed", 1) == 0
-    before = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    site, fresh = tmp_path / "site", tmp_path / "fresh"
+    site.mkdir()
+    fresh.mkdir()
+    out = site / name
+    base = ["pyramid", "--layout", layout, "--width", 300, "--height", 200, "--tile", 64, "-q"]
+    assert run(*base, "--seed", 1, "-o", out) == 0
+    before = {p.relative_to(site): p.read_bytes() for p in site.rglob("*") if p.is_file()}
     real, calls = bigcppn.pyramid.encode_tile, []
 
     def failing(*args, **kwargs):  # the replacement fails part way through its tiles
@@ -163,11 +166,45 @@ def test_a_replaced_pyramid_stays_whole_until_its_replacement_is(tmp_path, monke
         return real(*args, **kwargs)
 
     monkeypatch.setattr(bigcppn.pyramid, "encode_tile", failing)
-    assert run(*base, "--seed", 2, "--overwrite") == 1
-    after = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
-    assert after == before, "a failed replacement leaves the old pyramid as it was, and nothing beside it"
+    assert run(*base, "--seed", 2, "--overwrite", "-o", out) == 1
+    after = {p.relative_to(site): p.read_bytes() for p in site.rglob("*") if p.is_file() and ".replacing-" not in str(p)}
+    assert after == before, "a failed replacement leaves the old pyramid as it was"
+    hidden = [p for p in site.iterdir() if ".replacing-" in p.name]
+    assert len(hidden) == 1 and [p for p in hidden[0].rglob("*.jp*g") if p.is_file()], "its finished tiles are kept"
     monkeypatch.setattr(bigcppn.pyramid, "encode_tile", real)
-    assert run(*base, "--seed", 2, "--overwrite") == 0
+    assert run(*base, "--seed", 2, "--overwrite", "-o", out) == 0
     manifest = out.with_name("p.bigcppn.json") if layout == "dz" else out / "bigcppn.json"
     assert json.loads(manifest.read_text())["config"]["seed"] == 2
-    assert not [p for p in tmp_path.iterdir() if ".replac" in p.name]
+    assert not [p for p in site.iterdir() if ".replac" in p.name]
+    assert run(*base, "--seed", 2, "-o", fresh / name) == 0
+
+    def files(root):
+        return {p.relative_to(root): p.read_bytes() for p in root.rglob("*")
+                if p.is_file() and "openseadragon" not in p.parts and p.suffix != ".html"}
+    assert files(site) == files(fresh), "the resumed replacement is the pyramid a fresh render makes"
+
+
+def test_an_interrupted_replacement_resumes_where_it_stopped(tmp_path, monkeypatch):
+    """Only the tiles the interrupted replacement did not write are rendered again (counted by the API)."""
+    import bigcppn
+    import bigcppn.pyramid
+
+    out = tmp_path / "p.dzi"
+    kw = dict(tile=64, layout="dz")
+    cfg1 = bigcppn.load_config(None, [], {"canvas.width": 300, "canvas.height": 200, "seed": 1})
+    cfg2 = bigcppn.load_config(None, [], {"canvas.width": 300, "canvas.height": 200, "seed": 2})
+    first = bigcppn.render_pyramid(cfg1, out, **kw)
+    real, calls = bigcppn.pyramid.encode_tile, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 8:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bigcppn.pyramid, "encode_tile", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        bigcppn.render_pyramid(cfg2, out, overwrite=True, **kw)
+    monkeypatch.setattr(bigcppn.pyramid, "encode_tile", real)
+    done = bigcppn.render_pyramid(cfg2, out, overwrite=True, **kw)
+    assert done.replaced and 0 < done.skipped and done.written + done.skipped == first.tiles

@@ -64,8 +64,11 @@ def run(args: argparse.Namespace) -> int:
         r = api.render_pyramid(cfg, args.output, progress=bar.progress, **_options(args), **executor_kwargs(args))
     except KeyboardInterrupt as exc:
         bar.close()
-        where = api.pyramid_place(cfg, args.output, args.layout).root
+        place = api.pyramid_place(cfg, args.output, args.layout)
         what, status = ("terminated", 143) if isinstance(exc, Terminated) else ("interrupted", 130)
+        hidden = place.replacements() if args.overwrite else []
+        where = (f"{hidden[0]} (the pyramid it replaces is untouched)" if hidden
+                 else str(place.root))
         print(f"bigcppn: {what}; {bar.tiles} new tiles are kept in {where}; run the same command "
               "again to resume", file=sys.stderr)
         return status
