@@ -282,18 +282,21 @@ def _size_of(p: Path) -> int:
 
 
 def render_sheet(config: ConfigLike, path: str | Path, seeds: Sequence[int] | str, *, cell: int = 256,
-                 columns: int | None = None, aspect: float | None = None, overwrite: bool = False) -> RenderResult:
+                 columns: int | None = None, aspect: float | None = None, overwrite: bool = False,
+                 quality: int | None = None) -> RenderResult:
     """A contact sheet: one labelled thumbnail per seed, in one batched pass.
 
     ``seeds`` is a list or text such as ``"0-15"``; ``aspect`` (width / height)
-    frames the thumbnails, by default the config's canvas.
+    frames the thumbnails, by default the config's canvas; ``quality`` a JPEG
+    or WebP sheet's (default the config's).
     """
     from .sheet import parse_seeds
     from .sheet import render_sheet as run
 
     if isinstance(seeds, str):
         seeds = parse_seeds(seeds)
-    return run(as_config(config), path, list(seeds), cell, columns, aspect=aspect, overwrite=overwrite)
+    return run(as_config(config), path, list(seeds), cell, columns, aspect=aspect, overwrite=overwrite,
+               quality=quality)
 
 
 @dataclass(frozen=True)

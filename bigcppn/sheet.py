@@ -126,7 +126,7 @@ def compose_sheet(cells: np.ndarray, seeds: list[int], columns: int | None = Non
 
 def render_sheet(cfg: Config, path: str | Path, seeds: list[int], cell: int = 256,
                  columns: int | None = None, aspect: float | None = None,
-                 overwrite: bool = False) -> "RenderResult":
+                 overwrite: bool = False, quality: int | None = None) -> "RenderResult":
     """A contact sheet of ``seeds`` written to ``path`` (.png, .jpg, .webp or .tif), atomically.
 
     UserError before anything is rendered when the format, the size or the
@@ -142,6 +142,13 @@ def render_sheet(cfg: Config, path: str | Path, seeds: list[int], cell: int = 25
     fmt = format_for(out)
     if fmt.layout != "file":  # a DeepZoom folder or zip
         raise UserError("a contact sheet is one picture; write .png, .jpg, .webp or .tif")
+    if quality is not None:
+        if not 1 <= quality <= 100:
+            raise UserError(f"--quality must be between 1 and 100, got {quality}")
+        cfg = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, quality=quality))
+        if not fmt.lossy(cfg.output):
+            raise UserError(f"--quality is for .jpg and .webp sheets (or .tif with output.compression=jpeg); "
+                            f"{out.name} is lossless; leave --quality out")
     if cell > 4096:
         raise UserError(f"--cell {cell} is too large for a contact sheet; use at most 4096")
     if aspect is not None and not (0.01 <= aspect <= 100):

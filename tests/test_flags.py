@@ -58,7 +58,8 @@ VALUES = {
     "--ray-address": (["--executor", "ray", "--ray-address", "auto"], ["--executor", "ray"]),
     "--workers": (["--workers", "2"], []),
 }
-SHEET = {"--landscape": (["--aspect", "A4", "--landscape"], ["--aspect", "A4"])}
+SHEET = {"--landscape": (["--aspect", "A4", "--landscape"], ["--aspect", "A4"]),
+         "--quality": (["-o", "{tmp}/x.jpg", "--quality", "50"], ["-o", "{tmp}/x.jpg"])}
 
 
 def listed_flags(parser: argparse.ArgumentParser) -> list[str]:

@@ -86,3 +86,17 @@ def test_sheet_frames_the_poster(tmp_path, device):
     assert cli.main(["sheet", "--landscape", "-o", str(tmp_path / "b.png")]) == 2
     assert cli.main(["sheet", "--aspect", "wide", "-o", str(tmp_path / "b.png")]) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
+
+
+def test_sheet_quality(tmp_path, capsys):
+    sizes = {}
+    for q in (30, 95):
+        out = tmp_path / f"s{q}.jpg"
+        assert cli.main(["sheet", "-o", str(out), "--seeds", "0-3", "--cell", "96", "-q", "--quality", str(q)]) == 0
+        sizes[q] = out.stat().st_size
+    assert sizes[30] < sizes[95] / 1.5
+    assert cli.main(["sheet", "-o", str(tmp_path / "s.png"), "--seeds", "0-3", "--quality", "50"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "lossless" in err
+    assert cli.main(["sheet", "-o", str(tmp_path / "s.webp"), "--quality", "0"]) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s30.jpg", "s95.jpg"]

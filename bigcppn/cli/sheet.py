@@ -29,6 +29,8 @@ def add_parser(sub) -> None:
                    help="the poster's shape, to frame the thumbnails as it will: width:height (3:2), a number "
                         "(1.5) or a paper size (A2, 50x70cm); default: the config's canvas")
     p.add_argument("--landscape", action="store_true", help="turn --aspect so its long side is horizontal")
+    p.add_argument("--quality", type=int, metavar="Q",
+                   help="JPEG or WebP quality of a .jpg/.webp sheet, 1-100 (default: the config's, 90)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to evaluate (default auto)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value (repeatable)")
@@ -45,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     aspect = parse_aspect(args.aspect, args.landscape) if args.aspect is not None else None
     cfg = resolve_config(args.config, overrides=args.overrides, device=args.device)
     result = api.render_sheet(cfg, args.output, seeds, cell=args.cell, columns=args.columns, aspect=aspect,
-                              overwrite=args.overwrite)
+                              overwrite=args.overwrite, quality=args.quality)
     if not args.quiet:
         print(f"wrote {result.path} ({len(seeds)} seeds, {result.width}x{result.height}, "
               f"{human_duration(result.seconds)})", file=sys.stderr)
