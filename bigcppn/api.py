@@ -115,12 +115,13 @@ def plan(config: ConfigLike = None, path: str | Path | None = None, *, compressi
     from .measure import measure_render
     from .render import pick_device, renderer_for, strip_workers
 
-    from .engines import executor_options
-
-    options = executor_options(executor, None, workers)
+    if executor not in ("local", "ray"):
+        raise UserError(f"unknown executor '{executor}'; choose local or ray")
+    if workers is not None and (workers < 1 or executor == "local"):
+        raise UserError("--workers is for --executor ray here (the actors to plan for), at least 1")
     job = resolve_job(as_config(config), path, compression=compression, quality=quality)
     ray = None
-    if options is not None:
+    if executor == "ray":  # no Ray needed: the cut is pure arithmetic
         from .cluster.single import check_format, describe_bands
 
         check_format(job)
@@ -168,7 +169,8 @@ def render_file(config: ConfigLike, path: str | Path | None = None, *, compressi
     ten times a second with rendered pixels.
 
     ``executor="ray"``: a tiled TIFF or a DeepZoom .dzi/.szi rendered and encoded on a Ray cluster (``ray_address``,
-    ``workers``: as :func:`render_pyramid`), the same file byte for byte.
+    ``workers``: as :func:`render_pyramid`): the same tiles, pixels and tags (a TIFF byte for byte unless it
+    is cut in square blocks, which place the tiles in another order).
     """
     from .engines import check_ray_format, executor_options, render_file_ray, with_workers
 

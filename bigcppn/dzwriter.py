@@ -151,6 +151,7 @@ class _Level:
         self.carry: np.ndarray | None = None  # an odd row waiting for its pair, to halve
         self.tiles = tiles  # False: its tiles arrive encoded, its rows only feed the next level
         self.band = np.empty((tile + 2 * overlap, width, bands) if tiles else (0, 0, bands), np.uint8)
+        self.placed = bytearray(0 if tiles else self.rows * self.cols)  # encoded tiles written, by index
 
     @property
     def end(self) -> int:
@@ -266,7 +267,11 @@ class DeepZoomWriter:
                 raise ValueError(f"{len(datas)} tiles do not fill tile rows {rect[0]} and columns {rect[1]} "
                                  f"of level {lv.number}")
             for i, data in enumerate(datas):
-                name = f"{lv.folder}/{rect[1][i % len(rect[1])]}_{rect[0][i // len(rect[1])]}.jpeg"
+                r, c = rect[0][i // len(rect[1])], rect[1][i % len(rect[1])]
+                if lv.placed[r * lv.cols + c]:
+                    raise ValueError(f"tile {c}_{r} of level {lv.number} is placed twice")
+                lv.placed[r * lv.cols + c] = 1
+                name = f"{lv.folder}/{c}_{r}.jpeg"
                 if self.szi:
                     self._add(name, data)
                 else:

@@ -98,8 +98,9 @@ class PlanInfo:
                          f"network {self.network_mpix_per_s} MPix/s, writer {self.writer_mpix_per_s} MPix/s)")
         if self.ray is not None:
             r = self.ray
-            shape = (f"{r['block_width']} x {r['block_rows']} blocks" if r['block_width'] != self.width
-                     else f"bands of {r['block_rows']} rows")
+            one = r['blocks'] == 1
+            shape = (f"{r['block_width']} x {r['block_rows']} block{'' if one else 's'}"
+                     if r['block_width'] < self.width else f"band{'' if one else 's'} of {r['block_rows']} rows")
             lines.append(f"ray       {r['workers']} actor{'s' if r['workers'] > 1 else ''}: {r['blocks']} {shape}; "
                          f"levels 0-{r['levels_on_actors'] - 1} of {r['levels']} encoded on "
                          f"the actors; this machine places the tiles and builds the rest "

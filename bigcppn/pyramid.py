@@ -339,11 +339,19 @@ def render_pyramid(
         state = out.check_manifest(key, overwrite)
         # Another render's pyramid stays as it is until its replacement, rendered beside it, is complete;
         # an interrupted replacement keeps its tiles there, and the same command resumes it.
-        target, resuming = out.replacement(key) if state == "replace" else (out, state == "resume")
+        if state == "replace":
+            target, resuming = out.replacement(key)
+        else:
+            out.sweep_replacements()  # an abandoned replacement by another render
+            target, resuming = out, state == "resume"
         stats.replaced = target is not out
         target.root.mkdir(exist_ok=True)
-        _render_into(cfg, p, target, key, resuming, renderer, plan, supersample, quality, workers,
-                     encoders, base_url, title, on_start, on_tile, progress, runner, stats)
+        try:
+            _render_into(cfg, p, target, key, resuming, renderer, plan, supersample, quality, workers,
+                         encoders, base_url, title, on_start, on_tile, progress, runner, stats)
+        except BaseException as exc:
+            exc.kept_in = target.root  # where the finished tiles are, for the line that reports the stop
+            raise
         if target is not out:
             out.swap_in(target)
             if not out.folder:  # the page beside the .dzi loads the viewer from the folder it is in

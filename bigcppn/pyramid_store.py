@@ -203,12 +203,9 @@ class PyramidOutput:
         import shutil
 
         parent = self.root.parent if self.folder else self.root
-        prefix = f".{self.name}.replacing-"
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-        temp = parent / f"{prefix}{digest}"
-        for other in parent.glob(f"{glob.escape(prefix)}*"):
-            if other != temp:
-                shutil.rmtree(other, ignore_errors=True)
+        temp = parent / f".{self.name}.replacing-{digest}"
+        self.sweep_replacements(keep=temp)
         new = PyramidOutput(temp, self.name, self.layout)
         if temp.is_dir():
             try:
@@ -224,6 +221,18 @@ class PyramidOutput:
         """The hidden replacements of this pyramid in progress (or interrupted)."""
         parent = self.root.parent if self.folder else self.root
         return sorted(parent.glob(f"{glob.escape(f'.{self.name}.replacing-')}*"))
+
+    def sweep_replacements(self, keep: Path | None = None) -> None:
+        """Remove the hidden replacements but ``keep`` (the caller holds the owner lock: no one writes them)."""
+        import shutil
+
+        for other in self.replacements():
+            if other == keep:
+                continue
+            if other.is_dir() and not other.is_symlink():
+                shutil.rmtree(other, ignore_errors=True)
+            else:
+                other.unlink(missing_ok=True)
 
     def swap_in(self, new: "PyramidOutput") -> None:
         """Put the complete pyramid ``new`` (from :meth:`replacement`) in this one's place, the descriptor last."""

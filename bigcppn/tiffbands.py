@@ -29,34 +29,40 @@ from .tifftile import encode_tile, pyramid_sizes, tile_codec
 
 __all__ = ["BandPlan", "EncodedBand", "encode_band", "choose_blocks", "reduce2x2", "BlockGrid", "RowJoiner"]
 
-# A block holds at most this many pixels of level 0 (unless one tile row is already more).
+# A block holds at most this many pixels of level 0, margins included (unless one tile row is already more).
 MAX_BAND_PIXELS = 1 << 25
-# Full-width bands while they allow this many levels (or as many as square blocks would): the driver then
-# builds at most 1/4**GOOD_K x 4/3 of the pixels (2 %) and the file is the row writer's byte for byte.
+# Full-width bands while they allow this many levels below the full size (or as many as square blocks would):
+# the driver then builds at most 1/4**(GOOD_K + 1) x 4/3 of the pixels (2 %) and the file is the row writer's
+# byte for byte.
 GOOD_K = 2
 
 
-def choose_blocks(width: int, height: int, tile: int, workers: int,
-                  max_pixels: int = MAX_BAND_PIXELS) -> tuple[int, bool]:
+def choose_blocks(width: int, height: int, tile: int, workers: int, max_pixels: int = MAX_BAND_PIXELS,
+                  overlap: int = 0) -> tuple[int, bool]:
     """``(k, split)``: blocks of ``tile * 2**k`` rows, full width or square, about four per worker within memory.
 
-    Full-width bands are kept while they reach ``k >= GOOD_K`` (or the ``k`` of
-    square blocks); a wide image (a tile row alone over the budget) or many
-    workers get square blocks, so the driver never builds a large share of
-    the pyramid itself.
+    Full-width bands are kept while they fit the budget and reach
+    ``k >= GOOD_K`` (or the ``k`` of square blocks); a wide image (a tile row
+    alone over the budget) or many workers get square blocks, so the driver
+    never builds a large share of the pyramid itself. ``overlap``: a DeepZoom
+    block is rendered with margins of ``overlap * 2**k`` pixels, counted in
+    its area.
     """
     def deepest(area, count) -> int:
         k = 0
-        while area(tile << (k + 1)) <= max_pixels and count(tile << (k + 1)) >= 4 * workers:
+        while area(k + 1) <= max_pixels and count(tile << (k + 1)) >= 4 * workers:
             k += 1
         return k
 
     def down(s: int) -> int:
         return -(-height // s)
 
-    full = deepest(lambda s: s * width, down)
-    square = deepest(lambda s: s * s, lambda s: down(s) * -(-width // s))
-    if full >= min(GOOD_K, square):
+    def side(k: int) -> int:  # a block's side with its margins
+        return (tile << k) + 2 * (overlap << k)
+
+    full = deepest(lambda k: min(side(k), height) * width, down)
+    square = deepest(lambda k: min(side(k), height) * min(side(k), width), lambda s: down(s) * -(-width // s))
+    if min(side(full), height) * width <= max_pixels and full >= min(GOOD_K, square):
         return full, False
     return square, True
 

@@ -29,9 +29,11 @@ Four bands are CMYK (Photometric Separated, InkSet CMYK; not JPEG). Memory: the 
 worker or one tile row of level 0, whichever is more), whatever the canvas
 height.
 
-A cluster (:mod:`bigcppn.tiffbands`) encodes the first levels band by band on its
+A cluster (:mod:`bigcppn.tiffbands`) encodes the first levels block by block on its
 workers; ``encoded_levels`` and :meth:`TiledTiffWriter.write_encoded` place those
-tiles as they come and build only the levels above from rows, to the same bytes.
+tiles as they come and build only the levels above from rows: the same tiles,
+and the same bytes when the blocks are full-width bands (square blocks place
+their tiles block by block, so only the tile offsets differ).
 """
 
 from __future__ import annotations
@@ -285,7 +287,8 @@ class TiledTiffWriter:
             raise ValueError(f"{self.rows} rows written to an image {fed} rows high")
         self._drain(0)
         for lv in self.levels:
-            assert lv.done == lv.across * lv.down, (lv.index, lv.done, lv.across, lv.down)
+            if lv.done != lv.across * lv.down:
+                raise ValueError(f"level {lv.index} got {lv.done} of its {lv.across * lv.down} tiles")
         self._pool.shutdown()
         f = self._file
         for lv in self.levels[1:]:

@@ -535,3 +535,19 @@ def test_a_folder_the_workers_do_not_share_stops_the_pyramid_with_one_line(tmp_p
     assert proc.returncode == 2, proc.stderr
     assert len(err) == 1 and "does not exist on the worker" in err[0] and "filesystem every Ray node shares" in err[0]
     assert list(real.iterdir()) == []  # the workers wrote nothing into the folder they do see
+
+
+def test_plan_shows_the_cut_on_ray_without_starting_it(capsys, monkeypatch):
+    import bigcppn.cluster.engine as engine
+
+    monkeypatch.setattr(engine, "RaySession", None)  # any use of Ray would fail
+    assert cli.main(["plan", "--width", "8192", "--height", "8192", "-o", "x.tif", "--executor", "ray",
+                     "--workers", "2", "--json"]) == 0
+    ray_plan = __import__("json").loads(capsys.readouterr().out)["ray"]
+    assert ray_plan["blocks"] == 8 and ray_plan["block_width"] == 8192 and ray_plan["levels_on_actors"] == 3
+    assert cli.main(["plan", "--width", "100000", "--height", "70000", "-o", "x.dzi", "--executor", "ray",
+                     "--workers", "64"]) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line.startswith("ray       64 actors: 450 4064 x 4064 blocks; levels 0-4") and "(0.1% of the pixels)" in line
+    assert cli.main(["plan", "-o", "x.png", "--executor", "ray"]) == 2
+    assert "--executor local" in capsys.readouterr().err

@@ -208,3 +208,34 @@ def test_an_interrupted_replacement_resumes_where_it_stopped(tmp_path, monkeypat
     monkeypatch.setattr(bigcppn.pyramid, "encode_tile", real)
     done = bigcppn.render_pyramid(cfg2, out, overwrite=True, **kw)
     assert done.replaced and 0 < done.skipped and done.written + done.skipped == first.tiles
+
+
+def test_the_stop_line_names_the_folder_the_tiles_went_to(tmp_path, monkeypatch, capsys):
+    import bigcppn.pyramid
+
+    out = tmp_path / "p.dzi"
+    base = ["pyramid", "--width", 300, "--height", 200, "--tile", 64, "-q", "-o", out]
+    assert run(*base, "--seed", 1) == 0
+    real, calls = bigcppn.pyramid.encode_tile, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 8:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bigcppn.pyramid, "encode_tile", interrupted)
+    capsys.readouterr()
+    assert run(*base, "--seed", 2, "--overwrite") == 130
+    err = capsys.readouterr().err
+    hidden = [p for p in tmp_path.iterdir() if ".replacing-" in p.name]
+    assert len(hidden) == 1 and str(hidden[0]) in err and "untouched" in err
+    monkeypatch.setattr(bigcppn.pyramid, "encode_tile", real)
+    assert run(*base, "--seed", 1) == 0  # the render the pyramid there is: complete, nothing to write
+    assert not [p for p in tmp_path.iterdir() if ".replacing-" in p.name], "the abandoned replacement is swept"
+    calls.clear()
+    monkeypatch.setattr(bigcppn.pyramid, "encode_tile", interrupted)
+    assert run("pyramid", "--width", 300, "--height", 200, "--tile", 64, "-q", "-o", tmp_path / "q.dzi",
+               "--overwrite") == 130  # a new pyramid, rendered in place
+    err = capsys.readouterr().err
+    assert f"kept in {tmp_path};" in err and "untouched" not in err

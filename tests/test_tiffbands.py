@@ -124,7 +124,13 @@ def test_blocks_fit_memory_and_workers_and_keep_the_drivers_share_small():
         plan = BandPlan(w, h, 256, k, split=split)
         x, y, bw, bh = plan.block(plan.count - 1)
         assert x + bw == w and y + bh == h
-        assert bw * bh <= 1 << 25 or k == 0
+        assert bw * bh <= 1 << 25
+    # short and wide with many workers: one full-width tile row is over the budget, so squares even at k = 0
+    assert choose_blocks(200_000, 256, 256, 100) == (0, True)
+    assert choose_blocks(400_000, 512, 256, 200) == (0, True)
+    # DeepZoom margins count in a block's area: a wide overlap keeps blocks smaller
+    k, _ = choose_blocks(100_000, 100_000, 254, 8, overlap=127)
+    assert ((254 << k) + 2 * (127 << k)) ** 2 <= 1 << 25 and choose_blocks(100_000, 100_000, 254, 8)[0] > k
 
 
 def test_wrong_bands_are_refused(tmp_path):

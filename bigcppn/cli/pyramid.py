@@ -66,9 +66,8 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
         place = api.pyramid_place(cfg, args.output, args.layout)
         what, status = ("terminated", 143) if isinstance(exc, Terminated) else ("interrupted", 130)
-        hidden = place.replacements() if args.overwrite else []
-        where = (f"{hidden[0]} (the pyramid it replaces is untouched)" if hidden
-                 else str(place.root))
+        kept = getattr(exc, "kept_in", place.root)
+        where = f"{kept} (the pyramid it replaces is untouched)" if kept in place.replacements() else str(kept)
         print(f"bigcppn: {what}; {bar.tiles} new tiles are kept in {where}; run the same command "
               "again to resume", file=sys.stderr)
         return status

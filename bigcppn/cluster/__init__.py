@@ -16,7 +16,9 @@ API and the command line import this package only for ``executor="ray"``
   encoded in the worker);
 - :mod:`.pyramid` and :mod:`.single`: the driver's side of each.
 
-Outputs are byte for byte those of the local executor. See ``docs/scaling.md``.
+Outputs are those of the local executor: pyramids and DeepZoom tile files byte
+for byte, TIFFs too when cut in full-width bands (square blocks place the same
+tiles in another order). See ``docs/scaling.md``.
 """
 
 __all__ = ["EXECUTORS"]

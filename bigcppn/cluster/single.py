@@ -1,14 +1,15 @@
 """The driver's side of a single file on Ray (a TIFF, or a DeepZoom ``.dzi``/``.szi``): bands out, encoded tiles in.
 
-The image is cut into bands of ``tile * 2**k`` rows (:mod:`bigcppn.tiffbands`,
-:mod:`bigcppn.dzbands`; ``k`` chosen for about four bands per actor within a
-memory budget). Each actor renders a band (a DeepZoom band with the few rows
-of its neighbours its tiles overlap) and encodes every tile of the levels
-``0 .. k`` it owns; the driver receives the bytes in band order and places
-them through the writer (:meth:`~bigcppn.tiffwriter.TiledTiffWriter.write_encoded`
+The image is cut into blocks of ``tile * 2**k`` rows, full-width bands or
+squares (:func:`bigcppn.tiffbands.choose_blocks`: about four blocks per actor
+within a memory budget). Each actor renders a block (a DeepZoom block with the
+few pixels of its neighbours its tiles overlap) and encodes every tile of the
+levels ``0 .. k`` it owns; the driver receives the bytes in block order and
+places them through the writer (:meth:`~bigcppn.tiffwriter.TiledTiffWriter.write_encoded`
 into the TIFF, :meth:`~bigcppn.dzwriter.DeepZoomWriter.write_encoded` as tile
 files or zip entries; no second encode), and builds only the small levels
-above ``k`` from the reduced rows the actors send along. A CMYK TIFF's bands
+above ``k`` from the reduced pixels the actors send along (joined into rows
+at each band's end). A CMYK TIFF's bands
 are converted on the actors (the profile travels with the task). The output
 is written under a hidden temporary name and renamed when complete, as a
 local render does: a killed driver leaves nothing under the output's name.
@@ -58,7 +59,8 @@ def band_plan(job: Job, workers: int):
     if job.fmt.writer(out) == "dz":
         from ..dzbands import DzBandPlan
 
-        return DzBandPlan(w, h, out.dz_tile, out.dz_overlap, *choose_blocks(w, h, out.dz_tile, workers))
+        return DzBandPlan(w, h, out.dz_tile, out.dz_overlap,
+                          *choose_blocks(w, h, out.dz_tile, workers, overlap=out.dz_overlap))
     k, split = choose_blocks(w, h, out.tiff_tile, workers)
     return BandPlan(w, h, out.tiff_tile, k, job.fmt.is_pyramid(out), split)
 
