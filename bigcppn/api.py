@@ -172,12 +172,13 @@ def render_file(config: ConfigLike, path: str | Path | None = None, *, compressi
     ``workers``: as :func:`render_pyramid`): the same tiles, pixels and tags (a TIFF byte for byte unless it
     is cut in square blocks, which place the tiles in another order).
     """
-    from .engines import check_ray_format, executor_options, render_file_ray, with_workers
+    from .engines import check_network, check_ray_format, executor_options, render_file_ray, with_workers
 
     options = executor_options(executor, ray_address, workers)
     job = _checked_job(with_workers(as_config(config), options, workers), path, compression, quality, overwrite)
     if options is not None:
         check_ray_format(job)
+        check_network(job.config)  # (a local render checks it as it builds the renderer)
     check_disk(job.output, _disk_needed(job))
     if options is not None:
         return render_file_ray(job, options, progress)
@@ -197,7 +198,7 @@ def render_series(config: ConfigLike, path: str | Path | None, seeds: Sequence[i
     ``executor="ray"`` (TIFF and DeepZoom files, as :func:`render_file`): one
     set of Ray actors renders the whole series, one file after another.
     """
-    from .engines import check_ray_format, executor_options, ray_actors, render_file_ray, with_workers
+    from .engines import check_network, check_ray_format, executor_options, ray_actors, render_file_ray, with_workers
 
     options = executor_options(executor, ray_address, workers)
     cfg = with_workers(as_config(config), options, workers)
@@ -213,6 +214,8 @@ def render_series(config: ConfigLike, path: str | Path | None, seeds: Sequence[i
     jobs = [_checked_job(replace(cfg, seed=s), path, compression, quality, overwrite) for s in seeds]
     if options is not None:
         check_ray_format(jobs[0])  # every job has the same format and settings
+    for job in jobs:
+        check_network(job.config)  # each seed's network: none may overflow
     needed: dict[Path, tuple[Path, int]] = {}  # folder: (an output in it, bytes of all its outputs)
     for job in jobs:
         first, n = needed.get(job.output.parent, (job.output, 0))

@@ -297,6 +297,28 @@ class Backend:
     # ------------------------------------------------------------------ pyramid levels
 
     @torch.no_grad()
+    @torch.no_grad()
+    def overflow_share(self, size: int = 64) -> float:
+        """The share of a ``size``×``size`` preview of the whole picture where the network's colour is not finite.
+
+        Wide weights through unbounded activations (identity, relu, softplus)
+        can overflow float32: those pixels come out NaN, written as black.
+        """
+        c = self.canvas
+        w, h = min(size, c.width), min(size, c.height)
+        xs = self.sampling.axis(0, w, True, self.device, level_size=None if w == c.width else w)
+        ys = self.sampling.axis(0, h, False, self.device, level_size=None if h == c.height else h)
+        v = self._means([xs.repeat(h)], [ys.repeat_interleave(w)], [(w, h)], 1)[0]
+        return float((~torch.isfinite(v)).any(dim=-1).float().mean())
+
+    def check_finite(self) -> None:
+        """UserError when the network overflows float32 anywhere in a 64×64 preview (those pixels would be black)."""
+        share = self.overflow_share()
+        if share > 0:
+            raise UserError(f"the network overflows float32 on {share:.0%} of a 64x64 preview of the picture "
+                            "(NaN or infinite colours, which would be black); lower network.weight_scale or "
+                            "network.bias_scale, use fewer layers, or bounded activations (tanh, sin, gauss)")
+
     def sample_many(self, rects: Sequence[tuple[int, int, int, int, int]], k: int = 1) -> list[torch.Tensor]:
         """Mean colour of each level pixel of several rectangles (shift, x, y, width, height).
 

@@ -13,7 +13,8 @@ from dataclasses import replace
 from .config import Config
 from .errors import UserError
 
-__all__ = ["executor_options", "with_workers", "render_file_ray", "check_ray_format", "ray_actors", "pyramid_engine"]
+__all__ = ["executor_options", "with_workers", "render_file_ray", "check_ray_format", "check_network", "ray_actors",
+           "pyramid_engine"]
 
 
 def executor_options(executor: str, ray_address: str | None, workers: int | None):
@@ -71,6 +72,15 @@ def check_ray_format(job) -> None:
     check_format(job)
 
 
+def check_network(cfg: Config) -> None:
+    """What building the renderer checks, on this machine's CPU: the network fits and overflows nowhere."""
+    import torch
+
+    from .render import renderer_for
+
+    renderer_for(cfg, torch.device("cpu"))
+
+
 def ray_actors(options):
     """A context holding Ray and its actors for several renders (:func:`bigcppn.cluster.single.actors`)."""
     from .cluster.single import actors
@@ -83,6 +93,7 @@ def pyramid_engine(cfg: Config, options, supersample: int, quality: int):
     if options is not None:
         from .cluster.pyramid import RayPyramidRunner
 
+        check_network(cfg)
         return None, None, 1, RayPyramidRunner(cfg, supersample, quality, options)
     from .render import pick_device, renderer_for, strip_workers
 

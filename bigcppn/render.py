@@ -140,4 +140,6 @@ def renderer_for(cfg: Config, device: torch.device | None = None) -> tuple[Rende
     model = CPPN(cfg.network, cfg.seed)
     batch = cfg.render.batch or default_batch(device, max(cfg.network.hidden, default=3))
     plan = make_plan(canvas, cfg.render.tile, batch)
-    return Renderer(model, canvas, view, device, depth=cfg.output.depth, kernel=cfg.render.kernel), plan
+    renderer = Renderer(model, canvas, view, device, depth=cfg.output.depth, kernel=cfg.render.kernel)
+    renderer.check_finite()
+    return renderer, plan

@@ -355,3 +355,26 @@ def test_crafted_from_files_are_refused_in_one_line(tmp_path):
            or "Traceback" in x["err"]]
     assert not bad, "\n".join(f"{Path(x['file']).name}: exit {x['code']}: {x['err'][:300]}" for x in bad)
     hc.report("crafted --from files", Counter(f"exit {x['code']}" for x in results))
+
+
+OVERFLOW = ["--set", "network.activation='identity'", "--set", f"network.hidden=[{','.join(['64'] * 24)}]",
+            "--set", "network.weight_scale=100", "--set", "network.weight_init='normal'"]
+
+
+@pytest.mark.parametrize("argv", [
+    ["render", "--width", 64, "-o", "{out}/o.png"],
+    ["render", "--width", 64, "--seeds", "1-2", "-o", "{out}/o-{seed}.png"],
+    ["pyramid", "--width", 64, "-o", "{out}/p.dzi"],
+    ["plan", "--width", 64, "-o", "{out}/o.tif"],
+], ids=["render", "series", "pyramid", "plan"])
+def test_a_network_that_overflows_float32_is_refused_not_written_black(out, argv):
+    """Legal settings (wide normal weights through 24 identity layers) overflowed float32: every pixel NaN,
+    written as an all-black picture without a word."""
+    refuse([str(a).replace("{out}", str(out)) for a in argv] + OVERFLOW, out, message="overflows float32")
+
+
+def test_a_network_near_the_edge_still_renders(out):
+    """The check refuses only colours that are not finite: large but finite values render (saturated)."""
+    code, err = call(["render", "--width", 16, "-q", "-o", out / "o.png", "--set", "network.activation='identity'",
+                      "--set", "network.hidden=[16,16,16]", "--set", "network.weight_scale=50"])
+    assert code == 0, err
