@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .geometry import tile_positions
 from .system import available_cores
 
 __all__ = ["DeepZoomWriter", "dz_sizes", "szi_entry"]
@@ -256,18 +257,9 @@ class DeepZoomWriter:
         if len(tiles) != self.encoded:
             raise ValueError(f"{len(tiles)} levels of encoded tiles for a writer expecting {self.encoded}")
         for m, (lv, datas) in enumerate(zip(self.levels, tiles)):
-            if where is None:
-                if len(datas) % lv.cols:
-                    raise ValueError(f"{len(datas)} tiles are not whole tile rows of level {lv.number}")
-                first = lv.row // lv.cols
-                rect = (range(first, first + len(datas) // lv.cols), range(lv.cols))
-            else:
-                rect = where[m]
-            if len(datas) != len(rect[0]) * len(rect[1]) or rect[0].stop > lv.rows or rect[1].stop > lv.cols:
-                raise ValueError(f"{len(datas)} tiles do not fill tile rows {rect[0]} and columns {rect[1]} "
-                                 f"of level {lv.number}")
-            for i, data in enumerate(datas):
-                r, c = rect[0][i // len(rect[1])], rect[1][i % len(rect[1])]
+            where_m = None if where is None else where[m]
+            places = tile_positions(len(datas), where_m, lv.cols, lv.rows, lv.row, f"level {lv.number}")
+            for (r, c), data in zip(places, datas):
                 if lv.placed[r * lv.cols + c]:
                     raise ValueError(f"tile {c}_{r} of level {lv.number} is placed twice")
                 lv.placed[r * lv.cols + c] = 1

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 __all__ = ["Canvas", "View", "Window", "pixel_coord", "level_coord", "sample_positions", "axis_coords",
-           "axis_offset"]
+           "axis_offset", "tile_positions"]
 
 
 @dataclass(frozen=True)
@@ -166,3 +166,21 @@ def axis_coords(idx: Any, size: int, center: float, pitch: float, shift: int = 0
         width = end - a
         u = (a[:, None] + sub[None, :] * width[:, None]).reshape(-1)
     return (u - size / 2) * pitch + center
+
+
+def tile_positions(n: int, rect: tuple[range, range] | None, across: int, down: int, done: int,
+                   what: str) -> list[tuple[int, int]]:
+    """(row, column) of ``n`` tiles given row-major over ``rect`` (tile rows, tile columns) of a grid of
+    ``across`` x ``down`` tiles; without ``rect``, the next whole tile rows after ``done`` tiles.
+
+    ValueError (naming ``what``) when they are not whole rows or do not fill ``rect`` inside the grid.
+    """
+    if rect is None:
+        if n % across:
+            raise ValueError(f"{n} tiles are not whole tile rows of {what}")
+        first = done // across
+        rect = (range(first, first + n // across), range(across))
+    rows, cols = rect
+    if n != len(rows) * len(cols) or rows.stop > down or cols.stop > across:
+        raise ValueError(f"{n} tiles do not fill tile rows {rows} and columns {cols} of {what}")
+    return [(r, c) for r in rows for c in cols]

@@ -42,7 +42,7 @@ except ImportError:  # not POSIX: no lock, the PID alone decides
 
 from .atomic import alive
 from .config import Config, OutputConfig
-from .errors import RenderError
+from .errors import RenderError, UserError
 from .formats import Format
 from .icc import srgb_profile  # noqa: F401 (sink's API before icc.py)
 from .metadata import sidecar_path
@@ -329,18 +329,32 @@ def save_strips(
     writer is aborted, the temporary output removed, and the exception
     propagates: the producer's own, or a RenderError naming what the writer said.
     """
+    def feed(writer) -> None:
+        for strip in checked(strips, width, height, bands):
+            writing(target, lambda: writer.write(strip))
+            if poll is not None:
+                poll()
+
+    write_output(target, lambda: open_writer(target.temp, target.fmt, width, height, bands, out, config=config),
+                 feed, out, config, cancel)
+
+
+def write_output(target: OutputTarget, opener: Callable[[], object], feed: Callable[[object], None],
+                 out: OutputConfig, config: Config | None, cancel: Callable[[], None] | None = None) -> None:
+    """Open a writer on ``target``'s temporary file, ``feed(writer)``, close it, add the metadata, commit.
+
+    Atomic: on any failure, KeyboardInterrupt included, ``cancel`` stops the
+    producer, the writer is aborted, the temporary output removed, and the
+    exception propagates (the writer's own failures as one RenderError line).
+    """
     writer = None
     try:
         target.prepare()
-        writer = _writing(target, lambda: open_writer(target.temp, target.fmt, width, height, bands, out,
-                                                      config=config))
-        for strip in checked(strips, width, height, bands):
-            _writing(target, lambda: writer.write(strip))
-            if poll is not None:
-                poll()
-        _writing(target, writer.close)
+        writer = writing(target, opener)
+        feed(writer)
+        writing(target, writer.close)
         writer = None
-        _writing(target, lambda: finish_metadata(target.temp, target.fmt, out, config))
+        writing(target, lambda: finish_metadata(target.temp, target.fmt, out, config))
         target.commit()
     except BaseException:
         if cancel is not None:
@@ -351,12 +365,12 @@ def save_strips(
         raise
 
 
-def _writing(target: OutputTarget, step: Callable):
+def writing(target: OutputTarget, step: Callable):
     """Run a step of the writer; its failures (not Ctrl-C) become one RenderError line."""
     try:
         return step()
     except (Exception, pyvips.Error) as exc:
-        if isinstance(exc, RenderError):
+        if isinstance(exc, (RenderError, UserError)):
             raise
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
         raise RenderError(f"writing {target.path} failed: {lines[-1] if lines else repr(exc)}") from exc

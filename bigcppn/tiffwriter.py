@@ -50,6 +50,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from .geometry import tile_positions
 from .system import available_cores
 from .tiffjpeg import jpeg_tables, ycbcr
 from .tiffres import level_resolution
@@ -215,16 +216,10 @@ class TiledTiffWriter:
             if not level.offsets:  # an encoded level: its tiles may come in any order
                 level.offsets = [0] * (level.across * level.down)
                 level.counts = [0] * (level.across * level.down)
-            if where is None:
-                first = level.done // level.across
-                rect = (range(first, first + -(-len(datas) // level.across)), range(level.across))
-            else:
-                rect = where[m]
-            if len(datas) != len(rect[0]) * len(rect[1]) or rect[0].stop > level.down or rect[1].stop > level.across:
-                raise ValueError(f"{len(datas)} tiles do not fill tile rows {rect[0]} and columns {rect[1]} "
-                                 f"of level {level.index}")
-            for i, data in enumerate(datas):
-                index = rect[0][i // len(rect[1])] * level.across + rect[1][i % len(rect[1])]
+            places = tile_positions(len(datas), None if where is None else where[m], level.across, level.down,
+                                    level.done, f"level {level.index}")
+            for (r, c), data in zip(places, datas):
+                index = r * level.across + c
                 if level.counts[index]:
                     raise ValueError(f"tile {index} of level {level.index} is placed twice")
                 level.offsets[index] = level.spool.tell()

@@ -146,10 +146,24 @@ def test_a_series_is_checked_whole_before_the_first_render(tmp_path, capsys, mon
     assert not rendered and listing(tmp_path) == ["taken-1.png"]
 
 
-@pytest.mark.parametrize("layout,name", [("dz", "p.dzi"), ("zoomify", "z")])
-def test_a_replaced_pyramid_stays_whole_until_its_replacement_is(tmp_path, monkeypatch, layout, name):
+def tiles_stop_at(monkeypatch, n: int, exc: BaseException):
+    """Pyramid tile encoding raises ``exc`` at its ``n``-th tile; returns what puts the real encoder back."""
     import bigcppn.pyramid
 
+    real, calls = bigcppn.pyramid.encode_tile, []
+
+    def stopping(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == n:
+            raise exc
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bigcppn.pyramid, "encode_tile", stopping)
+    return lambda: monkeypatch.setattr(bigcppn.pyramid, "encode_tile", real)
+
+
+@pytest.mark.parametrize("layout,name", [("dz", "p.dzi"), ("zoomify", "z")])
+def test_a_replaced_pyramid_stays_whole_until_its_replacement_is(tmp_path, monkeypatch, layout, name):
     site, fresh = tmp_path / "site", tmp_path / "fresh"
     site.mkdir()
     fresh.mkdir()
@@ -157,21 +171,13 @@ def test_a_replaced_pyramid_stays_whole_until_its_replacement_is(tmp_path, monke
     base = ["pyramid", "--layout", layout, "--width", 300, "--height", 200, "--tile", 64, "-q"]
     assert run(*base, "--seed", 1, "-o", out) == 0
     before = {p.relative_to(site): p.read_bytes() for p in site.rglob("*") if p.is_file()}
-    real, calls = bigcppn.pyramid.encode_tile, []
-
-    def failing(*args, **kwargs):  # the replacement fails part way through its tiles
-        calls.append(1)
-        if len(calls) == 6:
-            raise OSError("disk trouble")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(bigcppn.pyramid, "encode_tile", failing)
+    restore = tiles_stop_at(monkeypatch, 6, OSError("disk trouble"))  # the replacement fails part way through
     assert run(*base, "--seed", 2, "--overwrite", "-o", out) == 1
     after = {p.relative_to(site): p.read_bytes() for p in site.rglob("*") if p.is_file() and ".replacing-" not in str(p)}
     assert after == before, "a failed replacement leaves the old pyramid as it was"
     hidden = [p for p in site.iterdir() if ".replacing-" in p.name]
     assert len(hidden) == 1 and [p for p in hidden[0].rglob("*.jp*g") if p.is_file()], "its finished tiles are kept"
-    monkeypatch.setattr(bigcppn.pyramid, "encode_tile", real)
+    restore()
     assert run(*base, "--seed", 2, "--overwrite", "-o", out) == 0
     manifest = out.with_name("p.bigcppn.json") if layout == "dz" else out / "bigcppn.json"
     assert json.loads(manifest.read_text())["config"]["seed"] == 2
@@ -187,54 +193,34 @@ def test_a_replaced_pyramid_stays_whole_until_its_replacement_is(tmp_path, monke
 def test_an_interrupted_replacement_resumes_where_it_stopped(tmp_path, monkeypatch):
     """Only the tiles the interrupted replacement did not write are rendered again (counted by the API)."""
     import bigcppn
-    import bigcppn.pyramid
 
     out = tmp_path / "p.dzi"
     kw = dict(tile=64, layout="dz")
     cfg1 = bigcppn.load_config(None, [], {"canvas.width": 300, "canvas.height": 200, "seed": 1})
     cfg2 = bigcppn.load_config(None, [], {"canvas.width": 300, "canvas.height": 200, "seed": 2})
     first = bigcppn.render_pyramid(cfg1, out, **kw)
-    real, calls = bigcppn.pyramid.encode_tile, []
-
-    def interrupted(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 8:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(bigcppn.pyramid, "encode_tile", interrupted)
+    restore = tiles_stop_at(monkeypatch, 8, KeyboardInterrupt())
     with pytest.raises(KeyboardInterrupt):
         bigcppn.render_pyramid(cfg2, out, overwrite=True, **kw)
-    monkeypatch.setattr(bigcppn.pyramid, "encode_tile", real)
+    restore()
     done = bigcppn.render_pyramid(cfg2, out, overwrite=True, **kw)
     assert done.replaced and 0 < done.skipped and done.written + done.skipped == first.tiles
 
 
 def test_the_stop_line_names_the_folder_the_tiles_went_to(tmp_path, monkeypatch, capsys):
-    import bigcppn.pyramid
-
     out = tmp_path / "p.dzi"
     base = ["pyramid", "--width", 300, "--height", 200, "--tile", 64, "-q", "-o", out]
     assert run(*base, "--seed", 1) == 0
-    real, calls = bigcppn.pyramid.encode_tile, []
-
-    def interrupted(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 8:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(bigcppn.pyramid, "encode_tile", interrupted)
+    restore = tiles_stop_at(monkeypatch, 8, KeyboardInterrupt())
     capsys.readouterr()
     assert run(*base, "--seed", 2, "--overwrite") == 130
     err = capsys.readouterr().err
     hidden = [p for p in tmp_path.iterdir() if ".replacing-" in p.name]
     assert len(hidden) == 1 and str(hidden[0]) in err and "untouched" in err
-    monkeypatch.setattr(bigcppn.pyramid, "encode_tile", real)
+    restore()
     assert run(*base, "--seed", 1) == 0  # the render the pyramid there is: complete, nothing to write
     assert not [p for p in tmp_path.iterdir() if ".replacing-" in p.name], "the abandoned replacement is swept"
-    calls.clear()
-    monkeypatch.setattr(bigcppn.pyramid, "encode_tile", interrupted)
+    tiles_stop_at(monkeypatch, 8, KeyboardInterrupt())
     assert run("pyramid", "--width", 300, "--height", 200, "--tile", 64, "-q", "-o", tmp_path / "q.dzi",
                "--overwrite") == 130  # a new pyramid, rendered in place
     err = capsys.readouterr().err

@@ -95,3 +95,23 @@ def test_wide_canvases_get_shorter_strips():
     assert make_plan(Canvas(32768, 1000), 256, 65536).strip_height == 256
     wide = make_plan(Canvas(200_000, 1000), 256, 65536)
     assert wide.strip_height == 41 and wide.strip(0).window.pixels <= 8 * 1024**2
+
+
+@settings(max_examples=200, deadline=None)
+@given(across=st.integers(1, 9), down=st.integers(1, 9), data=st.data())
+def test_tile_positions_cover_a_rectangle_row_major(across, down, data):
+    from bigcppn.geometry import tile_positions
+
+    r0 = data.draw(st.integers(0, down - 1))
+    r1 = data.draw(st.integers(r0 + 1, down))
+    c0 = data.draw(st.integers(0, across - 1))
+    c1 = data.draw(st.integers(c0 + 1, across))
+    places = tile_positions((r1 - r0) * (c1 - c0), (range(r0, r1), range(c0, c1)), across, down, 0, "level 0")
+    assert places == sorted(places) and places == [(r, c) for r in range(r0, r1) for c in range(c0, c1)]
+    # the default: whole rows after those already placed
+    assert tile_positions(across * 2, None, across, max(down, 2 + r0), r0 * across, "x")[0] == (r0, 0)
+    if across > 1:
+        with pytest.raises(ValueError, match="whole tile rows of level 3"):
+            tile_positions(across + 1, None, across, down + 2, 0, "level 3")
+    with pytest.raises(ValueError, match="do not fill"):
+        tile_positions(1, (range(0, down + 1), range(across)), across, down, 0, "level 0")

@@ -20,13 +20,12 @@ from __future__ import annotations
 import contextlib
 from typing import Callable, Iterator
 
-import pyvips
-
-from ..errors import RenderError, UserError
+from ..errors import UserError
 from ..job import Job
 from ..sink import OutputTarget
 from ..tiffbands import BandPlan, RowJoiner, choose_blocks
-from ..writers import finish_metadata, open_writer
+from ..sink import write_output, writing
+from ..writers import open_writer
 from .engine import RayExecutor, RaySession, place_actors
 from .pyramid import RayOptions, check_workers
 from .tasks import DzBandTask, TiffBandTask
@@ -108,33 +107,27 @@ def render_single(job: Job, target: OutputTarget, options: RayOptions, batch: in
         with actors(options) as ex:
             return render_single(job, target, options, batch, progress, on_workers, ex)
     ex = executor
-    cfg, out = job.config, job.config.output
+    cfg = job.config
     w, h, bands = cfg.canvas.width, cfg.canvas.height, cfg.network.bands
     cpu0, moved0 = ex.worker_cpu, ex.sent + ex.received  # a shared executor counts every render
     plan, task = _band_task(job, ex.workers, batch)
     check_workers(ex, cfg)
     if on_workers is not None:
         on_workers(ex)
-    writer = None
-    try:
-        target.prepare()
-        writer = _open(target, job, bands, plan.inside)
+
+    def feed(writer) -> None:
         joiner, done = RowJoiner(plan), 0
         for b, block in ex.map_ordered(task, range(plan.count), 2 * ex.workers):
-            _writing(target, lambda: writer.write_encoded(block.tiles, joiner.add(b, block.rows), plan.where(b)))
+            writing(target, lambda: writer.write_encoded(block.tiles, joiner.add(b, block.rows), plan.where(b)))
             if progress is not None:
                 _, _, bw, bh = plan.block(b)
                 done += bw * bh
                 progress(done, w * h)
-        _writing(target, writer.close)
-        writer = None
-        _writing(target, lambda: finish_metadata(target.temp, job.fmt, out, cfg))
-        target.commit()
-    except BaseException:
-        if writer is not None:
-            writer.abort()
-        target.cleanup()
-        raise
+
+    def opener():
+        return open_writer(target.temp, job.fmt, w, h, bands, cfg.output, config=cfg, encoded_levels=plan.inside)
+
+    write_output(target, opener, feed, cfg.output, cfg)
     return {"worker_cpu": ex.worker_cpu - cpu0, "transfer_bytes": ex.sent + ex.received - moved0,
             "blocks": plan.count, "block_rows": plan.rows, "split": plan.split, "encoded_levels": plan.inside,
             "workers": ex.workers}
@@ -146,20 +139,3 @@ def actors(options: RayOptions) -> Iterator[RayExecutor]:
     with RaySession(options.address, **dict(options.init_options)) as session, \
             RayExecutor(place_actors(session.nodes(), options.workers)) as ex:
         yield ex
-
-
-def _open(target: OutputTarget, job: Job, bands: int, encoded: int):
-    cfg = job.config
-    return open_writer(target.temp, job.fmt, cfg.canvas.width, cfg.canvas.height, bands, cfg.output, config=cfg,
-                       encoded_levels=encoded)
-
-
-def _writing(target: OutputTarget, step: Callable):
-    """A step of the writer; its failures (not Ctrl-C) become one RenderError line."""
-    try:
-        return step()
-    except (Exception, pyvips.Error) as exc:
-        if isinstance(exc, (RenderError, UserError)):
-            raise
-        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-        raise RenderError(f"writing {target.path} failed: {lines[-1] if lines else repr(exc)}") from exc
