@@ -335,7 +335,7 @@ def render_pyramid(
     t_start = time.perf_counter()
     stats = PyramidStats(tiles=p.tile_count)
     key = manifest_key(cfg, pyramid_params(p, quality, supersample, base_url))
-    with out.lock():
+    with out.lock() as lock:
         state = out.check_manifest(key, overwrite)
         # Another render's pyramid stays as it is until its replacement, rendered beside it, is complete;
         # an interrupted replacement keeps its tiles there, and the same command resumes it.
@@ -353,7 +353,7 @@ def render_pyramid(
             exc.kept_in = target.root  # where the finished tiles are, for the line that reports the stop
             raise
         if target is not out:
-            out.swap_in(target)
+            out.swap_in(target, lock)
             if not out.folder:  # the page beside the .dzi loads the viewer from the folder it is in
                 from .viewer import install_openseadragon
 

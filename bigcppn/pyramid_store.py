@@ -234,11 +234,18 @@ class PyramidOutput:
             else:
                 other.unlink(missing_ok=True)
 
-    def swap_in(self, new: "PyramidOutput") -> None:
-        """Put the complete pyramid ``new`` (from :meth:`replacement`) in this one's place, the descriptor last."""
+    def swap_in(self, new: "PyramidOutput", lock: "_FolderLock | None" = None) -> None:
+        """Put the complete pyramid ``new`` (from :meth:`replacement`) in this one's place, the descriptor last.
+
+        A folder layout's lock file moves aside with the old folder: ``lock`` (this
+        pyramid's, held) first takes the lock file of ``new``, so the folder that
+        takes the old one's place is locked from its first moment.
+        """
         import shutil
 
         if self.folder:
+            if lock is not None:
+                lock.adopt(new.lock_path)
             aside = self.root.with_name(f".{self.name}.replaced-{os.getpid()}")
             os.replace(self.root, aside)
             os.replace(new.root, self.root)
@@ -277,6 +284,7 @@ class _FolderLock:
     def __init__(self, out: PyramidOutput) -> None:
         self.out = out
         self.fd: int | None = None
+        self.adopted: int | None = None  # the lock of a replacement folder that takes the pyramid's place
         self.created = False
 
     def __enter__(self) -> "_FolderLock":
@@ -301,6 +309,13 @@ class _FolderLock:
                 os.close(fd)
         return self
 
+    def adopt(self, path: Path) -> None:
+        """Lock ``path`` too (no one else knows it yet): a replacement's lock file, about to become this one."""
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self.adopted = fd
+
     def __exit__(self, exc_type, exc, tb) -> None:
         if self.fd is None:
             return
@@ -308,8 +323,10 @@ class _FolderLock:
             self.out.lock_path.unlink()
         except OSError:
             pass
-        os.close(self.fd)
-        self.fd = None
+        for fd in (self.fd, self.adopted):
+            if fd is not None:
+                os.close(fd)
+        self.fd = self.adopted = None
         if self.created and isinstance(exc, UserError):
             # refused before anything was written: leave no folder behind
             try:

@@ -83,3 +83,31 @@ def test_two_processes_one_folder(tmp_path, refs):
     winner = (7, 8)[codes.index(0)]
     assert _files(tmp_path, "p") == refs[winner]
     assert "another" in errs[codes.index(2)] and len(errs[codes.index(2)].strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("layout,name", [("zoomify", "z"), ("dz", "p.dzi")])
+def test_a_swapped_in_replacement_is_locked_from_its_first_moment(tmp_path, monkeypatch, layout, name):
+    """A folder layout's replacement takes the old folder's place, lock file and all: the old lock moved
+    aside with it, so a run arriving then found an unlocked folder (and its lock file was then removed
+    under it). Now the replacement's lock is taken before the swap."""
+    from bigcppn.errors import UserError
+    from bigcppn.pyramid_store import PyramidOutput
+
+    out = tmp_path / name
+    bigcppn.render_pyramid(_config(1), out, layout=layout, tile=64)
+    real, seen = PyramidOutput.swap_in, []
+
+    def swap_then_try(self, new, lock=None):
+        real(self, new, lock)
+        with pytest.raises(UserError, match="another bigcppn run"):
+            with PyramidOutput(self.root, self.name, self.layout).lock():
+                pass
+        seen.append(1)
+
+    monkeypatch.setattr(PyramidOutput, "swap_in", swap_then_try)
+    result = bigcppn.render_pyramid(_config(2), out, layout=layout, tile=64, overwrite=True)
+    assert seen and result.replaced
+    monkeypatch.undo()
+    assert not list(tmp_path.rglob("*.lock")), "the lock files are gone at the end"
+    with PyramidOutput(out if layout != "dz" else tmp_path, out.stem if layout == "dz" else name, layout).lock():
+        pass  # and the next run may take the lock
