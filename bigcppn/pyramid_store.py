@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
-from .atomic import remove_partials, write_atomic
+from .atomic import exchange, remove_partials, write_atomic
 from .config import Config, config_to_dict
 from .errors import UserError
 from .layouts import LAYOUTS
@@ -246,6 +246,9 @@ class PyramidOutput:
         if self.folder:
             if lock is not None:
                 lock.adopt(new.lock_path)
+            if exchange(new.root, self.root):  # one step: the old folder is now at new.root
+                shutil.rmtree(new.root, ignore_errors=True)
+                return
             aside = self.root.with_name(f".{self.name}.replaced-{os.getpid()}")
             os.replace(self.root, aside)
             os.replace(new.root, self.root)
@@ -257,7 +260,9 @@ class PyramidOutput:
             src, dst = new.root / name, self.root / name
             if not src.exists():
                 continue
-            if dst.is_dir() and not dst.is_symlink():
+            if dst.is_dir() and not dst.is_symlink() and exchange(src, dst):
+                shutil.rmtree(src, ignore_errors=True)  # the old one, swapped out in one step
+            elif dst.is_dir() and not dst.is_symlink():
                 aside = dst.with_name(f".{dst.name}.replaced-{os.getpid()}")
                 os.replace(dst, aside)
                 os.replace(src, dst)

@@ -111,3 +111,18 @@ def test_a_swapped_in_replacement_is_locked_from_its_first_moment(tmp_path, monk
     assert not list(tmp_path.rglob("*.lock")), "the lock files are gone at the end"
     with PyramidOutput(out if layout != "dz" else tmp_path, out.stem if layout == "dz" else name, layout).lock():
         pass  # and the next run may take the lock
+
+
+def test_exchange_swaps_two_folders_in_one_step(tmp_path):
+    from bigcppn.atomic import exchange
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "from-a").write_text("a")
+    (b / "from-b").write_text("b")
+    if not exchange(a, b):
+        pytest.skip("no renameat2(RENAME_EXCHANGE) on this system or filesystem (the two-rename fallback is used)")
+    assert [p.name for p in a.iterdir()] == ["from-b"] and [p.name for p in b.iterdir()] == ["from-a"]
+    with pytest.raises(FileNotFoundError):
+        exchange(a, tmp_path / "missing")
