@@ -44,13 +44,15 @@ def choose_blocks(width: int, height: int, tile: int, workers: int, max_pixels: 
     Full-width bands are kept while they fit the budget and reach
     ``k >= GOOD_K`` (or the ``k`` of square blocks); a wide image (a tile row
     alone over the budget) or many workers get square blocks, so the driver
-    never builds a large share of the pyramid itself. ``overlap``: a DeepZoom
+    never builds a large share of the pyramid itself. Where four blocks per
+    worker would leave ``k`` below ``GOOD_K``, one block per worker is
+    enough (up to ``GOOD_K``): a short, very wide picture on many actors. ``overlap``: a DeepZoom
     block is rendered with margins of ``overlap * 2**k`` pixels, counted in
     its area.
     """
-    def deepest(area, count) -> int:
+    def deepest(area, count, per: int = 4) -> int:
         k = 0
-        while area(k + 1) <= max_pixels and count(tile << (k + 1)) >= 4 * workers:
+        while area(k + 1) <= max_pixels and count(tile << (k + 1)) >= per * workers:
             k += 1
         return k
 
@@ -61,7 +63,11 @@ def choose_blocks(width: int, height: int, tile: int, workers: int, max_pixels: 
         return (tile << k) + 2 * (overlap << k)
 
     full = deepest(lambda k: min(side(k), height) * width, down)
-    square = deepest(lambda k: min(side(k), height) * min(side(k), width), lambda s: down(s) * -(-width // s))
+    square_area = lambda k: min(side(k), height) * min(side(k), width)  # noqa: E731
+    square_count = lambda s: down(s) * -(-width // s)  # noqa: E731
+    square = deepest(square_area, square_count)
+    if square < GOOD_K:  # few blocks: rather one per actor than the driver building a quarter of the pixels
+        square = max(square, min(GOOD_K, deepest(square_area, square_count, per=1)))
     if min(side(full), height) * width <= max_pixels and full >= min(GOOD_K, square):
         return full, False
     return square, True

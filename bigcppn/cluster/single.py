@@ -73,8 +73,8 @@ def describe_bands(job: Job, workers: int) -> dict:
     bands = 4 if job.config.output.cmyk else job.config.network.bands
     depth = job.config.output.depth // 8
     back = sizes[fed][0] * sizes[fed][1] * bands * depth if fed < len(sizes) else 0
-    return {"workers": workers, "blocks": plan.count, "block_rows": plan.rows,
-            "block_width": plan.rows if plan.split else plan.width, "levels": len(sizes),
+    return {"workers": workers, "blocks": plan.count, "block_rows": min(plan.rows, plan.height),
+            "block_width": min(plan.rows, plan.width) if plan.split else plan.width, "levels": len(sizes),
             "levels_on_actors": plan.inside, "rows_back_bytes": back,
             "driver_pixel_share": round(sum(w * h for w, h in sizes[plan.inside:]) / total, 4)}
 
