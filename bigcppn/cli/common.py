@@ -79,12 +79,14 @@ def add_overwrite_option(p: argparse.ArgumentParser, what: str = "OUT when it ex
                    help=f"replace {what}; without it an existing output stops the command before it renders")
 
 
-def add_executor_options(p: argparse.ArgumentParser) -> None:
+def add_executor_options(p: argparse.ArgumentParser, pyramid: bool = False) -> None:
     """--executor, --ray-address, --workers: where the work runs (this machine, or a Ray cluster)."""
     g = p.add_argument_group("where to run (a Ray cluster needs pip install \"bigcppn[ray]\")")
+    where = ("the pyramid's folder must be on a filesystem every node shares" if pyramid else
+             "for a tiled TIFF or a .dzi/.szi, which this machine writes from the tiles the actors encode")
     g.add_argument("--executor", choices=("local", "ray"), default="local",
                    help="local: threads on this machine (default); ray: actors on a Ray cluster, one per GPU "
-                        "or per CPU-only node; the output must be on a filesystem every node shares")
+                        f"or per CPU-only node; {where}")
     g.add_argument("--ray-address", metavar="ADDRESS",
                    help="the Ray cluster to join: HOST:PORT, ray://HOST:PORT or auto (default: start or join "
                         "a local Ray)")

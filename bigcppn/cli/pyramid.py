@@ -42,7 +42,7 @@ def add_parser(sub) -> None:
                             "complete; the same render simply resumes)")
     p.add_argument("--dry-run", action="store_true",
                    help="show the levels, tiles, files, bytes and time it would take, and render nothing")
-    add_executor_options(p)
+    add_executor_options(p, pyramid=True)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
