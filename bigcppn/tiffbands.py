@@ -151,7 +151,7 @@ class BandPlan(BlockGrid):
 
 @dataclass
 class EncodedBand:
-    """A band's encoded tiles, level by level (each level's in row-major order), and its rows of the next level."""
+    """A block's encoded tiles, level by level (each level's row-major in the block), and its pixels of the next level."""
 
     tiles: list[list[bytes]]
     reduced: np.ndarray | None

@@ -1,4 +1,4 @@
-"""What runs inside a Ray actor: the network built once, the folder check, pyramid jobs.
+"""What runs inside a Ray actor: the network built once, the folder check, pyramid jobs, blocks of a file.
 
 Nothing here imports Ray: these are plain picklable callables that
 :class:`~bigcppn.cluster.engine.RayExecutor` runs on its actors, so they are
