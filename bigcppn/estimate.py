@@ -145,7 +145,7 @@ def describe(job: Job, plan: Plan, device: str, rates=None) -> PlanInfo:
         estimated_bytes=estimate_output_bytes(job.fmt, c.width, c.height, bands, out),
         writer=job.fmt.writer_text(out, cores),
         estimated_peak_bytes=estimate_peak_bytes(plan, bands, out.depth, cfg.render.queue,
-                                                 max(cfg.network.hidden, default=3)),
+                                                 max(cfg.network.hidden, default=3), cmyk=bool(out.cmyk)),
         dpi=ps.dpi, bleed_px=ps.bleed,
         mm=tuple(round(v, 1) for v in ps.mm()), trimmed_mm=tuple(round(v, 1) for v in ps.mm(trimmed=True)),
         network_mpix_per_s=round(rates.network_mpix_s, 2) if rates else None,

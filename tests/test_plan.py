@@ -115,3 +115,14 @@ def test_tile_positions_cover_a_rectangle_row_major(across, down, data):
             tile_positions(across + 1, None, across, down + 2, 0, "level 3")
     with pytest.raises(ValueError, match="do not fill"):
         tile_positions(1, (range(0, down + 1), range(across)), across, down, 0, "level 0")
+
+
+def test_a_cmyk_plan_counts_the_strip_conversion():
+    import bigcppn
+
+    cfg = bigcppn.load_config(None, [], {"canvas.width": 8192, "canvas.height": 4096})
+    rgb = bigcppn.plan(cfg, "x.tif", measure=False)
+    cmyk = bigcppn.plan(bigcppn.load_config(None, [], {"canvas.width": 8192, "canvas.height": 4096,
+                                                       "output.cmyk": "cmyk"}), "x.tif", measure=False)
+    extra = cmyk.estimated_peak_bytes - rgb.estimated_peak_bytes
+    assert 30e6 < extra < 60e6  # measured: +43 MB peak RSS for a CMYK TIFF 8192 px wide
