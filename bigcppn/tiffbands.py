@@ -62,9 +62,13 @@ def choose_blocks(width: int, height: int, tile: int, workers: int, max_pixels: 
     def side(k: int) -> int:  # a block's side with its margins
         return (tile << k) + 2 * (overlap << k)
 
+    def square_area(k: int) -> int:
+        return min(side(k), height) * min(side(k), width)
+
+    def square_count(s: int) -> int:
+        return down(s) * -(-width // s)
+
     full = deepest(lambda k: min(side(k), height) * width, down)
-    square_area = lambda k: min(side(k), height) * min(side(k), width)  # noqa: E731
-    square_count = lambda s: down(s) * -(-width // s)  # noqa: E731
     square = deepest(square_area, square_count)
     if square < GOOD_K:  # few blocks: rather one per actor than the driver building a quarter of the pixels
         square = max(square, min(GOOD_K, deepest(square_area, square_count, per=1)))
@@ -147,6 +151,11 @@ class BandPlan(BlockGrid):
     @property
     def levels(self) -> list[tuple[int, int]]:
         return pyramid_sizes(self.width, self.height, self.tile) if self.pyramid else [(self.width, self.height)]
+
+    @property
+    def fed(self) -> int:
+        """The level whose pixels a block hands the writer: the first it builds itself."""
+        return self.inside
 
 
 @dataclass

@@ -1,6 +1,9 @@
-"""Shared fixtures: a --device option (cpu by default, cuda on a GPU box) and small configs."""
+"""Shared fixtures: a --device option (cpu by default, cuda on a GPU box), small configs, and a time bound on
+every test marked ``ray``."""
 
 from __future__ import annotations
+
+import signal
 
 import pytest
 import torch
@@ -19,6 +22,25 @@ def device(request) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         pytest.skip("--device cuda given but no CUDA device is available")
     return torch.device(name)
+
+
+@pytest.fixture(autouse=True)
+def bounded_in_time(request):
+    """A test on Ray that hangs fails after five minutes instead (SIGALRM in the main thread)."""
+    if request.node.get_closest_marker("ray") is None:
+        yield
+        return
+
+    def expire(_signum, _frame):
+        raise TimeoutError("a Ray test ran past 300 s")
+
+    old = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(300)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
 
 
 def small_config(width: int = 96, height: int = 96, *overrides: str, **extra):

@@ -207,25 +207,6 @@ def local_ray():
             shutil.rmtree(temp, ignore_errors=True)
 
 
-@pytest.fixture(autouse=True)
-def bounded_in_time(request):
-    """A test on Ray that hangs fails after five minutes instead (SIGALRM in the main thread)."""
-    if request.node.get_closest_marker("ray") is None:
-        yield
-        return
-
-    def expire(_signum, _frame):
-        raise TimeoutError("a Ray test ran past 300 s")
-
-    old = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(300)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
-
-
 @pytest.fixture
 def small_jobs(monkeypatch):
     """Many small jobs, so every actor has some queued at any moment."""
@@ -299,31 +280,34 @@ def test_a_worker_that_cannot_write_a_tile_fails_with_one_line(tmp_path, local_r
     assert not [p for p in tmp_path.rglob("*") if ".partial-" in p.name]
 
 
-@pytest.mark.ray
-@pytest.mark.slow
-def test_driver_killed_mid_run_then_resumed(tmp_path, local_ray):
-    """A CLI driver on the test's cluster, SIGKILLed after its first tiles; the same command finishes it."""
+def kill_driver_when(args: list, ready) -> None:
+    """Run the CLI with ``args`` in a driver process and SIGKILL it once ``ready()`` (polled for up to 120 s)."""
     import time
 
-    for d in ("a", "b"):
-        (tmp_path / d).mkdir()
-    assert cli.main(pyramid_args(tmp_path / "a" / "p.dzi", "--width", 1400, "--height", 900)) == 0
-    args = pyramid_args(tmp_path / "b" / "p.dzi", "--width", 1400, "--height", 900, "--executor", "ray",
-                        "--ray-address", local_ray)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-    proc = subprocess.Popen([sys.executable, "-m", "bigcppn", *args], env=env, stderr=subprocess.PIPE)
-    tiles = tmp_path / "b" / "p_files"
+    proc = subprocess.Popen([sys.executable, "-m", "bigcppn", *map(str, args)], env=env, stderr=subprocess.PIPE)
     try:
-        for _ in range(1200):  # bounded: 120 s
-            if tiles.is_dir() and sum(1 for _ in tiles.rglob("*.jpeg")) >= 3:
-                break
-            if proc.poll() is not None:
+        for _ in range(1200):
+            if ready() or proc.poll() is not None:
                 break
             time.sleep(0.1)
         assert proc.poll() is None, "the driver finished before it could be killed"
         proc.kill()
     finally:
         proc.wait(timeout=60)
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_driver_killed_mid_run_then_resumed(tmp_path, local_ray):
+    """A CLI driver on the test's cluster, SIGKILLed after its first tiles; the same command finishes it."""
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+    assert cli.main(pyramid_args(tmp_path / "a" / "p.dzi", "--width", 1400, "--height", 900)) == 0
+    args = pyramid_args(tmp_path / "b" / "p.dzi", "--width", 1400, "--height", 900, "--executor", "ray",
+                        "--ray-address", local_ray)
+    tiles = tmp_path / "b" / "p_files"
+    kill_driver_when(args, lambda: tiles.is_dir() and sum(1 for _ in tiles.rglob("*.jpeg")) >= 3)
     assert not (tmp_path / "b" / "p.dzi").exists()
     assert cli.main(args) == 0
     assert files_under(tmp_path / "a") == files_under(tmp_path / "b")
@@ -483,24 +467,16 @@ def written(partial: Path) -> int:
 @pytest.mark.slow
 @pytest.mark.parametrize("suffix", [".tif", ".dzi"])
 def test_driver_killed_leaves_nothing_then_renders(tmp_path, local_ray, suffix):
-    import time
-
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     out = tmp_path / "b" / f"b{suffix}"
     args = render_args(out, "--width", 1800, "--height", 2400, "--executor", "ray", "--ray-address", local_ray)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-    proc = subprocess.Popen([sys.executable, "-m", "bigcppn", *args], env=env, stderr=subprocess.PIPE)
-    try:
-        for _ in range(1200):  # bounded: 120 s
-            parts = list(out.parent.glob(f".b{suffix}.partial-*"))
-            if parts and written(parts[0]) > 100_000 or proc.poll() is not None:
-                break
-            time.sleep(0.1)
-        assert proc.poll() is None, "the driver finished before it could be killed"
-        proc.kill()
-    finally:
-        proc.wait(timeout=60)
+
+    def writing_started() -> bool:
+        parts = list(out.parent.glob(f".b{suffix}.partial-*"))
+        return bool(parts) and written(parts[0]) > 100_000
+
+    kill_driver_when(args, writing_started)
     assert not out.exists() and not list(out.parent.glob("b_files"))
     assert cli.main(args) == 0
     assert cli.main(render_args(tmp_path / "a" / out.name, "--width", 1800, "--height", 2400)) == 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import signal
 import tempfile
 from pathlib import Path
 
@@ -45,20 +44,6 @@ def two_nodes():
             ray.shutdown()
             cluster.shutdown()
             shutil.rmtree(temp, ignore_errors=True)
-
-
-@pytest.fixture(autouse=True)
-def bounded_in_time():
-    def expire(_signum, _frame):
-        raise TimeoutError("a Ray test ran past 300 s")
-
-    old = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(300)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
 
 
 @pytest.mark.ray

@@ -67,7 +67,7 @@ def band_plan(job: Job, workers: int):
 def describe_bands(job: Job, workers: int) -> dict:
     """What the actors and the driver would do with ``job`` (``bigcppn plan --executor ray``): no Ray started."""
     plan = band_plan(job, workers)
-    fed = getattr(plan, "fed", plan.inside)  # the level whose rows come back (TIFF: the first the writer builds)
+    fed = plan.fed  # the level whose pixels come back
     sizes = plan.levels
     total = sum(w * h for w, h in sizes)
     bands = 4 if job.config.output.cmyk else job.config.network.bands
