@@ -22,7 +22,7 @@ while rendering raises :class:`RenderError`, leaving nothing under the output's 
 
 import os as _os
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: E402
 
 # libvips keeps pyramid levels (and other temporaries) smaller than this in
 # memory and larger ones in files in TMPDIR; its default, 100 MB, lets a large

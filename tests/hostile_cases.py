@@ -305,6 +305,10 @@ def fuzz_configs(tmp_path: Path, max_examples: int, derandomize: bool) -> Counte
             # an output carries every setting: --from refuses an empty embedded config
             empty_from = case["channel"] in ("sidecar", "png") and not case["values"]
             expected = 2 if case["hostile"] or empty_from else 0
+            if expected == 0 and code == 2 and "overflows float32" in err:
+                # scales up to 1e6 are valid values, and some networks they make overflow: a refusal that
+                # depends on the drawn weights, which the strategy cannot foresee (still one line, nothing left)
+                expected = 2
             stats[check_outcome(code, err, out, expected)] += 1
             stats["must render" if expected == 0 else "must be refused"] += 1
 
