@@ -39,9 +39,9 @@ def render(out: Path, width: int, height: int, workers: int, bands: bool) -> dic
     from bigcppn import api
     from bigcppn.cluster.pyramid import RayOptions
     from bigcppn.job import resolve_job
-    from bigcppn.render import CPU_BATCH
-    from bigcppn.sink import OutputTarget
-    from bigcppn.tiffbands import MAX_BAND_PIXELS
+    from bigcppn.network.strips import CPU_BATCH
+    from bigcppn.formats.target import OutputTarget
+    from bigcppn.formats.tiff.blocks import MAX_BAND_PIXELS
 
     chooser = single.choose_blocks
     if bands:  # full-width bands as tall as memory and four bands per actor allow (what was chosen before blocks)

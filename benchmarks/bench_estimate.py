@@ -9,7 +9,7 @@ A case is CONFIG:SIZE:EXT, CONFIG a name in configs/article/, SIZE a side in
 pixels (a square canvas) or a paper size at 300 dpi (A2 = 4961×7016), EXT the
 output's extension, or ``.dzi-pyramid`` for ``bigcppn pyramid`` (``--dry-run``'s
 estimate, the writer column then its time per tile). For each
-case, one fresh Python process runs ``bigcppn.plan`` (the estimate, as
+case, one fresh Python process runs ``bigcppn.core.tiling`` (the estimate, as
 ``bigcppn plan`` makes it), then another ``bigcppn.render_file`` (the real
 render, as ``bigcppn render`` runs it; the time it reports, which leaves out the
 Python and torch start-up, about 3 s here). It prints both and their ratio
@@ -41,7 +41,7 @@ CHILD = r"""
 import json, sys, time
 from bigcppn import api
 from bigcppn.job import Sizing
-import bigcppn.render  # torch's import, not the plan's time
+import bigcppn.network.strips  # torch's import, not the plan's time
 mode, config, size, out = sys.argv[1:5]
 sizing = Sizing(size=size) if not size.isdigit() else Sizing(width=int(size), height=int(size))
 cfg = api.as_config(config, sizing=sizing)
@@ -62,10 +62,10 @@ elif mode == "plan":
     measured = time.perf_counter() - t0
     # the baseline: the estimate before issue 12 (one 256² window timed once on one thread, times 1.8 for two
     # workers, plus the format table's encoding speed)
-    from bigcppn.geometry import Window
+    from bigcppn.core.geometry import Window
     from bigcppn.job import resolve_job
-    from bigcppn.render import pick_device, renderer_for, strip_workers
-    from bigcppn.system import available_cores
+    from bigcppn.network.strips import pick_device, renderer_for, strip_workers
+    from bigcppn.core.system import available_cores
     job = resolve_job(cfg, out)
     device = pick_device(cfg.render.device)
     r, p = renderer_for(cfg, device)

@@ -91,7 +91,7 @@ class Bench:
         """As in the article: every coordinate at once through nn.Sequential, then to uint8 on the host."""
         import torch
 
-        from bigcppn.model import CPPN
+        from bigcppn.network.model import CPPN
 
         size = min(self.args.grid_size, self.args.size)
         cfg = self.config(size)
@@ -120,7 +120,7 @@ class Bench:
         """Evaluate a size² canvas strip by strip into one device buffer; seconds of the best run."""
         import torch
 
-        from bigcppn.render import Renderer, renderer_for
+        from bigcppn.network.strips import Renderer, renderer_for
 
         cfg = self.config(size, "render.kernel=eager")
         eager, plan = renderer_for(cfg, self.device)
@@ -128,7 +128,7 @@ class Bench:
         if kind == "kernel":
             r = Renderer(eager.model, plan.canvas, eager.sampling.view, self.device, kernel="triton")
             if kernel_opts:
-                from bigcppn.kernel import FusedKernel
+                from bigcppn.network.triton.kernel import FusedKernel
 
                 r._kernel = FusedKernel(r.model, r.sampling, self.device, 8, **kernel_opts)
         strips = list(plan.strips())
@@ -143,7 +143,7 @@ class Bench:
                     for b in s.batches:
                         r.fill(dst[:, b.x : b.x + b.width], b)
 
-        from bigcppn.plan import Window
+        from bigcppn.core.tiling import Window
 
         r.fill(buf[:16, :16], Window(0, 0, 16, 16))  # warm-up: compiles the kernel
         return self.timed(run, repeat)
@@ -181,7 +181,7 @@ class Bench:
         """Kernel vs PyTorch on one canvas: max difference in 8-bit levels and the share of pixels that differ."""
         import numpy as np
 
-        from bigcppn.render import Renderer, renderer_for
+        from bigcppn.network.strips import Renderer, renderer_for
 
         size = self.args.kernel_size if self.device.type == "cpu" else 4096
         cfg = self.config(size, "render.kernel=eager")
@@ -195,7 +195,7 @@ class Bench:
 
     def renderer(self) -> None:
         """Strips into host memory exactly as the sink gets them (workers, pinned copies), nothing encoded."""
-        from bigcppn.render import StripStream, renderer_for, strip_workers
+        from bigcppn.network.strips import StripStream, renderer_for, strip_workers
 
         size = self.args.net_size
         cfg = self.config(size)
@@ -229,7 +229,7 @@ class Bench:
         """The whole --size² picture in host memory, rendered by the renderer (not timed)."""
         import numpy as np
 
-        from bigcppn.render import StripStream, renderer_for, strip_workers
+        from bigcppn.network.strips import StripStream, renderer_for, strip_workers
 
         cfg = self.config(self.args.size)
         r, plan = renderer_for(cfg, self.device)
@@ -243,9 +243,9 @@ class Bench:
     def from_memory(self, tmp: Path, fmt: str, img, base_cfg) -> None:
         import pyvips
 
-        from bigcppn.formats import format_for
+        from bigcppn.formats.registry import format_for
         from bigcppn import sink
-        from bigcppn.writers import open_writer
+        from bigcppn.formats.writers import open_writer
 
         suffix, sets = FORMATS[fmt]
         cfg = self.config(self.args.size, *sets)

@@ -33,7 +33,7 @@ import json, resource, sys, time
 mode, size, extra = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
 import torch
 from bigcppn.config import load_config
-from bigcppn.model import CPPN
+from bigcppn.network.model import CPPN
 cfg = load_config(None, extra.get("set", []), {"canvas.width": size, "canvas.height": size})
 t = time.perf_counter()
 if mode == "baseline":
@@ -54,15 +54,15 @@ if mode == "baseline":
 elif mode in ("render", "render-vips"):
     from bigcppn.cli import main
     if mode == "render-vips":
-        import bigcppn.formats
-        bigcppn.formats.PARALLEL_TIFF = bigcppn.formats.PARALLEL_DZ = ()  # every output through libvips
+        import bigcppn.formats.registry
+        bigcppn.formats.registry.PARALLEL_TIFF = bigcppn.formats.registry.PARALLEL_DZ = ()  # every output through libvips
     args = ["render", "-o", extra["out"], "--width", str(size), "--height", str(size), "-q"]
     for s in extra.get("set", []):
         args += ["--set", s]
     rc = main(args)
     assert rc == 0, rc
 elif mode == "renderer":
-    from bigcppn.render import StripStream, renderer_for, strip_workers
+    from bigcppn.network.strips import StripStream, renderer_for, strip_workers
     r, plan = renderer_for(cfg)
     for strip in StripStream(r, plan, workers=strip_workers(r.device, cfg.render.workers)):
         pass

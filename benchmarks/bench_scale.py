@@ -132,11 +132,11 @@ def run_single(size: int, folder: Path, name: str, executor: str, workers: int |
     from bigcppn import api
     from bigcppn.cluster.pyramid import RayOptions
     from bigcppn.cluster.single import render_single
-    from bigcppn.dzwriter import dz_sizes
+    from bigcppn.formats.deepzoom.writer import dz_sizes
     from bigcppn.job import resolve_job
-    from bigcppn.render import CPU_BATCH
-    from bigcppn.sink import OutputTarget
-    from bigcppn.tiffwriter import pyramid_sizes
+    from bigcppn.network.strips import CPU_BATCH
+    from bigcppn.formats.target import OutputTarget
+    from bigcppn.formats.tiff.writer import pyramid_sizes
 
     cfg = api.as_config(None, seed=7, overrides=[f"canvas.width={size}", f"canvas.height={size}"])
     folder.mkdir()

@@ -45,11 +45,11 @@ def main() -> None:
     import numpy as np
     import pyvips
 
-    import bigcppn.formats as formats
-    import bigcppn.sink as sink
+    import bigcppn.formats.registry as formats
+    import bigcppn.formats.target as sink
     from bigcppn.config import OutputConfig, load_config
-    from bigcppn.formats import format_for
-    from bigcppn.render import StripStream, renderer_for, strip_workers
+    from bigcppn.formats.registry import format_for
+    from bigcppn.network.strips import StripStream, renderer_for, strip_workers
 
     pyvips.cache_set_max(0)
     cfg = load_config(None, [], {"canvas.width": args.size, "canvas.height": args.size, "seed": 7})

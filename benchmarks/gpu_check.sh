@@ -34,10 +34,10 @@ t0=$(date +%s)
 {
   echo "== the kernel tests: CUDA (gpu) and Triton's interpreter (triton, in a child process)"
   timeout 240 python3 -m pytest -q -p no:cacheprovider -m "gpu or triton" --device "$DEVICE" -rs \
-    tests/test_kernel.py tests/test_gpu_kernel.py 2>&1 | tail -40
+    tests/network/test_kernel.py tests/network/test_gpu_kernel.py 2>&1 | tail -40
   echo "== the renderer, CLI and writer tests on $DEVICE (the fused kernel by default on CUDA)"
   timeout 150 python3 -m pytest -q -p no:cacheprovider --device "$DEVICE" -rs \
-    tests/test_render.py tests/test_cli.py tests/test_tiffwriter.py tests/test_dzwriter.py 2>&1 | tail -25
+    tests/network/test_render.py tests/cli/test_cli.py tests/formats/test_tiffwriter.py tests/formats/test_dzwriter.py 2>&1 | tail -25
   echo "tests took $(( $(date +%s) - t0 )) s"
 } > "$OUT/tests.txt" 2>&1
 

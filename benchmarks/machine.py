@@ -9,7 +9,7 @@ def machine(device=None) -> str:
     """GPU (or none), CPU model, usable cores, torch, and triton and libvips where installed."""
     import torch
 
-    from bigcppn.system import available_cores
+    from bigcppn.core.system import available_cores
 
     cpu = platform.processor() or platform.machine()
     try:

@@ -19,11 +19,11 @@ import numpy as np
 
 from .config import Config
 from .errors import RenderError, UserError
-from .estimate import PlanInfo, check_disk, describe
-from .formats import estimate_output_bytes
-from .geometry import Window
+from .estimate.plan import PlanInfo, check_disk, describe
+from .formats.registry import estimate_output_bytes
+from .core.geometry import Window
 from .job import SEED_FIELD, Job, Sizing, check_overwrite, resolve_config, resolve_job
-from .pyramid_job import pyramid_place  # noqa: F401 (where a pyramid goes: the CLI's, for its messages)
+from .pyramid.request import pyramid_place  # noqa: F401 (where a pyramid goes: the CLI's, for its messages)
 
 __all__ = ["render_array", "render_file", "render_series", "render_sheet", "plan", "render_pyramid",
            "plan_pyramid", "RenderResult", "PyramidResult", "PlanInfo", "as_config", "CompletedInterrupt"]
@@ -79,7 +79,7 @@ def render_array(config: ConfigLike = None, *, width: int | None = None, height:
     >>> bigcppn.render_array(width=64, height=48, seed=7, device="cpu").shape
     (48, 64, 3)
     """
-    from .render import renderer_for
+    from .network.strips import renderer_for
 
     cfg = as_config(config, sizing=Sizing(width=width, height=height), seed=seed, device=device, depth=depth)
     renderer, plan = renderer_for(cfg)
@@ -102,7 +102,7 @@ def plan(config: ConfigLike = None, path: str | Path | None = None, *, compressi
     """What rendering ``config`` to ``path`` would do: tiles, batches, memory, bytes, and (``measure``) time.
 
     The time comes from the network and the output's writer timed on this
-    machine, the way a render runs them (:mod:`bigcppn.measure`, about a second).
+    machine, the way a render runs them (:mod:`bigcppn.estimate.measure`, about a second).
     ``executor="ray"``: also how the file is cut into bands for ``workers``
     actors (default 1) and what the driver keeps (``PlanInfo.ray``); Ray is not started.
 
@@ -112,8 +112,8 @@ def plan(config: ConfigLike = None, path: str | Path | None = None, *, compressi
     >>> (info.width, info.height, info.format)
     (640, 480, 'png')
     """
-    from .measure import measure_render
-    from .render import pick_device, renderer_for, strip_workers
+    from .estimate.measure import measure_render
+    from .network.strips import pick_device, renderer_for, strip_workers
 
     if executor not in ("local", "ray"):
         raise UserError(f"unknown executor '{executor}'; choose local or ray")
@@ -134,7 +134,7 @@ def plan(config: ConfigLike = None, path: str | Path | None = None, *, compressi
 
 def _checked_job(cfg: Config, path, compression, quality, overwrite: bool) -> Job:
     """A render's job with everything checked that can be before rendering, but the free disk."""
-    from .sink import OutputTarget
+    from .formats.target import OutputTarget
 
     job = resolve_job(cfg, path, compression=compression, quality=quality)
     try:
@@ -239,8 +239,8 @@ def render_series(config: ConfigLike, path: str | Path | None, seeds: Sequence[i
 
 def _render_job(job: Job, progress: Callable[[int, int], None] | None) -> RenderResult:
     """Render a checked job to its output, atomically."""
-    from .render import StripStream, pick_device, renderer_for, strip_workers
-    from .sink import OutputTarget, save_strips
+    from .network.strips import StripStream, pick_device, renderer_for, strip_workers
+    from .formats.target import OutputTarget, save_strips
 
     cfg = job.config
     device = pick_device(cfg.render.device)
@@ -351,7 +351,7 @@ def render_pyramid(config: ConfigLike, path: str | Path | None = None, *, layout
     render's pyramid at ``path`` is refused (UserError) unless ``overwrite``,
     which removes it first. ``on_start(pending, total)`` is called once the
     finished tiles are counted, ``on_tile(tile)`` after each tile (from worker
-    threads), ``progress`` with a :class:`~bigcppn.pyramid.PyramidProgress`
+    threads), ``progress`` with a :class:`~bigcppn.pyramid.render.PyramidProgress`
     (tiles and network samples across all levels, one call at a time).
 
     ``executor="ray"`` renders the tiles on a Ray cluster (``pip install
@@ -364,8 +364,8 @@ def render_pyramid(config: ConfigLike, path: str | Path | None = None, *, layout
     import pyvips
 
     from .engines import executor_options, pyramid_engine, with_workers
-    from .pyramid import render_pyramid as run
-    from .pyramid_job import resolve_pyramid_job
+    from .pyramid.render import render_pyramid as run
+    from .pyramid.request import resolve_pyramid_job
 
     options = executor_options(executor, ray_address, workers)
     job = resolve_pyramid_job(with_workers(as_config(config), options, workers), path, layout=layout, tile=tile, overlap=overlap, format=format,
@@ -393,15 +393,15 @@ def plan_pyramid(config: ConfigLike = None, path: str | Path | None = None, *, l
     """What :func:`render_pyramid` would do, without rendering: levels, tiles, files, bytes and time.
 
     Refuses (UserError) what the render would refuse; counts the tiles a
-    resumed run would still write. Returns a :class:`~bigcppn.estimate.PyramidPlanInfo`.
+    resumed run would still write. Returns a :class:`~bigcppn.estimate.plan.PyramidPlanInfo`.
     """
-    from .estimate import describe_pyramid
-    from .measure import measure_pyramid
-    from .pyramid import job_pixels
-    from .pyramid_job import resolve_pyramid_job
-    from .pyramid_plan import work_list
-    from .pyramid_store import TileStore
-    from .render import pick_device, renderer_for, strip_workers
+    from .estimate.plan import describe_pyramid
+    from .estimate.measure import measure_pyramid
+    from .pyramid.render import job_pixels
+    from .pyramid.request import resolve_pyramid_job
+    from .pyramid.grid import work_list
+    from .pyramid.store import TileStore
+    from .network.strips import pick_device, renderer_for, strip_workers
 
     job = resolve_pyramid_job(as_config(config), path, layout=layout, tile=tile, overlap=overlap, format=format,
                               quality=quality, supersample=supersample, base_url=base_url, max_size=max_size)

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import limits
+from .core import limits
 from .errors import ConfigError
-from .limits import describe
+from .core.limits import describe
 
 __all__ = [
     "ACTIVATIONS",
@@ -233,7 +233,7 @@ class OutputConfig:
     crop_marks: bool = False  # PDF: crop marks outside the bleed
 
     def __post_init__(self) -> None:
-        from .formats import TIFF_COMPRESSIONS
+        from .formats.registry import TIFF_COMPRESSIONS
 
         if self.compression not in TIFF_COMPRESSIONS:
             raise ConfigError(

@@ -48,10 +48,10 @@ def render_file_ray(job, options, progress, executor=None):
     """
     from .api import RenderResult, _size_of
     from .cluster.single import check_format, render_single
-    from .geometry import Canvas
-    from .plan import make_plan
-    from .render import CPU_BATCH
-    from .sink import OutputTarget
+    from .core.geometry import Canvas
+    from .core.tiling import make_plan
+    from .network.strips import CPU_BATCH
+    from .formats.target import OutputTarget
 
     cfg = job.config
     check_format(job)  # (the API checks it before anything is written; this keeps the function safe alone)
@@ -76,7 +76,7 @@ def check_network(cfg: Config) -> None:
     """What building the renderer checks, on this machine's CPU: the network fits and overflows nowhere."""
     import torch
 
-    from .render import renderer_for
+    from .network.strips import renderer_for
 
     renderer_for(cfg, torch.device("cpu"))
 
@@ -95,7 +95,7 @@ def pyramid_engine(cfg: Config, options, supersample: int, quality: int):
 
         check_network(cfg)
         return None, None, 1, RayPyramidRunner(cfg, supersample, quality, options)
-    from .render import pick_device, renderer_for, strip_workers
+    from .network.strips import pick_device, renderer_for, strip_workers
 
     device = pick_device(cfg.render.device)
     renderer, p_plan = renderer_for(cfg, device)

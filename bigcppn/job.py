@@ -15,8 +15,8 @@ from pathlib import Path
 
 from .config import CanvasConfig, Config, config_to_dict, load_config, parse_override
 from .errors import UserError
-from .formats import Format, check_output, format_for
-from .units import parse_length_in, parse_paper_in, print_canvas
+from .formats.registry import Format, check_output, format_for
+from .core.units import parse_length_in, parse_paper_in, print_canvas
 
 __all__ = ["Job", "Sizing", "resolve_config", "resolve_job", "default_name", "output_path", "check_overwrite",
            "parse_seeds", "SEED_FIELD", "MAX_SEEDS"]
@@ -104,7 +104,7 @@ def resolve_config(
     if from_image is not None:
         if config is not None:
             raise UserError("give either a CONFIG or --from IMAGE, not both")
-        from .metadata import read_config_from
+        from .formats.provenance import read_config_from
 
         base = _picture_of(read_config_from(from_image))
         if sizing.width is None and sizing.height is None and sizing.size is None and not _sets_size(overrides):
@@ -174,7 +174,7 @@ def resolve_job(cfg: Config, output: str | Path | None = None, *, compression: s
         cfg = replace(cfg, output=replace(cfg.output, tiff_tile=fitted_tiff_tile(cfg.output.tiff_tile,
                                                                                  cfg.canvas.width, cfg.canvas.height)))
     if cfg.output.cmyk:
-        from .icc import cmyk_profile
+        from .formats.icc import cmyk_profile
 
         cmyk_profile(cfg.output.cmyk)  # UserError when it is not a CMYK profile
     return Job(cfg, out, fmt)

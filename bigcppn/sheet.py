@@ -20,9 +20,9 @@ import torch
 from .config import Config
 from .errors import UserError
 from .job import MAX_SEEDS, parse_seeds  # noqa: F401 (parse_seeds: the sheet's API before job.py)
-from .model import _ACTIVATIONS_, CPPN
-from .plan import Canvas, View
-from .compute import Sampling, check_network_fits, quantise_, sheet_chunk
+from .network.model import _ACTIVATIONS_, CPPN
+from .core.tiling import Canvas, View
+from .network.backend import Sampling, check_network_fits, quantise_, sheet_chunk
 
 if TYPE_CHECKING:
     from .api import RenderResult
@@ -133,10 +133,10 @@ def render_sheet(cfg: Config, path: str | Path, seeds: list[int], cell: int = 25
     output folder cannot be used, or the file exists and ``overwrite`` is not given.
     """
     from .api import RenderResult
-    from .compute import pick_device, threads_for_one_pass
-    from .formats import check_canvas, format_for
+    from .network.backend import pick_device, threads_for_one_pass
+    from .formats.registry import check_canvas, format_for
     from .job import Job, check_overwrite
-    from .sink import OutputTarget, write_image
+    from .formats.target import OutputTarget, write_image
 
     out = Path(path)
     fmt = format_for(out)

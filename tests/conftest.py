@@ -55,3 +55,18 @@ def psnr(a, b) -> float:
 
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+def tiles_and_tags(path):
+    """Every level's tags (but where its tiles lie) and its tiles' bytes, in tile order."""
+    import tifffile
+
+    out = []
+    with tifffile.TiffFile(path) as f, open(path, "rb") as raw:
+        for page in f.pages:
+            tags = {t.code: t.value for t in page.tags.values() if t.code not in (324, 325)}
+            tiles = []
+            for off, n in zip(page.dataoffsets, page.databytecounts):
+                raw.seek(off)
+                tiles.append(raw.read(n))
+            out.append((tags, tiles))
+    return out

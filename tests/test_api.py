@@ -113,7 +113,7 @@ def test_render_pyramid_writes_a_complete_pyramid_and_resumes(tmp_path):
 
 
 def test_a_pyramid_folder_has_one_owner(tmp_path):
-    from bigcppn.pyramid_store import pyramid_output
+    from bigcppn.pyramid.store import pyramid_output
 
     out = pyramid_output(tmp_path / "p", "zoomify")
     with out.lock():

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from bigcppn.config import load_config
-from bigcppn.render import renderer_for
+from bigcppn.network.strips import renderer_for
 
 ARTICLE = Path(__file__).resolve().parent.parent / "configs" / "article"
 NAMES = (

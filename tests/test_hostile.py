@@ -140,12 +140,12 @@ def test_numbers_with_thousands_of_digits(tmp_path, out, where):
 @pytest.fixture
 def no_network_built(monkeypatch):
     """Building a network fails the test: a refusal must come before the weights are allocated."""
-    import bigcppn.model
+    import bigcppn.network.model
 
     def fail(self, net, seed):
         raise AssertionError(f"a network of {net.hidden} was built")
 
-    monkeypatch.setattr(bigcppn.model.CPPN, "__init__", fail)
+    monkeypatch.setattr(bigcppn.network.model.CPPN, "__init__", fail)
 
 
 @pytest.mark.parametrize("sets", [
@@ -161,9 +161,9 @@ def test_network_too_big_for_memory_is_refused_before_it_is_built(out, no_networ
 
 def test_network_memory_counts_activations_against_this_machine(out, no_network_built, monkeypatch):
     """``hidden=[100000]`` used 3.8 GB for a 64x48 picture: refused on a machine with less memory."""
-    import bigcppn.limits
+    import bigcppn.core.limits
 
-    monkeypatch.setattr(bigcppn.limits, "physical_memory", lambda: 2 * 1000**3)
+    monkeypatch.setattr(bigcppn.core.limits, "physical_memory", lambda: 2 * 1000**3)
     err = refuse(["render", "--device", "cpu", "--width", 64, "--height", 48, "--set", "network.hidden=[100000]",
                   "-o", out / "o.png"], out, message="needs about")
     assert "more than this machine's 2.0 GB" in err
@@ -185,10 +185,10 @@ def test_config_path_must_be_a_regular_file(tmp_path, out):
 @pytest.mark.parametrize("command", ["render", "pyramid", "sheet", "plan"])
 def test_output_name_the_file_system_cannot_encode(out, monkeypatch, command):
     """``-o $'bad\\xff.png'`` rendered in full, then failed; pyramid left ``.index.html.partial-PID``."""
-    import bigcppn.render
+    import bigcppn.network.strips
     import bigcppn.sheet
 
-    monkeypatch.setattr(bigcppn.render, "renderer_for", lambda *a, **k: pytest.fail("rendering started"))
+    monkeypatch.setattr(bigcppn.network.strips, "renderer_for", lambda *a, **k: pytest.fail("rendering started"))
     monkeypatch.setattr(bigcppn.sheet, "render_cells", lambda *a, **k: pytest.fail("rendering started"))
     name = os.fsdecode(b"bad\xff" + (b".dzi" if command == "pyramid" else b".png"))
     size = [] if command == "sheet" else ["--width", 8]

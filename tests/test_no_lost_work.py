@@ -8,7 +8,7 @@ import pyvips
 import bigcppn
 from bigcppn import cli
 from bigcppn.errors import UserError
-from bigcppn.render import Renderer
+from bigcppn.network.strips import Renderer
 
 from conftest import small_config
 
@@ -63,7 +63,7 @@ def test_overwrite_replaces_and_the_old_file_stays_until_the_new_one_is_complete
     assert run("render", "--seed", 2, "--width", 64, "--height", 200, "--tile", 16, "-q", "--overwrite",
                "-o", out) == 0
     assert out.read_bytes() != old and listing(tmp_path) == ["a.tif"]
-    assert bigcppn.metadata.read_config_from(out).seed == 2
+    assert bigcppn.formats.provenance.read_config_from(out).seed == 2
 
 
 def test_overwriting_a_deepzoom_pyramid_replaces_its_tiles_sidecar_and_descriptor(tmp_path):
@@ -72,7 +72,7 @@ def test_overwriting_a_deepzoom_pyramid_replaces_its_tiles_sidecar_and_descripto
     old = (tmp_path / "a_files" / "9" / "0_0.jpeg").read_bytes()
     assert run("render", "--seed", 2, "--width", 100, "--height", 80, "-q", "--overwrite", "-o", out) == 0
     assert listing(tmp_path) == ["a.bigcppn.json", "a.dzi", "a_files"]
-    assert bigcppn.metadata.read_config_from(out).seed == 2 and 'Width="100"' in out.read_text()
+    assert bigcppn.formats.provenance.read_config_from(out).seed == 2 and 'Width="100"' in out.read_text()
     assert not (tmp_path / "a_files" / "9").exists() and (tmp_path / "a_files" / "7" / "0_0.jpeg").read_bytes() != old
 
 
@@ -148,9 +148,9 @@ def test_a_series_is_checked_whole_before_the_first_render(tmp_path, capsys, mon
 
 def tiles_stop_at(monkeypatch, n: int, exc: BaseException):
     """Pyramid tile encoding raises ``exc`` at its ``n``-th tile; returns what puts the real encoder back."""
-    import bigcppn.pyramid
+    import bigcppn.pyramid.render
 
-    real, calls = bigcppn.pyramid.encode_tile, []
+    real, calls = bigcppn.pyramid.render.encode_tile, []
 
     def stopping(*args, **kwargs):
         calls.append(1)
@@ -158,8 +158,8 @@ def tiles_stop_at(monkeypatch, n: int, exc: BaseException):
             raise exc
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(bigcppn.pyramid, "encode_tile", stopping)
-    return lambda: monkeypatch.setattr(bigcppn.pyramid, "encode_tile", real)
+    monkeypatch.setattr(bigcppn.pyramid.render, "encode_tile", stopping)
+    return lambda: monkeypatch.setattr(bigcppn.pyramid.render, "encode_tile", real)
 
 
 @pytest.mark.parametrize("layout,name", [("dz", "p.dzi"), ("zoomify", "z")])

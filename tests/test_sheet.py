@@ -6,7 +6,7 @@ import pyvips
 
 from bigcppn import cli
 from bigcppn.errors import UserError
-from bigcppn.render import renderer_for
+from bigcppn.network.strips import renderer_for
 from bigcppn.sheet import parse_seeds, render_cells
 
 from conftest import small_config
@@ -70,7 +70,7 @@ def test_a_tiff_sheet_follows_the_output_settings(tmp_path):
 
 def test_sheet_frames_the_poster(tmp_path, device):
     from bigcppn.sheet import cell_size
-    from bigcppn.units import parse_aspect
+    from bigcppn.core.units import parse_aspect
 
     cfg = small_config(300, 100)
     assert cell_size(cfg, 90) == (90, 30), "by default the config's canvas"

@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 
-from .. import __version__
+from .._version import __version__
 from . import plan, pyramid, render, serve, sheet
 from .common import Parser, Terminated, run_reporting
 

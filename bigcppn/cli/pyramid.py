@@ -7,7 +7,7 @@ import sys
 
 from .. import api
 from ..errors import RenderError
-from ..pyramid_plan import LAYOUTS, TILE_FORMATS
+from ..pyramid.grid import LAYOUTS, TILE_FORMATS
 from .common import (Terminated, add_config_options, add_executor_options, add_overwrite_option, add_sizing_options,
                      config_from, executor_kwargs, positive_int)
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from .. import api
 from ..config import INTENTS
 from ..errors import UserError
-from ..estimate import human_duration
-from ..formats import TIFF_COMPRESSIONS
+from ..estimate.plan import human_duration
+from ..formats.registry import TIFF_COMPRESSIONS
 from ..job import default_name, parse_seeds
 from .common import (LazyBar, Terminated, add_config_options, add_executor_options, add_overwrite_option,
                      add_sizing_options, config_from, executor_kwargs, positive_int)

@@ -35,7 +35,7 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Bind, print the address, serve until Ctrl-C (exit 0) or SIGTERM (exit 143)."""
-    from ..serve import exposure_note, make_server, serve_until_stopped
+    from ..server.app import exposure_note, make_server, serve_until_stopped
 
     if args.output is not None:
         raise UserError("serve writes no file; leave out -o (use bigcppn pyramid to write a pyramid)")

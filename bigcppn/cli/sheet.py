@@ -7,9 +7,9 @@ import sys
 
 from .. import api
 from ..errors import UserError
-from ..estimate import human_duration
+from ..estimate.plan import human_duration
 from ..job import parse_seeds, resolve_config
-from ..units import parse_aspect
+from ..core.units import parse_aspect
 from .common import add_overwrite_option, positive_int
 
 

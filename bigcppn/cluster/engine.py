@@ -222,7 +222,7 @@ def _worker_path() -> str:
 
 
 class RayExecutor:
-    """An :class:`~bigcppn.execute.Executor` on Ray actors placed by :func:`place_actors`.
+    """An :class:`~bigcppn.core.execute.Executor` on Ray actors placed by :func:`place_actors`.
 
     ``map_ordered`` hands each item to the actor with the fewest tasks queued
     (at most :data:`DEPTH` each) and yields results in the items' order.

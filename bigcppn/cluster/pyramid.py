@@ -1,9 +1,9 @@
 """The driver's side of a pyramid on Ray: the work list cut into jobs, run by the actors.
 
-:func:`bigcppn.pyramid.render_pyramid` still does everything around the
+:func:`bigcppn.pyramid.render.render_pyramid` still does everything around the
 tiles, under the folder's owner lock: the manifest, the resume-aware work list
-(:func:`bigcppn.pyramid_plan.work_list`), and at the end the descriptor and
-the page (:func:`bigcppn.pyramid.finish`). :class:`RayPyramidRunner` only
+(:func:`bigcppn.pyramid.grid.work_list`), and at the end the descriptor and
+the page (:func:`bigcppn.pyramid.render.finish`). :class:`RayPyramidRunner` only
 replaces the threads that render and write the tiles: it starts the actors,
 checks that each sees the output folder (a shared filesystem), and hands them
 jobs; each actor writes its tiles straight into the folder, atomically, and
@@ -20,9 +20,9 @@ from typing import Callable
 
 from ..config import Config
 from ..errors import UserError
-from ..pyramid import PyramidStats, sweep_partials
-from ..pyramid_plan import LevelTile, Pyramid, PyramidWork
-from ..pyramid_store import PyramidOutput, TileStore
+from ..pyramid.render import PyramidStats, sweep_partials
+from ..pyramid.grid import LevelTile, Pyramid, PyramidWork
+from ..pyramid.store import PyramidOutput, TileStore
 from .engine import RayExecutor, RaySession, place_actors
 from .tasks import FolderCheck, FullImagesTask, PyramidJob, PyramidTask, WorkerSetup
 
@@ -100,7 +100,7 @@ def check_workers(ex: RayExecutor, cfg: Config) -> None:
 
 
 def _same_version(versions) -> None:
-    from .. import __version__
+    from .._version import __version__
 
     for version in versions:
         if version != __version__:
@@ -109,7 +109,7 @@ def _same_version(versions) -> None:
 
 
 class RayPyramidRunner:
-    """Renders a pyramid's work list on Ray actors (a :class:`bigcppn.pyramid.WorkRunner`)."""
+    """Renders a pyramid's work list on Ray actors (a :class:`bigcppn.pyramid.render.WorkRunner`)."""
 
     def __init__(self, cfg: Config, supersample: int, quality: int, options: RayOptions = RayOptions()) -> None:
         self.cfg, self.supersample, self.quality, self.options = cfg, supersample, quality, options

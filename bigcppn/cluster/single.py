@@ -1,12 +1,12 @@
 """The driver's side of a single file on Ray (a TIFF, or a DeepZoom ``.dzi``/``.szi``): bands out, encoded tiles in.
 
 The image is cut into blocks of ``tile * 2**k`` rows, full-width bands or
-squares (:func:`bigcppn.tiffbands.choose_blocks`: about four blocks per actor
+squares (:func:`bigcppn.formats.tiff.blocks.choose_blocks`: about four blocks per actor
 within a memory budget). Each actor renders a block (a DeepZoom block with the
 few pixels of its neighbours its tiles overlap) and encodes every tile of the
 levels ``0 .. k`` it owns; the driver receives the bytes in block order and
-places them through the writer (:meth:`~bigcppn.tiffwriter.TiledTiffWriter.write_encoded`
-into the TIFF, :meth:`~bigcppn.dzwriter.DeepZoomWriter.write_encoded` as tile
+places them through the writer (:meth:`~bigcppn.formats.tiff.writer.TiledTiffWriter.write_encoded`
+into the TIFF, :meth:`~bigcppn.formats.deepzoom.writer.DeepZoomWriter.write_encoded` as tile
 files or zip entries; no second encode), and builds only the small levels
 above ``k`` from the reduced pixels the actors send along (joined into rows
 at each band's end). A CMYK TIFF's bands
@@ -22,10 +22,10 @@ from typing import Callable, Iterator
 
 from ..errors import UserError
 from ..job import Job
-from ..sink import OutputTarget
-from ..tiffbands import BandPlan, RowJoiner, choose_blocks
-from ..sink import write_output, writing
-from ..writers import open_writer
+from ..formats.target import OutputTarget
+from ..formats.tiff.blocks import BandPlan, RowJoiner, choose_blocks
+from ..formats.target import write_output, writing
+from ..formats.writers import open_writer
 from .engine import RayExecutor, RaySession, place_actors
 from .pyramid import RayOptions, check_workers
 from .tasks import DzBandTask, TiffBandTask
@@ -56,7 +56,7 @@ def band_plan(job: Job, workers: int):
     cfg, out = job.config, job.config.output
     w, h = cfg.canvas.width, cfg.canvas.height
     if job.fmt.writer(out) == "dz":
-        from ..dzbands import DzBandPlan
+        from ..formats.deepzoom.blocks import DzBandPlan
 
         return DzBandPlan(w, h, out.dz_tile, out.dz_overlap,
                           *choose_blocks(w, h, out.dz_tile, workers, overlap=out.dz_overlap))
@@ -87,7 +87,7 @@ def _band_task(job: Job, workers: int, batch: int):
         return plan, DzBandTask(cfg, plan, out.quality, batch)
     profile = None
     if out.cmyk:
-        from ..icc import BUILTIN_CMYK, cmyk_profile
+        from ..formats.icc import BUILTIN_CMYK, cmyk_profile
 
         profile = out.cmyk if out.cmyk == BUILTIN_CMYK else cmyk_profile(out.cmyk)
     return plan, TiffBandTask(cfg, plan, out.compression, out.quality, batch, profile)

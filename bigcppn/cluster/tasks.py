@@ -18,10 +18,10 @@ from pathlib import Path
 
 from ..config import Config
 from ..errors import RenderError
-from ..geometry import Window
-from ..pyramid_plan import LevelJob, LevelTile
-from ..dzbands import DzBandPlan, EncodedDzBand, encode_dz_band
-from ..tiffbands import BandPlan, EncodedBand, encode_band
+from ..core.geometry import Window
+from ..pyramid.grid import LevelJob, LevelTile
+from ..formats.deepzoom.blocks import DzBandPlan, EncodedDzBand, encode_dz_band
+from ..formats.tiff.blocks import BandPlan, EncodedBand, encode_band
 
 __all__ = ["configure", "cores", "backend", "FolderCheck", "PyramidJob", "PyramidTask", "TiffBandTask", "DzBandTask", "render_rect",
            "WorkerSetup", "FullImagesTask", "host"]
@@ -50,7 +50,7 @@ def backend(cfg: Config):
     """This process' renderer for ``cfg``, built on first use; RenderError naming the host when it cannot be."""
     with _lock:
         if _state["backend"] is None or _state["config"] != cfg:
-            from ..render import renderer_for
+            from ..network.strips import renderer_for
 
             try:
                 _state["backend"] = renderer_for(cfg)[0]
@@ -71,7 +71,7 @@ class WorkerSetup:
     config: Config
 
     def __call__(self, _item=None) -> str:
-        from .. import __version__
+        from .._version import __version__
 
         backend(self.config)
         return __version__
@@ -92,7 +92,7 @@ class FolderCheck:
     token: str
 
     def __call__(self, _item=None) -> tuple[str | None, str]:
-        from .. import __version__
+        from .._version import __version__
 
         root = Path(self.root)
         shared = "the output folder must be on a filesystem every Ray node shares (NFS, Lustre, CephFS ...)"
@@ -132,10 +132,10 @@ class PyramidJob:
 class PyramidTask:
     """Render, encode and write a :class:`PyramidJob`'s tiles into the shared folder; returns their paths.
 
-    A base tile is :meth:`~bigcppn.compute.Backend.render_window` of its
+    A base tile is :meth:`~bigcppn.network.backend.Backend.render_window` of its
     rectangle: every pixel is evaluated on its own, so it is the pixel the
-    strips of a local run hold (``tests/test_cluster.py`` checks it to the bit).
-    A level job is :meth:`~bigcppn.compute.Backend.render_many` of the same
+    strips of a local run hold (``tests/cluster/test_cluster.py`` checks it to the bit).
+    A level job is :meth:`~bigcppn.network.backend.Backend.render_many` of the same
     tiles as the local run's job. Tiles go through the same encoder and atomic
     write, so the files are the local run's, byte for byte.
     """
@@ -147,7 +147,7 @@ class PyramidTask:
     supersample: int
 
     def __call__(self, job: PyramidJob) -> list[str]:
-        from ..pyramid import TileStore, write_tile
+        from ..pyramid.render import TileStore, write_tile
 
         r = backend(self.config)
         store = TileStore(Path(self.root))
@@ -186,13 +186,13 @@ class FullImagesTask:
     """The whole picture at the sizes the layout names besides its tiles (IIIF), as the local run makes them."""
 
     config: Config
-    pyramid: object  # a bigcppn.pyramid_plan.Pyramid
+    pyramid: object  # a bigcppn.pyramid.grid.Pyramid
     root: str
     supersample: int
     quality: int
 
     def __call__(self, _item=None) -> None:
-        from ..pyramid import TileStore, write_full_images
+        from ..pyramid.render import TileStore, write_full_images
 
         write_full_images(self.pyramid, backend(self.config), TileStore(Path(self.root)),
                           supersample=self.supersample, quality=self.quality)
@@ -223,12 +223,12 @@ def render_rect(r, x: int, y: int, w: int, h: int, batch: int, workers: int = 1)
 class TiffBandTask:
     """Render block ``b`` of a TIFF and encode every tile of the levels inside it (:func:`encode_band`).
 
-    The block's pixels are :meth:`~bigcppn.compute.Backend.render_window` of
+    The block's pixels are :meth:`~bigcppn.network.backend.Backend.render_window` of
     windows, pixel for pixel the local strips; the tiles are the
     TIFF writer's own encoding, so the driver only places them. With a CMYK
     ``profile`` (libvips' built-in ``"cmyk"``, or an ICC profile's bytes, so
     the file need not be on the worker) the rows are converted first, as the
-    local :class:`~bigcppn.cmyk.CmykWriter` converts its strips.
+    local :class:`~bigcppn.formats.cmyk.CmykWriter` converts its strips.
     """
 
     config: Config
@@ -242,7 +242,7 @@ class TiffBandTask:
         r = backend(self.config)
         pixels = render_rect(r, *self.plan.block(b), self.batch, cores())
         if self.profile is not None:
-            from ..cmyk import to_cmyk
+            from ..formats.cmyk import to_cmyk
 
             out = self.config.output
             pixels = to_cmyk(pixels, profile_file(self.profile), out.intent, out.depth)
@@ -258,7 +258,7 @@ def profile_file(profile: str | bytes) -> str:
 
     path = Path(tempfile.gettempdir()) / f"bigcppn-{hashlib.sha256(profile).hexdigest()[:16]}.icc"
     if not path.exists() or path.read_bytes() != profile:
-        from ..atomic import write_atomic
+        from ..core.atomic import write_atomic
 
         write_atomic(path, profile)
     return str(path)

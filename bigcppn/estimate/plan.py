@@ -1,0 +1,247 @@
+"""What a render will take, before it runs: tiles, batches, memory, bytes on disk and time.
+
+:func:`describe` turns a job and its plan into a :class:`PlanInfo` (what
+``bigcppn plan`` prints), :func:`describe_pyramid` a pyramid's into a
+:class:`PyramidPlanInfo` (``bigcppn pyramid --dry-run``); the time comes from
+rates measured on this machine (:mod:`bigcppn.estimate.measure`) through
+:func:`estimate_seconds`. :func:`check_disk` refuses a render the disk cannot hold.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+
+from ..errors import UserError
+from ..formats.registry import estimate_output_bytes
+from ..job import Job
+from ..core.tiling import Plan, estimate_peak_bytes
+from ..core.system import available_cores
+from ..core.units import PrintSize
+
+__all__ = ["PlanInfo", "PyramidPlanInfo", "describe", "describe_pyramid", "estimate_seconds", "check_disk",
+           "human_size", "human_duration"]
+
+
+@dataclass(frozen=True)
+class PlanInfo:
+    """What a render will do: the canvas, its tiles and batches, the output and the estimates."""
+
+    width: int
+    height: int
+    bands: int
+    depth: int
+    tile: int
+    tiles: int
+    strips: int
+    strip_height: int
+    batches: int
+    batch_pixels: int
+    device: str
+    path: str
+    format: str
+    estimated_bytes: int
+    writer: str
+    estimated_peak_bytes: int
+    dpi: float
+    bleed_px: int
+    mm: tuple[float, float]
+    trimmed_mm: tuple[float, float]
+    network_mpix_per_s: float | None = None
+    writer_mpix_per_s: float | None = None
+    estimated_seconds: float | None = None
+    ray: dict | None = None  # the band plan on Ray (``--executor ray``), from cluster.single.describe_bands
+
+    @property
+    def megapixels(self) -> float:
+        return round(self.width * self.height / 1e6, 3)
+
+    def as_dict(self) -> dict:
+        """The plan as ``bigcppn plan --json`` prints it."""
+        d = {
+            "canvas": {"width": self.width, "height": self.height, "megapixels": self.megapixels,
+                       "bands": self.bands, "depth": self.depth},
+            "tile": self.tile, "tiles": self.tiles, "strips": self.strips, "strip_height": self.strip_height,
+            "batches": self.batches, "batch_pixels": self.batch_pixels, "device": self.device,
+            "output": {"path": self.path, "format": self.format, "estimated_bytes": self.estimated_bytes,
+                       "writer": self.writer},
+            "estimated_peak_bytes": self.estimated_peak_bytes,
+            "print": {"dpi": self.dpi, "bleed_px": self.bleed_px, "mm": list(self.mm),
+                      "trimmed_mm": list(self.trimmed_mm)},
+        }
+        if self.estimated_seconds is not None:
+            d["network_mpix_per_s"] = self.network_mpix_per_s
+            d["writer_mpix_per_s"] = self.writer_mpix_per_s
+            d["estimated_seconds"] = self.estimated_seconds
+        if self.ray is not None:
+            d["ray"] = self.ray
+        return d
+
+    def __str__(self) -> str:
+        mode = {1: "grey", 3: "RGB"}[self.bands]
+        lines = [
+            f"canvas    {self.width} x {self.height} px ({self.megapixels:.1f} MPix), {mode} {self.depth}-bit",
+            f"tiles     {self.tile} px: {self.strips} strips x {self.tiles // self.strips} columns = {self.tiles} tiles",
+            f"batches   {self.batches} of up to {self.batch_pixels} px on {self.device}",
+            f"output    {self.path} ({self.format}), about {human_size(self.estimated_bytes)}, "
+            f"written by {self.writer}",
+            f"memory    about {human_size(self.estimated_peak_bytes)} peak",
+        ]
+        (w, h), (tw, th) = self.mm, self.trimmed_mm
+        if self.bleed_px:
+            lines.append(f"print     {w:.0f} × {h:.0f} mm with bleed, {tw:.0f} × {th:.0f} mm trimmed, "
+                         f"at {self.dpi:g} dpi (bleed {self.bleed_px} px a side)")
+        else:
+            lines.append(f"print     {w:.0f} × {h:.0f} mm at {self.dpi:g} dpi")
+        if self.estimated_seconds is not None:
+            lines.append(f"time      about {human_duration(self.estimated_seconds)} (measured here just now: "
+                         f"network {self.network_mpix_per_s} MPix/s, writer {self.writer_mpix_per_s} MPix/s)")
+        if self.ray is not None:
+            r = self.ray
+            one = r['blocks'] == 1
+            shape = (f"{r['block_width']} x {r['block_rows']} block{'' if one else 's'}"
+                     if r['block_width'] < self.width else f"band{'' if one else 's'} of {r['block_rows']} rows")
+            lines.append(f"ray       {r['workers']} actor{'s' if r['workers'] > 1 else ''}: {r['blocks']} {shape}; "
+                         f"levels 0-{r['levels_on_actors'] - 1} of {r['levels']} encoded on "
+                         f"the actors; this machine places the tiles and builds the rest "
+                         f"({r['driver_pixel_share']:.1%} of the pixels) from {human_size(r['rows_back_bytes'])} "
+                         f"of rows (the time above is this machine's alone)")
+        return "\n".join(lines)
+
+
+def estimate_seconds(mpix: float, rates, device: str, strip_mpix: float = 0.0) -> float:
+    """Seconds to render and write ``mpix`` megapixels at the measured :class:`~bigcppn.estimate.measure.Rates`.
+
+    On a GPU the network and the writer overlap: the slower one sets the pace.
+    On a CPU they share the cores: the writer takes the cores it kept busy
+    from those the network got (all of them, for bigcppn's own writers or on a
+    machine busy with other work; one of two for a one-threaded libvips saver
+    on an idle 2-core machine). Either way the writer cannot start
+    before the first strip (each worker renders one at once) and the last
+    strip still has to be written when the network is done.
+    """
+    net = mpix / rates.network_mpix_s
+    enc = mpix / rates.writer_mpix_s
+    first = strip_mpix * rates.workers / rates.network_mpix_s
+    last = strip_mpix / rates.writer_mpix_s
+    if device == "cpu":
+        net += enc * min(1.0, rates.writer_cores / max(rates.network_cores, 1e-9))
+    return max(net + last, first + enc)
+
+
+def describe(job: Job, plan: Plan, device: str, rates=None) -> PlanInfo:
+    """The plan of ``job``; with the :class:`~bigcppn.estimate.measure.Rates` measured here, its time too."""
+    cfg, out = job.config, job.config.output
+    c = plan.canvas
+    bands = cfg.network.bands
+    cores = available_cores()
+    strip = min(plan.strip_height, c.height) * c.width / 1e6
+    seconds = round(estimate_seconds(c.pixels / 1e6, rates, device, strip), 1) if rates is not None else None
+    ps = PrintSize(c.width, c.height, c.bleed, cfg.canvas.dpi)
+    return PlanInfo(
+        width=c.width, height=c.height, bands=bands, depth=out.depth, tile=plan.tile, tiles=plan.tile_count,
+        strips=plan.strip_count, strip_height=plan.strip_height, batches=plan.batch_count,
+        batch_pixels=plan.batch_pixels, device=device, path=str(job.output), format=job.fmt.name,
+        estimated_bytes=estimate_output_bytes(job.fmt, c.width, c.height, bands, out),
+        writer=job.fmt.writer_text(out, cores),
+        estimated_peak_bytes=estimate_peak_bytes(plan, bands, out.depth, cfg.render.queue,
+                                                 max(cfg.network.hidden, default=3), cmyk=bool(out.cmyk)),
+        dpi=ps.dpi, bleed_px=ps.bleed,
+        mm=tuple(round(v, 1) for v in ps.mm()), trimmed_mm=tuple(round(v, 1) for v in ps.mm(trimmed=True)),
+        network_mpix_per_s=round(rates.network_mpix_s, 2) if rates else None,
+        writer_mpix_per_s=round(rates.writer_mpix_s, 1) if rates else None, estimated_seconds=seconds,
+    )
+
+
+@dataclass(frozen=True)
+class PyramidPlanInfo:
+    """What ``bigcppn pyramid`` would do: levels, tiles (all, and still to write), files, bytes and time."""
+
+    path: str
+    layout: str
+    width: int
+    height: int
+    levels: int
+    tile: int
+    overlap: int
+    format: str
+    supersample: int
+    tiles: int
+    pending: int
+    files: int
+    estimated_bytes: int
+    state: str  # "new", "resume" (the same render: finished tiles are skipped) or "replace" (--overwrite)
+    samples: int  # network samples of the pending tiles
+    device: str
+    network_mpix_per_s: float | None = None
+    level_msamples_per_s: float | None = None
+    tile_ms: float | None = None
+    estimated_seconds: float | None = None
+
+    def __str__(self) -> str:
+        what = {"new": "a new pyramid", "resume": "resumes the pyramid there",
+                "replace": "replaces another render's pyramid there (--overwrite)"}[self.state]
+        lines = [
+            f"pyramid   {self.path} ({self.layout}, {what})",
+            f"canvas    {self.width} x {self.height} px, {self.levels} levels, {self.format} tiles of "
+            f"{self.tile} px" + (f" + {self.overlap} overlap" if self.overlap else ""),
+            f"tiles     {self.tiles} in all, {self.pending} to write; {self.files} files, "
+            f"about {human_size(self.estimated_bytes)}",
+            f"samples   {self.samples / 1e6:.1f} M network samples ({self.supersample}×{self.supersample} "
+            f"per pixel below the base) on {self.device}",
+        ]
+        if self.estimated_seconds is not None:
+            lines.append(f"time      about {human_duration(self.estimated_seconds)} (measured here just now: "
+                         f"network {self.network_mpix_per_s} MPix/s at the base, "
+                         f"{self.level_msamples_per_s} M samples/s below it, {self.tile_ms} ms a tile to encode "
+                         "and write)")
+        return "\n".join(lines)
+
+
+def describe_pyramid(job, work, state: str, device: str, rates=None) -> PyramidPlanInfo:
+    """The plan of a :class:`~bigcppn.pyramid.request.PyramidJob` with ``work`` left; with rates, its time."""
+    p = job.pyramid
+    samples = work.samples(job.supersample)
+    seconds = None
+    if rates is not None:
+        base = sum(t.pixels for t in work.base)
+        pixels = base + sum(t.pixels for j in work.jobs for t in j.missing)
+        net = base / 1e6 / rates.network_mpix_s + (samples - base) / 1e6 / rates.level_msamples_s
+        tiles = pixels / rates.tile_pixels * rates.tile_seconds / available_cores()  # encoders on every core
+        seconds = round(max(net, tiles) if device != "cpu" else net + tiles, 1)
+    meta = 2 + (1 if p.descriptor_path else 0) + (1 if p.scheme.blank_tile else 0)  # manifest, page, ...
+    return PyramidPlanInfo(
+        path=str(job.out.root / p.descriptor_path) if p.descriptor_path else str(job.out.root),
+        layout=p.layout, width=p.width, height=p.height, levels=len(p.levels), tile=p.tile, overlap=p.overlap,
+        format=p.suffix, supersample=job.supersample, tiles=p.tile_count, pending=work.pending,
+        files=p.tile_count + meta, estimated_bytes=job.estimated_bytes, state=state, samples=samples,
+        device=device, network_mpix_per_s=round(rates.network_mpix_s, 2) if rates else None,
+        level_msamples_per_s=round(rates.level_msamples_s, 2) if rates else None,
+        tile_ms=round(rates.tile_seconds * 1000, 2) if rates else None, estimated_seconds=seconds)
+
+
+def check_disk(path, needed: int) -> None:
+    """UserError when the folder of ``path`` has less than ``needed`` bytes free."""
+    from pathlib import Path
+
+    p = Path(path)
+    free = shutil.disk_usage(p.parent if str(p.parent) else ".").free
+    if needed > free:
+        raise UserError(f"not enough free disk for {p}: about {human_size(needed)} needed, "
+                        f"{human_size(free)} free; free some space or write elsewhere")
+
+
+def human_size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return str(n)
+
+
+def human_duration(s: float) -> str:
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 5400:
+        return f"{s / 60:.0f} min"
+    return f"{s / 3600:.1f} h"

@@ -1,0 +1,376 @@
+"""The sink: stream strips into libvips and write the output file atomically.
+
+pyvips has no "generate pixels by callback" API, so strips reach libvips as an
+uncompressed PNG stream: a PNG header, then each strip as IDAT chunks holding
+stored (level 0) deflate blocks, then IEND. libvips loads it with
+``access="sequential"`` and pulls rows as its saver needs them, so only a few
+strips are ever in memory, whatever the canvas size. ``fail_on="truncated"``
+turns a stream that ends early (a render error, Ctrl-C) into a libvips error
+instead of a silently padded picture.
+
+Which writer takes the strips is the format table's choice
+(:mod:`bigcppn.formats.writers`): tiled TIFF with deflate, LZW or JPEG tiles, and
+DeepZoom pyramids of JPEG tiles, skip libvips and its one-threaded PNG decoder
+for bigcppn's own writers, which encode tiles on every core and write what
+libvips would (same pixels, levels and tags).
+
+:func:`save_strips` feeds a writer from a strip iterator into a hidden
+temporary sibling of the output (:class:`OutputTarget`), which is renamed over
+the final name only when everything succeeded.
+"""
+
+from __future__ import annotations
+
+import functools
+import glob
+import os
+import re
+import shutil
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+import pyvips
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no lock, the PID alone decides
+    fcntl = None
+
+from ..core.atomic import alive
+from ..config import Config, OutputConfig
+from ..errors import RenderError, UserError
+from .registry import Format
+from .icc import srgb_profile  # noqa: F401 (sink's API before icc.py)
+from .provenance import sidecar_path
+from .writers import finish_metadata, open_writer, vips_save, write_image  # noqa: F401 (write_image, vips_save: API)
+from ..core.limits import check_name_lengths, check_output_name, partial_prefix
+
+__all__ = ["png_stream", "StripSource", "OutputTarget", "write_image", "vips_save", "save_strips", "own_writer"]
+
+# The lock a running save holds inside its temporary folder, and the open ones of this process.
+LOCK_NAME = ".lock"
+_LOCKS: dict[Path, int] = {}
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# IDAT payloads up to this size; libvips reads the stream in small pieces anyway.
+IDAT_MAX = 1 << 20
+STORED_MAX = 65535  # the most a stored deflate block holds
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)))
+
+
+def png_stream(strips: Iterable[np.ndarray], width: int, height: int, bands: int, depth: int) -> Iterator[bytes]:
+    """An uncompressed PNG of (rows, width, bands) uint8/uint16 strips, as a sequence of byte pieces.
+
+    Each strip is framed a few rows at a time (about IDAT_MAX bytes, plus a
+    filter byte per row): the zlib stream is written by hand as stored deflate
+    blocks, and the pieces (chunk headers, block headers, views of the rows,
+    checksums) are handed out without joining them, so each pixel is copied
+    once here. The stream holds about one megabyte beyond the strip itself,
+    however wide.
+    """
+    color_type = {1: 0, 3: 2, 4: 6}[bands]
+    yield PNG_SIGNATURE + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, color_type, 0, 0, 0))
+    row_bytes = width * bands * (depth // 8)
+    group = max(1, IDAT_MAX // (row_bytes + 1))
+    adler = 1
+    head = b"\x78\x01"  # the zlib header, in the first IDAT
+    for strip in checked(strips, width, height, bands):
+        h = strip.shape[0]
+        for y in range(0, h, group):
+            part = strip[y : y + group]
+            n = part.shape[0]
+            buf = np.empty((n, 1 + row_bytes), dtype=np.uint8)
+            buf[:, 0] = 0  # filter byte 0: None
+            raw = part.astype(">u2", copy=False) if depth == 16 else part
+            buf[:, 1:] = raw.reshape(n, -1).view(np.uint8)
+            data = memoryview(buf).cast("B")
+            adler = zlib.adler32(data, adler)
+            pieces: list = [head] if head else []
+            head = b""
+            for i in range(0, len(data), STORED_MAX):
+                block = data[i : i + STORED_MAX]
+                pieces += [struct.pack("<BHH", 0, len(block), len(block) ^ 0xFFFF), block]
+            yield from _chunk_pieces(b"IDAT", pieces)
+    final = [struct.pack("<BHH", 1, 0, 0xFFFF), struct.pack(">I", adler)]  # last, empty block; adler32
+    if head:  # a canvas of no rows at all
+        final.insert(0, head)
+    yield from _chunk_pieces(b"IDAT", final)
+    yield _chunk(b"IEND", b"")
+
+
+def checked(strips: Iterable[np.ndarray], width: int, height: int, bands: int) -> Iterator[np.ndarray]:
+    """``strips``, checked to tile a width × height × bands canvas exactly, top to bottom."""
+    rows = 0
+    for strip in strips:
+        if strip.shape[1:] != (width, bands):
+            raise RenderError(f"strip of shape {strip.shape} does not fit a {width}x{height}x{bands} canvas")
+        rows += strip.shape[0]
+        if rows > height:
+            raise RenderError(f"renderer produced {rows} rows for a canvas {height} rows high")
+        yield strip
+    if rows != height:
+        raise RenderError(f"renderer produced {rows} rows for a canvas {height} rows high")
+
+
+def _chunk_pieces(kind: bytes, pieces: list) -> Iterator[bytes]:
+    """A PNG chunk whose data is ``pieces`` (bytes-like), without joining them."""
+    crc = zlib.crc32(kind)
+    for p in pieces:
+        crc = zlib.crc32(p, crc)
+    yield struct.pack(">I", sum(len(p) for p in pieces)) + kind
+    yield from pieces
+    yield struct.pack(">I", crc)
+
+
+class StripSource:
+    """A ``pyvips.SourceCustom`` that reads from a chunk iterator.
+
+    If the iterator raises, the error is kept and the stream ends early, which
+    libvips (with ``fail_on="truncated"``) reports as a failed load.
+    """
+
+    def __init__(self, chunks: Iterator[bytes], on_rows: Callable[[int], None] | None = None) -> None:
+        self._chunks = chunks
+        self._buf = memoryview(b"")
+        self.error: BaseException | None = None
+        self.finished = False
+        self.source = pyvips.SourceCustom()
+        self.source.on_read(self._read)
+
+    def _read(self, size: int) -> bytes:
+        while not self._buf:  # (an empty read would mean the end to libvips)
+            if self.finished or self.error is not None:
+                return b""
+            try:
+                self._buf = memoryview(next(self._chunks)).cast("B")
+            except StopIteration:
+                self.finished = True
+                return b""
+            except BaseException as exc:  # the render failed or was cancelled
+                self.error = exc
+                return b""
+        out = self._buf[:size]
+        self._buf = self._buf[size:]
+        return out  # pyvips copies it into libvips' buffer at once
+
+    def image(self) -> pyvips.Image:
+        return pyvips.Image.new_from_source(self.source, "", access="sequential", fail_on="truncated")
+
+
+@dataclass(frozen=True)
+class OutputTarget:
+    """The final output path, and the hidden temporary folder beside it that is written first.
+
+    The saver writes ``.NAME.partial-PID/NAME`` (a DeepZoom pyramid also its
+    ``STEM_files/``); only a complete save is moved over the final name, and
+    the temporary folder is removed whatever happens. Where NAME is too long
+    for that folder's name, the folder is ``.HEAD~HASH.partial-PID``.
+    """
+
+    path: Path
+    fmt: Format
+
+    @functools.cached_property
+    def temp_prefix(self) -> str:
+        """The temporary folder's name up to its PID: ``.NAME.partial-``, shortened where too long."""
+        return partial_prefix(self.path)
+
+    @property
+    def temp_dir(self) -> Path:
+        return self.path.with_name(f"{self.temp_prefix}{os.getpid()}")
+
+    @property
+    def temp(self) -> Path:
+        return self.temp_dir / self.path.name
+
+    def produced(self, p: Path) -> list[Path]:
+        """The paths a save to ``p`` creates, the one that marks completion last.
+
+        A DeepZoom pyramid has its tile folder and a config sidecar besides the
+        ``.dzi``; a ``.szi`` carries its config inside.
+        """
+        return self.fmt.produced(p)
+
+    def probe(self) -> None:
+        """Check the output's name, and that its directory exists and is writable (by creating the temporary folder).
+
+        A name the file system cannot encode or hold is a :class:`UserError`;
+        a directory that is missing or cannot be written an ``OSError`` naming it.
+        """
+        check_output_name(self.path)
+        parent = self.path.parent
+        if not parent.is_dir():
+            raise OSError(f"output directory '{parent}' does not exist; create it first")
+        final = self.produced(self.path)
+        deepest = max((self.temp_dir / p.name for p in final), key=lambda q: len(str(q)))
+        check_name_lengths(self.path, [p.name for p in final] + [self.temp_dir.name], deepest)
+        for p in final:
+            wants_dir = p.name.endswith("_files")
+            if p.exists() and p.is_dir() != wants_dir:
+                what = "a directory" if p.is_dir() else "a file"
+                raise OSError(f"'{p}' is {what} in the way of the output; move it or choose another -o")
+        try:
+            self.temp_dir.mkdir()
+        except FileExistsError:
+            pass  # this process's own, from an earlier probe or save
+        except OSError as exc:
+            reason = exc.strerror or exc.__class__.__name__
+            raise OSError(f"cannot write in output directory '{parent}' ({reason}); "
+                          "make it writable or choose another -o") from None
+        self.cleanup()
+
+    def prepare(self) -> None:
+        """Create the temporary folder, holding a lock in it until :meth:`cleanup`."""
+        self.sweep()
+        self.temp_dir.mkdir(exist_ok=True)
+        if fcntl is not None and self.temp_dir not in _LOCKS:
+            fd = os.open(self.temp_dir / LOCK_NAME, os.O_CREAT | os.O_RDWR, 0o644)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _LOCKS[self.temp_dir] = fd
+
+    def sweep(self) -> list[Path]:
+        """Remove this output's temporary folders left by killed runs; return them.
+
+        A folder is stale when its process is gone from this machine and nobody
+        holds its lock (a render on another host sharing the folder holds it).
+        Anything that cannot be removed is left: this is housekeeping.
+        """
+        prefix = self.temp_prefix
+        gone = []
+        for p in self.path.parent.glob(f"{glob.escape(prefix)}*"):
+            pid = p.name[len(prefix):]
+            if not re.fullmatch(r"[0-9]{1,9}", pid) or int(pid) == os.getpid() or alive(int(pid)):
+                continue
+            if not _unlocked(p):
+                continue
+            try:
+                _remove(p)
+            except OSError:
+                continue
+            gone.append(p)
+        return gone
+
+    def cleanup(self) -> None:
+        fd = _LOCKS.pop(self.temp_dir, None)
+        if fd is not None:
+            os.close(fd)
+        _remove(self.temp_dir)
+
+    def commit(self) -> None:
+        """Move the finished output over the final name (a .dzi after its tiles)."""
+        for src, dst in zip(self.produced(self.temp), self.produced(self.path)):
+            if src == sidecar_path(self.temp) and not src.exists():
+                continue  # saved without a config: no sidecar
+            if dst.is_dir() and not dst.is_symlink():  # an old pyramid's tiles: aside, removed with the temp
+                os.replace(dst, self.temp_dir / f".old-{dst.name}")
+            os.replace(src, dst)
+        self.cleanup()
+
+
+def _unlocked(folder: Path) -> bool:
+    """Whether no process holds the lock in ``folder`` (true for folders without one)."""
+    if fcntl is None:
+        return True
+    try:
+        fd = os.open(folder / LOCK_NAME, os.O_RDWR)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+
+def _remove(p: Path) -> None:
+    if not p.exists() and not p.is_symlink():
+        return  # (unlinking a missing name on a read-only mount fails with EROFS, not ENOENT)
+    try:
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def own_writer(fmt: Format, out: OutputConfig) -> bool:
+    """Whether bigcppn's own writer, not libvips, writes this output (the format table decides)."""
+    return fmt.writer(out) != "vips"
+
+
+def save_strips(
+    strips: Iterable[np.ndarray],
+    target: OutputTarget,
+    width: int,
+    height: int,
+    bands: int,
+    out: OutputConfig,
+    poll: Callable[[], None] | None = None,
+    cancel: Callable[[], None] | None = None,
+    config: Config | None = None,
+) -> None:
+    """Stream ``strips`` into ``target`` through the writer its format names; atomic.
+
+    ``poll`` is called after each strip (progress). On any failure,
+    KeyboardInterrupt included, ``cancel`` stops the producer of ``strips``, the
+    writer is aborted, the temporary output removed, and the exception
+    propagates: the producer's own, or a RenderError naming what the writer said.
+    """
+    def feed(writer) -> None:
+        for strip in checked(strips, width, height, bands):
+            writing(target, lambda: writer.write(strip))
+            if poll is not None:
+                poll()
+
+    write_output(target, lambda: open_writer(target.temp, target.fmt, width, height, bands, out, config=config),
+                 feed, out, config, cancel)
+
+
+def write_output(target: OutputTarget, opener: Callable[[], object], feed: Callable[[object], None],
+                 out: OutputConfig, config: Config | None, cancel: Callable[[], None] | None = None) -> None:
+    """Open a writer on ``target``'s temporary file, ``feed(writer)``, close it, add the metadata, commit.
+
+    Atomic: on any failure, KeyboardInterrupt included, ``cancel`` stops the
+    producer, the writer is aborted, the temporary output removed, and the
+    exception propagates (the writer's own failures as one RenderError line).
+    """
+    writer = None
+    try:
+        target.prepare()
+        writer = writing(target, opener)
+        feed(writer)
+        writing(target, writer.close)
+        writer = None
+        writing(target, lambda: finish_metadata(target.temp, target.fmt, out, config))
+        target.commit()
+    except BaseException:
+        if cancel is not None:
+            cancel()
+        if writer is not None:
+            writer.abort()
+        target.cleanup()
+        raise
+
+
+def writing(target: OutputTarget, step: Callable):
+    """Run a step of the writer; its failures (not Ctrl-C) become one RenderError line."""
+    try:
+        return step()
+    except (Exception, pyvips.Error) as exc:
+        if isinstance(exc, (RenderError, UserError)):
+            raise
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        raise RenderError(f"writing {target.path} failed: {lines[-1] if lines else repr(exc)}") from exc

@@ -1,0 +1,229 @@
+"""`bigcppn serve`: a live DeepZoom image, tiles rendered on demand, zooming on past the base size.
+
+The server advertises a DeepZoom image ``2**extra`` times larger than the base
+canvas, so a viewer can keep zooming until float64 runs out (by default as
+far as :func:`~bigcppn.pyramid.grid.max_extra_levels` allows). Every tile is
+sampled from the network at its level's resolution: supersampled below the
+base, one sample per pixel at and past it, coordinates and the first layer
+in float64.
+
+Threads: one event loop (:mod:`bigcppn.server.httpd`) holds every connection and puts
+tile requests in a queue; one device thread takes whatever has arrived together
+(waiting a few milliseconds for more) and evaluates it as one batch; a small
+pool encodes the tiles, which go into an LRU cache of encoded bytes, and wakes
+the loop to send them. A tile asked for while it is being rendered is rendered
+once.
+
+Paths: ``/`` (the viewer), ``/image.dzi``, ``/image_files/LEVEL/COL_ROW.jpeg``,
+the same two under ``/v/TAG/`` (TAG: the config's hash; cached as immutable),
+``/openseadragon/...`` (the viewer's script and images, held in memory). Nothing
+else is read from disk, whatever the path: malformed tile paths get 400, tiles
+that do not exist and every other path 404.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import signal
+import threading
+from http import HTTPStatus
+from urllib.parse import urlsplit
+
+import torch
+
+from .._version import __version__
+from ..config import Config, config_to_dict
+from ..errors import UserError
+from .httpd import EventServer, Limits, Pending, Request, Response, is_loopback
+from ..pyramid.grid import Pyramid, max_extra_levels
+from .tiles import ServeStats, TileCache, TileService
+
+__all__ = ["TileCache", "TileService", "TileServer", "ServeStats", "make_server", "serve_until_stopped",
+           "exposure_note"]
+
+# LEVEL/COL_ROW.jpeg in canonical decimal (no sign, no leading zeros, no absurd lengths).
+_TILE = re.compile(r"^/image_files/(0|[1-9][0-9]{0,5})/(0|[1-9][0-9]{0,17})_(0|[1-9][0-9]{0,17})\.jpeg$")
+
+
+_IMMUTABLE = "public, max-age=31536000, immutable"
+_TYPES = {".js": "text/javascript; charset=utf-8", ".png": "image/png"}
+_TEXT = "text/plain; charset=utf-8"
+
+
+def _etag_matches(header: str | None, etag: str) -> bool:
+    if header is None:
+        return False
+    return header.strip() == "*" or etag in (t.strip().removeprefix("W/") for t in header.split(","))
+
+
+class TileServer(EventServer):
+    """The HTTP server: a :class:`TileService`, the viewer page and OpenSeadragon's files, in memory.
+
+    The image has two addresses. ``/v/TAG/image.dzi`` (tiles under ``/v/TAG/image_files/``), TAG the
+    hash of everything that decides the pixels, never changes meaning, so its tiles are sent as
+    immutable and a browser keeps them for a year; the page uses it. ``/image.dzi`` and
+    ``/image_files/`` stay for other clients, revalidated by ETag: the same port may serve another
+    config tomorrow. ``cors`` adds ``Access-Control-Allow-Origin: *``.
+    """
+
+    def __init__(self, address, service: TileService, page: str, assets: dict[str, bytes], etag: str,
+                 verbose: bool = False, cors: bool = False, limits: Limits | None = None) -> None:
+        self.service = service
+        self.page = page.encode("utf-8")
+        self.dzi = service.pyramid.descriptor().encode("utf-8")
+        self.assets = assets
+        self.etag = etag
+        self.prefix = f"/v/{etag}"
+        self.cors = cors
+        super().__init__(address, self.handle, limits, verbose, name=f"bigcppn/{__version__}")
+
+    def _headers(self, ctype: str | None, cache: str = "no-cache", etag: str | None = None) -> list:
+        h = [("Content-Type", ctype)] if ctype else []
+        h += [("Cache-Control", cache), ("X-Content-Type-Options", "nosniff")]
+        if etag:
+            h.append(("ETag", etag))
+        if self.cors:
+            h.append(("Access-Control-Allow-Origin", "*"))
+        return h
+
+    def _error(self, status: HTTPStatus, why: str) -> Response:
+        return Response(status, f"{status.value} {status.phrase}: {why}\n".encode(), self._headers(_TEXT))
+
+    def _cached(self, req: Request, body: bytes, ctype: str, cache: str, etag: str) -> Response:
+        if _etag_matches(req.headers.get("if-none-match"), etag):
+            return Response(HTTPStatus.NOT_MODIFIED, b"", self._headers(None, cache, etag))
+        return Response(HTTPStatus.OK, body, self._headers(ctype, cache, etag))
+
+    def handle(self, req: Request) -> Response | Pending:
+        self.service.stats.requests += 1
+        if req.method == "OPTIONS":
+            h = [("Allow", "GET, HEAD, OPTIONS")]
+            if self.cors:
+                h += [("Access-Control-Allow-Origin", "*"), ("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS"),
+                      ("Access-Control-Max-Age", "86400")]
+            return Response(HTTPStatus.NO_CONTENT, b"", h)
+        path = urlsplit(req.target).path
+        # Paths are matched as they arrive, never decoded nor joined to a folder: nothing
+        # outside what the server generates can be reached. Anything that looks like a way
+        # out is simply not found.
+        if ".." in path or "%" in path or "\\" in path or "//" in path or not path.startswith("/"):
+            return self._error(HTTPStatus.NOT_FOUND, "no such path")
+        cache = "no-cache"
+        if path.startswith("/v/"):
+            if not path.startswith(self.prefix + "/"):
+                return self._error(HTTPStatus.NOT_FOUND, "not this server's image (reload the page)")
+            path, cache = path[len(self.prefix):], _IMMUTABLE
+            if path != "/image.dzi" and not path.startswith("/image_files/"):
+                return self._error(HTTPStatus.NOT_FOUND, "no such path")
+        if path in ("/", "/index.html"):
+            return Response(HTTPStatus.OK, self.page, self._headers("text/html; charset=utf-8"))
+        if path == "/image.dzi":
+            return self._cached(req, self.dzi, "application/xml; charset=utf-8", cache, f'"{self.etag}"')
+        if path.startswith("/openseadragon/") and path[len("/openseadragon/"):] in self.assets:
+            rel = path[len("/openseadragon/"):]
+            return Response(HTTPStatus.OK, self.assets[rel],
+                            self._headers(_TYPES.get(rel[rel.rfind("."):], "application/octet-stream")))
+        if path.startswith("/image_files/"):
+            return self._tile(req, path, cache)
+        return self._error(HTTPStatus.NOT_FOUND, "no such path")
+
+    def _tile(self, req: Request, path: str, cache: str) -> Response | Pending:
+        m = _TILE.match(path)
+        if not m:
+            return self._error(HTTPStatus.BAD_REQUEST, "tiles are /image_files/LEVEL/COL_ROW.jpeg")
+        level, col, row = int(m.group(1)), int(m.group(2)), int(m.group(3))
+        try:
+            self.service.tile_key(level, col, row)
+        except IndexError as exc:
+            return self._error(HTTPStatus.NOT_FOUND, str(exc))
+        etag = f'"{self.etag}-{level}-{col}-{row}"'
+        if _etag_matches(req.headers.get("if-none-match"), etag):
+            return Response(HTTPStatus.NOT_MODIFIED, b"", self._headers(None, cache, etag))
+        return Pending(self.service.request(level, col, row), lambda f: self._tile_done(f, cache, etag))
+
+    def _tile_done(self, f, cache: str, etag: str) -> Response:
+        try:
+            data = f.result()
+        except Exception as exc:  # the render failed; say so and keep serving
+            self.service.stats.errors += 1
+            return self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"rendering failed: {exc}")
+        return Response(HTTPStatus.OK, data, self._headers("image/jpeg", cache, etag))
+
+
+def _config_tag(cfg: Config, extra: dict) -> str:
+    text = json.dumps({"config": config_to_dict(cfg), **extra}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def make_server(cfg: Config, host: str = "127.0.0.1", port: int = 0, tile: int = 254, overlap: int = 1,
+                extra_levels: int | None = None, supersample: int = 2, quality: int = 90,
+                cache_bytes: int = 256 << 20, device: torch.device | None = None, verbose: bool = False,
+                start: bool = True, cors: bool = False, limits: Limits | None = None) -> TileServer:
+    """Build the service and bind the server (not yet serving: call ``serve_forever``)."""
+    from ..network.strips import pick_device, renderer_for
+    from ..pyramid.viewer import find_openseadragon, live_page, openseadragon_files
+
+    device = device or pick_device(cfg.render.device)
+    renderer, _plan = renderer_for(cfg, device)
+    c, view = renderer.canvas, renderer.sampling.view
+    pitch = view.pitch(c)
+    limit = max_extra_levels(c.width, c.height, view.center_x, view.center_y, pitch)
+    if extra_levels is None:
+        extra_levels = limit
+    elif not 0 <= extra_levels <= limit:
+        raise UserError(f"--extra-levels {extra_levels}: float64 resolves at most {limit} levels past this "
+                        f"{c.width}x{c.height} canvas here; use 0 to {limit}")
+    p = Pyramid(c.width, c.height, "dz", tile, overlap, "jpeg", name="image", extra=extra_levels)
+    sampler = renderer  # the compute backend: pyramid levels through Backend.render_many
+    service = TileService(sampler, p, supersample=supersample, quality=quality, cache_bytes=cache_bytes)
+    build = find_openseadragon()
+    assets = {rel: f.read_bytes() for rel, f in openseadragon_files(build).items()} if build else {}
+    info = (f"bigcppn {__version__} · seed {cfg.seed} · {c.width}×{c.height} px base, zooms ×2^{extra_levels} "
+            f"past it · rendered live")
+    etag = _config_tag(cfg, {"tile": tile, "overlap": overlap, "extra": extra_levels, "k": supersample,
+                             "q": quality, "v": __version__})
+    page = live_page(f"bigcppn · seed {cfg.seed} (live)", info, local_osd=bool(assets), dzi=f"/v/{etag}/image.dzi")
+    server = TileServer((host, port), service, page, assets, etag, verbose=verbose, cors=cors, limits=limits)
+    if start:
+        service.start()
+    return server
+
+
+def serve_until_stopped(server: TileServer, grace: float = 30.0) -> int:
+    """Serve until SIGTERM or SIGINT, then stop: the exit status (143 for SIGTERM, 0 for Ctrl-C).
+
+    On the first signal the server stops accepting, closes idle connections and finishes the answers
+    in progress (tiles being rendered included), for at most ``grace`` seconds; a second signal stops
+    it at once. Signals are caught only when called from the main thread."""
+    got: list[int] = []
+
+    def on_signal(signum, _frame) -> None:
+        if got:
+            server.stop_now()
+        else:
+            server.drain(grace)
+        got.append(signum)
+
+    old = {}
+    if threading.current_thread() is threading.main_thread():
+        old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:  # a Ctrl-C that came before the handler
+        got.append(signal.SIGINT)
+    finally:
+        server.server_close()
+        server.service.stop()
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    return 128 + signal.SIGTERM if got and got[0] == signal.SIGTERM else 0
+
+
+def exposure_note(server: TileServer) -> str | None:
+    """A warning when the server is reachable from other machines (bound to anything but loopback)."""
+    host = server.server_address[0]
+    if is_loopback(host):
+        return None
+    return f"bigcppn: note: listening on {host}, so other machines that reach it can use this server"
