@@ -399,7 +399,7 @@ def plan_pyramid(config: ConfigLike = None, path: str | Path | None = None, *, l
     from .estimate.measure import measure_pyramid
     from .pyramid.render import job_pixels
     from .pyramid.request import resolve_pyramid_job
-    from .pyramid.grid import work_list
+    from .pyramid.worklist import work_list
     from .pyramid.store import TileStore
     from .network.strips import pick_device, renderer_for, strip_workers
 

@@ -7,7 +7,8 @@ import sys
 
 from .. import api
 from ..errors import RenderError
-from ..pyramid.grid import LAYOUTS, TILE_FORMATS
+from ..formats.tiles import CODECS
+from ..pyramid.layouts import LAYOUTS
 from .common import (Terminated, add_config_options, add_executor_options, add_overwrite_option, add_sizing_options,
                      config_from, executor_kwargs, positive_int)
 
@@ -25,9 +26,9 @@ def add_parser(sub) -> None:
     p.add_argument("--depth", type=int, choices=(8, 16), help=argparse.SUPPRESS)  # refused with a clear line
     p.add_argument("--tile", dest="pyramid_tile", type=positive_int, metavar="T",
                    help="pyramid tile size (default: 254 for dz, 256 for the others)")
-    p.add_argument("--layout", choices=LAYOUTS, default="dz", help="pyramid layout (default dz)")
+    p.add_argument("--layout", choices=tuple(LAYOUTS), default="dz", help="pyramid layout (default dz)")
     p.add_argument("--overlap", type=int, metavar="PX", help="dz tile overlap in pixels (default 1)")
-    p.add_argument("--format", choices=TILE_FORMATS, default="jpeg", help="tile format (default jpeg)")
+    p.add_argument("--format", choices=tuple(CODECS), default="jpeg", help="tile format (default jpeg)")
     p.add_argument("--quality", type=int, metavar="Q",
                    help="JPEG / WebP tile quality, 1-100 (default: the config's, 90)")
     p.add_argument("--supersample", type=positive_int, default=2, metavar="K",

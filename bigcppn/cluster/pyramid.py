@@ -2,7 +2,7 @@
 
 :func:`bigcppn.pyramid.render.render_pyramid` still does everything around the
 tiles, under the folder's owner lock: the manifest, the resume-aware work list
-(:func:`bigcppn.pyramid.grid.work_list`), and at the end the descriptor and
+(:func:`bigcppn.pyramid.worklist.work_list`), and at the end the descriptor and
 the page (:func:`bigcppn.pyramid.render.finish`). :class:`RayPyramidRunner` only
 replaces the threads that render and write the tiles: it starts the actors,
 checks that each sees the output folder (a shared filesystem), and hands them
@@ -21,7 +21,9 @@ from typing import Callable
 from ..config import Config
 from ..errors import UserError
 from ..pyramid.render import PyramidStats, sweep_partials
-from ..pyramid.grid import LevelTile, Pyramid, PyramidWork
+from ..pyramid.grid import Pyramid
+from ..pyramid.levels import LevelTile
+from ..pyramid.worklist import PyramidWork
 from ..pyramid.store import PyramidOutput, TileStore
 from .engine import RayExecutor, RaySession, place_actors
 from .tasks import FolderCheck, FullImagesTask, PyramidJob, PyramidTask, WorkerSetup
@@ -135,7 +137,7 @@ class RayPyramidRunner:
         k = self.supersample
         total = sum(t.pixels for t in work.base) + k * k * sum(t.pixels for j in work.jobs for t in j.tiles)
         jobs = split_work(work, k, job_budget(total, ex.specs, self.options.job_samples))
-        task = PyramidTask(self.cfg, str(store.root), p.suffix, self.quality, self.supersample)
+        task = PyramidTask(self.cfg, str(store.root), p.codec, self.quality, self.supersample)
         cpu0, sent0, got0 = ex.worker_cpu, ex.sent, ex.received
         for job, written in ex.map_ordered(task, jobs, 2 * ex.workers):
             done = set(written)
@@ -146,7 +148,7 @@ class RayPyramidRunner:
                     stats.pixels += t.pixels
                     if on_tile is not None:
                         on_tile(t)
-        if p.scheme.full_images(p):  # IIIF's full/max and sizes: one actor renders them
+        if p.layout.full_images(p):  # IIIF's full/max and sizes: one actor renders them
             full = FullImagesTask(self.cfg, p, str(store.root), self.supersample, self.quality)
             for _ in ex.map_ordered(full, [None], 0):
                 pass

@@ -19,7 +19,9 @@ from pathlib import Path
 from ..config import Config
 from ..errors import RenderError
 from ..core.geometry import Window
-from ..pyramid.grid import LevelJob, LevelTile
+from ..formats.tiles import TileCodec
+from ..pyramid.levels import LevelTile
+from ..pyramid.worklist import LevelJob
 from ..formats.deepzoom.blocks import DzBandPlan, EncodedDzBand, encode_dz_band
 from ..formats.tiff.blocks import BandPlan, EncodedBand, encode_band
 
@@ -142,7 +144,7 @@ class PyramidTask:
 
     config: Config
     root: str
-    suffix: str
+    codec: TileCodec
     quality: int
     supersample: int
 
@@ -154,7 +156,7 @@ class PyramidTask:
         k = self.supersample
 
         def base(t: LevelTile) -> list[str]:
-            write_tile(store, t, r.render_window(Window(t.x, t.y, t.width, t.height)), self.suffix, self.quality)
+            write_tile(store, t, r.render_window(Window(t.x, t.y, t.width, t.height)), self.codec, self.quality)
             return [t.path]
 
         def level(j: LevelJob) -> list[str]:
@@ -162,7 +164,7 @@ class PyramidTask:
             wanted = set(j.missing)
             for t, arr in zip(j.tiles, arrays):
                 if t in wanted:
-                    write_tile(store, t, arr, self.suffix, self.quality)
+                    write_tile(store, t, arr, self.codec, self.quality)
             return [t.path for t in j.missing]
 
         units = [(base, t) for t in job.base] + [(level, j) for j in job.levels]

@@ -189,7 +189,7 @@ def measure_pyramid(pjob, renderer, plan: Plan, workers: int) -> PyramidRates:
     """The network, and one tile encoded and written as a pyramid writes its tiles (the median of several)."""
     from ..core.atomic import write_atomic
     from ..pyramid.render import encode_tile, job_pixels
-    from ..pyramid.grid import level_jobs
+    from ..pyramid.worklist import level_jobs
 
     t0 = time.perf_counter()
     network, arrays, _cores = measure_network(renderer, plan, workers)
@@ -206,7 +206,7 @@ def measure_pyramid(pjob, renderer, plan: Plan, workers: int) -> PyramidRates:
     with tempfile.TemporaryDirectory(prefix="bigcppn-measure-") as d:
         for i in range(12):
             t = time.perf_counter()
-            write_atomic(Path(d) / f"{i}.{p.ext}", encode_tile(tile, p.suffix, pjob.quality))
+            write_atomic(Path(d) / f"{i}.{p.ext}", encode_tile(tile, p.codec, pjob.quality))
             times.append(time.perf_counter() - t)
     return PyramidRates(network, levels / 1e6, statistics.median(times[2:]), tile.shape[0] * tile.shape[1],
                         time.perf_counter() - t0)

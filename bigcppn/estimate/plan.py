@@ -209,11 +209,11 @@ def describe_pyramid(job, work, state: str, device: str, rates=None) -> PyramidP
         net = base / 1e6 / rates.network_mpix_s + (samples - base) / 1e6 / rates.level_msamples_s
         tiles = pixels / rates.tile_pixels * rates.tile_seconds / available_cores()  # encoders on every core
         seconds = round(max(net, tiles) if device != "cpu" else net + tiles, 1)
-    meta = 2 + (1 if p.descriptor_path else 0) + (1 if p.scheme.blank_tile else 0)  # manifest, page, ...
+    meta = 2 + (1 if p.descriptor_path else 0) + (1 if p.layout.blank_tile else 0)  # manifest, page, ...
     return PyramidPlanInfo(
         path=str(job.out.root / p.descriptor_path) if p.descriptor_path else str(job.out.root),
-        layout=p.layout, width=p.width, height=p.height, levels=len(p.levels), tile=p.tile, overlap=p.overlap,
-        format=p.suffix, supersample=job.supersample, tiles=p.tile_count, pending=work.pending,
+        layout=p.layout.name, width=p.width, height=p.height, levels=len(p.levels), tile=p.tile, overlap=p.overlap,
+        format=p.codec.name, supersample=job.supersample, tiles=p.tile_count, pending=work.pending,
         files=p.tile_count + meta, estimated_bytes=job.estimated_bytes, state=state, samples=samples,
         device=device, network_mpix_per_s=round(rates.network_mpix_s, 2) if rates else None,
         level_msamples_per_s=round(rates.level_msamples_s, 2) if rates else None,

@@ -42,13 +42,16 @@ from ..config import Config
 from ..errors import UserError
 from ..core.execute import Executor, ThreadExecutor
 from ..core.tiling import Plan
+from ..formats.tiles import TileCodec
 from .request import pyramid_params
-from .grid import LevelTile, Pyramid, PyramidWork, tile_samples, work_list
+from .grid import Pyramid
+from .levels import LevelTile
+from .worklist import PyramidWork, tile_samples, work_list
 from .store import MANIFEST_NAME, PyramidOutput, TileStore, manifest_key, pyramid_output
 from ..network.strips import Renderer
 from ..core.system import available_cores
 
-__all__ = ["LevelSampler", "encode_tile", "encode_image", "write_full_images", "TileStore", "PyramidOutput",
+__all__ = ["LevelSampler", "encode_tile", "write_full_images", "TileStore", "PyramidOutput",
            "PyramidStats", "PyramidProgress", "render_pyramid", "pyramid_output", "MANIFEST_NAME", "run_work", "finish",
            "pyramid_params", "job_pixels", "write_tile", "level_job_pixels", "WorkRunner", "sweep_partials"]
 
@@ -56,8 +59,8 @@ __all__ = ["LevelSampler", "encode_tile", "encode_image", "write_full_images", "
 LevelSampler = Backend
 
 
-def encode_tile(arr: np.ndarray, suffix: str, quality: int, pad: tuple[int, int] | None = None) -> bytes:
-    """One tile image as JPEG, WebP or PNG bytes (no metadata, as dzsave writes them).
+def encode_tile(arr: np.ndarray, codec: TileCodec, quality: int, pad: tuple[int, int] | None = None) -> bytes:
+    """One tile's pixels as ``codec``'s bytes (no metadata, as dzsave writes them).
 
     ``pad`` grows the image to that size with white, as Google tiles are.
     """
@@ -65,22 +68,13 @@ def encode_tile(arr: np.ndarray, suffix: str, quality: int, pad: tuple[int, int]
     img = pyvips.Image.new_from_array(np.ascontiguousarray(arr), interpretation="srgb" if bands >= 3 else "b-w")
     if pad is not None and (pad[0] != img.width or pad[1] != img.height):
         img = img.embed(0, 0, pad[0], pad[1], extend="background", background=[255] * bands)
-    return encode_image(img, suffix, quality)
+    return codec.encode(img, quality)
 
 
-def encode_image(img: pyvips.Image, suffix: str, quality: int) -> bytes:
-    """An image as JPEG, WebP or PNG bytes, without metadata."""
-    if suffix == "jpeg":
-        return img.jpegsave_buffer(Q=quality, keep="none")
-    if suffix == "webp":
-        return img.webpsave_buffer(Q=quality, keep="none")
-    return img.pngsave_buffer(compression=6, keep="none")
-
-
-def write_tile(store: TileStore, t: LevelTile, arr: np.ndarray, suffix: str, quality: int) -> None:
+def write_tile(store: TileStore, t: LevelTile, arr: np.ndarray, codec: TileCodec, quality: int) -> None:
     """Encode one tile's pixels and write it atomically (Google tiles padded to their image size)."""
     pad = (t.image_width, t.image_height) if (t.image_width, t.image_height) != (t.width, t.height) else None
-    store.write(t.path, encode_tile(arr, suffix, quality, pad))
+    store.write(t.path, encode_tile(arr, codec, quality, pad))
 
 
 @dataclass
@@ -198,7 +192,7 @@ def run_work(work: PyramidWork, p: Pyramid, renderer: Renderer, plan: Plan, stor
 
     def write(item: tuple[LevelTile, np.ndarray]) -> None:
         t, arr = item
-        write_tile(store, t, arr, p.suffix, quality)
+        write_tile(store, t, arr, p.codec, quality)
         with counting:
             stats.written += 1
             stats.pixels += t.pixels
@@ -222,7 +216,7 @@ def write_full_images(p: Pyramid, backend: Backend, store: TileStore, *, supersa
     already exists (a tile of the same size, or an earlier run) is copied, not rendered.
     """
     by_size: dict[tuple[int, int], list[str]] = {}
-    for path, w, h in p.scheme.full_images(p):
+    for path, w, h in p.layout.full_images(p):
         by_size.setdefault((w, h), []).append(path)
     for (w, h), paths in by_size.items():
         missing = [q for q in paths if not store.exists(q)]
@@ -242,7 +236,7 @@ def _render_full(p: Pyramid, backend: Backend, width: int, height: int, supersam
     strips = (backend.render_scaled(width, height, y, min(rows, height - y), k) for y in range(0, height, rows))
     source = StripSource(png_stream(strips, width, height, backend.bands, 8))
     try:
-        return encode_image(source.image(), p.suffix, quality)
+        return p.codec.encode(source.image(), quality)
     except pyvips.Error:
         if source.error is not None:
             raise source.error from None
@@ -254,11 +248,11 @@ def finish(cfg: Config, p: Pyramid, out: PyramidOutput, supersample: int, base_u
     """What completes a pyramid once its tiles are written: the blank tile, the viewer page, the descriptor."""
     from .viewer import GENERATOR_META, install_openseadragon, static_page
 
-    if p.scheme.blank_tile:
+    if p.layout.blank_tile:
         blank = pyvips.Image.black(p.tile, p.tile) + 255
         write_atomic(out.root / "blank.png", blank.cast("uchar").pngsave_buffer(keep="none"))
     local = install_openseadragon(out.root)
-    info = (f"bigcppn {__version__} · seed {cfg.seed} · {p.width}×{p.height} px · {p.layout} · "
+    info = (f"bigcppn {__version__} · seed {cfg.seed} · {p.width}×{p.height} px · {p.layout.name} · "
             f"{len(p.levels)} levels · supersampled {supersample}×{supersample}")
     page_html = static_page(p, title or f"{out.name} (bigcppn)", info, local)
     page = out.page  # NAME.html, or index.html in the pyramid's own folder; checked before rendering

@@ -16,8 +16,9 @@ from pathlib import Path
 from ..config import Config
 from ..errors import UserError
 from ..formats.registry import FORMATS, estimate_output_bytes
-from .layouts import LAYOUTS as LAYOUT_OBJECTS
-from .grid import DEFAULT_OVERLAP, DEFAULT_TILE, LAYOUTS, MAX_TILE, TILE_FORMATS, Pyramid
+from ..formats.tiles import CODECS, TileCodec
+from .grid import MAX_TILE, Pyramid
+from .layouts import LAYOUTS, Layout
 from .store import PyramidOutput, manifest_key, pyramid_output
 
 __all__ = ["PyramidJob", "resolve_pyramid_job", "pyramid_place", "pyramid_params"]
@@ -44,7 +45,7 @@ class PyramidJob:
     def estimated_bytes(self) -> int:
         c = self.config
         return estimate_output_bytes(FORMATS["dz"], c.canvas.width, c.canvas.height, c.network.bands,
-                                     replace(c.output, depth=8, dz_suffix=self.pyramid.suffix))
+                                     replace(c.output, depth=8, dz_suffix=self.pyramid.codec.name))
 
     def check_disk(self) -> None:
         """UserError when the disk cannot hold the pyramid."""
@@ -58,9 +59,9 @@ class PyramidJob:
 
 def pyramid_params(p: Pyramid, quality: int, supersample: int, base_url: str) -> dict:
     """The settings that change a pyramid's files, as its manifest records them."""
-    return {"layout": p.layout, "width": p.width, "height": p.height, "tile": p.tile, "overlap": p.overlap,
-            "format": p.suffix, "quality": quality, "supersample": supersample, "name": p.name,
-            **p.scheme.manifest_params(p, base_url)}
+    return {"layout": p.layout.name, "width": p.width, "height": p.height, "tile": p.tile, "overlap": p.overlap,
+            "format": p.codec.name, "quality": quality, "supersample": supersample, "name": p.name,
+            **p.layout.manifest_params(p, base_url)}
 
 
 def resolve_pyramid_job(cfg: Config, path: str | Path | None, *, layout: str = "dz", tile: int | None = None,
@@ -70,41 +71,50 @@ def resolve_pyramid_job(cfg: Config, path: str | Path | None, *, layout: str = "
     """Check a pyramid request; UserError on anything that cannot be used."""
     if cfg.output.depth != 8:
         raise UserError("pyramid tiles are 8-bit; leave out --depth 16 (or output.depth)")
-    opts = _options(cfg, layout, format, tile, overlap, quality, supersample, base_url or "", max_size)
+    scheme, codec = _layout(layout), _codec(format)
+    opts = _options(cfg, scheme, codec, tile, overlap, quality, supersample, base_url or "", max_size)
     out = pyramid_place(cfg, path, layout)
     c = cfg.canvas
-    p = Pyramid(c.width, c.height, layout, opts["tile"], opts["overlap"], format,
+    p = Pyramid(c.width, c.height, scheme, opts["tile"], opts["overlap"], codec,
                 name="image" if out.folder else out.name, max_size=opts["max_size"])
     return PyramidJob(cfg, out, p, opts["quality"], supersample, opts["base_url"])
 
 
 def pyramid_place(cfg: Config, path: str | Path | None, layout: str) -> PyramidOutput:
     """Where a pyramid goes (:class:`~bigcppn.pyramid.store.PyramidOutput`); default ``cppn-SEED-WxH[.dzi]``."""
-    if layout not in LAYOUTS:
-        raise UserError(f"unknown layout '{layout}'; choose from {', '.join(LAYOUTS)}")
-    folder = LAYOUT_OBJECTS[layout].folder
-    default = f"cppn-{cfg.seed}-{cfg.canvas.width}x{cfg.canvas.height}" + ("" if folder else ".dzi")
-    return pyramid_output(path or default, layout)
+    scheme = _layout(layout)
+    default = scheme.default_output(f"cppn-{cfg.seed}-{cfg.canvas.width}x{cfg.canvas.height}")
+    return pyramid_output(path or default, scheme)
 
 
-def _options(cfg: Config, layout: str, fmt: str, tile: int | None, overlap: int | None, quality: int | None,
-             supersample: int, base_url: str, max_size: int | None = None) -> dict:
+def _layout(name: str) -> Layout:
+    try:
+        return LAYOUTS[name]
+    except KeyError:
+        raise UserError(f"unknown layout '{name}'; choose from {', '.join(LAYOUTS)}") from None
+
+
+def _codec(name: str) -> TileCodec:
+    try:
+        return CODECS[name]
+    except KeyError:
+        raise UserError(f"unknown tile format '{name}'; choose from {', '.join(CODECS)}") from None
+
+
+def _options(cfg: Config, scheme: Layout, codec: TileCodec, tile: int | None, overlap: int | None,
+             quality: int | None, supersample: int, base_url: str, max_size: int | None = None) -> dict:
     """The pyramid's settings, checked; UserError on any that cannot be used."""
-    if layout not in LAYOUTS:
-        raise UserError(f"unknown layout '{layout}'; choose from {', '.join(LAYOUTS)}")
-    if fmt not in TILE_FORMATS:
-        raise UserError(f"unknown tile format '{fmt}'; choose from {', '.join(TILE_FORMATS)}")
-    scheme = LAYOUT_OBJECTS[layout]
-    tile = tile or DEFAULT_TILE[layout]
+    tile = tile or scheme.default_tile
     if overlap is not None and not scheme.overlap_allowed:
-        raise UserError(f"--overlap applies to the dz layout only; the {layout} layout has none")
-    overlap = overlap if overlap is not None else DEFAULT_OVERLAP[layout]
+        raise UserError(f"--overlap applies to the dz layout only; the {scheme.name} layout has none")
+    overlap = overlap if overlap is not None else scheme.default_overlap
     if not 1 <= tile <= MAX_TILE:
         raise UserError(f"--tile {tile} is too large; use at most {MAX_TILE}")
     if not 0 <= overlap < tile:
         raise UserError(f"--overlap must be between 0 and the tile size - 1 ({tile - 1}), got {overlap}")
-    if quality is not None and fmt == "png":
-        raise UserError("--quality is for JPEG and WebP tiles; PNG tiles are lossless, leave --quality out")
+    if quality is not None and not codec.lossy:
+        raise UserError(f"--quality is for JPEG and WebP tiles; {codec.name.upper()} tiles are lossless, "
+                        "leave --quality out")
     quality = quality if quality is not None else cfg.output.quality
     if not 1 <= quality <= 100:
         raise UserError(f"--quality must be between 1 and 100, got {quality}")
@@ -121,7 +131,7 @@ def _options(cfg: Config, layout: str, fmt: str, tile: int | None, overlap: int 
             raise UserError("--max-size is for the iiif3 layout (the size of its full/max image)")
         if max_size < tile:
             raise UserError(f"--max-size {max_size} is smaller than the tile ({tile}); give at least {tile}")
-        if max_size > FORMATS[fmt].max_side:
-            raise UserError(f"--max-size {max_size} is more than {fmt.upper()} holds; "
-                            f"use at most {FORMATS[fmt].max_side}")
+        most = FORMATS[codec.name].max_side
+        if max_size > most:
+            raise UserError(f"--max-size {max_size} is more than {codec.name.upper()} holds; use at most {most}")
     return {"tile": tile, "overlap": overlap, "quality": quality, "base_url": base_url, "max_size": max_size or 0}

@@ -21,7 +21,7 @@ from .._version import __version__
 from ..core.atomic import exchange, remove_partials, write_atomic
 from ..config import Config, config_to_dict
 from ..errors import UserError
-from .layouts import LAYOUTS
+from .layouts import Layout, layout_named
 from ..core.limits import PID_DIGITS, check_name_lengths, check_output_name
 
 try:
@@ -79,7 +79,7 @@ class TileStore:
 
 @dataclass(frozen=True)
 class PyramidOutput:
-    """Where a pyramid's files go.
+    """Where a pyramid's files go (``layout``: a :class:`~bigcppn.pyramid.layouts.Layout`, or its name).
 
     ``dz``: ``-o DIR/NAME.dzi`` writes ``NAME.dzi``, ``NAME_files/``, the manifest
     ``NAME.bigcppn.json`` and the page ``NAME.html`` in DIR. The other layouts: ``-o DIR/NAME``
@@ -88,12 +88,16 @@ class PyramidOutput:
 
     root: Path
     name: str
-    layout: str
+    layout: Layout
+
+    def __post_init__(self) -> None:
+        if isinstance(self.layout, str):
+            object.__setattr__(self, "layout", layout_named(self.layout))
 
     @property
     def folder(self) -> bool:
         """Whether the pyramid is a folder of its own (all layouts but DeepZoom)."""
-        return LAYOUTS[self.layout].folder
+        return self.layout.folder
 
     @property
     def manifest(self) -> Path:
@@ -105,20 +109,18 @@ class PyramidOutput:
 
     @property
     def tiles_dir(self) -> Path:
-        return self.root if self.folder else self.root / f"{self.name}_files"
+        return self.root / self.layout.tiles_folder(self.name)
 
     @property
     def page(self) -> Path:
         """The viewer page: ``NAME.html`` beside a DeepZoom pyramid (several can share a folder),
         ``index.html`` in a pyramid's own folder."""
-        return self.root / "index.html" if self.folder else self.root / f"{self.name}.html"
+        return self.root / self.layout.page_name(self.name)
 
     @property
     def descriptor(self) -> Path | None:
         """The file that marks the pyramid complete, when its layout has one."""
-        from .grid import Pyramid
-
-        path = Pyramid(1, 1, self.layout, 1, 0, "jpeg", name=self.name).descriptor_path
+        path = self.layout.descriptor_path(self.name)
         return self.root / path if path else None
 
     def lock(self) -> "_FolderLock":
@@ -357,37 +359,27 @@ def manifest_key(cfg: Config, params: dict) -> dict:
     return {"config": c, "pyramid": params}
 
 
-def pyramid_output(out: str | Path, layout: str) -> PyramidOutput:
+def pyramid_output(out: str | Path, layout: Layout | str) -> PyramidOutput:
     """Check ``-o`` for a layout (before anything is rendered); UserError when it cannot be used."""
     check_output_name(out)
     p = Path(out)
-    if not LAYOUTS[layout].folder:
-        if p.suffix.lower() not in (".dzi", ""):
-            raise UserError(f"a DeepZoom pyramid is written as NAME.dzi; got '{out}' (or choose --layout)")
-        name = p.stem if p.suffix else p.name
-        root = p.parent
-        if not name or name.startswith("."):
-            raise UserError(f"'{out}' does not name a pyramid; give -o DIR/NAME.dzi")
-    else:
-        if p.suffix.lower() == ".dzi":
-            raise UserError(f"the {layout} layout is a folder, not a .dzi file; give -o DIR/NAME")
-        name, root = p.name, p
-        if not name or name in (".", ".."):
-            raise UserError(f"'{out}' does not name a folder for the pyramid; give -o DIR/NAME")
+    layout = layout_named(layout) if isinstance(layout, str) else layout
+    root, name = layout.place(p)
     parent = p.parent
     if not parent.is_dir():
         raise UserError(f"output directory '{parent}' does not exist; create it first")
     if not os.access(parent, os.W_OK):
         raise UserError(f"cannot write in output directory '{parent}'; choose another -o")
-    if LAYOUTS[layout].folder and root.exists() and not root.is_dir():
+    if layout.folder and root.exists() and not root.is_dir():
         raise UserError(f"'{root}' exists and is not a folder; choose another -o")
+    placed = PyramidOutput(root, name, layout)
     # every name it writes, temporary ones (.NAME.partial-PID-THREAD) included, must fit the file system
+    # (NAME.html and its partial: the page beside a .dzi; beside a folder nothing longer is written)
     tmp = "9" * PID_DIGITS + "-" + "9" * 20
     names = [f"{name}.html", f".{name}.html.partial-{tmp}"]
-    if not LAYOUTS[layout].folder:
-        names += [f"{name}.dzi", f"{name}_files", f".{name}.dzi.partial-{tmp}", f"{name}.{MANIFEST_NAME}",
-                  f".{name}.{MANIFEST_NAME}.partial-{tmp}", f".{name}.{LOCK_NAME}"]
+    if not layout.folder:
+        descriptor, manifest = placed.descriptor.name, placed.manifest.name
+        names += [descriptor, placed.tiles_dir.name, f".{descriptor}.partial-{tmp}", manifest,
+                  f".{manifest}.partial-{tmp}", placed.lock_path.name]
     check_name_lengths(p, [name, *names])
-    return PyramidOutput(root, name, layout)
-
-    return True
+    return placed

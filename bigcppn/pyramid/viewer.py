@@ -18,11 +18,10 @@ from pathlib import Path
 
 from .._version import __version__
 from ..core.atomic import copy_atomic
-from .layouts import Zoomify
 from .grid import Pyramid
 
 __all__ = ["OSD_ENV", "OSD_CDN", "GENERATOR_META", "find_openseadragon", "openseadragon_files",
-           "install_openseadragon", "static_page", "live_page", "zoomify_agrees_with_openseadragon"]
+           "install_openseadragon", "static_page", "live_page"]
 
 OSD_ENV = "BIGCPPN_OPENSEADRAGON"
 OSD_VERSION = "6.1.1"
@@ -31,7 +30,8 @@ OSD_CDN = f"https://cdn.jsdelivr.net/npm/openseadragon@{OSD_VERSION}/build/opens
 OSD_DIR = "openseadragon"
 # Marks a page bigcppn wrote (and may write again).
 GENERATOR_META = '<meta name="generator" content="bigcppn'
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+# OpenSeadragon's button images: plain PNG file names
+_BUTTON_IMAGE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\.png$")
 
 
 def _build_dir(p: Path) -> Path | None:
@@ -64,7 +64,7 @@ def openseadragon_files(build: Path) -> dict[str, Path]:
     images = build / "images"
     if images.is_dir():
         for f in sorted(images.iterdir()):
-            if f.suffix == ".png" and _SAFE_NAME.match(f.name) and f.is_file() and not f.is_symlink():
+            if _BUTTON_IMAGE.match(f.name) and f.is_file() and not f.is_symlink():
                 files[f"images/{f.name}"] = f
     return files
 
@@ -81,11 +81,6 @@ def install_openseadragon(dest: Path, build: Path | None = None) -> bool:
         target.parent.mkdir(parents=True, exist_ok=True)
         copy_atomic(src, target)
     return True
-
-
-def zoomify_agrees_with_openseadragon(p: Pyramid) -> bool:
-    """Whether OpenSeadragon's Zoomify tiers (halved rounding down) are Zoomify's (rounding up)."""
-    return Zoomify.agrees_with_openseadragon(p)
 
 
 def _page(title: str, info: str, source_js: str, osd_base: str | None, options: dict) -> str:
@@ -130,7 +125,7 @@ Promise.resolve(source).then(tileSources => {{
 
 def static_page(p: Pyramid, title: str, info: str, local_osd: bool) -> str:
     """The page beside a pyramid written by ``bigcppn pyramid`` (``NAME.html``, or ``index.html`` in its folder)."""
-    return _page(title, info, p.scheme.tile_source_js(p), f"{OSD_DIR}/" if local_osd else None,
+    return _page(title, info, p.layout.tile_source_js(p), f"{OSD_DIR}/" if local_osd else None,
                  {"maxZoomPixelRatio": 2})
 
 

@@ -43,8 +43,8 @@ from .tiles import ServeStats, TileCache, TileService
 __all__ = ["TileCache", "TileService", "TileServer", "ServeStats", "make_server", "serve_until_stopped",
            "exposure_note"]
 
-# LEVEL/COL_ROW.jpeg in canonical decimal (no sign, no leading zeros, no absurd lengths).
-_TILE = re.compile(r"^/image_files/(0|[1-9][0-9]{0,5})/(0|[1-9][0-9]{0,17})_(0|[1-9][0-9]{0,17})\.jpeg$")
+# LEVEL/COL_ROW.EXT in canonical decimal (no sign, no leading zeros, no absurd lengths).
+_TILE = r"^/image_files/(0|[1-9][0-9]{0,5})/(0|[1-9][0-9]{0,17})_(0|[1-9][0-9]{0,17})\.%s$"
 
 
 _IMMUTABLE = "public, max-age=31536000, immutable"
@@ -73,6 +73,7 @@ class TileServer(EventServer):
         self.service = service
         self.page = page.encode("utf-8")
         self.dzi = service.pyramid.descriptor().encode("utf-8")
+        self.tile_path = re.compile(_TILE % re.escape(service.pyramid.ext))
         self.assets = assets
         self.etag = etag
         self.prefix = f"/v/{etag}"
@@ -130,9 +131,10 @@ class TileServer(EventServer):
         return self._error(HTTPStatus.NOT_FOUND, "no such path")
 
     def _tile(self, req: Request, path: str, cache: str) -> Response | Pending:
-        m = _TILE.match(path)
+        m = self.tile_path.match(path)
         if not m:
-            return self._error(HTTPStatus.BAD_REQUEST, "tiles are /image_files/LEVEL/COL_ROW.jpeg")
+            return self._error(HTTPStatus.BAD_REQUEST,
+                               f"tiles are /image_files/LEVEL/COL_ROW.{self.service.pyramid.ext}")
         level, col, row = int(m.group(1)), int(m.group(2)), int(m.group(3))
         try:
             self.service.tile_key(level, col, row)
@@ -149,7 +151,7 @@ class TileServer(EventServer):
         except Exception as exc:  # the render failed; say so and keep serving
             self.service.stats.errors += 1
             return self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"rendering failed: {exc}")
-        return Response(HTTPStatus.OK, data, self._headers("image/jpeg", cache, etag))
+        return Response(HTTPStatus.OK, data, self._headers(self.service.pyramid.codec.mime, cache, etag))
 
 
 def _config_tag(cfg: Config, extra: dict) -> str:

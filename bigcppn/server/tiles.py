@@ -16,8 +16,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ..network.backend import Backend
-from ..pyramid.render import encode_tile
 from ..pyramid.grid import Pyramid
+from ..pyramid.render import encode_tile
 
 __all__ = ["TileCache", "TileService", "ServeStats"]
 
@@ -208,7 +208,7 @@ class TileService:
 
     def _encode(self, key, arr) -> None:
         try:
-            data = encode_tile(arr, self.pyramid.suffix, self.quality)
+            data = encode_tile(arr, self.pyramid.codec, self.quality)
         except Exception as exc:
             self._finish(key, exc=exc)
             return

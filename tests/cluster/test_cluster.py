@@ -24,7 +24,8 @@ from bigcppn import cli
 from bigcppn.errors import UserError
 from bigcppn.core.geometry import Window
 from bigcppn.pyramid.render import level_job_pixels
-from bigcppn.pyramid.grid import Pyramid, work_list
+from bigcppn.pyramid.grid import Pyramid
+from bigcppn.pyramid.worklist import work_list
 from bigcppn.network.strips import renderer_for
 
 from conftest import small_config

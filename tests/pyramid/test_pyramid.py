@@ -15,7 +15,9 @@ import torch
 from bigcppn import cli
 from bigcppn.core.geometry import pixel_coord
 from bigcppn.pyramid.render import PyramidOutput, TileStore, encode_tile, render_pyramid
-from bigcppn.pyramid.grid import Pyramid, level_coord, sample_positions
+from bigcppn.core.geometry import level_coord, sample_positions
+from bigcppn.formats.tiles import tile_codec
+from bigcppn.pyramid.grid import Pyramid
 from bigcppn.network.strips import renderer_for
 from bigcppn.pyramid.viewer import OSD_CDN, find_openseadragon
 
@@ -88,12 +90,12 @@ def test_supersampling_converges_to_the_box_filtered_base(device):
 
 def test_encode_tile_formats_and_google_padding():
     arr = np.random.default_rng(0).integers(0, 256, (30, 40, 3), dtype=np.uint8)
-    assert np.array_equal(decode(encode_tile(arr, "png", 90)), arr)
-    assert decode(encode_tile(arr, "jpeg", 90)).shape == (30, 40, 3)
-    assert decode(encode_tile(arr, "webp", 90)).shape == (30, 40, 3)
-    padded = decode(encode_tile(arr, "png", 90, pad=(64, 64)))
+    assert np.array_equal(decode(encode_tile(arr, tile_codec("png"), 90)), arr)
+    assert decode(encode_tile(arr, tile_codec("jpeg"), 90)).shape == (30, 40, 3)
+    assert decode(encode_tile(arr, tile_codec("webp"), 90)).shape == (30, 40, 3)
+    padded = decode(encode_tile(arr, tile_codec("png"), 90, pad=(64, 64)))
     assert padded.shape == (64, 64, 3) and (padded[30:] == 255).all() and (padded[:, 40:] == 255).all()
-    grey = decode(encode_tile(arr[:, :, :1], "png", 90))
+    grey = decode(encode_tile(arr[:, :, :1], tile_codec("png"), 90))
     assert grey.shape[:2] == (30, 40) and np.array_equal(grey.reshape(30, 40), arr[:, :, 0])
 
 
@@ -121,7 +123,7 @@ def test_layout_files_are_exactly_the_planned_ones(tmp_path, layout):
     meta = {"dz": {"p.dzi", "p.bigcppn.json"}, "iiif3": {"info.json", "bigcppn.json"},
             "zoomify": {"ImageProperties.xml", "bigcppn.json"}, "google": {"blank.png", "bigcppn.json"}}[layout]
     viewer = {k for k in got if k.startswith("openseadragon/")}
-    full = {path for path, _w, _h in p.scheme.full_images(p)}  # IIIF: full/max and each of sizes
+    full = {path for path, _w, _h in p.layout.full_images(p)}  # IIIF: full/max and each of sizes
     page_name = "p.html" if layout == "dz" else "index.html"  # a .dzi's folder may hold several pyramids
     assert set(got) == {t.path for t in p.all_tiles()} | full | meta | {page_name} | viewer
     page = got[page_name].decode()

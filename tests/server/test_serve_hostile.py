@@ -278,7 +278,7 @@ def test_load_every_answer_is_200_and_the_right_tile(server):
     for path, (lv, c, r) in paths.items():  # each tile rendered again on its own, encoded the same way
         t = svc.pyramid.tile_at(lv, c, r)
         arr = svc.sampler.render_many([(t.shift, t.x, t.y, t.width, t.height)], svc._k(t))[0]
-        expected[path] = encode_tile(arr, "jpeg", svc.quality)
+        expected[path] = encode_tile(arr, svc.pyramid.codec, svc.quality)
     assert all(body == expected[path] for path, _s, body in answers), "a tile went to the wrong request"
     lat = sorted(latencies)
     print(f"\nfigure: load 20 clients x 20 requests: {len(answers)} answers, {len(paths)} distinct tiles, "
