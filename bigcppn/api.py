@@ -23,7 +23,6 @@ from .estimate.plan import PlanInfo, check_disk, describe
 from .formats.registry import estimate_output_bytes
 from .core.geometry import Window
 from .job import SEED_FIELD, Job, Sizing, check_overwrite, resolve_config, resolve_job
-from .pyramid.request import pyramid_place  # noqa: F401 (where a pyramid goes: the CLI's, for its messages)
 
 __all__ = ["render_array", "render_file", "render_series", "render_sheet", "plan", "render_pyramid",
            "plan_pyramid", "RenderResult", "PyramidResult", "PlanInfo", "as_config", "CompletedInterrupt"]
@@ -364,24 +363,25 @@ def render_pyramid(config: ConfigLike, path: str | Path | None = None, *, layout
     import pyvips
 
     from .engines import executor_options, pyramid_engine, with_workers
+    from .pyramid.render import PyramidHooks
     from .pyramid.render import render_pyramid as run
-    from .pyramid.request import resolve_pyramid_job
+    from .pyramid.request import resolve_pyramid_request
 
     options = executor_options(executor, ray_address, workers)
-    job = resolve_pyramid_job(with_workers(as_config(config), options, workers), path, layout=layout, tile=tile, overlap=overlap, format=format,
-                              quality=quality, supersample=supersample, base_url=base_url, max_size=max_size)
-    job.check_disk()
-    cfg, out, p = job.config, job.out, job.pyramid
-    renderer, p_plan, threads, runner = pyramid_engine(cfg, options, supersample, job.quality)
+    request = resolve_pyramid_request(
+        with_workers(as_config(config), options, workers), path, layout=layout, tile=tile, overlap=overlap,
+        format=format, quality=quality, supersample=supersample, base_url=base_url, max_size=max_size,
+        overwrite=overwrite)
+    request.check_disk()
+    runner = pyramid_engine(request.config, options)
     try:
-        stats = run(cfg, p, out, renderer, p_plan, supersample=supersample, quality=job.quality,
-                    workers=threads, base_url=job.base_url, on_start=on_start, on_tile=on_tile,
-                    progress=progress, overwrite=overwrite, runner=runner)
+        stats = run(request, runner, PyramidHooks(on_start, on_tile, progress))
     except (OSError, pyvips.Error, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
         raise RenderError(f"writing the pyramid failed: {first}; the finished tiles are kept, "
                           "run the same command again to resume") from exc
-    return PyramidResult(stats.descriptor or out.root, p.width, p.height, len(p.levels), stats.tiles,
+    p = request.pyramid
+    return PyramidResult(stats.descriptor or request.out.root, p.width, p.height, len(p.levels), stats.tiles,
                          stats.written, stats.skipped, stats.pixels, stats.page, stats.seconds,
                          stats.viewer_local, stats.replaced, stats.worker_cpu, stats.transfer_bytes)
 
@@ -397,21 +397,22 @@ def plan_pyramid(config: ConfigLike = None, path: str | Path | None = None, *, l
     """
     from .estimate.plan import describe_pyramid
     from .estimate.measure import measure_pyramid
-    from .pyramid.render import job_pixels
-    from .pyramid.request import resolve_pyramid_job
+    from .pyramid.local import job_pixels
+    from .pyramid.request import resolve_pyramid_request
     from .pyramid.worklist import work_list
     from .pyramid.store import TileStore
     from .network.strips import pick_device, renderer_for, strip_workers
 
-    job = resolve_pyramid_job(as_config(config), path, layout=layout, tile=tile, overlap=overlap, format=format,
-                              quality=quality, supersample=supersample, base_url=base_url, max_size=max_size)
-    state = job.out.check_manifest(job.key, overwrite)
-    cfg = job.config
+    request = resolve_pyramid_request(
+        as_config(config), path, layout=layout, tile=tile, overlap=overlap, format=format, quality=quality,
+        supersample=supersample, base_url=base_url, max_size=max_size, overwrite=overwrite)
+    state = request.out.check_manifest(request.key, request.overwrite)
+    cfg = request.config
     device = pick_device(cfg.render.device)
     renderer, p_plan = renderer_for(cfg, device)
-    store = TileStore(job.out.root)
+    store = TileStore(request.out.root)
     done = store.exists if state == "resume" else (lambda _path: False)
-    work = work_list(job.pyramid, job_pixels(renderer, p_plan, supersample), done)
+    work = work_list(request.pyramid, job_pixels(renderer, p_plan, supersample), done)
     workers = strip_workers(device, cfg.render.workers)
-    rates = measure_pyramid(job, renderer, p_plan, workers) if measure else None
-    return describe_pyramid(job, work, state, device.type, rates)
+    rates = measure_pyramid(request, renderer, p_plan, workers) if measure else None
+    return describe_pyramid(request, work, state, device.type, rates)

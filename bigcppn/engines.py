@@ -88,15 +88,16 @@ def ray_actors(options):
     return actors(options)
 
 
-def pyramid_engine(cfg: Config, options, supersample: int, quality: int):
-    """(renderer, plan, threads, None) for a local run, (None, None, 1, runner) for a cluster."""
+def pyramid_engine(cfg: Config, options):
+    """The pyramid's :class:`~bigcppn.pyramid.render.WorkRunner`: this machine's threads, or a cluster's actors."""
     if options is not None:
         from .cluster.pyramid import RayPyramidRunner
 
         check_network(cfg)
-        return None, None, 1, RayPyramidRunner(cfg, supersample, quality, options)
+        return RayPyramidRunner(options)
     from .network.strips import pick_device, renderer_for, strip_workers
+    from .pyramid.local import ThreadRunner
 
     device = pick_device(cfg.render.device)
     renderer, p_plan = renderer_for(cfg, device)
-    return renderer, p_plan, strip_workers(device, cfg.render.workers), None
+    return ThreadRunner(renderer, p_plan, strip_workers(device, cfg.render.workers))

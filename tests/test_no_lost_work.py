@@ -148,9 +148,9 @@ def test_a_series_is_checked_whole_before_the_first_render(tmp_path, capsys, mon
 
 def tiles_stop_at(monkeypatch, n: int, exc: BaseException):
     """Pyramid tile encoding raises ``exc`` at its ``n``-th tile; returns what puts the real encoder back."""
-    import bigcppn.pyramid.render
+    import bigcppn.pyramid.images
 
-    real, calls = bigcppn.pyramid.render.encode_tile, []
+    real, calls = bigcppn.pyramid.images.encode_tile, []
 
     def stopping(*args, **kwargs):
         calls.append(1)
@@ -158,8 +158,8 @@ def tiles_stop_at(monkeypatch, n: int, exc: BaseException):
             raise exc
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(bigcppn.pyramid.render, "encode_tile", stopping)
-    return lambda: monkeypatch.setattr(bigcppn.pyramid.render, "encode_tile", real)
+    monkeypatch.setattr(bigcppn.pyramid.images, "encode_tile", stopping)
+    return lambda: monkeypatch.setattr(bigcppn.pyramid.images, "encode_tile", real)
 
 
 @pytest.mark.parametrize("layout,name", [("dz", "p.dzi"), ("zoomify", "z")])

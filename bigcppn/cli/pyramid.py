@@ -9,6 +9,7 @@ from .. import api
 from ..errors import RenderError
 from ..formats.tiles import CODECS
 from ..pyramid.layouts import LAYOUTS
+from ..pyramid.request import pyramid_place
 from .common import (Terminated, add_config_options, add_executor_options, add_overwrite_option, add_sizing_options,
                      config_from, executor_kwargs, positive_int)
 
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         r = api.render_pyramid(cfg, args.output, progress=bar.progress, **_options(args), **executor_kwargs(args))
     except KeyboardInterrupt as exc:
         bar.close()
-        place = api.pyramid_place(cfg, args.output, args.layout)
+        place = pyramid_place(cfg, args.output, args.layout)
         what, status = ("terminated", 143) if isinstance(exc, Terminated) else ("interrupted", 130)
         kept = getattr(exc, "kept_in", place.root)
         where = f"{kept} (the pyramid it replaces is untouched)" if kept in place.replacements() else str(kept)

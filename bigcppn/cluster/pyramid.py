@@ -3,8 +3,9 @@
 :func:`bigcppn.pyramid.render.render_pyramid` still does everything around the
 tiles, under the folder's owner lock: the manifest, the resume-aware work list
 (:func:`bigcppn.pyramid.worklist.work_list`), and at the end the descriptor and
-the page (:func:`bigcppn.pyramid.render.finish`). :class:`RayPyramidRunner` only
-replaces the threads that render and write the tiles: it starts the actors,
+the page (:func:`bigcppn.pyramid.render.finish`). :class:`RayPyramidRunner` is
+the :class:`~bigcppn.pyramid.render.WorkRunner` that replaces this machine's
+threads (:class:`~bigcppn.pyramid.local.ThreadRunner`): it starts the actors,
 checks that each sees the output folder (a shared filesystem), and hands them
 jobs; each actor writes its tiles straight into the folder, atomically, and
 returns their names. A run killed at any point leaves only whole tiles, so the
@@ -20,13 +21,14 @@ from typing import Callable
 
 from ..config import Config
 from ..errors import UserError
-from ..pyramid.render import PyramidStats, sweep_partials
-from ..pyramid.grid import Pyramid
 from ..pyramid.levels import LevelTile
+from ..pyramid.local import level_job_pixels
+from ..pyramid.render import PyramidStats, WorkRunner, sweep_partials
+from ..pyramid.request import PyramidRequest
+from ..pyramid.store import TileStore
 from ..pyramid.worklist import PyramidWork
-from ..pyramid.store import PyramidOutput, TileStore
 from .engine import RayExecutor, RaySession, place_actors
-from .tasks import FolderCheck, FullImagesTask, PyramidJob, PyramidTask, WorkerSetup
+from .tasks import ActorJob, FolderCheck, FullImagesTask, PyramidTask, WorkerSetup
 
 __all__ = ["RayOptions", "RayPyramidRunner", "split_work", "job_budget", "check_folder", "check_workers"]
 
@@ -48,29 +50,29 @@ class RayOptions:
     init_options: tuple = ()  # extra ray.init keywords, as (name, value) pairs (tests: a temp dir)
 
 
-def split_work(work: PyramidWork, k: int, budget: int) -> list[PyramidJob]:
+def split_work(work: PyramidWork, k: int, budget: int) -> list[ActorJob]:
     """The work list as jobs of about ``budget`` samples: base tiles first, then level jobs, finest first."""
-    jobs: list[PyramidJob] = []
+    jobs: list[ActorJob] = []
     cur: list[LevelTile] = []
     n = 0
     for t in work.base:
         cur.append(t)
         n += t.pixels
         if n >= budget:
-            jobs.append(PyramidJob(base=tuple(cur)))
+            jobs.append(ActorJob(base=tuple(cur)))
             cur, n = [], 0
     if cur:
-        jobs.append(PyramidJob(base=tuple(cur)))
+        jobs.append(ActorJob(base=tuple(cur)))
     lv: list = []
     n = 0
     for j in work.jobs:
         lv.append(j)
         n += k * k * sum(t.pixels for t in j.tiles)
         if n >= budget:
-            jobs.append(PyramidJob(levels=tuple(lv)))
+            jobs.append(ActorJob(levels=tuple(lv)))
             lv, n = [], 0
     if lv:
-        jobs.append(PyramidJob(levels=tuple(lv)))
+        jobs.append(ActorJob(levels=tuple(lv)))
     return jobs
 
 
@@ -110,34 +112,38 @@ def _same_version(versions) -> None:
                             "install the same version on every node")
 
 
-class RayPyramidRunner:
-    """Renders a pyramid's work list on Ray actors (a :class:`bigcppn.pyramid.render.WorkRunner`)."""
+class RayPyramidRunner(WorkRunner):
+    """Renders a pyramid's work list on Ray actors."""
 
-    def __init__(self, cfg: Config, supersample: int, quality: int, options: RayOptions = RayOptions()) -> None:
-        self.cfg, self.supersample, self.quality, self.options = cfg, supersample, quality, options
+    def __init__(self, options: RayOptions = RayOptions()) -> None:
+        self.options = options
         self.session: RaySession | None = None
         self.ex: RayExecutor | None = None
 
-    def open(self, out: PyramidOutput) -> None:
+    def open(self, request: PyramidRequest) -> None:
         """Join or start Ray, start the actors, and check that each can write in the pyramid's folder."""
         self.session = RaySession(self.options.address, **dict(self.options.init_options)).__enter__()
         try:
             self.ex = RayExecutor(place_actors(self.session.nodes(), self.options.workers))
-            check_folder(self.ex, out.root, out.lock_path)
-            check_workers(self.ex, self.cfg)
+            check_folder(self.ex, request.out.root, request.out.lock_path)
+            check_workers(self.ex, request.config)
         except BaseException as exc:
             self.close(cancel=isinstance(exc, KeyboardInterrupt))
             raise
 
-    def run(self, work: PyramidWork, p: Pyramid, out: PyramidOutput, store: TileStore, stats: PyramidStats,
+    def job_pixels(self, supersample: int) -> int:
+        """A CPU's share, as a local run on a CPU groups the levels' tiles (:func:`split_work` gathers the jobs)."""
+        return level_job_pixels(supersample)
+
+    def run(self, request: PyramidRequest, work: PyramidWork, store: TileStore, stats: PyramidStats,
             on_tile: Callable[[LevelTile], None] | None = None) -> None:
         ex = self.ex
         if ex is None:
             raise RuntimeError("RayPyramidRunner.run before open")
-        k = self.supersample
+        p, cfg, k, quality = request.pyramid, request.config, request.supersample, request.quality
         total = sum(t.pixels for t in work.base) + k * k * sum(t.pixels for j in work.jobs for t in j.tiles)
         jobs = split_work(work, k, job_budget(total, ex.specs, self.options.job_samples))
-        task = PyramidTask(self.cfg, str(store.root), p.codec, self.quality, self.supersample)
+        task = PyramidTask(cfg, str(store.root), p.codec, quality, k)
         cpu0, sent0, got0 = ex.worker_cpu, ex.sent, ex.received
         for job, written in ex.map_ordered(task, jobs, 2 * ex.workers):
             done = set(written)
@@ -149,11 +155,11 @@ class RayPyramidRunner:
                     if on_tile is not None:
                         on_tile(t)
         if p.layout.full_images(p):  # IIIF's full/max and sizes: one actor renders them
-            full = FullImagesTask(self.cfg, p, str(store.root), self.supersample, self.quality)
+            full = FullImagesTask(cfg, p, str(store.root), k, quality)
             for _ in ex.map_ordered(full, [None], 0):
                 pass
         # A worker killed while writing left a partial file; its job ran again on the restarted actor.
-        sweep_partials(out)
+        sweep_partials(request.out)
         stats.worker_cpu += ex.worker_cpu - cpu0
         stats.transfer_bytes += ex.sent - sent0 + ex.received - got0
 

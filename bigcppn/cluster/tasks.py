@@ -25,7 +25,7 @@ from ..pyramid.worklist import LevelJob
 from ..formats.deepzoom.blocks import DzBandPlan, EncodedDzBand, encode_dz_band
 from ..formats.tiff.blocks import BandPlan, EncodedBand, encode_band
 
-__all__ = ["configure", "cores", "backend", "FolderCheck", "PyramidJob", "PyramidTask", "TiffBandTask", "DzBandTask", "render_rect",
+__all__ = ["configure", "cores", "backend", "FolderCheck", "ActorJob", "PyramidTask", "TiffBandTask", "DzBandTask", "render_rect",
            "WorkerSetup", "FullImagesTask", "host"]
 
 _state: dict = {"cores": 1, "config": None, "backend": None}
@@ -116,7 +116,7 @@ class FolderCheck:
 
 
 @dataclass(frozen=True)
-class PyramidJob:
+class ActorJob:
     """Work for one actor: base tiles (each rendered as its own window) and level jobs (as the local run groups them)."""
 
     base: tuple[LevelTile, ...] = ()
@@ -132,7 +132,7 @@ class PyramidJob:
 
 @dataclass(frozen=True)
 class PyramidTask:
-    """Render, encode and write a :class:`PyramidJob`'s tiles into the shared folder; returns their paths.
+    """Render, encode and write an :class:`ActorJob`'s tiles into the shared folder; returns their paths.
 
     A base tile is :meth:`~bigcppn.network.backend.Backend.render_window` of its
     rectangle: every pixel is evaluated on its own, so it is the pixel the
@@ -148,8 +148,9 @@ class PyramidTask:
     quality: int
     supersample: int
 
-    def __call__(self, job: PyramidJob) -> list[str]:
-        from ..pyramid.render import TileStore, write_tile
+    def __call__(self, job: ActorJob) -> list[str]:
+        from ..pyramid.images import write_tile
+        from ..pyramid.store import TileStore
 
         r = backend(self.config)
         store = TileStore(Path(self.root))
@@ -194,7 +195,8 @@ class FullImagesTask:
     quality: int
 
     def __call__(self, _item=None) -> None:
-        from ..pyramid.render import TileStore, write_full_images
+        from ..pyramid.images import write_full_images
+        from ..pyramid.store import TileStore
 
         write_full_images(self.pyramid, backend(self.config), TileStore(Path(self.root)),
                           supersample=self.supersample, quality=self.quality)

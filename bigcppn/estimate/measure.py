@@ -188,7 +188,8 @@ def measure_render(job, renderer, plan: Plan, workers: int) -> Rates:
 def measure_pyramid(pjob, renderer, plan: Plan, workers: int) -> PyramidRates:
     """The network, and one tile encoded and written as a pyramid writes its tiles (the median of several)."""
     from ..core.atomic import write_atomic
-    from ..pyramid.render import encode_tile, job_pixels
+    from ..pyramid.images import encode_tile
+    from ..pyramid.local import job_pixels
     from ..pyramid.worklist import level_jobs
 
     t0 = time.perf_counter()

@@ -199,7 +199,7 @@ class PyramidPlanInfo:
 
 
 def describe_pyramid(job, work, state: str, device: str, rates=None) -> PyramidPlanInfo:
-    """The plan of a :class:`~bigcppn.pyramid.request.PyramidJob` with ``work`` left; with rates, its time."""
+    """The plan of a :class:`~bigcppn.pyramid.request.PyramidRequest` with ``work`` left; with rates, its time."""
     p = job.pyramid
     samples = work.samples(job.supersample)
     seconds = None

@@ -1,7 +1,7 @@
 """Pyramid layouts as objects: how each one numbers its levels, names its tiles and describes itself.
 
 Pure text and arithmetic (no torch, no pyvips). A :class:`Layout` answers, for
-a pyramid (:class:`PyramidShape`: what it reads of a
+a pyramid (:class:`~bigcppn.pyramid.levels.PyramidShape`: what it reads of a
 :class:`~bigcppn.pyramid.grid.Pyramid`, which holds its layout): the scale of
 each level, the path of each tile, the size of the image a tile is written as,
 whether a tile is another tile's alias, the metadata file, and the tile source
@@ -33,13 +33,12 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Protocol
 
 from ..errors import UserError
 from ..formats.tiles import TileCodec
-from .levels import Level
+from .levels import Level, PyramidShape
 
-__all__ = ["Layout", "PyramidShape", "DeepZoom", "IIIF3", "Zoomify", "Google", "LAYOUTS", "register_layout",
+__all__ = ["Layout", "DeepZoom", "IIIF3", "Zoomify", "Google", "LAYOUTS", "register_layout",
            "layout_named", "dz_level_count"]
 
 ZOOMIFY_GROUP = 256
@@ -48,34 +47,6 @@ ZOOMIFY_GROUP = 256
 def dz_level_count(width: int, height: int) -> int:
     """DeepZoom's level count: ``ceil(log2(max(W, H))) + 1``, down to 1×1."""
     return (max(width, height) - 1).bit_length() + 1
-
-
-class PyramidShape(Protocol):
-    """What a layout reads of a pyramid (:class:`bigcppn.pyramid.grid.Pyramid` is one)."""
-
-    width: int
-    height: int
-    tile: int
-    overlap: int
-    name: str
-    extra: int
-    codec: TileCodec
-
-    @property
-    def virtual_width(self) -> int: ...
-    @property
-    def virtual_height(self) -> int: ...
-    @property
-    def full_max(self) -> int: ...
-    @property
-    def ext(self) -> str: ...
-    @property
-    def levels(self) -> tuple[Level, ...]: ...
-    @property
-    def tiles_before(self) -> tuple[int, ...]: ...
-    @property
-    def tile_count(self) -> int: ...
-    def level(self, index: int) -> Level: ...
 
 
 class Layout(ABC):

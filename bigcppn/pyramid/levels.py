@@ -1,14 +1,18 @@
 """A pyramid's levels and tiles as values: the sizes, scales and rectangles the layouts name and the renderers fill.
 
 Pure arithmetic. :class:`~bigcppn.pyramid.grid.Pyramid` builds them; the
-layouts (:mod:`bigcppn.pyramid.layouts`) read them to name tiles.
+layouts (:mod:`bigcppn.pyramid.layouts`) read them, and what
+:class:`PyramidShape` says of the pyramid, to name its tiles.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
-__all__ = ["Level", "LevelTile"]
+from ..formats.tiles import TileCodec
+
+__all__ = ["Level", "LevelTile", "PyramidShape"]
 
 
 @dataclass(frozen=True)
@@ -70,3 +74,30 @@ class LevelTile:
     def pixels(self) -> int:
         return self.width * self.height
 
+
+class PyramidShape(Protocol):
+    """What a layout reads of a pyramid (:class:`bigcppn.pyramid.grid.Pyramid` is one)."""
+
+    width: int
+    height: int
+    tile: int
+    overlap: int
+    name: str
+    extra: int
+    codec: TileCodec
+
+    @property
+    def virtual_width(self) -> int: ...
+    @property
+    def virtual_height(self) -> int: ...
+    @property
+    def full_max(self) -> int: ...
+    @property
+    def ext(self) -> str: ...
+    @property
+    def levels(self) -> tuple[Level, ...]: ...
+    @property
+    def tiles_before(self) -> tuple[int, ...]: ...
+    @property
+    def tile_count(self) -> int: ...
+    def level(self, index: int) -> Level: ...

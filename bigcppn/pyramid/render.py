@@ -5,8 +5,10 @@ level by level. Here every tile of every level is sampled from the CPPN at that
 level's own resolution: level pixel ``i`` at ``shift`` covers base pixels
 ``[i * 2**shift, (i + 1) * 2**shift)``, and is the mean of ``K×K`` samples at
 the sub-pixel centres ``(i + (k + 0.5) / K) * 2**shift`` (a box filter, so the
-small levels do not alias), mapped to the plane exactly as
-:func:`bigcppn.core.tiling.pixel_coord` maps pixel centres, in float64.
+small levels do not alias; the last pixel of a level is cut at the canvas
+edge: :func:`bigcppn.core.geometry.sample_positions`), mapped to the plane by
+:func:`bigcppn.core.geometry.level_coord`, which is
+:func:`bigcppn.core.geometry.pixel_coord` for fractional positions, in float64.
 
 The base level goes through the renderer's own strips, so it is the very image
 ``bigcppn render`` makes, pixel for pixel. Every tile is written atomically
@@ -16,9 +18,11 @@ resumes by skipping the finished tiles and ends with the same pyramid, byte for
 byte, as an uninterrupted one. The metadata file and the viewer page are
 written last: a pyramid with its ``.dzi`` / ``info.json`` is complete.
 
-A render is three steps: :func:`bigcppn.pyramid.grid.work_list` (pure: the
-tiles still missing, as base tiles and level jobs), :func:`run_work` (render
-and encode them through an :class:`~bigcppn.core.execute.Executor`), and
+A render of a :class:`~bigcppn.pyramid.request.PyramidRequest` is three steps:
+:func:`bigcppn.pyramid.worklist.work_list` (pure: the tiles still missing, as
+base tiles and level jobs), a :class:`WorkRunner`'s ``run`` (render, encode
+and write them: this machine's threads, :class:`bigcppn.pyramid.local.ThreadRunner`,
+or a cluster's actors, :class:`bigcppn.cluster.pyramid.RayPyramidRunner`), and
 :func:`finish` (the blank tile, the viewer page and the descriptor), all under
 the folder's owner lock (:mod:`bigcppn.pyramid.store`).
 """
@@ -28,53 +32,21 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterator, Protocol
-
-import numpy as np
-import pyvips
+from typing import Callable
 
 from .._version import __version__
 from ..core.atomic import write_atomic
-from ..network.backend import CPU_JOB_SAMPLES, Backend
-from ..config import Config
 from ..errors import UserError
-from ..core.execute import Executor, ThreadExecutor
-from ..core.tiling import Plan
-from ..formats.tiles import TileCodec
-from .request import pyramid_params
-from .grid import Pyramid
 from .levels import LevelTile
+from .request import PyramidRequest
+from .store import PyramidOutput, TileStore
 from .worklist import PyramidWork, tile_samples, work_list
-from .store import MANIFEST_NAME, PyramidOutput, TileStore, manifest_key, pyramid_output
-from ..network.strips import Renderer
-from ..core.system import available_cores
 
-__all__ = ["LevelSampler", "encode_tile", "write_full_images", "TileStore", "PyramidOutput",
-           "PyramidStats", "PyramidProgress", "render_pyramid", "pyramid_output", "MANIFEST_NAME", "run_work", "finish",
-           "pyramid_params", "job_pixels", "write_tile", "level_job_pixels", "WorkRunner", "sweep_partials"]
-
-# The level sampler is the compute backend: Backend.sample_many / render_many.
-LevelSampler = Backend
-
-
-def encode_tile(arr: np.ndarray, codec: TileCodec, quality: int, pad: tuple[int, int] | None = None) -> bytes:
-    """One tile's pixels as ``codec``'s bytes (no metadata, as dzsave writes them).
-
-    ``pad`` grows the image to that size with white, as Google tiles are.
-    """
-    bands = arr.shape[2]
-    img = pyvips.Image.new_from_array(np.ascontiguousarray(arr), interpretation="srgb" if bands >= 3 else "b-w")
-    if pad is not None and (pad[0] != img.width or pad[1] != img.height):
-        img = img.embed(0, 0, pad[0], pad[1], extend="background", background=[255] * bands)
-    return codec.encode(img, quality)
-
-
-def write_tile(store: TileStore, t: LevelTile, arr: np.ndarray, codec: TileCodec, quality: int) -> None:
-    """Encode one tile's pixels and write it atomically (Google tiles padded to their image size)."""
-    pad = (t.image_width, t.image_height) if (t.image_width, t.image_height) != (t.width, t.height) else None
-    store.write(t.path, encode_tile(arr, codec, quality, pad))
+__all__ = ["PyramidStats", "PyramidProgress", "PyramidHooks", "WorkRunner", "render_pyramid", "finish",
+           "sweep_partials"]
 
 
 @dataclass
@@ -138,123 +110,50 @@ class _Progress:
             self.on_tile(t)
 
 
-def _base_tiles(renderer: Renderer, plan: Plan, todo: tuple[LevelTile, ...], ex: Executor,
-                stats: PyramidStats) -> Iterator[tuple[LevelTile, np.ndarray]]:
-    """The base level through the renderer's own strips, cut into pyramid tiles, in order."""
-    if not todo:
-        return
-    rows: dict[int, list[LevelTile]] = {}
-    for t in todo:
-        rows.setdefault(t.row, []).append(t)
-    sh = plan.strip_height
-    spans: list[tuple[int, int, list[LevelTile]]] = []  # (first strip, last strip, tiles of one tile row)
-    for r in sorted(rows):
-        t0 = rows[r][0]
-        spans.append((t0.y // sh, (t0.y + t0.height - 1) // sh, rows[r]))
-    needed = sorted({i for a, b, _ in spans for i in range(a, b + 1)})
-    buffer: dict[int, np.ndarray] = {}
-    k = 0
-    for i, arr in ex.map_ordered(lambda i: renderer.render_strip(plan.strip(i)), needed, ex.workers):
-        buffer[i] = arr
-        stats.base_strips += 1
-        while k < len(spans) and spans[k][1] <= i:
-            a, b, tiles = spans[k]
-            for t in tiles:  # each tile's rows from the strips it spans, no copy of whole strips
-                parts = [buffer[j][max(t.y - j * sh, 0) : t.y + t.height - j * sh, t.x : t.x + t.width]
-                         for j in range(a, b + 1)]
-                yield t, np.ascontiguousarray(np.concatenate(parts, axis=0) if b > a else parts[0])
-            k += 1
-            keep = spans[k][0] if k < len(spans) else i + 1
-            for j in [j for j in buffer if j < keep]:
-                del buffer[j]
+@dataclass(frozen=True)
+class PyramidHooks:
+    """What a caller hears of a run: ``on_start(pending, total)`` once the finished tiles are counted,
+    ``on_tile(tile)`` after each tile is written (from worker threads), ``progress`` with a
+    :class:`PyramidProgress` when the work is known and after each tile (one call at a time)."""
+
+    on_start: Callable[[int, int], None] | None = None
+    on_tile: Callable[[LevelTile], None] | None = None
+    progress: Callable[[PyramidProgress], None] | None = None
 
 
-def _level_tiles(backend: Backend, work: PyramidWork, supersample: int, ex: Executor,
-                 stats: PyramidStats) -> Iterator[tuple[LevelTile, np.ndarray]]:
-    """The missing tiles of the levels below the base, job by job, in order."""
+class WorkRunner(ABC):
+    """Renders a pyramid's work list and writes its tiles: this machine's threads, or a cluster's actors."""
 
-    def run_job(job):
-        return backend.render_many([(t.shift, t.x, t.y, t.width, t.height) for t in job.tiles], supersample)
+    def open(self, request: PyramidRequest) -> None:
+        """Start the workers and check they can write ``request.out`` (before the manifest is written)."""
 
-    for job, arrays in ex.map_ordered(run_job, work.jobs, ex.workers):
-        stats.jobs += 1
-        wanted = set(job.missing)
-        for t, arr in zip(job.tiles, arrays):
-            if t in wanted:
-                yield t, arr
+    @abstractmethod
+    def job_pixels(self, supersample: int) -> int:
+        """Level pixels a job of the work list evaluates together."""
 
+    @abstractmethod
+    def run(self, request: PyramidRequest, work: PyramidWork, store: TileStore, stats: PyramidStats,
+            on_tile: Callable[[LevelTile], None] | None = None) -> None:
+        """Render and write every tile of ``work``, and the layout's full images, counting them in ``stats``."""
 
-def run_work(work: PyramidWork, p: Pyramid, renderer: Renderer, plan: Plan, store: TileStore, *,
-             supersample: int, quality: int, render_ex: Executor, encode_ex: Executor, stats: PyramidStats,
-             on_tile: Callable[[LevelTile], None] | None = None) -> None:
-    """Render, encode and write every tile of ``work``: a pipeline of two executors."""
-    counting = threading.Lock()
-
-    def write(item: tuple[LevelTile, np.ndarray]) -> None:
-        t, arr = item
-        write_tile(store, t, arr, p.codec, quality)
-        with counting:
-            stats.written += 1
-            stats.pixels += t.pixels
-        if on_tile is not None:
-            on_tile(t)
-
-    def tiles() -> Iterator[tuple[LevelTile, np.ndarray]]:
-        yield from _base_tiles(renderer, plan, work.base, render_ex, stats)
-        yield from _level_tiles(renderer, work, supersample, render_ex, stats)
-
-    for _ in encode_ex.map_ordered(write, tiles(), 4 * encode_ex.workers):
-        pass
+    def close(self, cancel: bool = False) -> None:
+        """Stop the workers; ``cancel``: without waiting for the work they are doing (Ctrl-C)."""
 
 
-def write_full_images(p: Pyramid, backend: Backend, store: TileStore, *, supersample: int, quality: int) -> None:
-    """The whole picture at the sizes the layout names besides its tiles (IIIF: full/max, each of ``sizes``).
-
-    Each size is rendered once, straight from the network at that size (``supersample``²
-    samples a pixel; the base size is the render's own pixels), streamed in bands of
-    rows into the encoder, so memory follows the band, not the size. A name that
-    already exists (a tile of the same size, or an earlier run) is copied, not rendered.
-    """
-    by_size: dict[tuple[int, int], list[str]] = {}
-    for path, w, h in p.layout.full_images(p):
-        by_size.setdefault((w, h), []).append(path)
-    for (w, h), paths in by_size.items():
-        missing = [q for q in paths if not store.exists(q)]
-        if not missing:
-            continue
-        have = next((q for q in paths if store.exists(q)), None)
-        data = store.path(have).read_bytes() if have else _render_full(p, backend, w, h, supersample, quality)
-        for q in missing:
-            store.write(q, data)
-
-
-def _render_full(p: Pyramid, backend: Backend, width: int, height: int, supersample: int, quality: int) -> bytes:
-    from ..formats.target import StripSource, png_stream
-
-    k = 1 if (width, height) == (p.width, p.height) else supersample
-    rows = max(1, backend.job_samples(1 << 22) // (width * k * k))
-    strips = (backend.render_scaled(width, height, y, min(rows, height - y), k) for y in range(0, height, rows))
-    source = StripSource(png_stream(strips, width, height, backend.bands, 8))
-    try:
-        return p.codec.encode(source.image(), quality)
-    except pyvips.Error:
-        if source.error is not None:
-            raise source.error from None
-        raise
-
-
-def finish(cfg: Config, p: Pyramid, out: PyramidOutput, supersample: int, base_url: str, title: str,
-           stats: PyramidStats) -> None:
+def finish(request: PyramidRequest, stats: PyramidStats) -> None:
     """What completes a pyramid once its tiles are written: the blank tile, the viewer page, the descriptor."""
+    import pyvips
+
     from .viewer import GENERATOR_META, install_openseadragon, static_page
 
+    cfg, p, out, supersample = request.config, request.pyramid, request.out, request.supersample
     if p.layout.blank_tile:
         blank = pyvips.Image.black(p.tile, p.tile) + 255
         write_atomic(out.root / "blank.png", blank.cast("uchar").pngsave_buffer(keep="none"))
     local = install_openseadragon(out.root)
     info = (f"bigcppn {__version__} · seed {cfg.seed} · {p.width}×{p.height} px · {p.layout.name} · "
             f"{len(p.levels)} levels · supersampled {supersample}×{supersample}")
-    page_html = static_page(p, title or f"{out.name} (bigcppn)", info, local)
+    page_html = static_page(p, request.title or f"{out.name} (bigcppn)", info, local)
     page = out.page  # NAME.html, or index.html in the pyramid's own folder; checked before rendering
     if page.exists() and GENERATOR_META not in page.read_text(encoding="utf-8", errors="replace"):
         raise UserError(f"'{page}' appeared while rendering and was not written by bigcppn; move it and run "
@@ -264,73 +163,26 @@ def finish(cfg: Config, p: Pyramid, out: PyramidOutput, supersample: int, base_u
     stats.viewer_local = local
     if p.descriptor_path:
         stats.descriptor = out.root / p.descriptor_path
-        write_atomic(stats.descriptor, p.descriptor(base_url or f"http://localhost:8000/{out.name}"))
+        write_atomic(stats.descriptor, p.descriptor(request.base_url or f"http://localhost:8000/{out.name}"))
 
 
-def job_pixels(renderer: Renderer, plan: Plan, supersample: int) -> int:
-    """Level pixels evaluated in one job below the base: a CPU's cache-sized share, or a GPU's batch."""
-    return level_job_pixels(supersample, renderer.job_samples(plan.batch_pixels))
+def render_pyramid(request: PyramidRequest, runner: WorkRunner, hooks: PyramidHooks = PyramidHooks()) -> PyramidStats:
+    """Render every missing tile of ``request.pyramid`` into ``request.out`` with ``runner``, then the metadata
+    and the viewer page.
 
-
-def level_job_pixels(supersample: int, samples: int | None = None) -> int:
-    """Level pixels per job of the work list: ``samples`` (``Backend.job_samples``; default a CPU's share) / K²."""
-    return max(1, (samples or CPU_JOB_SAMPLES) // (supersample * supersample))
-
-
-class WorkRunner(Protocol):
-    """Renders a work list somewhere other than this process' threads (a cluster: :mod:`bigcppn.cluster`)."""
-
-    def open(self, out: PyramidOutput) -> None:
-        """Start the workers and check they can write the pyramid's folder (before the manifest is written)."""
-        ...
-
-    def run(self, work: PyramidWork, p: Pyramid, out: PyramidOutput, store: TileStore, stats: PyramidStats,
-            on_tile: Callable[[LevelTile], None] | None = None) -> None:
-        """Render and write every tile of ``work``, counting them in ``stats``."""
-        ...
-
-    def close(self, cancel: bool = False) -> None:
-        """Stop the workers; ``cancel``: without waiting for the work they are doing (Ctrl-C)."""
-        ...
-
-
-def render_pyramid(
-    cfg: Config,
-    p: Pyramid,
-    out: PyramidOutput,
-    renderer: Renderer | None,
-    plan: Plan | None,
-    supersample: int = 2,
-    quality: int = 90,
-    workers: int = 1,
-    encoders: int | None = None,
-    base_url: str = "",
-    title: str = "",
-    on_start: Callable[[int, int], None] | None = None,
-    on_tile: Callable[[LevelTile], None] | None = None,
-    progress: Callable[[PyramidProgress], None] | None = None,
-    overwrite: bool = False,
-    runner: WorkRunner | None = None,
-) -> PyramidStats:
-    """Render every missing tile of ``p`` into ``out``, then the metadata and the viewer page.
-
-    Holds the pyramid's owner lock throughout. ``on_start(pending, total)`` is
-    called once the finished tiles are counted; ``on_tile`` after each tile is
-    written (from encoder threads); ``progress`` with a :class:`PyramidProgress`
-    when the work is known and after each tile (one call at a time). Another
-    render's pyramid at ``out`` is refused (UserError) unless ``overwrite``:
-    then the new one is rendered beside it and takes its place only once
-    complete (a failed or interrupted replacement leaves the old one as it
-    was, and its own finished tiles beside it for the same command to
-    resume). ``runner`` renders the work list
-    somewhere else (a cluster: :mod:`bigcppn.cluster`); by default threads here
-    do, and ``renderer``/``plan`` may then not be None.
+    Holds the pyramid's owner lock throughout; tells ``hooks`` how it goes.
+    Another render's pyramid at ``request.out`` is refused (UserError) unless
+    ``request.overwrite``: then the new one is rendered beside it and takes its
+    place only once complete (a failed or interrupted replacement leaves the old
+    one as it was, and its own finished tiles beside it for the same command to
+    resume).
     """
     t_start = time.perf_counter()
+    p, out = request.pyramid, request.out
     stats = PyramidStats(tiles=p.tile_count)
-    key = manifest_key(cfg, pyramid_params(p, quality, supersample, base_url))
+    key = request.key
     with out.lock() as lock:
-        state = out.check_manifest(key, overwrite)
+        state = out.check_manifest(key, request.overwrite)
         # Another render's pyramid stays as it is until its replacement, rendered beside it, is complete;
         # an interrupted replacement keeps its tiles there, and the same command resumes it.
         if state == "replace":
@@ -341,8 +193,7 @@ def render_pyramid(
         stats.replaced = target is not out
         target.root.mkdir(exist_ok=True)
         try:
-            _render_into(cfg, p, target, key, resuming, renderer, plan, supersample, quality, workers,
-                         encoders, base_url, title, on_start, on_tile, progress, runner, stats)
+            _render_into(replace(request, out=target), resuming, runner, hooks, stats)
         except BaseException as exc:
             exc.kept_in = target.root  # where the finished tiles are, for the line that reports the stop
             raise
@@ -358,46 +209,29 @@ def render_pyramid(
     return stats
 
 
-def _render_into(cfg: Config, p: Pyramid, out: PyramidOutput, key: dict, resuming: bool, renderer, plan,
-                 supersample: int, quality: int, workers: int, encoders: int | None, base_url: str, title: str,
-                 on_start, on_tile, progress, runner: "WorkRunner | None", stats: PyramidStats) -> None:
-    """Every missing tile of ``p`` into ``out``, then its metadata and page (the caller holds the lock)."""
-    if runner is not None:
-        runner.open(out)
+def _render_into(request: PyramidRequest, resuming: bool, runner: WorkRunner, hooks: PyramidHooks,
+                 stats: PyramidStats) -> None:
+    """Every missing tile into ``request.out``, then its metadata and page (the caller holds the lock)."""
+    p, out = request.pyramid, request.out
+    runner.open(request)
     try:
-        store = _prepare(out, key, resuming)
+        store = _prepare(out, request.key, resuming)
         # A new pyramid has no tiles yet (the manifest check refused anything in the way); a resumed one
         # is listed once.
         done = store.listing(out.tiles_dir).__contains__ if resuming else (lambda _path: False)
-        samples = renderer.job_samples(plan.batch_pixels) if renderer is not None else None
-        work = work_list(p, level_job_pixels(supersample, samples), done)
+        work = work_list(p, runner.job_pixels(request.supersample), done)
         stats.skipped = p.tile_count - work.pending
-        if on_start is not None:
-            on_start(work.pending, p.tile_count)
-        counter = _Progress(work, p.tile_count, supersample, progress, on_tile)
+        if hooks.on_start is not None:
+            hooks.on_start(work.pending, p.tile_count)
+        counter = _Progress(work, p.tile_count, request.supersample, hooks.progress, hooks.on_tile)
         counter.report()
-        if runner is not None:
-            runner.run(work, p, out, store, stats, counter)  # the full images (IIIF) too
-        else:
-            _run_here(work, p, renderer, plan, store, supersample, quality, workers, encoders, stats, counter)
+        runner.run(request, work, store, stats, counter)
     except KeyboardInterrupt:
-        if runner is not None:
-            runner.close(cancel=True)
+        runner.close(cancel=True)
         raise
     finally:
-        if runner is not None:
-            runner.close()
-    finish(cfg, p, out, supersample, base_url, title, stats)
-
-
-def _run_here(work: PyramidWork, p: Pyramid, renderer: Renderer, plan: Plan, store: TileStore, supersample: int,
-              quality: int, workers: int, encoders: int | None, stats: PyramidStats, on_tile) -> None:
-    """The work list on this machine's threads: level jobs and encoding, then the full images (IIIF)."""
-    with ThreadExecutor(workers, "bigcppn-level") as render_ex, \
-            ThreadExecutor(encoders or available_cores(), "bigcppn-encode") as encode_ex:
-        run_work(work, p, renderer, plan, store, supersample=supersample, quality=quality,
-                 render_ex=render_ex, encode_ex=encode_ex, stats=stats, on_tile=on_tile)
-    write_full_images(p, renderer, store, supersample=supersample, quality=quality)
+        runner.close()
+    finish(request, stats)
 
 
 def _prepare(out: PyramidOutput, key: dict, resuming: bool) -> TileStore:

@@ -3,7 +3,9 @@
 What :mod:`bigcppn.job` is to a render, this is to ``bigcppn pyramid``: every
 setting a user can get wrong (a layout, a tile size, a quality for PNG tiles, a
 base URL, an ``-o`` that cannot hold the layout, too little disk) is refused
-here as :class:`UserError`, before anything is rendered. No torch, no pyvips.
+here as :class:`UserError`, before anything is rendered. The API builds one
+:class:`PyramidRequest`; the runner (:func:`bigcppn.pyramid.render.render_pyramid`),
+the planner and the cluster take it. No torch, no pyvips.
 """
 
 from __future__ import annotations
@@ -21,19 +23,26 @@ from .grid import MAX_TILE, Pyramid
 from .layouts import LAYOUTS, Layout
 from .store import PyramidOutput, manifest_key, pyramid_output
 
-__all__ = ["PyramidJob", "resolve_pyramid_job", "pyramid_place", "pyramid_params"]
+__all__ = ["PyramidRequest", "resolve_pyramid_request", "pyramid_place", "pyramid_params"]
 
 
 @dataclass(frozen=True)
-class PyramidJob:
-    """A validated pyramid request: the config, where it goes, the pyramid and its settings."""
+class PyramidRequest:
+    """A validated pyramid request: the config, where it goes, the pyramid and its settings.
+
+    ``base_url``: the IIIF ``id`` ("" for the default, ``http://localhost:8000/NAME``);
+    ``overwrite``: another render's pyramid at ``out`` may be replaced; ``title``: the
+    viewer page's (default ``NAME (bigcppn)``).
+    """
 
     config: Config
     out: PyramidOutput
     pyramid: Pyramid
-    quality: int
-    supersample: int
-    base_url: str
+    quality: int = 90
+    supersample: int = 2
+    base_url: str = ""
+    overwrite: bool = False
+    title: str = ""
 
     @property
     def key(self) -> dict:
@@ -64,10 +73,10 @@ def pyramid_params(p: Pyramid, quality: int, supersample: int, base_url: str) ->
             **p.layout.manifest_params(p, base_url)}
 
 
-def resolve_pyramid_job(cfg: Config, path: str | Path | None, *, layout: str = "dz", tile: int | None = None,
-                        overlap: int | None = None, format: str = "jpeg", quality: int | None = None,
-                        supersample: int = 2, base_url: str | None = None,
-                        max_size: int | None = None) -> PyramidJob:
+def resolve_pyramid_request(cfg: Config, path: str | Path | None, *, layout: str = "dz", tile: int | None = None,
+                            overlap: int | None = None, format: str = "jpeg", quality: int | None = None,
+                            supersample: int = 2, base_url: str | None = None, max_size: int | None = None,
+                            overwrite: bool = False) -> PyramidRequest:
     """Check a pyramid request; UserError on anything that cannot be used."""
     if cfg.output.depth != 8:
         raise UserError("pyramid tiles are 8-bit; leave out --depth 16 (or output.depth)")
@@ -77,7 +86,7 @@ def resolve_pyramid_job(cfg: Config, path: str | Path | None, *, layout: str = "
     c = cfg.canvas
     p = Pyramid(c.width, c.height, scheme, opts["tile"], opts["overlap"], codec,
                 name="image" if out.folder else out.name, max_size=opts["max_size"])
-    return PyramidJob(cfg, out, p, opts["quality"], supersample, opts["base_url"])
+    return PyramidRequest(cfg, out, p, opts["quality"], supersample, opts["base_url"], overwrite)
 
 
 def pyramid_place(cfg: Config, path: str | Path | None, layout: str) -> PyramidOutput:

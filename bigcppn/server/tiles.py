@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from ..network.backend import Backend
 from ..pyramid.grid import Pyramid
-from ..pyramid.render import encode_tile
+from ..pyramid.images import encode_tile
 
 __all__ = ["TileCache", "TileService", "ServeStats"]
 

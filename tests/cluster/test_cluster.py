@@ -23,7 +23,7 @@ import pyvips
 from bigcppn import cli
 from bigcppn.errors import UserError
 from bigcppn.core.geometry import Window
-from bigcppn.pyramid.render import level_job_pixels
+from bigcppn.pyramid.local import level_job_pixels
 from bigcppn.pyramid.grid import Pyramid
 from bigcppn.pyramid.worklist import work_list
 from bigcppn.network.strips import renderer_for
@@ -230,8 +230,9 @@ def test_pyramid_on_ray_is_the_local_pyramid(tmp_path, local_ray, small_jobs, la
 def test_an_actor_killed_mid_run_is_restarted_and_the_pyramid_is_the_same(tmp_path, local_ray, small_jobs):
     from bigcppn import api
     from bigcppn.cluster.pyramid import RayOptions, RayPyramidRunner
-    from bigcppn.pyramid.render import render_pyramid
+    from bigcppn.pyramid.render import PyramidHooks, render_pyramid
     from bigcppn.pyramid.grid import Pyramid
+    from bigcppn.pyramid.request import PyramidRequest, pyramid_place
 
     cfg = small_config(700, 450, seed=5)
     (tmp_path / "a").mkdir()
@@ -239,11 +240,11 @@ def test_an_actor_killed_mid_run_is_restarted_and_the_pyramid_is_the_same(tmp_pa
     killed = []
 
     class Killing(RayPyramidRunner):
-        def open(self, out):
-            super().open(out)
+        def open(self, request):
+            super().open(request)
             self.pids = self.ex.pids()
 
-    runner = Killing(cfg, 2, 90, RayOptions(workers=2))
+    runner = Killing(RayOptions(workers=2))
 
     def on_tile(_t):
         if not killed and runner.ex is not None:
@@ -251,9 +252,9 @@ def test_an_actor_killed_mid_run_is_restarted_and_the_pyramid_is_the_same(tmp_pa
             killed.append(runner.pids[0])
 
     (tmp_path / "b").mkdir()
-    out = api.pyramid_place(cfg, tmp_path / "b" / "p.dzi", "dz")
-    stats = render_pyramid(cfg, Pyramid(700, 450, "dz", 254, 1, name="p"), out, None, None, on_tile=on_tile,
-                           runner=runner)
+    out = pyramid_place(cfg, tmp_path / "b" / "p.dzi", "dz")
+    request = PyramidRequest(cfg, out, Pyramid(700, 450, "dz", 254, 1, name="p"), quality=90, supersample=2)
+    stats = render_pyramid(request, runner, PyramidHooks(on_tile=on_tile))
     assert killed and stats.written == stats.tiles
     assert files_under(tmp_path / "a") == files_under(tmp_path / "b")
 

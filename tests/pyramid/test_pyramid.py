@@ -14,7 +14,11 @@ import torch
 
 from bigcppn import cli
 from bigcppn.core.geometry import pixel_coord
-from bigcppn.pyramid.render import PyramidOutput, TileStore, encode_tile, render_pyramid
+from bigcppn.pyramid.images import encode_tile
+from bigcppn.pyramid.local import ThreadRunner
+from bigcppn.pyramid.render import PyramidHooks, render_pyramid
+from bigcppn.pyramid.request import PyramidRequest
+from bigcppn.pyramid.store import PyramidOutput, TileStore
 from bigcppn.core.geometry import level_coord, sample_positions
 from bigcppn.formats.tiles import tile_codec
 from bigcppn.pyramid.grid import Pyramid
@@ -241,14 +245,15 @@ def test_interrupted_render_resumes_without_redoing_tiles(tmp_path, layout):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        render_pyramid(cfg, p, out, r, plan, workers=2, on_tile=stop_after_10)
+        render_pyramid(PyramidRequest(cfg, out, p), ThreadRunner(r, plan, 2), PyramidHooks(on_tile=stop_after_10))
     assert not (out.root / p.descriptor_path).exists(), "the metadata marks a complete pyramid"
     first = {path: (out.root / path).stat() for path in written if (out.root / path).exists()}
     assert 10 <= len(first) < p.tile_count
     assert not list(out.root.rglob("*.partial-*"))
 
     again = []
-    stats = render_pyramid(cfg, p, out, r, plan, workers=2, on_tile=lambda t: again.append(t.path))
+    stats = render_pyramid(PyramidRequest(cfg, out, p), ThreadRunner(r, plan, 2),
+                           PyramidHooks(on_tile=lambda t: again.append(t.path)))
     assert stats.skipped == len(first) and stats.written == p.tile_count - len(first)
     assert not set(again) & set(first), "no finished tile is rendered again"
     for path, st in first.items():
@@ -258,11 +263,11 @@ def test_interrupted_render_resumes_without_redoing_tiles(tmp_path, layout):
     # and the result is the pyramid an uninterrupted run makes, byte for byte
     fresh = PyramidOutput(tmp_path / "b" if layout == "dz" else tmp_path / "b" / name, name, layout)
     fresh.root.mkdir(parents=True)
-    render_pyramid(cfg, p, fresh, r, plan, workers=1)
+    render_pyramid(PyramidRequest(cfg, fresh, p), ThreadRunner(r, plan, 1))
     assert files_under(out.root) == files_under(fresh.root)
 
     # a third run finds everything done
-    stats = render_pyramid(cfg, p, out, r, plan, workers=2)
+    stats = render_pyramid(PyramidRequest(cfg, out, p), ThreadRunner(r, plan, 2))
     assert stats.written == 0 and stats.skipped == p.tile_count
 
 

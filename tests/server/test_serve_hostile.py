@@ -17,7 +17,7 @@ import torch
 
 from bigcppn import cli
 from bigcppn.server.httpd import Limits, connection_cap, is_loopback, raise_fd_limit
-from bigcppn.pyramid.render import encode_tile
+from bigcppn.pyramid.images import encode_tile
 from bigcppn.server.app import _config_tag, exposure_note, make_server
 
 from conftest import small_config
