@@ -12,6 +12,7 @@ The public API::
     bigcppn.render_sheet(cfg, "sheet.png", "0-15")              # a contact sheet of seeds
     print(bigcppn.plan(cfg, "poster.tif"))                      # what a render would take, and how long
     print(bigcppn.plan_pyramid(cfg, "site/poster.dzi"))         # the same for a pyramid
+    bigcppn.serve(cfg, port=8000)                               # a live viewer that zooms on forever
 
 An existing output is refused unless ``overwrite=True`` (a resumed pyramid of
 the same render is not "existing").
@@ -40,6 +41,7 @@ from .api import (  # noqa: E402
     render_pyramid,
     render_series,
     render_sheet,
+    serve,
 )
 from .config import Config, load_config  # noqa: E402
 from .errors import BigCPPNError, ConfigError, RenderError, UserError  # noqa: E402
@@ -55,6 +57,7 @@ __all__ = [
     "render_pyramid",
     "plan",
     "plan_pyramid",
+    "serve",
     "PlanInfo",
     "RenderResult",
     "PyramidResult",

@@ -25,7 +25,7 @@ from .core.geometry import Window
 from .job import SEED_FIELD, Job, Sizing, check_overwrite, resolve_config, resolve_job
 
 __all__ = ["render_array", "render_file", "render_series", "render_sheet", "plan", "render_pyramid",
-           "plan_pyramid", "RenderResult", "PyramidResult", "PlanInfo", "as_config", "CompletedInterrupt"]
+           "plan_pyramid", "serve", "RenderResult", "PyramidResult", "PlanInfo", "as_config", "CompletedInterrupt"]
 
 ConfigLike = Config | str | Path | None
 
@@ -416,3 +416,28 @@ def plan_pyramid(config: ConfigLike = None, path: str | Path | None = None, *, l
     workers = strip_workers(device, cfg.render.workers)
     rates = measure_pyramid(request, renderer, p_plan, workers) if measure else None
     return describe_pyramid(request, work, state, device.type, rates)
+
+
+def serve(config: ConfigLike = None, *, host: str = "127.0.0.1", port: int = 8000, tile: int | None = None,
+          extra_levels: int | None = None, supersample: int = 2, quality: int | None = None, cache_mb: int = 256,
+          cors: bool = False, verbose: bool = False, on_ready: Callable[[object], None] | None = None):
+    """Serve a live viewer of ``config`` that zooms on forever, tiles rendered on demand (``bigcppn serve``).
+
+    A DeepZoom image ``2**extra_levels`` times larger than the canvas (default:
+    as deep as float64 resolves) at ``http://HOST:PORT/``: the page at ``/``,
+    ``/image.dzi``, tiles of ``tile`` pixels (default 254) at
+    ``/image_files/LEVEL/COL_ROW.jpeg``, rendered in batches and kept in
+    ``cache_mb`` MB; ``port`` 0 picks a free one; ``cors`` lets pages elsewhere
+    use it. Bad settings, or an address it cannot listen on, raise UserError.
+
+    ``on_ready(server)`` is called once it listens (``server.url`` is where);
+    then it serves until SIGTERM or Ctrl-C (caught when called from the main
+    thread) or until another thread calls ``server.drain()``, and finishes the
+    answers in progress. Returns a :class:`~bigcppn.server.app.ServeResult`
+    (``status`` 143 after SIGTERM, else 0).
+    """
+    from .server.app import serve as run
+
+    return run(as_config(config), host=host, port=port, tile=tile, extra_levels=extra_levels,
+               supersample=supersample, quality=quality, cache_mb=cache_mb, cors=cors, verbose=verbose,
+               on_ready=on_ready)

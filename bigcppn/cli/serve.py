@@ -35,37 +35,24 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Bind, print the address, serve until Ctrl-C (exit 0) or SIGTERM (exit 143)."""
-    from ..server.app import exposure_note, make_server, serve_until_stopped
+    from .. import api
+    from ..server.app import exposure_note
 
     if args.output is not None:
         raise UserError("serve writes no file; leave out -o (use bigcppn pyramid to write a pyramid)")
     cfg = config_from(args)
-    if cfg.output.depth != 8:
-        raise UserError("pyramid tiles are 8-bit; leave out --depth 16 (or output.depth)")
-    quality = args.quality if args.quality is not None else cfg.output.quality
-    if not 1 <= quality <= 100:
-        raise UserError(f"--quality must be between 1 and 100, got {quality}")
-    if not 0 <= args.port <= 65535:
-        raise UserError(f"--port must be between 0 and 65535, got {args.port}")
-    if args.supersample > 16:
-        raise UserError(f"--supersample {args.supersample} is more than needed; use at most 16")
-    tile = args.serve_tile or 254
-    if tile > 4096:
-        raise UserError(f"--tile {tile} is too large for a live server; use at most 4096")
-    try:
-        server = make_server(cfg, args.host, args.port, tile, 1 if tile > 1 else 0, args.extra_levels,
-                             args.supersample, quality, args.cache_mb << 20, verbose=args.verbose, cors=args.cors)
-    except OSError as exc:
-        raise UserError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}; "
-                        "choose another --port (0 picks a free one) or --host") from None
-    p = server.service.pyramid
-    print(f"serving seed {cfg.seed} at {server.url} ({p.width}x{p.height} base, {p.extra} levels past it, "
-          f"{p.virtual_width}x{p.virtual_height} in all); Ctrl-C stops", flush=True)
-    note = exposure_note(server)
-    if note:
-        print(note, file=sys.stderr, flush=True)
-    status = serve_until_stopped(server)
-    s = server.service.stats
-    print(f"stopped after {s.requests} requests, {s.tiles_rendered} tiles rendered in {s.batches} batches",
+
+    def ready(server) -> None:
+        p = server.service.pyramid
+        print(f"serving seed {cfg.seed} at {server.url} ({p.width}x{p.height} base, {p.extra} levels past it, "
+              f"{p.virtual_width}x{p.virtual_height} in all); Ctrl-C stops", flush=True)
+        note = exposure_note(server)
+        if note:
+            print(note, file=sys.stderr, flush=True)
+
+    r = api.serve(cfg, host=args.host, port=args.port, tile=args.serve_tile, extra_levels=args.extra_levels,
+                  supersample=args.supersample, quality=args.quality, cache_mb=args.cache_mb, cors=args.cors,
+                  verbose=args.verbose, on_ready=ready)
+    print(f"stopped after {r.requests} requests, {r.tiles_rendered} tiles rendered in {r.batches} batches",
           file=sys.stderr)
-    return status
+    return r.status

@@ -28,7 +28,9 @@ import json
 import re
 import signal
 import threading
+from dataclasses import dataclass
 from http import HTTPStatus
+from typing import Callable
 from urllib.parse import urlsplit
 
 import torch
@@ -36,12 +38,13 @@ import torch
 from .._version import __version__
 from ..config import Config, config_to_dict
 from ..errors import UserError
-from .httpd import EventServer, Limits, Pending, Request, Response, is_loopback
+from .httpbase import Limits, Pending, Request, Response, is_loopback
+from .httpd import EventServer
 from ..pyramid.grid import Pyramid, max_extra_levels
 from .tiles import ServeStats, TileCache, TileService
 
-__all__ = ["TileCache", "TileService", "TileServer", "ServeStats", "make_server", "serve_until_stopped",
-           "exposure_note"]
+__all__ = ["TileCache", "TileService", "TileServer", "ServeStats", "ServeResult", "serve", "make_server",
+           "serve_until_stopped", "exposure_note", "config_tag"]
 
 # LEVEL/COL_ROW.EXT in canonical decimal (no sign, no leading zeros, no absurd lengths).
 _TILE = r"^/image_files/(0|[1-9][0-9]{0,5})/(0|[1-9][0-9]{0,17})_(0|[1-9][0-9]{0,17})\.%s$"
@@ -154,7 +157,8 @@ class TileServer(EventServer):
         return Response(HTTPStatus.OK, data, self._headers(self.service.pyramid.codec.mime, cache, etag))
 
 
-def _config_tag(cfg: Config, extra: dict) -> str:
+def config_tag(cfg: Config, extra: dict) -> str:
+    """The hash of everything that decides the pixels served: the config and the server's ``extra`` settings."""
     text = json.dumps({"config": config_to_dict(cfg), **extra}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -184,7 +188,7 @@ def make_server(cfg: Config, host: str = "127.0.0.1", port: int = 0, tile: int =
     assets = {rel: f.read_bytes() for rel, f in openseadragon_files(build).items()} if build else {}
     info = (f"bigcppn {__version__} · seed {cfg.seed} · {c.width}×{c.height} px base, zooms ×2^{extra_levels} "
             f"past it · rendered live")
-    etag = _config_tag(cfg, {"tile": tile, "overlap": overlap, "extra": extra_levels, "k": supersample,
+    etag = config_tag(cfg, {"tile": tile, "overlap": overlap, "extra": extra_levels, "k": supersample,
                              "q": quality, "v": __version__})
     page = live_page(f"bigcppn · seed {cfg.seed} (live)", info, local_osd=bool(assets), dzi=f"/v/{etag}/image.dzi")
     server = TileServer((host, port), service, page, assets, etag, verbose=verbose, cors=cors, limits=limits)
@@ -229,3 +233,53 @@ def exposure_note(server: TileServer) -> str | None:
     if is_loopback(host):
         return None
     return f"bigcppn: note: listening on {host}, so other machines that reach it can use this server"
+
+
+@dataclass(frozen=True)
+class ServeResult:
+    """How a :func:`serve` ended: the exit status (143 after SIGTERM, else 0), where it listened, what it did."""
+
+    status: int
+    url: str
+    requests: int
+    tiles_rendered: int
+    batches: int
+
+
+def serve(cfg: Config, *, host: str = "127.0.0.1", port: int = 8000, tile: int | None = None,
+          extra_levels: int | None = None, supersample: int = 2, quality: int | None = None,
+          cache_mb: int = 256, cors: bool = False, verbose: bool = False,
+          on_ready: Callable[[TileServer], None] | None = None) -> ServeResult:
+    """Check the settings (UserError), bind, call ``on_ready(server)``, serve until stopped (:func:`bigcppn.serve`)."""
+    if cfg.output.depth != 8:
+        raise UserError("pyramid tiles are 8-bit; leave out --depth 16 (or output.depth)")
+    quality = quality if quality is not None else cfg.output.quality
+    if not 1 <= quality <= 100:
+        raise UserError(f"--quality must be between 1 and 100, got {quality}")
+    if not 0 <= port <= 65535:
+        raise UserError(f"--port must be between 0 and 65535, got {port}")
+    if supersample > 16:
+        raise UserError(f"--supersample {supersample} is more than needed; use at most 16")
+    if supersample < 1:
+        raise UserError(f"--supersample must be at least 1, got {supersample}")
+    tile = 254 if tile is None else tile
+    if tile < 1:
+        raise UserError(f"--tile must be at least 1, got {tile}")
+    if tile > 4096:
+        raise UserError(f"--tile {tile} is too large for a live server; use at most 4096")
+    try:
+        server = make_server(cfg, host, port, tile, 1 if tile > 1 else 0, extra_levels, supersample, quality,
+                             cache_mb << 20, verbose=verbose, cors=cors)
+    except OSError as exc:
+        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
+                        "choose another --port (0 picks a free one) or --host") from None
+    if on_ready is not None:
+        try:
+            on_ready(server)
+        except BaseException:
+            server.server_close()
+            server.service.stop()
+            raise
+    status = serve_until_stopped(server)
+    s = server.service.stats
+    return ServeResult(status, server.url, s.requests, s.tiles_rendered, s.batches)

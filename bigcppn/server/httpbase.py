@@ -1,4 +1,5 @@
-"""The stateless half of :mod:`bigcppn.server.httpd`: request heads read strictly, limits, the listening socket.
+"""What :mod:`bigcppn.server.httpd`'s event loop works with: request heads read strictly, answers written,
+the state of a connection, limits, the listening socket.
 
 :func:`parse_head` looks at the bytes as they arrive and refuses them (:class:`Reject`, with the status to
 answer) as soon as they cannot be the start of an HTTP/1.0 or 1.1 request: a TLS hello or other binary
@@ -12,14 +13,18 @@ from __future__ import annotations
 import ipaddress
 import re
 import resource
+import selectors
 import socket
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from email.utils import formatdate
+from http import HTTPStatus
 from typing import Callable
 from urllib.parse import urlsplit
 
-__all__ = ["Request", "Response", "Pending", "Limits", "Counters", "Reject", "parse_head", "is_loopback",
-           "raise_fd_limit", "connection_cap", "listen"]
+__all__ = ["Request", "Response", "Pending", "Limits", "Counters", "Reject", "Connection", "Waker", "parse_head",
+           "encode_head", "error_response", "is_loopback", "raise_fd_limit", "connection_cap", "listen",
+           "READ", "BUSY", "WRITE", "LINGER", "CLOSED"]
 
 _TOKEN = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 _VERSION = re.compile(rb"HTTP/(\d)\.(\d)")
@@ -33,6 +38,12 @@ class Request:
     version: str
     headers: dict[str, str]  # lower-case names
     peer: str = ""
+
+    @property
+    def keep_alive(self) -> bool:
+        """Whether the client keeps the connection open after the answer (HTTP/1.1 unless it says close)."""
+        tokens = {t.strip() for t in self.headers.get("connection", "").lower().split(",")}
+        return ("close" not in tokens) if self.version == "HTTP/1.1" else ("keep-alive" in tokens)
 
 
 @dataclass
@@ -62,10 +73,110 @@ class Limits:
     max_headers: int = 64
 
 
+def error_response(status: int, why: str, headers: list | None = None) -> Response:
+    """A plain-text answer that says what went wrong, closing the connection."""
+    s = HTTPStatus(status)
+    return Response(status, f"{s.value} {s.phrase}: {why}\n".encode(),
+                    [("Content-Type", "text/plain; charset=utf-8"), *(headers or [])], close=True)
+
+
+def encode_head(resp: Response, server: str, close: bool, keep_alive: bool = False) -> bytes:
+    """The status line and header fields of ``resp``; ``keep_alive``: say so (to an HTTP/1.0 client)."""
+    status = HTTPStatus(resp.status)
+    lines = [f"HTTP/1.1 {status.value} {status.phrase}", f"Server: {server}", f"Date: {formatdate(usegmt=True)}"]
+    if resp.status not in (204, 304):
+        lines.append(f"Content-Length: {len(resp.body)}")
+    lines += [f"{k}: {v}" for k, v in resp.headers]
+    if close:
+        lines.append("Connection: close")
+    elif keep_alive:
+        lines.append("Connection: keep-alive")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
 class Reject(Exception):
+    """Bytes that cannot be the start of an HTTP/1.x request; ``status`` is the answer."""
+
     def __init__(self, status: int, why: str) -> None:
         super().__init__(why)
         self.status = status
+
+    def response(self) -> Response:
+        allow = [("Allow", "GET, HEAD, OPTIONS")] if self.status in (405, 501) else []
+        return error_response(self.status, str(self), allow)
+
+
+# What a connection is doing: waiting for a request, answering it, sending the answer, draining after a
+# closing answer, closed.
+READ, BUSY, WRITE, LINGER, CLOSED = range(5)
+
+
+class Connection:
+    """One client's socket and where the loop is with it."""
+
+    __slots__ = ("sock", "peer", "state", "events", "inbuf", "out", "since", "deadline", "keep", "req",
+                 "t0", "close_after", "__weakref__")
+
+    def __init__(self, sock: socket.socket, addr: tuple) -> None:
+        self.sock = sock
+        self.peer = f"[{addr[0]}]:{addr[1]}" if ":" in addr[0] else f"{addr[0]}:{addr[1]}"
+        self.state, self.events = READ, 0
+        self.inbuf = bytearray()
+        self.out = memoryview(b"")
+        self.since = self.deadline = self.t0 = 0.0
+        self.keep = self.close_after = False
+        self.req: Request | None = None
+
+    def watch(self, sel: selectors.BaseSelector, events: int) -> None:
+        """Have ``sel`` report ``events`` of this socket (0: none)."""
+        if events == self.events:
+            return
+        if self.events == 0:
+            sel.register(self.sock, events, self)
+        elif events == 0:
+            sel.unregister(self.sock)
+        else:
+            sel.modify(self.sock, events, self)
+        self.events = events
+
+    def close(self, sel: selectors.BaseSelector) -> None:
+        """Close the socket (once), no longer watched by ``sel``."""
+        if self.state == CLOSED:
+            return
+        if self.events:
+            try:
+                sel.unregister(self.sock)
+            except (KeyError, ValueError):
+                pass
+        self.events = 0
+        self.state = CLOSED
+        self.sock.close()
+
+
+class Waker:
+    """A socket pair another thread writes a byte to, so that a selector waiting on ``receiver`` wakes."""
+
+    def __init__(self) -> None:
+        self.receiver, self.sender = socket.socketpair()
+        self.receiver.setblocking(False)
+        self.sender.setblocking(False)
+
+    def wake(self) -> None:
+        try:
+            self.sender.send(b"\0")
+        except OSError:  # full (already woken) or closed
+            pass
+
+    def clear(self) -> None:
+        try:
+            while self.receiver.recv(4096):
+                pass
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.receiver.close()
+        self.sender.close()
 
 
 def parse_head(buf: bytearray, lim: Limits) -> tuple[Request, int] | None:

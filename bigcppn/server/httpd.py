@@ -27,31 +27,13 @@ import sys
 import threading
 import time
 from collections import OrderedDict, deque
-from email.utils import formatdate
 from http import HTTPStatus
 from typing import Callable
 
-from .httpbase import (Counters, Limits, Pending, Reject, Request, Response, connection_cap, is_loopback, listen,
-                       parse_head, raise_fd_limit)
+from .httpbase import (BUSY, LINGER, READ, WRITE, Connection, Counters, Limits, Pending, Reject, Request, Response,
+                       Waker, connection_cap, encode_head, error_response, listen, parse_head, raise_fd_limit)
 
-__all__ = ["Request", "Response", "Pending", "Limits", "Counters", "EventServer", "is_loopback",
-           "raise_fd_limit", "connection_cap"]
-
-READ, BUSY, WRITE, LINGER, CLOSED = range(5)
-
-
-class _Conn:
-    __slots__ = ("sock", "peer", "state", "events", "inbuf", "out", "since", "deadline", "keep", "req",
-                 "t0", "close_after", "__weakref__")
-
-    def __init__(self, sock: socket.socket, peer: str) -> None:
-        self.sock, self.peer = sock, peer
-        self.state, self.events = READ, 0
-        self.inbuf = bytearray()
-        self.out = memoryview(b"")
-        self.since = self.deadline = self.t0 = 0.0
-        self.keep = self.close_after = False
-        self.req: Request | None = None
+__all__ = ["EventServer"]
 
 
 class EventServer:
@@ -66,12 +48,10 @@ class EventServer:
         self.server_address = self.socket.getsockname()
         self.counters = Counters()
         self._sel = selectors.DefaultSelector()
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
-        self._conns: set[_Conn] = set()
-        self._reading: OrderedDict[_Conn, None] = OrderedDict()  # oldest first
-        self._other: set[_Conn] = set()  # writing or lingering: deadlines swept
+        self._waker = Waker()
+        self._conns: set[Connection] = set()
+        self._reading: OrderedDict[Connection, None] = OrderedDict()  # oldest first
+        self._other: set[Connection] = set()  # writing or lingering: deadlines swept
         self._done: deque = deque()  # (connection, Pending) finished by other threads
         self._again: deque = deque()  # connections holding a request sent behind the last one
         self._accepting = False
@@ -94,10 +74,7 @@ class EventServer:
     # ------------------------------------------------------------------ control, from any thread
 
     def wake(self) -> None:
-        try:
-            self._wake_w.send(b"\0")
-        except OSError:  # full (already woken) or closed
-            pass
+        self._waker.wake()
 
     def drain(self, grace: float = 30.0) -> None:
         """Stop accepting, close idle connections, finish what is in progress (at most ``grace`` s)."""
@@ -120,15 +97,14 @@ class EventServer:
         if self._idle.is_set():
             for conn in list(self._conns):
                 self._close(conn)
-            self._wake_r.close()
-            self._wake_w.close()
+            self._waker.close()
 
     # ------------------------------------------------------------------ the loop
 
     def serve_forever(self, poll_interval: float = 0.25) -> None:
         self._idle.clear()
         try:
-            self._sel.register(self._wake_r, selectors.EVENT_READ, None)
+            self._sel.register(self._waker.receiver, selectors.EVENT_READ, None)
             self._listen_on()
             while not self._stop_asked:
                 if self._drain_asked and self._drain_by is None:
@@ -142,11 +118,11 @@ class EventServer:
         finally:
             for conn in list(self._conns):
                 self._close(conn)
-            self._sel_unregister(self._wake_r)
+            self._sel_unregister(self._waker.receiver)
             self._sel_unregister(self.socket)
             self._idle.set()
 
-    def _guarded(self, fn, conn: _Conn | None, *args) -> None:
+    def _guarded(self, fn, conn: Connection | None, *args) -> None:
         try:
             fn(*args)
         except Exception as exc:  # a bug: one line, that connection closed, the others go on
@@ -155,12 +131,8 @@ class EventServer:
                 self._close(conn)
 
     def _event(self, key, mask: int) -> None:
-        if key.fileobj is self._wake_r:
-            try:
-                while self._wake_r.recv(4096):
-                    pass
-            except OSError:
-                pass
+        if key.fileobj is self._waker.receiver:
+            self._waker.clear()
         elif key.fileobj is self.socket:
             self._accept()
         else:
@@ -226,8 +198,7 @@ class EventServer:
                 self.log(f"cannot accept connections for now ({exc.strerror or exc}); pausing")
                 return
             sock.setblocking(False)
-            peer = f"[{addr[0]}]:{addr[1]}" if ":" in addr[0] else f"{addr[0]}:{addr[1]}"
-            conn = _Conn(sock, peer)
+            conn = Connection(sock, addr)
             self.counters.accepted += 1
             if len(self._conns) >= self.max_connections and not self._evict(time.monotonic()):
                 self._refuse(conn)
@@ -248,38 +219,25 @@ class EventServer:
         self._close(conn)
         return True
 
-    def _refuse(self, conn: _Conn) -> None:
+    def _refuse(self, conn: Connection) -> None:
         self.counters.refused += 1
         if len(self._conns) >= self.max_connections + 64:  # even refusals are bounded
             conn.sock.close()
             return
         self._conns.add(conn)
         self.log(f"{conn.peer}: {len(self._conns) - 1} connections open, at the limit; answered 503")
-        body = b"503 Service Unavailable: too many connections; retry shortly\n"
-        self._respond(conn, Response(503, body, [("Content-Type", "text/plain; charset=utf-8"),
-                                                 ("Retry-After", "1")], close=True))
+        self._respond(conn, error_response(503, "too many connections; retry shortly", [("Retry-After", "1")]))
 
-    def _watch(self, conn: _Conn, events: int) -> None:
-        if events == conn.events:
-            return
-        if conn.events == 0:
-            self._sel.register(conn.sock, events, conn)
-        elif events == 0:
-            self._sel.unregister(conn.sock)
-        else:
-            self._sel.modify(conn.sock, events, conn)
-        conn.events = events
-
-    def _to_read(self, conn: _Conn) -> None:
+    def _to_read(self, conn: Connection) -> None:
         now = time.monotonic()
         conn.state, conn.since, conn.deadline, conn.req = READ, now, now + self.limits.idle_timeout, None
         self._other.discard(conn)
         self._reading[conn] = None
-        self._watch(conn, selectors.EVENT_READ)
+        conn.watch(self._sel, selectors.EVENT_READ)
         if conn.inbuf:  # a request sent behind the last one: read by the loop, not here (no recursion)
             self._again.append(conn)
 
-    def _read(self, conn: _Conn) -> None:
+    def _read(self, conn: Connection) -> None:
         try:
             data = conn.sock.recv(65536)
         except (BlockingIOError, InterruptedError):
@@ -296,7 +254,7 @@ class EventServer:
         conn.inbuf += data
         self._try_request(conn)
 
-    def _try_request(self, conn: _Conn) -> None:
+    def _try_request(self, conn: Connection) -> None:
         try:
             got = parse_head(conn.inbuf, self.limits)
         except Reject as r:
@@ -305,12 +263,8 @@ class EventServer:
             self.log(f"{conn.peer}: {status.value} {status.phrase}: {r}")
             conn.inbuf.clear()
             conn.keep = False
-            headers = [("Content-Type", "text/plain; charset=utf-8")]
-            if r.status in (405, 501):
-                headers.append(("Allow", "GET, HEAD, OPTIONS"))
-            body = f"{status.value} {status.phrase}: {r}\n".encode()
             self._reading.pop(conn, None)
-            self._respond(conn, Response(r.status, body, headers, close=True))
+            self._respond(conn, r.response())
             return
         if got is None:
             return
@@ -319,12 +273,11 @@ class EventServer:
         req.peer = conn.peer
         self._dispatch(conn, req)
 
-    def _dispatch(self, conn: _Conn, req: Request) -> None:
+    def _dispatch(self, conn: Connection, req: Request) -> None:
         self._reading.pop(conn, None)
-        self._watch(conn, 0)
+        conn.watch(self._sel, 0)
         conn.state, conn.req, conn.t0 = BUSY, req, time.monotonic()
-        tokens = {t.strip() for t in req.headers.get("connection", "").lower().split(",")}
-        conn.keep = ("close" not in tokens) if req.version == "HTTP/1.1" else ("keep-alive" in tokens)
+        conn.keep = req.keep_alive
         try:
             out = self.app(req)
         except Exception as exc:  # a bug: answered 500, logged in one line, the server goes on
@@ -337,7 +290,7 @@ class EventServer:
         else:
             self._respond(conn, out)
 
-    def _post(self, conn: _Conn, pending: Pending) -> None:  # any thread
+    def _post(self, conn: Connection, pending: Pending) -> None:  # any thread
         self._done.append((conn, pending))
         self.wake()
 
@@ -361,23 +314,12 @@ class EventServer:
     def _internal_error(self, req: Request | None, exc: BaseException) -> Response:
         what = f" for {req.target[:200]}" if req is not None else ""
         print(f"bigcppn: error{what}: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
-        return Response(500, f"500 Internal Server Error: {type(exc).__name__}\n".encode(),
-                        [("Content-Type", "text/plain; charset=utf-8")], close=True)
+        return error_response(500, type(exc).__name__)
 
-    def _respond(self, conn: _Conn, resp: Response) -> None:
+    def _respond(self, conn: Connection, resp: Response) -> None:
         req = conn.req
         close = resp.close or not conn.keep or self._drain_by is not None or self._drain_asked
-        status = HTTPStatus(resp.status)
-        lines = [f"HTTP/1.1 {status.value} {status.phrase}", f"Server: {self.name}",
-                 f"Date: {formatdate(usegmt=True)}"]
-        if resp.status not in (204, 304):
-            lines.append(f"Content-Length: {len(resp.body)}")
-        lines += [f"{k}: {v}" for k, v in resp.headers]
-        if close:
-            lines.append("Connection: close")
-        elif req is not None and req.version == "HTTP/1.0":
-            lines.append("Connection: keep-alive")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        head = encode_head(resp, self.name, close, keep_alive=req is not None and req.version == "HTTP/1.0")
         with_body = resp.status not in (204, 304) and (req is None or req.method != "HEAD")
         conn.out = memoryview(head + resp.body if with_body else head)
         conn.state, conn.close_after = WRITE, close
@@ -390,12 +332,12 @@ class EventServer:
                      f"{len(resp.body)} {ms:.0f} ms")
         self._write(conn)
 
-    def _write(self, conn: _Conn) -> None:
+    def _write(self, conn: Connection) -> None:
         while conn.out:
             try:
                 n = conn.sock.send(conn.out)
             except (BlockingIOError, InterruptedError):
-                self._watch(conn, selectors.EVENT_WRITE)
+                conn.watch(self._sel, selectors.EVENT_WRITE)
                 return
             except OSError as exc:
                 self._gone(conn, exc, "before its answer was sent")
@@ -409,7 +351,7 @@ class EventServer:
         else:
             self._linger(conn)
 
-    def _linger(self, conn: _Conn) -> None:
+    def _linger(self, conn: Connection) -> None:
         """After a closing answer: no more writes, read and drop what still comes, so no reset loses the answer."""
         try:
             conn.sock.shutdown(socket.SHUT_WR)
@@ -418,9 +360,9 @@ class EventServer:
             return
         conn.state, conn.deadline = LINGER, time.monotonic() + self.limits.linger
         conn.inbuf = bytearray()
-        self._watch(conn, selectors.EVENT_READ)
+        conn.watch(self._sel, selectors.EVENT_READ)
 
-    def _linger_read(self, conn: _Conn) -> None:
+    def _linger_read(self, conn: Connection) -> None:
         try:
             data = conn.sock.recv(65536)
         except (BlockingIOError, InterruptedError):
@@ -430,24 +372,15 @@ class EventServer:
         if not data:
             self._close(conn)
 
-    def _gone(self, conn: _Conn, exc: BaseException | None, when: str) -> None:
+    def _gone(self, conn: Connection, exc: BaseException | None, when: str) -> None:
         self.counters.gone += 1
         why = f" ({type(exc).__name__})" if exc is not None else ""
         what = f' "{conn.req.method} {conn.req.target[:200]}"' if conn.req is not None else ""
         self.log(f"{conn.peer}: the client went away {when}{what}{why}")
         self._close(conn)
 
-    def _close(self, conn: _Conn) -> None:
-        if conn.state == CLOSED:
-            return
-        if conn.events:
-            try:
-                self._sel.unregister(conn.sock)
-            except (KeyError, ValueError):
-                pass
-        conn.events = 0
-        conn.state = CLOSED
-        conn.sock.close()
+    def _close(self, conn: Connection) -> None:
+        conn.close(self._sel)
         self._conns.discard(conn)
         self._reading.pop(conn, None)
         self._other.discard(conn)

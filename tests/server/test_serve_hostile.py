@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from bigcppn import cli
-from bigcppn.server.httpd import Limits, connection_cap, is_loopback, raise_fd_limit
+from bigcppn.server.httpbase import Limits, connection_cap, is_loopback, raise_fd_limit
 from bigcppn.pyramid.images import encode_tile
-from bigcppn.server.app import _config_tag, exposure_note, make_server
+from bigcppn.server.app import config_tag, exposure_note, make_server
 
 from conftest import small_config
 
@@ -339,9 +339,9 @@ def test_tiles_are_cached_as_immutable_at_the_config_address_with_cors():
         stop(srv)
     cfg = small_config(W, H, seed=5)
     extra = {"tile": 254, "overlap": 1, "extra": 40, "k": 2, "q": 90, "v": "x"}
-    assert _config_tag(cfg, extra) == _config_tag(small_config(W, H, seed=5), extra)
-    assert _config_tag(cfg, extra) != _config_tag(small_config(W, H, seed=6), extra)
-    assert _config_tag(cfg, extra) != _config_tag(cfg, {**extra, "q": 91})
+    assert config_tag(cfg, extra) == config_tag(small_config(W, H, seed=5), extra)
+    assert config_tag(cfg, extra) != config_tag(small_config(W, H, seed=6), extra)
+    assert config_tag(cfg, extra) != config_tag(cfg, {**extra, "q": 91})
     assert cli.build_parser().parse_args(["serve", "--cors"]).cors
 
 

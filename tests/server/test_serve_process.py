@@ -19,7 +19,7 @@ import time
 import pytest
 import pyvips
 
-from bigcppn.server.httpd import raise_fd_limit
+from bigcppn.server.httpbase import raise_fd_limit
 
 from test_serve_hostile import MALFORMED, status_of
 
