@@ -178,7 +178,7 @@ def test_pyramid_task_writes_the_local_tiles(tmp_path):
     cfg = small_config(700, 450, seed=5)
     p = Pyramid(700, 450, "google", 256, 0, name="image")
     work = work_list(p, level_job_pixels(2), lambda _path: False)
-    task = PyramidTask(cfg, str(tmp_path / "b"), "jpeg", 90, 2)
+    task = PyramidTask(cfg, str(tmp_path / "b"), p.codec, 90, 2)
     jobs = split_work(work, 2, 100_000)
     assert len(jobs) > 2 and any(j.base for j in jobs) and any(j.levels for j in jobs)
     for job in jobs:
