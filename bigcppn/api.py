@@ -147,10 +147,7 @@ def _checked_job(cfg: Config, path, compression, quality, overwrite: bool) -> Jo
 
 def _disk_needed(job: Job) -> int:
     c, out = job.config.canvas, job.config.output
-    needed = estimate_output_bytes(job.fmt, c.width, c.height, job.config.network.bands, out)
-    if job.fmt.is_pyramid(out) and job.fmt.writer(out) == "tiff":
-        needed = needed * 5 // 4  # lower pyramid levels spool beside the output until they are appended
-    return needed
+    return job.fmt.disk_needed(c.width, c.height, job.config.network.bands, out)
 
 
 def render_file(config: ConfigLike, path: str | Path | None = None, *, compression: str | None = None,

@@ -214,6 +214,13 @@ class RenderConfig:
             raise ConfigError(f"render.kernel '{self.kernel}' is unknown; choose from {', '.join(KERNELS)}")
 
 
+# The names output.compression takes (TIFF and PDF; the formats decide what each means), the lossy ones,
+# and the tile formats of output.dz_suffix. Names only: the codecs live in bigcppn.formats.
+COMPRESSIONS = ("none", "lzw", "deflate", "jpeg")
+LOSSY_COMPRESSIONS = frozenset({"jpeg"})
+TILE_SUFFIXES = ("jpeg", "png", "webp")
+
+
 @dataclass(frozen=True)
 class OutputConfig:
     """How the file is written."""
@@ -233,11 +240,9 @@ class OutputConfig:
     crop_marks: bool = False  # PDF: crop marks outside the bleed
 
     def __post_init__(self) -> None:
-        from .formats.registry import TIFF_COMPRESSIONS
-
-        if self.compression not in TIFF_COMPRESSIONS:
+        if self.compression not in COMPRESSIONS:
             raise ConfigError(
-                f"output.compression '{self.compression}' is unknown; choose from {', '.join(TIFF_COMPRESSIONS)}"
+                f"output.compression '{self.compression}' is unknown; choose from {', '.join(COMPRESSIONS)}"
             )
         if not 1 <= self.quality <= 100:
             raise ConfigError(f"output.quality must be between 1 and 100, got {describe(self.quality)}")
@@ -250,7 +255,7 @@ class OutputConfig:
             raise ConfigError(f"output.dz_tile must be between 1 and 8192, got {describe(self.dz_tile)}")
         if not 0 <= self.dz_overlap < self.dz_tile:
             raise ConfigError(f"output.dz_overlap must be between 0 and dz_tile - 1, got {describe(self.dz_overlap)}")
-        if self.dz_suffix not in ("jpeg", "png", "webp"):
+        if self.dz_suffix not in TILE_SUFFIXES:
             raise ConfigError(f"output.dz_suffix '{self.dz_suffix}' is unknown; choose jpeg, png or webp")
         if self.intent not in INTENTS:
             raise ConfigError(f"output.intent '{self.intent}' is unknown; choose from {', '.join(INTENTS)}")

@@ -136,11 +136,12 @@ def render_sheet(cfg: Config, path: str | Path, seeds: list[int], cell: int = 25
     from .network.backend import pick_device, threads_for_one_pass
     from .formats.registry import check_canvas, format_for
     from .job import Job, check_overwrite
-    from .formats.target import OutputTarget, write_image
+    from .formats.target import OutputTarget
+    from .formats.writers import write_image
 
     out = Path(path)
     fmt = format_for(out)
-    if fmt.layout != "file":  # a DeepZoom folder or zip
+    if not fmt.single_image():  # a DeepZoom folder or zip
         raise UserError("a contact sheet is one picture; write .png, .jpg, .webp or .tif")
     if quality is not None:
         if not 1 <= quality <= 100:

@@ -9,7 +9,8 @@ import pyvips
 
 from bigcppn.config import OutputConfig
 from bigcppn.formats.registry import FORMATS, format_for
-from bigcppn.formats.target import OutputTarget, StripSource, png_stream, save_strips
+from bigcppn.formats.target import OutputTarget, save_strips
+from bigcppn.formats.vips import StripSource, png_stream
 
 
 def tiff_first_ifd_tags(path: Path) -> dict[int, int]:

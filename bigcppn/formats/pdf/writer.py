@@ -326,7 +326,7 @@ def _jpeg_stream(f: BinaryIO, width: int, height: int, bands: int, quality: int)
     """A writer of rows that libvips encodes as one baseline JPEG straight into ``f`` (DCTDecode's data)."""
     import pyvips
 
-    from ..writers import StreamWriter
+    from ..vips import StreamWriter
 
     def save(image: pyvips.Image) -> None:
         target = pyvips.TargetCustom()

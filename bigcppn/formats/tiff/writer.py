@@ -54,9 +54,8 @@ from ...core.geometry import tile_positions
 from ...core.system import available_cores
 from .jpeg import jpeg_tables, ycbcr
 from .res import level_resolution
-from .tile import CODECS, DEFLATE_LEVEL, pyramid_sizes
+from .tile import CODECS, DEFLATE_LEVEL, pyramid_sizes, tiff_codec
 from .tile import encode_tile as _work
-from .tile import tile_codec as _encoder
 
 __all__ = ["CODECS", "DEFLATE_LEVEL", "TiledTiffWriter", "pyramid_sizes"]
 
@@ -125,7 +124,8 @@ class TiledTiffWriter:
                  workers: int | None = None, max_pending: int | None = None,
                  bigtiff: bool | None = None, pyramid: bool = True,
                  encoded_levels: int = 0) -> None:
-        if bands not in (1, 3, 4) or (bands == 4 and compression == "jpeg"):
+        codec = tiff_codec(compression)
+        if bands not in (1, 3, 4) or (bands == 4 and codec.jpeg):
             raise ValueError(f"the TIFF writer takes 1, 3 or 4 (CMYK, not JPEG) bands, not {bands} {compression}")
         if depth not in (8, 16):
             raise ValueError(f"the TIFF writer takes 8- or 16-bit pixels, not {depth}")
@@ -136,11 +136,12 @@ class TiledTiffWriter:
         self.tile, self.compression, self.tags = tile, compression, tags
         self.bigtiff = bigtiff  # None: BigTIFF only if the file needs it
         self.dtype = np.dtype(np.uint8 if depth == 8 else np.uint16)
-        if compression == "jpeg" and depth != 8:
+        if codec.jpeg and depth != 8:
             raise ValueError("JPEG tiles hold 8-bit samples")
         self.quality = quality
-        self._encode = _encoder(compression, quality, bands)
-        self._predictor = compression in ("lzw", "deflate")
+        self._codec = codec
+        self._encode = codec.make(quality, bands)
+        self._predictor = codec.predictor
         self.workers = workers or available_cores()
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="bigcppn-tiff")
         self._file = open(self.path, "wb")
@@ -343,7 +344,7 @@ class TiledTiffWriter:
             (256, L, 1, struct.pack("<I", lv.width)),
             (257, L, 1, struct.pack("<I", lv.height)),
             (258, S, b, struct.pack(f"<{b}H", *[self.depth] * b)),
-            (259, S, 1, struct.pack("<H", CODECS[self.compression])),
+            (259, S, 1, struct.pack("<H", self._codec.tag)),
             (262, S, 1, struct.pack("<H", self._photometric())),
         ]
         if self.tags.description:
@@ -364,7 +365,7 @@ class TiledTiffWriter:
             (324, off_type, n, struct.pack(pack % n, *[lv.start + o for o in lv.offsets])),
             (325, off_type, n, struct.pack(pack % n, *lv.counts)),
         ] + ink + [(339, S, b, struct.pack(f"<{b}H", *[1] * b))]
-        if self.compression == "jpeg":
+        if self._codec.jpeg:
             e.append((347, U, len(blobs[347]), blobs[347]))
         if self.tags.xmp:
             e.append((700, B, len(blobs[700]), blobs[700]))
@@ -377,12 +378,12 @@ class TiledTiffWriter:
             return 1  # min-is-black
         if self.bands == 4:
             return 5  # separated: CMYK (InkSet 1)
-        return 6 if self.compression == "jpeg" and ycbcr(self.quality, self.bands) else 2  # YCbCr or RGB
+        return 6 if self._codec.jpeg and ycbcr(self.quality, self.bands) else 2  # YCbCr or RGB
 
     def _blobs(self) -> dict[int, bytes]:
         """Metadata every level carries, each its own copy."""
         blobs = {}
-        if self.compression == "jpeg":
+        if self._codec.jpeg:
             blobs[347] = jpeg_tables(self.quality)
         if self.tags.description:
             blobs[270] = self.tags.description.encode("utf-8") + b"\0"
