@@ -31,8 +31,6 @@ _os.environ.setdefault("VIPS_DISC_THRESHOLD", "20m")
 
 from .api import (  # noqa: E402
     PlanInfo,
-    PyramidResult,
-    RenderResult,
     plan,
     plan_pyramid,
     render_array,
@@ -42,6 +40,7 @@ from .api import (  # noqa: E402
     render_sheet,
 )
 from .config import Config, load_config  # noqa: E402
+from .results import PyramidResult, RenderResult  # noqa: E402
 from .errors import BigCPPNError, ConfigError, RenderError, UserError  # noqa: E402
 
 __all__ = [
