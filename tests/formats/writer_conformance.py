@@ -33,6 +33,7 @@ from bigcppn.formats.registry import format_for
 from bigcppn.formats.target import OutputTarget, save_strips
 from bigcppn.formats.writers import open_writer
 
+import test_pdf as pdf_tests  # its PDF readers (pikepdf), which skip without it
 from conftest import psnr, small_config
 
 __all__ = ["WriterTests", "VIPS", "DEEPZOOM", "PDF", "W", "H", "DPI", "tiff_levels", "dz_levels", "xfail"]
@@ -144,15 +145,17 @@ class DeepZoomReader:
         return {path.name, f"{path.stem}_files", f"{path.stem}.bigcppn.json"}
 
     def _open(self, path: Path):
-        """The .dzi's text, and a function from a tile's name under ``NAME_files/`` to its bytes."""
+        """The .dzi's text, the names of the files under ``NAME_files/``, and a function from a name to its bytes."""
         if path.suffix.lower() != ".szi":
             files = path.with_name(f"{path.stem}_files")
-            return path.read_text(), lambda name: (files / name).read_bytes()
+            names = {p.relative_to(files).as_posix() for p in files.rglob("*") if p.is_file()}
+            return path.read_text(), names, lambda name: (files / name).read_bytes()
         with zipfile.ZipFile(path) as z:
             entries = {n: z.read(n) for n in z.namelist()}
         dzi = next(n for n in entries if n.endswith(".dzi"))
         folder = dzi[: -len(".dzi")] + "_files/"
-        return entries[dzi].decode(), lambda name: entries[folder + name]
+        names = {n[len(folder):] for n in entries if n.startswith(folder)}
+        return entries[dzi].decode(), names, lambda name: entries[folder + name]
 
     def check(self, path: Path) -> None:
         if path.suffix.lower() == ".szi":
@@ -160,15 +163,17 @@ class DeepZoomReader:
                 assert z.testzip() is None, "every entry of the .szi reads back"
 
     def _pyramid(self, path: Path) -> list[np.ndarray]:
-        text, tile_bytes = self._open(path)
+        """Every level, full size first; the tiles present are exactly the layout's (and libvips' properties)."""
+        text, names, tile_bytes = self._open(path)
         root = ET.fromstring(text)
-        ns = {"dz": "http://schemas.microsoft.com/deepzoom/2008"}
-        size = root.find("dz:Size", ns)
+        size = root.find("dz:Size", {"dz": "http://schemas.microsoft.com/deepzoom/2008"})
         tile, overlap, suffix = int(root.get("TileSize")), int(root.get("Overlap")), root.get("Format")
-        width, height = int(size.get("Width")), int(size.get("Height"))
-        sizes = dz_levels(width, height)
-        return [self._level(tile_bytes, len(sizes) - 1 - i, w, h, tile, overlap, suffix)
-                for i, (w, h) in enumerate(sizes)]
+        sizes = dz_levels(int(size.get("Width")), int(size.get("Height")))
+        top = len(sizes) - 1
+        expected = {f"{top - i}/{c}_{r}.{suffix}" for i, (w, h) in enumerate(sizes)
+                    for c in range(-(-w // tile)) for r in range(-(-h // tile))}
+        assert names - {"vips-properties.xml"} == expected, "the tiles of every level, no others"
+        return [self._level(tile_bytes, top - i, w, h, tile, overlap, suffix) for i, (w, h) in enumerate(sizes)]
 
     @staticmethod
     def _level(tile_bytes, number: int, width: int, height: int, tile: int, overlap: int,
@@ -214,36 +219,26 @@ class PdfReader:
         return {path.name}
 
     def check(self, path: Path) -> None:
-        import test_pdf
-
-        with test_pdf.pikepdf().open(path) as doc:
+        with pdf_tests.pikepdf().open(path) as doc:
             assert doc.check_pdf_syntax() == [], "qpdf finds no syntax or stream errors"
             assert len(doc.pages) == 1
 
     def pixels(self, path: Path) -> np.ndarray:
-        import test_pdf
-
-        info, a = test_pdf.image_of(path)
+        info, a = pdf_tests.image_of(path)
         a = a.reshape(info["/Height"], info["/Width"], -1)
         return a.astype(a.dtype.newbyteorder("="))  # 16-bit samples are big-endian in the PDF
 
     def levels(self, path: Path) -> list[tuple[int, int]]:
-        import test_pdf
-
-        info, _ = test_pdf.image_of(path)
+        info, _ = pdf_tests.image_of(path)
         return [(info["/Width"], info["/Height"])]
 
     def dpi(self, path: Path) -> float:
         """The image's pixels per inch of the page (no bleed, no crop marks here: the image fills the page)."""
-        import test_pdf
-
-        x0, _, x1, _ = test_pdf.boxes(path)["/MediaBox"]
+        x0, _, x1, _ = pdf_tests.boxes(path)["/MediaBox"]
         return self.levels(path)[0][0] / ((x1 - x0) / 72)
 
     def icc(self, path: Path) -> bytes | None:
-        import test_pdf
-
-        with test_pdf.pikepdf().open(path) as doc:
+        with pdf_tests.pikepdf().open(path) as doc:
             (intent,) = doc.Root.OutputIntents
             return intent.DestOutputProfile.read_bytes()
 
@@ -326,7 +321,7 @@ class WriterTests:
             y += n
 
     def save(self, path: Path, feed=None, cancel=None) -> None:
-        """The atomic save a render makes: ``feed`` (default: the picture in CHUNKS) into ``path``, the config embedded."""
+        """The atomic save a render makes: ``feed`` (default: the picture in CHUNKS) into ``path``, with the config."""
         target = OutputTarget(path, format_for(path))
         save_strips(feed if feed is not None else self.chunks(), target, W, H, self.bands, self.out, cancel=cancel,
                     config=self.config)
@@ -406,7 +401,7 @@ class WriterTests:
     def test_abort_stops_the_work_in_flight(self, tmp_path):
         before = _threads_of_ours()
         writer = open_writer(tmp_path / self.name, format_for(self.name), W, H, self.bands, self.out)
-        for rows in list(self.chunks())[:3]:
+        for rows in list(self.chunks())[:-1]:  # all but the last rows: tiles and pieces are in flight
             writer.write(rows)
         writer.abort()
         assert_no_threads_left(before)
