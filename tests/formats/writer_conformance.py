@@ -11,6 +11,13 @@ Every writer is reached the way a render reaches it: ``open_writer`` for the wri
 picture is small (173 x 91, not tile-aligned: the TIFF and DeepZoom subclasses take 64-pixel tiles so that it
 spans several) and fed in uneven chunks; it is a smooth gradient with hard-edged rings and a little noise,
 so lossy codecs have a fair target and every pixel of a lossless one matters.
+
+The shared tests: (1) rows in, a complete file out, of the right size, bands and depth, and nothing else in
+its folder; (2) the pixels equal the whole array (CMYK: all of it converted at once), and any split of the rows
+(one write, row by row, empty writes) gives the same pixels; a wrong number of rows is refused; (3) a feed that
+raises before, during or after the rows leaves no output and no temporary (and an older output as it was), and
+``abort`` ends the writer's threads; (4) the config, the resolution and the ICC profile read back; (5) the
+pyramid's levels. A writer that fails one is a finding: its subclass marks that test with :func:`xfail`.
 """
 
 from __future__ import annotations
@@ -368,6 +375,22 @@ class WriterTests:
     def test_empty_writes_are_taken(self, saved, tmp_path):
         self.write_directly(tmp_path / self.name, (0, 45, 0, 46, 0))
         np.testing.assert_array_equal(self.reader.pixels(tmp_path / self.name), self.reader.pixels(saved))
+
+    @pytest.mark.parametrize("wrong", ["short", "past-the-end"])
+    def test_a_wrong_number_of_rows_is_refused(self, tmp_path, wrong):
+        """Rows short of the picture (the last chunk left out) or past its end (the first chunk again) fail the
+        write or the close, never a complete-looking file; the writer then aborts and leaves no thread.
+        (Any exception: which one, and its message, is the writer's.)"""
+        chunks = list(self.chunks())
+        parts = chunks[:-1] if wrong == "short" else [*chunks, chunks[0]]
+        before = _threads_of_ours()
+        writer = open_writer(tmp_path / self.name, format_for(self.name), W, H, self.bands, self.out)
+        with pytest.raises(Exception):
+            for rows in parts:
+                writer.write(rows)
+            writer.close()
+        writer.abort()
+        assert_no_threads_left(before)
 
     # ------------------------------------------------------------------ 3. abort leaves nothing
 
