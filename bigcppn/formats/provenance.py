@@ -24,7 +24,7 @@ from ..core.limits import MAX_TEXT_BYTES, decode_text, parse_json, parse_toml, r
 if TYPE_CHECKING:
     import pyvips
 
-__all__ = ["config_text", "xmp_packet", "sidecar_path", "write_sidecar", "sidecar_json", "add_to_szi", "read_config_from",
+__all__ = ["config_text", "xmp_packet", "sidecar_path", "write_sidecar", "sidecar_json", "add_to_szi", "read_with",
            "Provenance", "InImage", "Sidecar", "InZip", "InPdf", "XMP", "TIFF_TAGS", "PNG_TEXT", "SIDECAR", "ZIP_ENTRY",
            "PDF_XMP"]
 
@@ -164,7 +164,7 @@ def _regular_file(p: Path) -> bool:
     return True
 
 
-def read_config_from(path: str | Path, provenance: "Provenance | None" = None) -> Config:
+def read_with(path: str | Path, provenance: "Provenance | None" = None) -> Config:
     """The config an earlier bigcppn output was made with; ``provenance``: where its format keeps it.
 
     Without one (an unknown extension), the file is read as an image; a ``.json`` is a sidecar itself.

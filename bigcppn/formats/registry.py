@@ -87,7 +87,7 @@ def estimate_output_bytes(fmt: Format, width: int, height: int, bands: int, out:
 
 def read_config_from(path: str | Path) -> Config:
     """The config an earlier bigcppn output was made with, read where its format keeps it (``--from``)."""
-    from .provenance import read_config_from as read
+    from .provenance import read_with
 
     fmt = _BY_EXTENSION.get(Path(path).suffix.lower())
-    return read(path, fmt.provenance if fmt else None)
+    return read_with(path, fmt.provenance if fmt else None)
