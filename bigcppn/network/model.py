@@ -9,7 +9,7 @@ the first activation is bounded.
 Two forward passes compute the same function:
 
 * :meth:`CPPN.forward` is the plain reference, layer by layer as configured;
-* :meth:`CPPN.evaluate` is what the renderer uses. It rewrites every tanh layer
+* :meth:`CPPN.evaluate` is what the backend evaluates. It rewrites every tanh layer
   as a sigmoid one, ``tanh(p) = 2·sigmoid(2p) − 1``, folding the 2s into this
   layer's weights and the ``2s − 1`` into the next layer's. On a CPU sigmoid is
   several times faster than tanh and the network is bound by its activations;
@@ -36,7 +36,7 @@ def _softplus_(h: Tensor) -> Tensor:
     return h.copy_(torch.nn.functional.softplus(h))
 
 
-# In-place activations (the renderer owns its intermediate tensors).
+# In-place activations (the backend owns its intermediate tensors).
 _ACTIVATIONS_ = {
     "tanh": torch.tanh_,
     "sigmoid": torch.sigmoid_,
@@ -176,7 +176,7 @@ class CPPN(nn.Module):
         return self._finish(h)
 
     def evaluate(self, x: Tensor, y: Tensor) -> Tensor:
-        """The renderer's forward pass: the same function with tanh folded into sigmoid."""
+        """The backend's forward pass: the same function with tanh folded into sigmoid."""
         f = self.features(x, y)
         h = torch.addmm(self.fast_b[0], f, self.fast_wt[0]).float()
         for i, act in enumerate(self.fast_core):
