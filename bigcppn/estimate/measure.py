@@ -201,7 +201,9 @@ def measure_pyramid(pjob, renderer, plan: Plan, workers: int) -> PyramidRates:
     if p.base_level.index > 0:  # the levels below the base: their own jobs, K² samples a pixel
         jobs = level_jobs(p, p.base_level.index - 1, job_pixels(renderer, plan, k))[: 2 * workers]
         items = [(j, sum(t.pixels for t in j) * k * k) for j in jobs]
-        run = lambda job: renderer.render_many([(t.shift, t.x, t.y, t.width, t.height) for t in job], k)  # noqa
+        def run(job):
+            return renderer.render_many([(t.shift, t.x, t.y, t.width, t.height) for t in job], k)
+
         levels = _streamed_rate(run, items, workers, MIN_SECONDS / 2)
     tile = _sample(arrays, p.tile, p.tile, p.tile * p.tile)[: p.tile, : p.tile]
     times = []

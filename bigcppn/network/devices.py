@@ -45,12 +45,17 @@ __all__ = ["DevicePolicy", "CpuPolicy", "CudaPolicy", "register_policy", "policy
 # activations in L2 cache run fastest (measured: 8192 rows of 16 floats).
 CPU_CHUNK = 8192
 CPU_BATCH = 65536
-# Samples (pixels x K²) evaluated in one pyramid job on a CPU; a GPU takes the renderer's batch.
+# Samples (pixels x K²) evaluated in one pyramid job on a CPU; a GPU takes the render's batch.
 CPU_JOB_SAMPLES = 1 << 18
 
 
 class DevicePolicy:
-    """What one kind of device decides about evaluating the network (stateless: one instance a kind)."""
+    """What one kind of device decides about evaluating the network (stateless: one instance a kind).
+
+    A subclass sets the attributes below and overrides what differs; the
+    methods' defaults serve a device with its own memory, one strip worker and
+    no setup, whose rows are rendered window by window.
+    """
 
     name: str  # the torch.device.type it serves
     chunk: int  # pixels per device call of a canvas window (out-of-memory halves it)
@@ -112,11 +117,11 @@ class DevicePolicy:
 
         torch.cuda.empty_cache()
 
-    def render_rows(self, renderer, win: Window, batches: Sequence[Window],
+    def render_rows(self, backend, win: Window, batches: Sequence[Window],
                     stop: threading.Event | None = None) -> np.ndarray:
-        """Full-width rows ``win`` of ``renderer`` (a :class:`~bigcppn.network.backend.Backend`) as a host
+        """Full-width rows ``win`` of ``backend`` (a :class:`~bigcppn.network.backend.Backend`) as a host
         array: here :meth:`~bigcppn.network.backend.Backend.render_batches`, window by window."""
-        return renderer.render_batches(win, batches, stop)
+        return backend.render_batches(win, batches, stop)
 
 
 class CpuPolicy(DevicePolicy):
@@ -206,39 +211,39 @@ class CudaPolicy(DevicePolicy):
 
         return torch.cuda.get_device_properties(device).total_memory
 
-    def render_rows(self, renderer, win: Window, batches: Sequence[Window],
+    def render_rows(self, backend, win: Window, batches: Sequence[Window],
                     stop: threading.Event | None = None) -> np.ndarray:
         """Into a device buffer on this thread's stream, then into pinned host memory (``stop`` unused).
 
-        Each worker thread has its own stream and buffer (``renderer.per_thread``,
+        Each worker thread has its own stream and buffer (``backend.per_thread``,
         see :meth:`strip_workers`), so one strip is computed while another is
         copied; the host arrays come from torch's caching pinned allocator and
         return to it when the encoder drops them.
         """
         import torch
 
-        local = renderer.per_thread
-        dtype = renderer.device_dtype
+        local = backend.per_thread
+        dtype = backend.device_dtype
         if not hasattr(local, "stream"):
-            local.stream = torch.cuda.Stream(renderer.device)
-            local.buffer = torch.empty(0, dtype=dtype, device=renderer.device)
-        shape = (win.height, win.width, renderer.bands)
-        n = win.pixels * renderer.bands
+            local.stream = torch.cuda.Stream(backend.device)
+            local.buffer = torch.empty(0, dtype=dtype, device=backend.device)
+        shape = (win.height, win.width, backend.bands)
+        n = win.pixels * backend.bands
         with torch.cuda.stream(local.stream):
             if local.buffer.numel() < n:
                 local.buffer = None
-                local.buffer = torch.empty(n, dtype=dtype, device=renderer.device)
+                local.buffer = torch.empty(n, dtype=dtype, device=backend.device)
             dev = local.buffer[:n].view(shape)
-            if renderer.fused is not None:
-                renderer.fill(dev, win)  # the whole strip in one launch
+            if backend.fused is not None:
+                backend.fill(dev, win)  # the whole strip in one launch
             else:
                 for b in batches:
-                    renderer.fill(dev[:, b.x - win.x : b.x - win.x + b.width], b)
+                    backend.fill(dev[:, b.x - win.x : b.x - win.x + b.width], b)
             host = torch.empty(shape, dtype=dtype, pin_memory=True)
             host.copy_(dev, non_blocking=True)
             local.stream.synchronize()
         arr = host.numpy()
-        return arr if arr.dtype == renderer.dtype else arr.astype(renderer.dtype)
+        return arr if arr.dtype == backend.dtype else arr.astype(backend.dtype)
 
 
 _POLICIES: dict[str, DevicePolicy] = {}
