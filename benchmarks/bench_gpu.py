@@ -130,7 +130,7 @@ class Bench:
             if kernel_opts:
                 from bigcppn.network.triton.kernel import FusedKernel
 
-                r._kernel = FusedKernel(r.model, r.sampling, self.device, 8, **kernel_opts)
+                r.fused = FusedKernel(r.model, r.sampling, self.device, 8, **kernel_opts)
         strips = list(plan.strips())
         buf = torch.empty((plan.strip_height, size, 3), dtype=r.device_dtype, device=self.device)
 
@@ -204,7 +204,7 @@ class Bench:
         t = time.perf_counter()
         for _ in StripStream(r, plan, queue_size=cfg.render.queue, workers=strip_workers(self.device, cfg.render.workers)):
             pass
-        self.record("renderer", time.perf_counter() - t, size * size, canvas=size, backend=r.backend)
+        self.record("renderer", time.perf_counter() - t, size * size, canvas=size, kernel=r.kernel)
 
     # ------------------------------------------------------------------ the output
 
