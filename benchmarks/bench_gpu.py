@@ -130,7 +130,7 @@ class Bench:
             if kernel_opts:
                 from bigcppn.network.triton.kernel import FusedKernel
 
-                r._kernel = FusedKernel(r.model, r.sampling, self.device, 8, **kernel_opts)
+                r.fused = FusedKernel(r.model, r.sampling, self.device, 8, **kernel_opts)
         strips = list(plan.strips())
         buf = torch.empty((plan.strip_height, size, 3), dtype=r.device_dtype, device=self.device)
 
@@ -204,7 +204,7 @@ class Bench:
         t = time.perf_counter()
         for _ in StripStream(r, plan, queue_size=cfg.render.queue, workers=strip_workers(self.device, cfg.render.workers)):
             pass
-        self.record("renderer", time.perf_counter() - t, size * size, canvas=size, backend=r.backend)
+        self.record("renderer", time.perf_counter() - t, size * size, canvas=size, kernel=r.kernel)
 
     # ------------------------------------------------------------------ the output
 
@@ -244,7 +244,6 @@ class Bench:
         import pyvips
 
         from bigcppn.formats.registry import format_for
-        from bigcppn import sink
         from bigcppn.formats.writers import open_writer
 
         suffix, sets = FORMATS[fmt]
@@ -253,11 +252,11 @@ class Bench:
         h, w, bands = img.shape
         t = time.perf_counter()
         image = pyvips.Image.new_from_memory(img.data, w, h, bands, "uchar")
-        sink.vips_save(image, path, format_for(path), cfg.output, dpi=cfg.canvas.dpi)
+        format_for(path).save(image, path, cfg.output, dpi=cfg.canvas.dpi)
         seconds = time.perf_counter() - t
         self.record(f"vips:{fmt}", seconds, w * h, mb=round(_size(path) / 1e6, 1))
         _clean(tmp)
-        if sink.own_writer(format_for(path), cfg.output):  # bigcppn writes this format itself
+        if format_for(path).own_writer(cfg.output):  # bigcppn writes this format itself
             path = tmp / f"writer{suffix}"
             t = time.perf_counter()
             writer = open_writer(path, format_for(path), w, h, bands, cfg.output, dpi=cfg.canvas.dpi)

@@ -54,8 +54,9 @@ if mode == "baseline":
 elif mode in ("render", "render-vips"):
     from bigcppn.cli import main
     if mode == "render-vips":
-        import bigcppn.formats.registry
-        bigcppn.formats.registry.PARALLEL_TIFF = bigcppn.formats.registry.PARALLEL_DZ = ()  # every output through libvips
+        import bigcppn.formats.deepzoom.format
+        import bigcppn.formats.tiff.format
+        bigcppn.formats.tiff.format.PARALLEL_TIFF = bigcppn.formats.deepzoom.format.PARALLEL_DZ = ()  # all libvips
     args = ["render", "-o", extra["out"], "--width", str(size), "--height", str(size), "-q"]
     for s in extra.get("set", []):
         args += ["--set", s]

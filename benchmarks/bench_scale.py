@@ -136,7 +136,7 @@ def run_single(size: int, folder: Path, name: str, executor: str, workers: int |
     from bigcppn.job import resolve_job
     from bigcppn.network.strips import CPU_BATCH
     from bigcppn.formats.target import OutputTarget
-    from bigcppn.formats.tiff.writer import pyramid_sizes
+    from bigcppn.formats.tiff.tile import pyramid_sizes
 
     cfg = api.as_config(None, seed=7, overrides=[f"canvas.width={size}", f"canvas.height={size}"])
     folder.mkdir()

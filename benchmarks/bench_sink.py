@@ -45,7 +45,8 @@ def main() -> None:
     import numpy as np
     import pyvips
 
-    import bigcppn.formats.registry as formats
+    import bigcppn.formats.deepzoom.format as dz_format
+    import bigcppn.formats.tiff.format as tiff_format
     import bigcppn.formats.target as sink
     from bigcppn.config import OutputConfig, load_config
     from bigcppn.formats.registry import format_for
@@ -67,19 +68,19 @@ def main() -> None:
             shutil.rmtree(p) if p.is_dir() else p.unlink()
 
     def memory(path, fmt, out):
-        sink.vips_save(pyvips.Image.new_from_memory(img.data, w, h, bands, "uchar"), path, fmt, out)
+        fmt.save(pyvips.Image.new_from_memory(img.data, w, h, bands, "uchar"), path, out)
 
     def stream(path, fmt, out):
         sink.save_strips((img[y : y + rows] for y in range(0, h, rows)), sink.OutputTarget(path, fmt),
                          w, h, bands, out)
 
     def vips(path, fmt, out):
-        saved = formats.PARALLEL_TIFF, formats.PARALLEL_DZ
-        formats.PARALLEL_TIFF = formats.PARALLEL_DZ = ()
+        saved = tiff_format.PARALLEL_TIFF, dz_format.PARALLEL_DZ
+        tiff_format.PARALLEL_TIFF = dz_format.PARALLEL_DZ = ()  # every output through libvips
         try:
             stream(path, fmt, out)
         finally:
-            formats.PARALLEL_TIFF, formats.PARALLEL_DZ = saved
+            tiff_format.PARALLEL_TIFF, dz_format.PARALLEL_DZ = saved
 
     try:
         for name in args.formats.split(","):
@@ -88,7 +89,7 @@ def main() -> None:
             path = tmp / f"x{suffix}"
             fmt = format_for(path)
             ways = {"memory": memory, "stream": stream}
-            if fmt.writer(out) != "vips":
+            if fmt.own_writer(out):
                 ways["vips"] = vips
             best: dict[str, float] = {}
             for _ in range(args.repeat):

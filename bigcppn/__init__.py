@@ -32,8 +32,6 @@ _os.environ.setdefault("VIPS_DISC_THRESHOLD", "20m")
 
 from .api import (  # noqa: E402
     PlanInfo,
-    PyramidResult,
-    RenderResult,
     plan,
     plan_pyramid,
     render_array,
@@ -44,6 +42,7 @@ from .api import (  # noqa: E402
     serve,
 )
 from .config import Config, load_config  # noqa: E402
+from .results import PyramidResult, RenderResult  # noqa: E402
 from .errors import BigCPPNError, ConfigError, RenderError, UserError  # noqa: E402
 
 __all__ = [

@@ -9,8 +9,6 @@ the output's name. The command line is a thin layer over these functions.
 
 from __future__ import annotations
 
-import contextlib
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -20,8 +18,8 @@ import numpy as np
 from .config import Config
 from .errors import RenderError, UserError
 from .estimate.plan import PlanInfo, check_disk, describe
-from .formats.registry import estimate_output_bytes
 from .core.geometry import Window
+from .results import CompletedInterrupt, PyramidResult, RenderResult
 from .job import SEED_FIELD, Job, Sizing, check_overwrite, resolve_config, resolve_job
 
 __all__ = ["render_array", "render_file", "render_series", "render_sheet", "plan", "render_pyramid",
@@ -37,31 +35,6 @@ def as_config(config: ConfigLike = None, **values) -> Config:
     ``depth``, ``tile``, ``device``, ``overrides``, ``sizing``, ``from_image``).
     """
     return resolve_config(config, **{k: v for k, v in values.items() if v is not None})
-
-
-class CompletedInterrupt(KeyboardInterrupt):
-    """Ctrl-C (or SIGTERM) that came after the output was complete; ``result`` says what was written."""
-
-    def __init__(self, result: "RenderResult") -> None:
-        super().__init__(f"interrupted after {result.path} was complete")
-        self.result = result
-
-
-@dataclass(frozen=True)
-class RenderResult:
-    """A finished render: where it is, its size in pixels and on disk, and how long it took."""
-
-    path: Path
-    width: int
-    height: int
-    bytes: int
-    seconds: float
-    worker_cpu: float = 0.0  # CPU seconds of the cluster's workers (executor="ray"; 0 locally)
-    transfer_bytes: int = 0  # bytes of jobs and results between driver and workers (executor="ray")
-
-    @property
-    def mpix_per_s(self) -> float:
-        return self.width * self.height / 1e6 / max(self.seconds, 1e-9)
 
 
 def render_array(config: ConfigLike = None, *, width: int | None = None, height: int | None = None,
@@ -111,20 +84,13 @@ def plan(config: ConfigLike = None, path: str | Path | None = None, *, compressi
     >>> (info.width, info.height, info.format)
     (640, 480, 'png')
     """
+    from .engines import engine_for
     from .estimate.measure import measure_render
     from .network.strips import pick_device, renderer_for, strip_workers
 
-    if executor not in ("local", "ray"):
-        raise UserError(f"unknown executor '{executor}'; choose local or ray")
-    if workers is not None and (workers < 1 or executor == "local"):
-        raise UserError("--workers is for --executor ray here (the actors to plan for), at least 1")
+    engine = engine_for(executor, workers=workers, planning=True)
     job = resolve_job(as_config(config), path, compression=compression, quality=quality)
-    ray = None
-    if executor == "ray":  # no Ray needed: the cut is pure arithmetic
-        from .cluster.single import check_format, describe_bands
-
-        check_format(job)
-        ray = describe_bands(job, workers or 1)
+    ray = engine.describe(job, workers)
     device = pick_device(job.config.render.device)
     renderer, p = renderer_for(job.config, device)
     rates = measure_render(job, renderer, p, strip_workers(device, job.config.render.workers)) if measure else None
@@ -146,10 +112,7 @@ def _checked_job(cfg: Config, path, compression, quality, overwrite: bool) -> Jo
 
 def _disk_needed(job: Job) -> int:
     c, out = job.config.canvas, job.config.output
-    needed = estimate_output_bytes(job.fmt, c.width, c.height, job.config.network.bands, out)
-    if job.fmt.is_pyramid(out) and job.fmt.writer(out) == "tiff":
-        needed = needed * 5 // 4  # lower pyramid levels spool beside the output until they are appended
-    return needed
+    return job.fmt.disk_needed(c.width, c.height, job.config.network.bands, out)
 
 
 def render_file(config: ConfigLike, path: str | Path | None = None, *, compression: str | None = None,
@@ -171,17 +134,13 @@ def render_file(config: ConfigLike, path: str | Path | None = None, *, compressi
     ``workers``: as :func:`render_pyramid`): the same tiles, pixels and tags (a TIFF byte for byte unless it
     is cut in square blocks, which place the tiles in another order).
     """
-    from .engines import check_network, check_ray_format, executor_options, render_file_ray, with_workers
+    from .engines import engine_for
 
-    options = executor_options(executor, ray_address, workers)
-    job = _checked_job(with_workers(as_config(config), options, workers), path, compression, quality, overwrite)
-    if options is not None:
-        check_ray_format(job)
-        check_network(job.config)  # (a local render checks it as it builds the renderer)
+    engine = engine_for(executor, ray_address, workers)
+    job = _checked_job(engine.configure(as_config(config), workers), path, compression, quality, overwrite)
+    engine.check(job)
     check_disk(job.output, _disk_needed(job))
-    if options is not None:
-        return render_file_ray(job, options, progress)
-    return _render_job(job, progress)
+    return engine.render(job, progress)
 
 
 def render_series(config: ConfigLike, path: str | Path | None, seeds: Sequence[int], *,
@@ -197,10 +156,10 @@ def render_series(config: ConfigLike, path: str | Path | None, seeds: Sequence[i
     ``executor="ray"`` (TIFF and DeepZoom files, as :func:`render_file`): one
     set of Ray actors renders the whole series, one file after another.
     """
-    from .engines import check_network, check_ray_format, executor_options, ray_actors, render_file_ray, with_workers
+    from .engines import check_network, engine_for
 
-    options = executor_options(executor, ray_address, workers)
-    cfg = with_workers(as_config(config), options, workers)
+    engine = engine_for(executor, ray_address, workers)
+    cfg = engine.configure(as_config(config), workers)
     seeds = list(seeds)
     if not seeds:
         raise UserError("no seeds given; give e.g. --seeds 0-7")
@@ -211,8 +170,7 @@ def render_series(config: ConfigLike, path: str | Path | None, seeds: Sequence[i
         raise UserError(f"{len(seeds)} seeds need {len(seeds)} files: put {SEED_FIELD} in the output name, "
                         f"e.g. -o poster-{SEED_FIELD}{Path(str(path)).suffix or '.tif'}")
     jobs = [_checked_job(replace(cfg, seed=s), path, compression, quality, overwrite) for s in seeds]
-    if options is not None:
-        check_ray_format(jobs[0])  # every job has the same format and settings
+    engine.check(jobs[0])  # every job has the same format and settings
     for job in jobs:
         check_network(job.config)  # each seed's network: none may overflow
     needed: dict[Path, tuple[Path, int]] = {}  # folder: (an output in it, bytes of all its outputs)
@@ -223,66 +181,14 @@ def render_series(config: ConfigLike, path: str | Path | None, seeds: Sequence[i
         check_disk(first, n)
     total = sum(j.config.canvas.width * j.config.canvas.height for j in jobs)
     results: list[RenderResult] = []
-    with (ray_actors(options) if options is not None else contextlib.nullcontext()) as actors:
+    with engine.session() as session:
         for job in jobs:
             before = sum(r.width * r.height for r in results)
             per_file = (lambda done, _n, b=before: progress(b + done, total)) if progress else None
-            if actors is None:
-                results.append(_render_job(job, per_file))
-            else:
-                results.append(render_file_ray(job, options, per_file, actors))
+            results.append(engine.render(job, per_file, session))
             if on_done is not None:
                 on_done(results[-1])
     return results
-
-
-def _render_job(job: Job, progress: Callable[[int, int], None] | None) -> RenderResult:
-    """Render a checked job to its output, atomically."""
-    from .network.strips import StripStream, pick_device, renderer_for, strip_workers
-    from .formats.target import OutputTarget, save_strips
-
-    cfg = job.config
-    device = pick_device(cfg.render.device)
-    target = OutputTarget(job.output, job.fmt)
-    renderer, p = renderer_for(cfg, device)
-    c = p.canvas
-    stream = StripStream(renderer, p, queue_size=cfg.render.queue,
-                         workers=strip_workers(device, cfg.render.workers))
-    done = {"rows": 0}
-
-    def counted():
-        for strip in stream:
-            done["rows"] += strip.shape[0]
-            yield strip
-
-    def poll() -> None:
-        if progress is not None:
-            progress(done["rows"] * c.width, c.pixels)
-
-    t0 = time.perf_counter()
-    complete = False
-    try:
-        save_strips(counted(), target, c.width, c.height, cfg.network.bands, cfg.output,
-                    poll=poll, cancel=stream.cancel, config=cfg)
-        complete = True
-    finally:
-        try:
-            stream.cancel()
-            stream.join()  # no rendering thread may outlive the call
-            poll()
-        except KeyboardInterrupt:
-            if not complete:
-                raise
-            # Ctrl-C after the file was complete: it stays, and the caller is told so
-            raise CompletedInterrupt(RenderResult(job.output, c.width, c.height, 0, time.perf_counter() - t0))
-    size = sum(_size_of(f) for f in job.fmt.produced(job.output))
-    return RenderResult(job.output, c.width, c.height, size, time.perf_counter() - t0)
-
-
-def _size_of(p: Path) -> int:
-    if p.is_dir():
-        return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
-    return p.stat().st_size if p.exists() else 0
 
 
 def render_sheet(config: ConfigLike, path: str | Path, seeds: Sequence[int] | str, *, cell: int = 256,
@@ -301,34 +207,6 @@ def render_sheet(config: ConfigLike, path: str | Path, seeds: Sequence[int] | st
         seeds = parse_seeds(seeds)
     return run(as_config(config), path, list(seeds), cell, columns, aspect=aspect, overwrite=overwrite,
                quality=quality)
-
-
-@dataclass(frozen=True)
-class PyramidResult:
-    """A finished pyramid: its descriptor (or folder), levels, tiles written and skipped, and the page."""
-
-    path: Path
-    width: int
-    height: int
-    levels: int
-    tiles: int
-    written: int
-    skipped: int
-    pixels: int
-    page: Path
-    seconds: float
-    viewer_local: bool = False  # OpenSeadragon copied beside the page; else the page loads it from a CDN
-    replaced: bool = False  # another render's pyramid was removed first (overwrite)
-    worker_cpu: float = 0.0  # CPU seconds of the cluster's workers (executor="ray"; 0 locally)
-    transfer_bytes: int = 0  # bytes of jobs and results between driver and workers (executor="ray")
-
-    @property
-    def tiles_per_s(self) -> float:
-        return self.written / self.seconds if self.seconds else 0.0
-
-    @property
-    def mpix_per_s(self) -> float:
-        return self.pixels / 1e6 / max(self.seconds, 1e-9)
 
 
 def render_pyramid(config: ConfigLike, path: str | Path | None = None, *, layout: str = "dz",
@@ -362,18 +240,18 @@ def render_pyramid(config: ConfigLike, path: str | Path | None = None, *, layout
     """
     import pyvips
 
-    from .engines import executor_options, pyramid_engine, with_workers
+    from .engines import engine_for
     from .pyramid.render import PyramidHooks
     from .pyramid.render import render_pyramid as run
     from .pyramid.request import resolve_pyramid_request
 
-    options = executor_options(executor, ray_address, workers)
+    engine = engine_for(executor, ray_address, workers)
     request = resolve_pyramid_request(
-        with_workers(as_config(config), options, workers), path, layout=layout, tile=tile, overlap=overlap,
+        engine.configure(as_config(config), workers), path, layout=layout, tile=tile, overlap=overlap,
         format=format, quality=quality, supersample=supersample, base_url=base_url, max_size=max_size,
         overwrite=overwrite)
     request.check_disk()
-    runner = pyramid_engine(request.config, options)
+    runner = engine.pyramid(request.config)
     try:
         stats = run(request, runner, PyramidHooks(on_start, on_tile, progress))
     except (OSError, pyvips.Error, RuntimeError) as exc:

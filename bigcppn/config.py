@@ -12,8 +12,6 @@ import copy
 import dataclasses
 import math
 import tomllib
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,8 @@ from typing import Any
 from .core import limits
 from .errors import ConfigError
 from .core.limits import describe
+from .core.tomltext import toml_value
+from .core.typed import build
 
 __all__ = [
     "ACTIVATIONS",
@@ -214,6 +214,13 @@ class RenderConfig:
             raise ConfigError(f"render.kernel '{self.kernel}' is unknown; choose from {', '.join(KERNELS)}")
 
 
+# The names output.compression takes (TIFF and PDF; the formats decide what each means), the lossy ones,
+# and the tile formats of output.dz_suffix. Names only: the codecs live in bigcppn.formats.
+COMPRESSIONS = ("none", "lzw", "deflate", "jpeg")
+LOSSY_COMPRESSIONS = frozenset({"jpeg"})
+TILE_SUFFIXES = ("jpeg", "png", "webp")
+
+
 @dataclass(frozen=True)
 class OutputConfig:
     """How the file is written."""
@@ -233,11 +240,9 @@ class OutputConfig:
     crop_marks: bool = False  # PDF: crop marks outside the bleed
 
     def __post_init__(self) -> None:
-        from .formats.registry import TIFF_COMPRESSIONS
-
-        if self.compression not in TIFF_COMPRESSIONS:
+        if self.compression not in COMPRESSIONS:
             raise ConfigError(
-                f"output.compression '{self.compression}' is unknown; choose from {', '.join(TIFF_COMPRESSIONS)}"
+                f"output.compression '{self.compression}' is unknown; choose from {', '.join(COMPRESSIONS)}"
             )
         if not 1 <= self.quality <= 100:
             raise ConfigError(f"output.quality must be between 1 and 100, got {describe(self.quality)}")
@@ -250,7 +255,7 @@ class OutputConfig:
             raise ConfigError(f"output.dz_tile must be between 1 and 8192, got {describe(self.dz_tile)}")
         if not 0 <= self.dz_overlap < self.dz_tile:
             raise ConfigError(f"output.dz_overlap must be between 0 and dz_tile - 1, got {describe(self.dz_overlap)}")
-        if self.dz_suffix not in ("jpeg", "png", "webp"):
+        if self.dz_suffix not in TILE_SUFFIXES:
             raise ConfigError(f"output.dz_suffix '{self.dz_suffix}' is unknown; choose jpeg, png or webp")
         if self.intent not in INTENTS:
             raise ConfigError(f"output.intent '{self.intent}' is unknown; choose from {', '.join(INTENTS)}")
@@ -275,80 +280,12 @@ class Config:
 # --------------------------------------------------------------------------- loading
 
 
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin in (types.UnionType, typing.Union):
-        return " or ".join(_type_name(a) for a in typing.get_args(tp))
-    if origin is tuple:
-        plural = {int: "integers", float: "numbers", str: "strings", bool: "booleans"}
-        return "a list of " + plural.get(typing.get_args(tp)[0], "values")
-    if dataclasses.is_dataclass(tp):
-        return "a table"
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))
-
-
-def _coerce(value: Any, tp: Any, key: str) -> Any:
-    """Check ``value`` against the annotation ``tp``; return it in the field's type."""
-    origin = typing.get_origin(tp)
-    if origin in (types.UnionType, typing.Union):
-        for arg in typing.get_args(tp):
-            try:
-                return _coerce(value, arg, key)
-            except ConfigError:
-                continue
-        raise ConfigError(f"{key} must be {_type_name(tp)}, got {describe(value)}")
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key} must be {_type_name(tp)}, got {describe(value)}")
-        args = typing.get_args(tp)
-        elem = args[0]
-        return tuple(_coerce(v, elem, f"{key}[{i}]") for i, v in enumerate(value))
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key} must be a table, got {describe(value)}")
-        return _build(tp, value, key)
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            try:
-                number = float(value)
-            except OverflowError:
-                number = math.inf
-            if not math.isfinite(number):
-                raise ConfigError(f"{key} must be a finite number (no nan or inf), got {describe(value)}")
-            return number
-    elif tp is str:
-        if isinstance(value, str):
-            return value
-    raise ConfigError(f"{key} must be {_type_name(tp)}, got {describe(value)}")
-
-
-def _build(cls: type, data: dict, prefix: str = "") -> Any:
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for k, v in data.items():
-        key = f"{prefix}.{k}" if prefix else k
-        if k not in names:
-            raise ConfigError(f"unknown config key '{key}'; known keys here: {', '.join(sorted(names))}")
-        kwargs[k] = _coerce(v, hints[k], key)
-    try:
-        return cls(**kwargs)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise ConfigError(f"{prefix or 'config'}: {exc}") from None
-
-
 def config_from_dict(data: dict) -> Config:
     """Build a validated :class:`Config` from a plain dict (as TOML gives it)."""
     if not isinstance(data, dict):
         raise ConfigError(f"a config must be a table of settings, got {describe(data)}")
     limits.check_tree(data, "the config")
-    return _build(Config, data)
+    return build(Config, data)
 
 
 def config_to_dict(cfg: Any) -> dict:
@@ -417,40 +354,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), extra
     return config_from_dict(data)
 
 
-_TOML_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
-
-
-def _toml_string(s: str) -> str:
-    """A TOML basic string of ``s``: control characters escaped, a lone surrogate (not text) as U+FFFD."""
-    out = []
-    for c in s:
-        n = ord(c)
-        if c in _TOML_ESCAPES:
-            out.append(_TOML_ESCAPES[c])
-        elif n < 0x20 or n == 0x7F:
-            out.append(f"\\u{n:04x}")
-        else:
-            out.append("\ufffd" if 0xD800 <= n < 0xE000 else c)
-    return '"' + "".join(out) + '"'
-
-
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, str):
-        return _toml_string(v)
-    if isinstance(v, float):
-        return repr(v) if math.isfinite(v) else ("nan" if math.isnan(v) else ("inf" if v > 0 else "-inf"))
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    return str(v)
-
-
 def dump_toml(cfg: Config) -> str:
     """The full resolved config as TOML text, loadable by :func:`load_config`."""
     d = config_to_dict(cfg)
     lines = [f"seed = {d.pop('seed')}"]
     for section, values in d.items():
         lines.append(f"\n[{section}]")
-        lines.extend(f"{k} = {_toml_value(v)}" for k, v in values.items())
+        lines.extend(f"{k} = {toml_value(v)}" for k, v in values.items())
     return "\n".join(lines) + "\n"

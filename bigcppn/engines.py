@@ -1,75 +1,28 @@
-"""Where the work runs: this machine's threads (the default) or a Ray cluster (``executor="ray"``).
+"""Where the work runs: an :class:`Engine`, this machine's threads (``local``) or a Ray cluster (``ray``).
 
-The Python API and the command line name an executor; this module checks the
-choice and, for Ray, hands the job to :mod:`bigcppn.cluster` (imported only
-then, so the core never loads Ray). Outputs are the same bytes either way.
+The API names an executor and asks its engine to check a job, render it, hold
+a session for a series, set up a pyramid and describe the Ray part of a plan;
+it never tests which engine it has. The Ray engine hands the work to
+:mod:`bigcppn.cluster` (imported only then, so the core never loads Ray).
+Outputs are the same bytes either way. A new engine is a subclass registered
+in :data:`ENGINES`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import replace
+from typing import Callable, ContextManager
 
 from .config import Config
 from .errors import UserError
+from .job import Job
+from .results import CompletedInterrupt, RenderResult, size_of
 
-__all__ = ["executor_options", "with_workers", "render_file_ray", "check_ray_format", "check_network", "ray_actors",
-           "pyramid_engine"]
+__all__ = ["Engine", "LocalEngine", "RayEngine", "ENGINES", "engine_for", "check_network"]
 
-
-def executor_options(executor: str, ray_address: str | None, workers: int | None):
-    """None for the local executor, else the cluster's :class:`~bigcppn.cluster.pyramid.RayOptions`; checked."""
-    if executor not in ("local", "ray"):
-        raise UserError(f"unknown executor '{executor}'; choose local or ray")
-    if workers is not None and workers < 1:
-        raise UserError(f"--workers must be at least 1, got {workers}")
-    if executor == "local":
-        if ray_address is not None:
-            raise UserError("--ray-address is for --executor ray")
-        return None
-    from .cluster.engine import require_ray
-    from .cluster.pyramid import RayOptions
-
-    require_ray()
-    return RayOptions(address=ray_address, workers=workers)
-
-
-def with_workers(cfg: Config, options, workers: int | None) -> Config:
-    """Locally ``workers`` is the number of render threads (render.workers)."""
-    if options is None and workers is not None:
-        return replace(cfg, render=replace(cfg.render, workers=workers))
-    return cfg
-
-
-def render_file_ray(job, options, progress, executor=None):
-    """A checked job rendered on Ray: :func:`bigcppn.cluster.single.render_single`; the API's RenderResult.
-
-    ``executor``: actors a series of renders shares (:func:`ray_actors`).
-    """
-    from .api import RenderResult, _size_of
-    from .cluster.single import check_format, render_single
-    from .core.geometry import Canvas
-    from .core.tiling import make_plan
-    from .network.strips import CPU_BATCH
-    from .formats.target import OutputTarget
-
-    cfg = job.config
-    check_format(job)  # (the API checks it before anything is written; this keeps the function safe alone)
-    p = make_plan(Canvas(cfg.canvas.width, cfg.canvas.height, cfg.canvas.bleed), cfg.render.tile,
-                  cfg.render.batch or CPU_BATCH)
-    t0 = time.perf_counter()
-    info = render_single(job, OutputTarget(job.output, job.fmt), options, p.batch_pixels, progress,
-                         executor=executor)
-    c = cfg.canvas
-    return RenderResult(job.output, c.width, c.height, _size_of(job.output), time.perf_counter() - t0,
-                        info["worker_cpu"], info["transfer_bytes"])
-
-
-def check_ray_format(job) -> None:
-    """UserError unless Ray's band writers write this output (:func:`bigcppn.cluster.single.check_format`)."""
-    from .cluster.single import check_format
-
-    check_format(job)
+Progress = Callable[[int, int], None] | None
 
 
 def check_network(cfg: Config) -> None:
@@ -81,23 +34,187 @@ def check_network(cfg: Config) -> None:
     renderer_for(cfg, torch.device("cpu"))
 
 
-def ray_actors(options):
-    """A context holding Ray and its actors for several renders (:func:`bigcppn.cluster.single.actors`)."""
-    from .cluster.single import actors
+class Engine:
+    """How a checked job is rendered. Subclasses: :class:`LocalEngine`, :class:`RayEngine`."""
 
-    return actors(options)
+    def __init__(self, ray_address: str | None = None, workers: int | None = None) -> None:
+        """The engine with its options (checked: UserError)."""
+
+    @classmethod
+    def planning(cls, workers: int | None) -> "Engine":
+        """The engine for ``plan``, which starts nothing; ``workers``: the actors to plan for."""
+        if workers is not None:
+            raise UserError("--workers is for --executor ray here (the actors to plan for), at least 1")
+        return cls()
+
+    def configure(self, cfg: Config, workers: int | None) -> Config:
+        """``cfg`` with what ``workers`` means to this engine."""
+        return cfg
+
+    def check(self, job: Job) -> None:
+        """UserError, before anything is written, for a job this engine cannot render."""
+
+    def session(self) -> ContextManager:
+        """What a series of renders shares (Ray's actors); passed back to :meth:`render`."""
+        return contextlib.nullcontext()
+
+    def render(self, job: Job, progress: Progress, session=None) -> RenderResult:
+        raise UserError(f"{type(self).__name__} cannot render files")
+
+    def pyramid(self, cfg: Config):
+        """The :class:`~bigcppn.pyramid.render.WorkRunner` that renders a pyramid's work list."""
+        raise UserError(f"{type(self).__name__} cannot render pyramids")
+
+    def describe(self, job: Job, workers: int | None) -> dict | None:
+        """This engine's part of ``plan`` (Ray: how the file is cut for ``workers`` actors); None locally."""
+        return None
 
 
-def pyramid_engine(cfg: Config, options):
-    """The pyramid's :class:`~bigcppn.pyramid.render.WorkRunner`: this machine's threads, or a cluster's actors."""
-    if options is not None:
+class LocalEngine(Engine):
+    """This machine: strips rendered ahead on threads, the writer encoding on every core."""
+
+    def __init__(self, ray_address: str | None = None, workers: int | None = None) -> None:
+        if ray_address is not None:
+            raise UserError("--ray-address is for --executor ray")
+
+    def configure(self, cfg: Config, workers: int | None) -> Config:
+        """Locally ``workers`` is the number of render threads (render.workers)."""
+        if workers is not None:
+            return replace(cfg, render=replace(cfg.render, workers=workers))
+        return cfg
+
+    def render(self, job: Job, progress: Progress, session=None) -> RenderResult:
+        """Render a checked job to its output, atomically."""
+        from .formats.target import OutputTarget
+        from .network.strips import StripStream, pick_device, renderer_for, strip_workers
+
+        cfg = job.config
+        device = pick_device(cfg.render.device)
+        renderer, p = renderer_for(cfg, device)
+        stream = StripStream(renderer, p, queue_size=cfg.render.queue,
+                             workers=strip_workers(device, cfg.render.workers))
+        t0 = time.perf_counter()
+        _save_stream(job, stream, OutputTarget(job.output, job.fmt), p.canvas, progress, t0)
+        c = p.canvas
+        size = sum(size_of(f) for f in job.fmt.produced(job.output))
+        return RenderResult(job.output, c.width, c.height, size, time.perf_counter() - t0)
+
+    def pyramid(self, cfg: Config):
+        """This machine's threads (:class:`~bigcppn.pyramid.local.ThreadRunner`)."""
+        from .network.strips import pick_device, renderer_for, strip_workers
+        from .pyramid.local import ThreadRunner
+
+        device = pick_device(cfg.render.device)
+        renderer, p_plan = renderer_for(cfg, device)
+        return ThreadRunner(renderer, p_plan, strip_workers(device, cfg.render.workers))
+
+
+def _save_stream(job: Job, stream, target, c, progress: Progress, t0: float) -> None:
+    """The strips of ``stream`` saved to ``target``; no rendering thread outlives the call.
+
+    Ctrl-C after the file was complete leaves it, and raises :class:`CompletedInterrupt` to say so.
+    """
+    from .formats.target import save_strips
+
+    cfg = job.config
+    done = {"rows": 0}
+
+    def counted():
+        for strip in stream:
+            done["rows"] += strip.shape[0]
+            yield strip
+
+    def poll() -> None:
+        if progress is not None:
+            progress(done["rows"] * c.width, c.pixels)
+
+    complete = False
+    try:
+        save_strips(counted(), target, c.width, c.height, cfg.network.bands, cfg.output,
+                    poll=poll, cancel=stream.cancel, config=cfg)
+        complete = True
+    finally:
+        try:
+            stream.cancel()
+            stream.join()  # no rendering thread may outlive the call
+            poll()
+        except KeyboardInterrupt:
+            if not complete:
+                raise
+            raise CompletedInterrupt(RenderResult(job.output, c.width, c.height, 0, time.perf_counter() - t0))
+
+
+class RayEngine(Engine):
+    """A Ray cluster: TIFF and DeepZoom files cut into blocks, pyramids as independent jobs (:mod:`bigcppn.cluster`)."""
+
+    def __init__(self, ray_address: str | None = None, workers: int | None = None) -> None:
+        from .cluster.engine import require_ray
+        from .cluster.pyramid import RayOptions
+
+        require_ray()
+        self.options = RayOptions(address=ray_address, workers=workers)
+
+    def check(self, job: Job) -> None:
+        from .cluster.single import check_format
+
+        check_format(job)
+        check_network(job.config)  # (a local render checks it as it builds the renderer)
+
+    def session(self) -> ContextManager:
+        from .cluster.single import actors
+
+        return actors(self.options)
+
+    def render(self, job: Job, progress: Progress, session=None) -> RenderResult:
+        """A checked job rendered on Ray (:func:`bigcppn.cluster.single.render_single`); ``session``: shared actors."""
+        from .cluster.single import render_single
+        from .core.geometry import Canvas
+        from .core.tiling import make_plan
+        from .formats.target import OutputTarget
+        from .network.backend import CPU_BATCH
+
+        cfg, c = job.config, job.config.canvas
+        p = make_plan(Canvas(c.width, c.height, c.bleed), cfg.render.tile, cfg.render.batch or CPU_BATCH)
+        t0 = time.perf_counter()
+        info = render_single(job, OutputTarget(job.output, job.fmt), self.options, p.batch_pixels, progress,
+                             executor=session)
+        return RenderResult(job.output, c.width, c.height, size_of(job.output), time.perf_counter() - t0,
+                            info["worker_cpu"], info["transfer_bytes"])
+
+    def pyramid(self, cfg: Config):
+        """Ray's actors (:class:`~bigcppn.cluster.pyramid.RayPyramidRunner`)."""
         from .cluster.pyramid import RayPyramidRunner
 
         check_network(cfg)
-        return RayPyramidRunner(options)
-    from .network.strips import pick_device, renderer_for, strip_workers
-    from .pyramid.local import ThreadRunner
+        return RayPyramidRunner(self.options)
 
-    device = pick_device(cfg.render.device)
-    renderer, p_plan = renderer_for(cfg, device)
-    return ThreadRunner(renderer, p_plan, strip_workers(device, cfg.render.workers))
+    @classmethod
+    def planning(cls, workers: int | None) -> "Engine":
+        """Ray for ``plan``: the cut is arithmetic, so Ray need not be installed, nor started."""
+        if workers is not None and workers < 1:
+            raise UserError("--workers is for --executor ray here (the actors to plan for), at least 1")
+        engine = cls.__new__(cls)
+        engine.options = None
+        return engine
+
+    def describe(self, job: Job, workers: int | None) -> dict | None:
+        """How the file would be cut for ``workers`` actors (default 1)."""
+        from .cluster.single import check_format, describe_bands
+
+        check_format(job)
+        return describe_bands(job, workers or 1)
+
+
+ENGINES: dict[str, type[Engine]] = {"local": LocalEngine, "ray": RayEngine}
+
+
+def engine_for(executor: str, ray_address: str | None = None, workers: int | None = None,
+               planning: bool = False) -> Engine:
+    """The engine ``executor`` names, its options checked (``planning``: for ``plan``, which starts nothing)."""
+    if executor not in ENGINES:
+        raise UserError(f"unknown executor '{executor}'; choose {' or '.join(ENGINES)}")
+    if planning:
+        return ENGINES[executor].planning(workers)
+    if workers is not None and workers < 1:
+        raise UserError(f"--workers must be at least 1, got {workers}")
+    return ENGINES[executor](ray_address, workers)

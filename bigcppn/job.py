@@ -104,7 +104,7 @@ def resolve_config(
     if from_image is not None:
         if config is not None:
             raise UserError("give either a CONFIG or --from IMAGE, not both")
-        from .formats.provenance import read_config_from
+        from .formats.registry import read_config_from
 
         base = _picture_of(read_config_from(from_image))
         if sizing.width is None and sizing.height is None and sizing.size is None and not _sets_size(overrides):
@@ -170,22 +170,12 @@ def resolve_job(cfg: Config, output: str | Path | None = None, *, compression: s
             raise UserError(f"--quality is for lossy outputs (.jpg, .webp, .dzi/.szi with JPEG or WebP tiles, "
                             f"TIFF with --compression jpeg); {out.name} is lossless; leave --quality out")
     check_output(fmt, cfg.output, cfg.canvas.width, cfg.canvas.height, cfg.canvas.dpi)
-    if fmt.name == "tiff":
-        cfg = replace(cfg, output=replace(cfg.output, tiff_tile=fitted_tiff_tile(cfg.output.tiff_tile,
-                                                                                 cfg.canvas.width, cfg.canvas.height)))
+    cfg = fmt.fitted(cfg)
     if cfg.output.cmyk:
         from .formats.icc import cmyk_profile
 
         cmyk_profile(cfg.output.cmyk)  # UserError when it is not a CMYK profile
     return Job(cfg, out, fmt)
-
-
-def fitted_tiff_tile(tile: int, width: int, height: int) -> int:
-    """``tile``, or a smaller one where it is far larger than the picture: at most 256 or the longest side
-    (rounded up to 16). libvips 8.18 refuses to open a TIFF whose tiles are much larger than the picture
-    ("tiff2vips: tile size out of range"; measured: 272-pixel tiles on 8×8 or 100×100, 784 on 300×300)."""
-    longest = -(-max(width, height) // 16) * 16
-    return min(tile, max(256, longest))
 
 
 def check_overwrite(job: Job, overwrite: bool) -> None:

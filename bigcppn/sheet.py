@@ -25,7 +25,7 @@ from .core.tiling import Canvas, View
 from .network.backend import Sampling, check_network_fits, quantise_, sheet_chunk
 
 if TYPE_CHECKING:
-    from .api import RenderResult
+    from .results import RenderResult
 
 __all__ = ["parse_seeds", "SeedBatch", "render_cells", "compose_sheet", "render_sheet"]
 
@@ -132,15 +132,16 @@ def render_sheet(cfg: Config, path: str | Path, seeds: list[int], cell: int = 25
     UserError before anything is rendered when the format, the size or the
     output folder cannot be used, or the file exists and ``overwrite`` is not given.
     """
-    from .api import RenderResult
+    from .results import RenderResult
     from .network.backend import pick_device, threads_for_one_pass
     from .formats.registry import check_canvas, format_for
     from .job import Job, check_overwrite
-    from .formats.target import OutputTarget, write_image
+    from .formats.target import OutputTarget
+    from .formats.writers import write_image
 
     out = Path(path)
     fmt = format_for(out)
-    if fmt.layout != "file":  # a DeepZoom folder or zip
+    if not fmt.single_image():  # a DeepZoom folder or zip
         raise UserError("a contact sheet is one picture; write .png, .jpg, .webp or .tif")
     if quality is not None:
         if not 1 <= quality <= 100:

@@ -31,7 +31,7 @@ import hostile_files as hf
 
 from bigcppn import cli
 from bigcppn.config import ACTIVATIONS, COLORS, INITS
-from bigcppn.formats.registry import TIFF_COMPRESSIONS
+from bigcppn.config import COMPRESSIONS as TIFF_COMPRESSIONS
 
 
 def call(argv: list) -> tuple[int, str]:
@@ -280,7 +280,7 @@ def check_outcome(code: int, err: str, out: Path, expected: int | None, size: tu
             image = pyvips.Image.new_from_file(str(main))
             assert size is None or (image.width, image.height) == size
         if config:
-            from bigcppn.formats.provenance import read_config_from
+            from bigcppn.formats.registry import read_config_from
 
             cfg = read_config_from(main)  # the embedded config is whole and valid
             assert size is None or (cfg.canvas.width, cfg.canvas.height) == size

@@ -16,8 +16,10 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "bigcppn"
-NAMES = {"fmt", "format", "writer", "who", "codec", "suffix", "dz_suffix", "layout", "executor", "device", "type",
-         "name", "kind", "ext", "saver", "engine"}
+# The names of formats, writers, metadata kinds, tile codecs and compressions, devices, executors and layouts.
+VOCABULARY = {"tiff", "tif", "png", "jpeg", "jpg", "webp", "dz", "dzi", "szi", "pdf", "vips", "zip", "folder", "file",
+              "sidecar", "xmp", "deflate", "lzw", "none", "cpu", "cuda", "mps", "local", "ray", "iiif", "iiif3",
+              "zoomify", "google", "gif", "mp4", "webm", "s3"}
 
 
 def modules() -> dict[str, Path]:
@@ -124,25 +126,18 @@ def test_modules_and_functions_are_short():
 def name_comparisons() -> list[tuple[str, int, str]]:
     """Comparisons of a format/writer/codec/device/executor/layout/suffix name with a string literal."""
 
-    def named(node) -> str | None:
-        if isinstance(node, ast.Name):
-            return node.id
-        if isinstance(node, ast.Attribute):
-            return node.attr
-        if isinstance(node, ast.Call):
-            return named(node.func)
-        return None
+    def literal(node) -> bool:
+        """A string literal, or a tuple/list/set of them, naming a format, device, ... (with or without a dot)."""
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            return node.value.lower().lstrip(".") in VOCABULARY
+        return isinstance(node, (ast.Tuple, ast.Set, ast.List)) and any(literal(e) for e in node.elts)
 
     found = []
     for name, path in modules().items():
         for node in ast.walk(ast.parse(path.read_text())):
             if not isinstance(node, ast.Compare):
                 continue
-            sides = [node.left, *node.comparators]
-            literal = any(isinstance(s, ast.Constant) and isinstance(s.value, str) for s in sides) or any(
-                isinstance(s, (ast.Tuple, ast.Set, ast.List)) and s.elts and all(
-                    isinstance(e, ast.Constant) and isinstance(e.value, str) for e in s.elts) for s in sides)
-            if literal and any(named(s) in NAMES for s in sides):
+            if any(literal(s) for s in (node.left, *node.comparators)):
                 found.append((name, node.lineno, ast.unparse(node)))
     return found
 

@@ -63,7 +63,7 @@ def test_overwrite_replaces_and_the_old_file_stays_until_the_new_one_is_complete
     assert run("render", "--seed", 2, "--width", 64, "--height", 200, "--tile", 16, "-q", "--overwrite",
                "-o", out) == 0
     assert out.read_bytes() != old and listing(tmp_path) == ["a.tif"]
-    assert bigcppn.formats.provenance.read_config_from(out).seed == 2
+    assert bigcppn.formats.registry.read_config_from(out).seed == 2
 
 
 def test_overwriting_a_deepzoom_pyramid_replaces_its_tiles_sidecar_and_descriptor(tmp_path):
@@ -72,7 +72,7 @@ def test_overwriting_a_deepzoom_pyramid_replaces_its_tiles_sidecar_and_descripto
     old = (tmp_path / "a_files" / "9" / "0_0.jpeg").read_bytes()
     assert run("render", "--seed", 2, "--width", 100, "--height", 80, "-q", "--overwrite", "-o", out) == 0
     assert listing(tmp_path) == ["a.bigcppn.json", "a.dzi", "a_files"]
-    assert bigcppn.formats.provenance.read_config_from(out).seed == 2 and 'Width="100"' in out.read_text()
+    assert bigcppn.formats.registry.read_config_from(out).seed == 2 and 'Width="100"' in out.read_text()
     assert not (tmp_path / "a_files" / "9").exists() and (tmp_path / "a_files" / "7" / "0_0.jpeg").read_bytes() != old
 
 

@@ -10,7 +10,7 @@ from .. import api
 from ..config import INTENTS
 from ..errors import UserError
 from ..estimate.plan import human_duration
-from ..formats.registry import TIFF_COMPRESSIONS
+from ..config import COMPRESSIONS
 from ..job import default_name, parse_seeds
 from .common import (LazyBar, Terminated, add_config_options, add_executor_options, add_overwrite_option,
                      add_sizing_options, config_from, executor_kwargs, positive_int)
@@ -28,7 +28,7 @@ def add_render_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tile", type=positive_int, metavar="T",
                    help="render tile size, also the strip height (default 256)")
     out = p.add_argument_group("output settings (the config's output.* keys)")
-    out.add_argument("--compression", dest="out_compression", choices=TIFF_COMPRESSIONS,
+    out.add_argument("--compression", dest="out_compression", choices=COMPRESSIONS,
                      help="TIFF tile compression (default deflate); TIFF only")
     out.add_argument("--quality", dest="out_quality", type=int, metavar="Q",
                      help="quality 1-100 of lossy outputs: .jpg, .webp, .dzi/.szi tiles, --compression jpeg "

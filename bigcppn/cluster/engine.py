@@ -214,9 +214,7 @@ def _worker_path() -> str:
     A cluster joined by address runs the bigcppn installed on its nodes; the
     version check at the start (:func:`bigcppn.cluster.pyramid.check_workers`) compares them.
     """
-    import bigcppn
-
-    root = str(Path(bigcppn.__file__).resolve().parent.parent)
+    root = str(Path(__file__).resolve().parents[2])  # the folder holding the bigcppn package
     rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != root]
     return os.pathsep.join([root, *rest])
 

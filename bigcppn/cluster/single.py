@@ -23,12 +23,12 @@ from typing import Callable, Iterator
 from ..errors import UserError
 from ..job import Job
 from ..formats.target import OutputTarget
-from ..formats.tiff.blocks import BandPlan, RowJoiner, choose_blocks
+from ..formats.tiff.blocks import RowJoiner
 from ..formats.target import write_output, writing
 from ..formats.writers import open_writer
 from .engine import RayExecutor, RaySession, place_actors
 from .pyramid import RayOptions, check_workers
-from .tasks import DzBandTask, TiffBandTask
+from .tasks import block_task
 
 __all__ = ["check_format", "render_single", "actors", "band_plan", "describe_bands"]
 
@@ -39,29 +39,16 @@ WHAT_RAY_WRITES = ("--executor ray writes tiled TIFF (deflate, lzw or jpeg tiles
 def check_format(job: Job) -> None:
     """UserError unless the output is one bigcppn's own TIFF or DeepZoom writer writes, so bands can be encoded apart."""
     out = job.config.output
-    if job.fmt.writer(out) in ("tiff", "dz"):  # (a CMYK TIFF's JPEG tiles are refused before, for every executor)
+    if job.fmt.blocks(out) is not None:  # (a CMYK TIFF's JPEG tiles are refused before, for every executor)
         return
-    if job.fmt.name == "tiff":
-        what = f".tif with {out.compression} tiles"
-    elif job.fmt.name in ("dz", "szi"):
-        what = f"{job.fmt.extensions[0]} with {out.dz_suffix} tiles"
-    else:
-        what = f"'{job.fmt.name}'"
-    raise UserError(f"{WHAT_RAY_WRITES}, not {what}; render it with --executor local (the default), "
-                    "or pyramids with bigcppn pyramid")
+    raise UserError(f"{WHAT_RAY_WRITES}, not {job.fmt.described(out)}; render it with --executor local (the "
+                    "default), or pyramids with bigcppn pyramid")
 
 
 def band_plan(job: Job, workers: int):
     """How ``job``'s file is cut into bands for ``workers`` actors: a BandPlan (TIFF) or a DzBandPlan (DeepZoom)."""
     cfg, out = job.config, job.config.output
-    w, h = cfg.canvas.width, cfg.canvas.height
-    if job.fmt.writer(out) == "dz":
-        from ..formats.deepzoom.blocks import DzBandPlan
-
-        return DzBandPlan(w, h, out.dz_tile, out.dz_overlap,
-                          *choose_blocks(w, h, out.dz_tile, workers, overlap=out.dz_overlap))
-    k, split = choose_blocks(w, h, out.tiff_tile, workers)
-    return BandPlan(w, h, out.tiff_tile, k, job.fmt.is_pyramid(out), split)
+    return job.fmt.blocks(out).plan(cfg.canvas.width, cfg.canvas.height, out, job.fmt.is_pyramid(out), workers)
 
 
 def describe_bands(job: Job, workers: int) -> dict:
@@ -83,14 +70,7 @@ def _band_task(job: Job, workers: int, batch: int):
     """(the band plan, the task an actor runs on a band number)."""
     cfg, out = job.config, job.config.output
     plan = band_plan(job, workers)
-    if job.fmt.writer(out) == "dz":
-        return plan, DzBandTask(cfg, plan, out.quality, batch)
-    profile = None
-    if out.cmyk:
-        from ..formats.icc import BUILTIN_CMYK, cmyk_profile
-
-        profile = out.cmyk if out.cmyk == BUILTIN_CMYK else cmyk_profile(out.cmyk)
-    return plan, TiffBandTask(cfg, plan, out.compression, out.quality, batch, profile)
+    return plan, block_task(cfg, plan, batch)
 
 
 def render_single(job: Job, target: OutputTarget, options: RayOptions, batch: int,

@@ -26,7 +26,7 @@ from ..formats.deepzoom.blocks import DzBandPlan, EncodedDzBand, encode_dz_band
 from ..formats.tiff.blocks import BandPlan, EncodedBand, encode_band
 
 __all__ = ["configure", "cores", "backend", "FolderCheck", "ActorJob", "PyramidTask", "TiffBandTask", "DzBandTask", "render_rect",
-           "WorkerSetup", "FullImagesTask", "host"]
+           "WorkerSetup", "FullImagesTask", "host", "block_task"]
 
 _state: dict = {"cores": 1, "config": None, "backend": None}
 _lock = threading.Lock()
@@ -284,3 +284,26 @@ class DzBandTask:
         r = backend(self.config)
         pixels = render_rect(r, *self.plan.region(b), self.batch, cores())
         return encode_dz_band(pixels, self.plan, b, self.quality, cores())
+
+
+def _tiff_task(cfg: Config, plan: BandPlan, batch: int) -> TiffBandTask:
+    out = cfg.output
+    profile = None
+    if out.cmyk:  # the profile's bytes travel with the task: the file need not be on the workers
+        from ..formats.icc import BUILTIN_CMYK, cmyk_profile
+
+        profile = out.cmyk if out.cmyk == BUILTIN_CMYK else cmyk_profile(out.cmyk)
+    return TiffBandTask(cfg, plan, out.compression, out.quality, batch, profile)
+
+
+def _dz_task(cfg: Config, plan: DzBandPlan, batch: int) -> DzBandTask:
+    return DzBandTask(cfg, plan, cfg.output.quality, batch)
+
+
+# The task that renders and encodes a block, by the kind of block plan the format made.
+BLOCK_TASKS = {BandPlan: _tiff_task, DzBandPlan: _dz_task}
+
+
+def block_task(cfg: Config, plan, batch: int):
+    """The task an actor runs on block number ``b`` of ``plan``: a TIFF's or a DeepZoom file's."""
+    return BLOCK_TASKS[type(plan)](cfg, plan, batch)

@@ -238,19 +238,20 @@ def network_bytes(net) -> tuple[int, int, int]:
     return params, 32 * params, per_pixel
 
 
-def check_network_memory(net, pixels: int, workers: int = 1, copies: int = 1, device: str = "cpu",
-                         available: int | None = None, device_memory: int | None = None) -> int:
+def check_network_memory(net, host_pixels: int, copies: int = 1, available: int | None = None,
+                         device_memory: int | None = None) -> int:
     """Refuse a network whose weights and activations would not fit this machine; return the estimate.
 
-    ``pixels`` is how many pixels one worker evaluates at once, ``workers`` how
-    many run together, ``copies`` how many networks are held (a contact sheet
-    holds one per seed). The weights are always built here, on the host; on a
-    GPU (``device_memory`` bytes) they are copied there, and the activations
-    live there too, in batches that halve when they do not fit.
+    ``host_pixels`` is how many pixels have their activations in this
+    machine's memory at once (every worker's together; 0 when they live on a
+    GPU), ``copies`` how many networks are held (a contact sheet holds one per
+    seed). The weights are always built here, on the host; on a GPU
+    (``device_memory`` bytes) they are copied there, and the activations live
+    there too, in batches that halve when they do not fit.
     """
     params, build, per_pixel = network_bytes(net)
     resident = 16 * params * copies
-    acts = per_pixel * pixels * workers if device == "cpu" else 0
+    acts = per_pixel * host_pixels
     need = BASE_PROCESS_BYTES + max(build + 16 * params * (copies - 1), resident + acts)
     have = physical_memory() if available is None else available
     hint = "use fewer or narrower layers" + (" or a smaller network.z_size" if "z" in net.inputs else "")

@@ -12,7 +12,7 @@ render uses, on this machine as it is loaded now:
 * the writer: the windows just rendered, put side by side (and flipped, so no
   row repeats) into a sample of about :data:`WRITER_SAMPLE` pixels, saved with
   the output's own format, options and writer into a temporary folder
-  (:func:`bigcppn.formats.target.save_strips`, as a render does) in a temporary folder; the faster of two saves,
+  (:func:`bigcppn.formats.target.save_strips`, as a render does); the faster of two saves,
   with the cores it kept busy (its share of the machine while the network runs);
 * a pyramid's tiles: one sample tile encoded and written as the pyramid writes
   them, repeated.
@@ -69,7 +69,7 @@ class PyramidRates:
 
 
 def _windows(plan: Plan, count: int) -> list[Window]:
-    """``count`` batch-sized windows spread over the canvas, as the renderer's batches are shaped."""
+    """``count`` batch-sized windows spread over the canvas, shaped as the plan's batches are."""
     c = plan.canvas
     bw = min(c.width, plan.tiles_per_batch * plan.tile)
     bh = min(c.height, plan.strip_height)
@@ -122,14 +122,15 @@ def _streamed_rate(fn, items: list[tuple[object, int]], workers: int, min_second
 
 
 def measure_network(renderer, plan: Plan, workers: int) -> tuple[float, list[np.ndarray], float]:
-    """Wall-clock MPix/s of the network through ``workers`` strip workers, windows it rendered, and the
-    cores it got (this process's CPU time over the wall time).
+    """Wall-clock MPix/s of ``renderer`` (a :class:`~bigcppn.network.strips.Renderer`) through ``workers``
+    strip workers, windows it rendered, and the cores it got (this process's CPU time over the wall time).
 
-    On a CPU the windows are the renderer's batches (a strip is a row of them);
-    on CUDA whole strips, as the renderer renders them there.
+    The windows are what the renderer renders in one piece on its device
+    (:attr:`~bigcppn.network.devices.DevicePolicy.renders_whole_strips`): on a
+    CPU its batches (a strip is a row of them), on CUDA whole strips.
     """
     workers = max(1, workers)
-    if renderer.device.type == "cuda":
+    if renderer.policy.renders_whole_strips:
         items = [(s, s.window.pixels) for s in (plan.strip(i % plan.strip_count) for i in range(2 * workers))]
         fn = renderer.render_strip
     else:
@@ -177,7 +178,7 @@ def measure_writer(job, sample: np.ndarray, strip_height: int) -> tuple[float, f
 
 
 def measure_render(job, renderer, plan: Plan, workers: int) -> Rates:
-    """The network and ``job``'s writer, timed as the render will run them."""
+    """``renderer``'s network and ``job``'s writer, timed as the render will run them."""
     t0 = time.perf_counter()
     network, arrays, network_cores = measure_network(renderer, plan, workers)
     c = plan.canvas
@@ -186,7 +187,8 @@ def measure_render(job, renderer, plan: Plan, workers: int) -> Rates:
 
 
 def measure_pyramid(pjob, renderer, plan: Plan, workers: int) -> PyramidRates:
-    """The network, and one tile encoded and written as a pyramid writes its tiles (the median of several)."""
+    """``renderer``'s network (the base level and the levels below it), and one tile encoded and written as
+    a pyramid writes its tiles (the median of several)."""
     from ..core.atomic import write_atomic
     from ..pyramid.images import encode_tile
     from ..pyramid.local import job_pixels
@@ -200,7 +202,9 @@ def measure_pyramid(pjob, renderer, plan: Plan, workers: int) -> PyramidRates:
     if p.base_level.index > 0:  # the levels below the base: their own jobs, K² samples a pixel
         jobs = level_jobs(p, p.base_level.index - 1, job_pixels(renderer, plan, k))[: 2 * workers]
         items = [(j, sum(t.pixels for t in j) * k * k) for j in jobs]
-        run = lambda job: renderer.render_many([(t.shift, t.x, t.y, t.width, t.height) for t in job], k)  # noqa
+        def run(job):
+            return renderer.render_many([(t.shift, t.x, t.y, t.width, t.height) for t in job], k)
+
         levels = _streamed_rate(run, items, workers, MIN_SECONDS / 2)
     tile = _sample(arrays, p.tile, p.tile, p.tile * p.tile)[: p.tile, : p.tile]
     times = []

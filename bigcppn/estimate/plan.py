@@ -18,6 +18,7 @@ from ..job import Job
 from ..core.tiling import Plan, estimate_peak_bytes
 from ..core.system import available_cores
 from ..core.units import PrintSize
+from ..network.devices import policy_for
 
 __all__ = ["PlanInfo", "PyramidPlanInfo", "describe", "describe_pyramid", "estimate_seconds", "check_disk",
            "human_size", "human_duration"]
@@ -124,7 +125,7 @@ def estimate_seconds(mpix: float, rates, device: str, strip_mpix: float = 0.0) -
     enc = mpix / rates.writer_mpix_s
     first = strip_mpix * rates.workers / rates.network_mpix_s
     last = strip_mpix / rates.writer_mpix_s
-    if device == "cpu":
+    if policy_for(device).shares_cores_with_writer:
         net += enc * min(1.0, rates.writer_cores / max(rates.network_cores, 1e-9))
     return max(net + last, first + enc)
 
@@ -208,7 +209,7 @@ def describe_pyramid(job, work, state: str, device: str, rates=None) -> PyramidP
         pixels = base + sum(t.pixels for j in work.jobs for t in j.missing)
         net = base / 1e6 / rates.network_mpix_s + (samples - base) / 1e6 / rates.level_msamples_s
         tiles = pixels / rates.tile_pixels * rates.tile_seconds / available_cores()  # encoders on every core
-        seconds = round(max(net, tiles) if device != "cpu" else net + tiles, 1)
+        seconds = round(net + tiles if policy_for(device).shares_cores_with_writer else max(net, tiles), 1)
     meta = 2 + (1 if p.descriptor_path else 0) + (1 if p.layout.blank_tile else 0)  # manifest, page, ...
     return PyramidPlanInfo(
         path=str(job.out.root / p.descriptor_path) if p.descriptor_path else str(job.out.root),

@@ -9,7 +9,7 @@ bigcppn's own TIFF writer embeds the same bytes, so both roads write the
 same profile.
 
 WebP always stores colour (libvips expands grey to RGB), so a grey profile
-does not belong there: :func:`profile_name` gives none for a grey WebP.
+does not belong there: :func:`profile_name` gives none for a grey WebP (``grey=False``).
 
 CMYK outputs (``--cmyk``) carry their output profile: libvips' built-in
 ``cmyk`` (a 940 KB output-class CMYK profile) or a ``.icc`` file, checked by
@@ -32,13 +32,16 @@ __all__ = ["profile_name", "profile_for", "srgb_profile", "grey_profile", "built
 BUILTIN_CMYK = "cmyk"  # output.cmyk naming libvips' built-in CMYK profile
 
 
-def profile_name(bands: int, fmt_name: str = "tiff", cmyk: str = "") -> str | None:
-    """The profile a ``bands``-band ``fmt_name`` output embeds (a libvips built-in's name or, CMYK, a file), or None."""
+def profile_name(bands: int, cmyk: str = "", grey: bool = True) -> str | None:
+    """The profile ``bands`` bands embed (a libvips built-in's name or, CMYK, a file), or None.
+
+    ``grey``: whether the format holds a grey profile (:attr:`bigcppn.formats.base.Format.grey_profile`).
+    """
     if bands == 4:
         return cmyk or BUILTIN_CMYK
     if bands >= 3:
         return "srgb"
-    return None if fmt_name == "webp" else "sgrey"
+    return "sgrey" if grey else None
 
 
 @functools.cache

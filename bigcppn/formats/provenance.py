@@ -14,16 +14,19 @@ import stat
 import zipfile
 import zlib
 from pathlib import Path
-
-import pyvips
+from typing import TYPE_CHECKING
 
 from .._version import __version__
 from ..config import Config, config_from_dict, config_to_dict, dump_toml
-from .deepzoom.writer import szi_entry
 from ..errors import ConfigError, UserError
 from ..core.limits import MAX_TEXT_BYTES, decode_text, parse_json, parse_toml, read_bounded, read_zip_entry, size_text
 
-__all__ = ["config_text", "xmp_packet", "embed", "sidecar_path", "write_sidecar", "sidecar_json", "add_to_szi", "read_config_from"]
+if TYPE_CHECKING:
+    import pyvips
+
+__all__ = ["config_text", "xmp_packet", "sidecar_path", "write_sidecar", "sidecar_json", "add_to_szi", "read_with",
+           "Provenance", "InImage", "Sidecar", "InZip", "InPdf", "XMP", "TIFF_TAGS", "PNG_TEXT", "SIDECAR", "ZIP_ENTRY",
+           "PDF_XMP"]
 
 MARKER = "# bigcppn config"
 PNG_KEY = "png-comment-0-bigcppn"
@@ -62,23 +65,6 @@ def xmp_packet(text: str) -> bytes:
     ).encode("utf-8")
 
 
-def embed(image: pyvips.Image, kind: str, text: str) -> pyvips.Image:
-    """A copy of ``image`` carrying ``text`` as a format with ``kind`` of metadata holds it.
-
-    ``kind`` is a format's :attr:`~bigcppn.formats.registry.Format.metadata`: "tiff"
-    (ImageDescription and XMP), "png" (a text chunk and XMP), "xmp"; "sidecar"
-    and "zip" keep the config outside the image (:func:`write_sidecar`, :func:`add_to_szi`).
-    """
-    image = image.copy()
-    if kind in ("tiff", "png", "xmp"):
-        image.set_type(pyvips.GValue.blob_type, "xmp-data", xmp_packet(text))
-    if kind == "tiff":
-        image.set_type(pyvips.GValue.gstr_type, "image-description", text)
-    if kind == "png":
-        image.set_type(pyvips.GValue.gstr_type, PNG_KEY, text)
-    return image
-
-
 def sidecar_path(path: Path) -> Path:
     """``NAME.bigcppn.json`` beside a DeepZoom pyramid ``NAME.dzi`` (and beside a ``.szi`` from an earlier bigcppn)."""
     return path.with_name(path.stem + ".bigcppn.json")
@@ -99,6 +85,8 @@ def add_to_szi(path: Path, cfg: Config) -> None:
     The zip is appended to in place; the pyramid's own entries are not touched.
     The new entry is a regular file of mode 0644, as the DeepZoom writer's.
     """
+    from .deepzoom.writer import szi_entry
+
     with zipfile.ZipFile(path, "a", allowZip64=True) as z:
         top = next((n.split("/", 1)[0] for n in z.namelist() if n.endswith(".dzi")), path.stem)
         z.writestr(szi_entry(f"{top}/{path.stem}.bigcppn.json"), sidecar_json(cfg))
@@ -176,30 +164,94 @@ def _regular_file(p: Path) -> bool:
     return True
 
 
-def read_config_from(path: str | Path) -> Config:
-    """The config an earlier bigcppn output was made with."""
+def read_with(path: str | Path, provenance: "Provenance | None" = None) -> Config:
+    """The config an earlier bigcppn output was made with; ``provenance``: where its format keeps it.
+
+    Without one (an unknown extension), the file is read as an image; a ``.json`` is a sidecar itself.
+    """
     p = Path(path)
     exists = _regular_file(p)
-    if p.suffix.lower() == ".szi" and exists:
-        cfg = _from_szi(p)
-        if cfg is not None:
-            return cfg
-    if p.suffix.lower() in (".dzi", ".szi", ".json"):  # a .szi from before the config went inside
+    if p.suffix.lower() == ".json":
+        return SIDECAR.read(p, exists)
+    return (provenance or IMAGE).read(p, exists)
+
+
+class Provenance:
+    """How a format carries its config: put into a libvips image before a save, and read back (``--from``)."""
+
+    def embed(self, image: pyvips.Image, text: str) -> pyvips.Image:
+        """A copy of ``image`` carrying ``text`` for its saver; as is where the config goes beside the image."""
+        return image
+
+    def read(self, p: Path, exists: bool) -> Config:
+        """The config of the output ``p`` (``exists``: it is a regular file); UserError when it has none."""
+        import pyvips
+
+        if not exists:
+            raise UserError(f"--from {p}: no such file")
+        try:
+            return _from_image(p)
+        except (pyvips.Error, UnicodeError):
+            raise UserError(f"--from {p}: not an image libvips can read") from None
+
+
+class InImage(Provenance):
+    """In the image's own metadata: XMP, and a TIFF ImageDescription or a PNG text chunk where asked."""
+
+    def __init__(self, description: bool = False, png_text: bool = False) -> None:
+        self.description, self.png_text = description, png_text
+
+    def embed(self, image: pyvips.Image, text: str) -> pyvips.Image:
+        import pyvips
+
+        image = image.copy()
+        image.set_type(pyvips.GValue.blob_type, "xmp-data", xmp_packet(text))
+        if self.description:
+            image.set_type(pyvips.GValue.gstr_type, "image-description", text)
+        if self.png_text:
+            image.set_type(pyvips.GValue.gstr_type, PNG_KEY, text)
+        return image
+
+
+class Sidecar(Provenance):
+    """``NAME.bigcppn.json`` beside the output (a DeepZoom folder); ``p`` may be the sidecar itself."""
+
+    def read(self, p: Path, exists: bool) -> Config:
         side = p if p.suffix.lower() == ".json" else sidecar_path(p)
         if not side.exists() and not side.is_symlink():
             raise UserError(f"--from {p}: no '{side.name}' beside it to read the config from")
         return _config_from_json(read_bounded(side, f"--from {p}: the sidecar"), f"--from {p}: '{side.name}'")
-    if not exists:
-        raise UserError(f"--from {p}: no such file")
-    if p.suffix.lower() == ".pdf":
+
+
+class InZip(Sidecar):
+    """An entry of the zip (a ``.szi``); a sidecar beside it for a ``.szi`` from before the config went inside."""
+
+    def read(self, p: Path, exists: bool) -> Config:
+        cfg = _from_szi(p) if exists else None
+        return cfg if cfg is not None else super().read(p, exists)
+
+
+class InPdf(Provenance):
+    """The XMP metadata stream of a PDF (uncompressed, before the image)."""
+
+    def read(self, p: Path, exists: bool) -> Config:
+        if not exists:
+            raise UserError(f"--from {p}: no such file")
         return _from_pdf(p)
-    try:
-        return _from_image(p)
-    except (pyvips.Error, UnicodeError):
-        raise UserError(f"--from {p}: not an image libvips can read") from None
+
+
+IMAGE = Provenance()  # an unknown extension: whatever the image carries
+XMP = InImage()
+TIFF_TAGS = InImage(description=True)
+PNG_TEXT = InImage(png_text=True)
+SIDECAR = Sidecar()
+ZIP_ENTRY = InZip()
+PDF_XMP = InPdf()
 
 
 def _from_image(p: Path) -> Config:
+    import pyvips
+
     image = pyvips.Image.new_from_file(str(p))
     fields = set(image.get_fields())
     # libvips numbers PNG text chunks as it reads them: png-comment-N-bigcppn

@@ -1,22 +1,10 @@
-"""The sink: stream strips into libvips and write the output file atomically.
+"""The output target: a file written under a hidden temporary name, renamed over the final name when complete.
 
-pyvips has no "generate pixels by callback" API, so strips reach libvips as an
-uncompressed PNG stream: a PNG header, then each strip as IDAT chunks holding
-stored (level 0) deflate blocks, then IEND. libvips loads it with
-``access="sequential"`` and pulls rows as its saver needs them, so only a few
-strips are ever in memory, whatever the canvas size. ``fail_on="truncated"``
-turns a stream that ends early (a render error, Ctrl-C) into a libvips error
-instead of a silently padded picture.
-
-Which writer takes the strips is the format table's choice
-(:mod:`bigcppn.formats.writers`): tiled TIFF with deflate, LZW or JPEG tiles, and
-DeepZoom pyramids of JPEG tiles, skip libvips and its one-threaded PNG decoder
-for bigcppn's own writers, which encode tiles on every core and write what
-libvips would (same pixels, levels and tags).
-
-:func:`save_strips` feeds a writer from a strip iterator into a hidden
-temporary sibling of the output (:class:`OutputTarget`), which is renamed over
-the final name only when everything succeeded.
+:func:`save_strips` feeds a strip iterator to the writer the output's format
+opens (:mod:`bigcppn.formats.writers`), inside a hidden temporary sibling of
+the output (:class:`OutputTarget`) that is renamed over the final name only
+when everything succeeded; on any failure, Ctrl-C included, the writer is
+aborted and the temporary removed.
 """
 
 from __future__ import annotations
@@ -26,11 +14,9 @@ import glob
 import os
 import re
 import shutil
-import struct
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable
 
 import numpy as np
 import pyvips
@@ -43,126 +29,17 @@ except ImportError:  # not POSIX: no lock, the PID alone decides
 from ..core.atomic import alive
 from ..config import Config, OutputConfig
 from ..errors import RenderError, UserError
-from .registry import Format
-from .icc import srgb_profile  # noqa: F401 (sink's API before icc.py)
+from .base import Format
 from .provenance import sidecar_path
-from .writers import finish_metadata, open_writer, vips_save, write_image  # noqa: F401 (write_image, vips_save: API)
+from .vips import checked
+from .writers import finish_metadata, open_writer
 from ..core.limits import check_name_lengths, check_output_name, partial_prefix
 
-__all__ = ["png_stream", "StripSource", "OutputTarget", "write_image", "vips_save", "save_strips", "own_writer"]
+__all__ = ["OutputTarget", "save_strips", "write_output", "writing"]
 
 # The lock a running save holds inside its temporary folder, and the open ones of this process.
 LOCK_NAME = ".lock"
 _LOCKS: dict[Path, int] = {}
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# IDAT payloads up to this size; libvips reads the stream in small pieces anyway.
-IDAT_MAX = 1 << 20
-STORED_MAX = 65535  # the most a stored deflate block holds
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)))
-
-
-def png_stream(strips: Iterable[np.ndarray], width: int, height: int, bands: int, depth: int) -> Iterator[bytes]:
-    """An uncompressed PNG of (rows, width, bands) uint8/uint16 strips, as a sequence of byte pieces.
-
-    Each strip is framed a few rows at a time (about IDAT_MAX bytes, plus a
-    filter byte per row): the zlib stream is written by hand as stored deflate
-    blocks, and the pieces (chunk headers, block headers, views of the rows,
-    checksums) are handed out without joining them, so each pixel is copied
-    once here. The stream holds about one megabyte beyond the strip itself,
-    however wide.
-    """
-    color_type = {1: 0, 3: 2, 4: 6}[bands]
-    yield PNG_SIGNATURE + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, color_type, 0, 0, 0))
-    row_bytes = width * bands * (depth // 8)
-    group = max(1, IDAT_MAX // (row_bytes + 1))
-    adler = 1
-    head = b"\x78\x01"  # the zlib header, in the first IDAT
-    for strip in checked(strips, width, height, bands):
-        h = strip.shape[0]
-        for y in range(0, h, group):
-            part = strip[y : y + group]
-            n = part.shape[0]
-            buf = np.empty((n, 1 + row_bytes), dtype=np.uint8)
-            buf[:, 0] = 0  # filter byte 0: None
-            raw = part.astype(">u2", copy=False) if depth == 16 else part
-            buf[:, 1:] = raw.reshape(n, -1).view(np.uint8)
-            data = memoryview(buf).cast("B")
-            adler = zlib.adler32(data, adler)
-            pieces: list = [head] if head else []
-            head = b""
-            for i in range(0, len(data), STORED_MAX):
-                block = data[i : i + STORED_MAX]
-                pieces += [struct.pack("<BHH", 0, len(block), len(block) ^ 0xFFFF), block]
-            yield from _chunk_pieces(b"IDAT", pieces)
-    final = [struct.pack("<BHH", 1, 0, 0xFFFF), struct.pack(">I", adler)]  # last, empty block; adler32
-    if head:  # a canvas of no rows at all
-        final.insert(0, head)
-    yield from _chunk_pieces(b"IDAT", final)
-    yield _chunk(b"IEND", b"")
-
-
-def checked(strips: Iterable[np.ndarray], width: int, height: int, bands: int) -> Iterator[np.ndarray]:
-    """``strips``, checked to tile a width × height × bands canvas exactly, top to bottom."""
-    rows = 0
-    for strip in strips:
-        if strip.shape[1:] != (width, bands):
-            raise RenderError(f"strip of shape {strip.shape} does not fit a {width}x{height}x{bands} canvas")
-        rows += strip.shape[0]
-        if rows > height:
-            raise RenderError(f"renderer produced {rows} rows for a canvas {height} rows high")
-        yield strip
-    if rows != height:
-        raise RenderError(f"renderer produced {rows} rows for a canvas {height} rows high")
-
-
-def _chunk_pieces(kind: bytes, pieces: list) -> Iterator[bytes]:
-    """A PNG chunk whose data is ``pieces`` (bytes-like), without joining them."""
-    crc = zlib.crc32(kind)
-    for p in pieces:
-        crc = zlib.crc32(p, crc)
-    yield struct.pack(">I", sum(len(p) for p in pieces)) + kind
-    yield from pieces
-    yield struct.pack(">I", crc)
-
-
-class StripSource:
-    """A ``pyvips.SourceCustom`` that reads from a chunk iterator.
-
-    If the iterator raises, the error is kept and the stream ends early, which
-    libvips (with ``fail_on="truncated"``) reports as a failed load.
-    """
-
-    def __init__(self, chunks: Iterator[bytes], on_rows: Callable[[int], None] | None = None) -> None:
-        self._chunks = chunks
-        self._buf = memoryview(b"")
-        self.error: BaseException | None = None
-        self.finished = False
-        self.source = pyvips.SourceCustom()
-        self.source.on_read(self._read)
-
-    def _read(self, size: int) -> bytes:
-        while not self._buf:  # (an empty read would mean the end to libvips)
-            if self.finished or self.error is not None:
-                return b""
-            try:
-                self._buf = memoryview(next(self._chunks)).cast("B")
-            except StopIteration:
-                self.finished = True
-                return b""
-            except BaseException as exc:  # the render failed or was cancelled
-                self.error = exc
-                return b""
-        out = self._buf[:size]
-        self._buf = self._buf[size:]
-        return out  # pyvips copies it into libvips' buffer at once
-
-    def image(self) -> pyvips.Image:
-        return pyvips.Image.new_from_source(self.source, "", access="sequential", fail_on="truncated")
-
 
 @dataclass(frozen=True)
 class OutputTarget:
@@ -304,11 +181,6 @@ def _remove(p: Path) -> None:
             p.unlink()
     except FileNotFoundError:
         pass
-
-
-def own_writer(fmt: Format, out: OutputConfig) -> bool:
-    """Whether bigcppn's own writer, not libvips, writes this output (the format table decides)."""
-    return fmt.writer(out) != "vips"
 
 
 def save_strips(

@@ -1,13 +1,17 @@
 """The compute backend: one network, one canvas, one device; windows of pixels out.
 
 :class:`Backend` is the only place that knows how the network is evaluated:
-eager PyTorch on a CPU (cache-sized chunks), eager PyTorch on CUDA (device
-buffers, halving the batch on out-of-memory), or the fused Triton kernel. It
-fills a window of the canvas (:meth:`Backend.render_window`, :meth:`Backend.fill`)
-or rectangles of any pyramid level with ``k``×``k`` supersampling
-(:meth:`Backend.render_many`). Coordinates come from :func:`bigcppn.core.geometry.axis_coords`
-and quantisation from :func:`quantise_`, so every path (strips, pyramid levels,
-the live server) samples the same points and rounds the same way.
+eager PyTorch, in chunks of its device's size, or the fused Triton kernel
+(:mod:`bigcppn.network.triton.kernel`). What differs between devices (chunk
+sizes, threads, CUDA's streams and pinned memory, out-of-memory, whether the
+kernel is used) it asks its :class:`~bigcppn.network.devices.DevicePolicy`. It
+fills a window of the canvas (:meth:`Backend.render_window`, :meth:`Backend.fill`),
+rows of it (:meth:`Backend.render_rows`) or rectangles of any pyramid level with
+``k``×``k`` supersampling (:meth:`Backend.render_many`). Coordinates come from
+:func:`bigcppn.core.geometry.axis_coords` and quantisation from :func:`quantise_`,
+so every path (strips, pyramid levels, the live server) samples the same points
+and rounds the same way. The functions below ask a device's policy for callers
+that hold a ``torch.device``.
 """
 
 from __future__ import annotations
@@ -20,56 +24,23 @@ import torch
 
 from ..errors import UserError
 from ..core.geometry import Canvas, View, Window, axis_coords
+from .devices import CPU_BATCH, CPU_CHUNK, CPU_JOB_SAMPLES, pick_device, policy_for
 from .model import CPPN
-from ..core.system import available_cores
 
-__all__ = ["Backend", "Cancelled", "Sampling", "check_network_fits", "sheet_chunk", "threads_for_one_pass", "quantise_", "pick_device", "strip_workers", "default_batch", "CPU_CHUNK",
-           "CPU_BATCH"]
-
-# On a CPU the network is bound by its activations; chunks that keep a layer's
-# activations in L2 cache run fastest (measured: 8192 rows of 16 floats).
-CPU_CHUNK = 8192
-CPU_BATCH = 65536
-# Samples per device call when sampling pyramid levels on a GPU.
-GPU_LEVEL_CHUNK = 1 << 22
-# Samples (pixels x K²) evaluated in one pyramid job on a CPU; a GPU takes the renderer's batch.
-CPU_JOB_SAMPLES = 1 << 18
-
-
-def pick_device(name: str) -> torch.device:
-    """``auto`` is CUDA when present, else the CPU; asking for CUDA without it is a user error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda was asked for but no CUDA device is available; use --device cpu or auto")
-    return torch.device(name)
+# pick_device and the CPU_ sizes (bigcppn.network.devices) are here for their callers (the sheet, the
+# pyramid, the engines).
+__all__ = ["Backend", "Cancelled", "Sampling", "check_network_fits", "sheet_chunk", "threads_for_one_pass",
+           "quantise_", "strip_workers", "default_batch", "pick_device", "CPU_BATCH", "CPU_CHUNK", "CPU_JOB_SAMPLES"]
 
 
 def strip_workers(device: torch.device, requested: int = 0) -> int:
-    """How many strip workers to run: on a CPU one per core, each with one torch thread; on CUDA two.
-
-    Measured on a 2-core machine: one torch thread per worker, a worker per
-    core, beats torch's own intra-op threads, which spin against the encoder.
-    """
-    if device.type == "cuda":
-        # Double buffering: each worker has its own stream and device buffer, so
-        # one strip is computed while the previous one is copied to the host.
-        return max(1, requested or 2)
-    if device.type != "cpu":
-        return 1
-    cores = available_cores()
-    torch.set_num_threads(1)
-    return max(1, requested or cores)
+    """How many strip workers to run on ``device`` (:meth:`~bigcppn.network.devices.DevicePolicy.strip_workers`)."""
+    return policy_for(device).strip_workers(requested)
 
 
 def default_batch(device: torch.device, max_width: int) -> int:
     """Pixels per device batch: cache-sized on a CPU, a share of free memory on a GPU."""
-    if device.type != "cuda":
-        return CPU_BATCH
-    free, _total = torch.cuda.mem_get_info(device)
-    # float64 x, y, features; two float32 activations of the widest layer; output.
-    per_pixel = 8 * 5 + 4 * (2 * max(max_width, 3) + 4)
-    return int(max(2**20, min(2**26, free // 4 // per_pixel)))
+    return policy_for(device).default_batch(device, max_width)
 
 
 def check_network_fits(net, device: torch.device, pixels: int, workers: int = 0, copies: int = 1) -> None:
@@ -80,20 +51,19 @@ def check_network_fits(net, device: torch.device, pixels: int, workers: int = 0,
     """
     from ..core.limits import check_network_memory
 
-    n = (workers or available_cores()) if device.type == "cpu" else 1
-    memory = torch.cuda.get_device_properties(device).total_memory if device.type == "cuda" else None
-    check_network_memory(net, pixels, n, copies=copies, device=device.type, device_memory=memory)
+    policy = policy_for(device)
+    check_network_memory(net, policy.host_pixels(pixels, workers), copies=copies,
+                         device_memory=policy.device_memory(device))
 
 
 def sheet_chunk(device: torch.device, networks: int) -> int:
     """Pixels per batched pass of ``networks`` networks at once (the contact sheet)."""
-    return max(256, (CPU_CHUNK if device.type == "cpu" else 2**22) // networks)
+    return max(256, policy_for(device).sheet_pixels // networks)
 
 
 def threads_for_one_pass(device: torch.device, workers: int = 0) -> None:
     """Let torch thread one big batched pass itself (on a CPU: one thread per core)."""
-    if device.type == "cpu":
-        torch.set_num_threads(strip_workers(device, workers))
+    policy_for(device).threads_for_one_pass(workers)
 
 
 def quantise_(v: torch.Tensor, depth: int, dtype: torch.dtype) -> torch.Tensor:
@@ -130,34 +100,33 @@ class Cancelled(Exception):
 
 
 class Backend:
-    """Evaluates windows of one canvas with one network on one device."""
+    """Evaluates windows of one canvas with one network on one device, as the device's policy says."""
 
     def __init__(self, model: CPPN, canvas: Canvas, view: View, device: torch.device, depth: int = 8,
                  chunk: int | None = None, kernel: str = "auto") -> None:
         self.device = device
-        if device.type == "cuda":  # TF32 keeps 10 mantissa bits: never
-            torch.backends.cuda.matmul.allow_tf32 = False
-            torch.backends.cudnn.allow_tf32 = False
+        self.policy = policy_for(device)
+        self.policy.configure()
         self.model = model.to(device).eval()
         self.sampling = Sampling(canvas, view)
         self.depth = depth
-        self.chunk = chunk or (CPU_CHUNK if device.type == "cpu" else 2**62)
-        self.level_chunk = chunk or (CPU_CHUNK if device.type == "cpu" else GPU_LEVEL_CHUNK)
+        self.chunk = chunk or self.policy.chunk
+        self.level_chunk = chunk or self.policy.level_chunk
         self.bands = model.bands
         self.dtype = np.uint8 if depth == 8 else np.uint16
-        # The fused Triton kernel (bigcppn.network.triton.kernel), when used: on CUDA by default,
-        # on a CPU only when asked for (Triton's interpreter, for tests).
-        self._kernel = None
-        if kernel == "triton" or (kernel == "auto" and device.type == "cuda"):
+        # The fused Triton kernel (bigcppn.network.triton.kernel), or None: used by default where Triton
+        # compiles it (CUDA), elsewhere only when asked for (Triton's interpreter, for tests).
+        self.fused = None
+        if kernel == "triton" or (kernel == "auto" and self.policy.compiles_kernel):
             from .triton.kernel import select_kernel
 
-            self._kernel = select_kernel(self.model, self.sampling, device, depth, kernel)
-        self._cuda = threading.local()  # per worker thread: CUDA stream and device buffer
+            self.fused = select_kernel(self.model, self.sampling, device, depth, kernel)
+        self.per_thread = threading.local()  # the device policy's state of each worker thread (CUDA: stream, buffer)
 
     @property
-    def backend(self) -> str:
-        """What evaluates the network: "triton" (the fused kernel) or "eager" (PyTorch)."""
-        return "eager" if self._kernel is None else "triton"
+    def kernel(self) -> str:
+        """The render.kernel in use: "triton" (the fused kernel) or "eager" (PyTorch)."""
+        return "eager" if self.fused is None else "triton"
 
     @property
     def canvas(self) -> Canvas:
@@ -170,36 +139,39 @@ class Backend:
     @property
     def device_dtype(self) -> torch.dtype:
         """The dtype :meth:`fill` writes: uint8/uint16 from the kernel, uint8/int32 from PyTorch."""
-        if self._kernel is not None:
-            return self._kernel.dtype
+        if self.fused is not None:
+            return self.fused.dtype
         return torch.uint8 if self.depth == 8 else torch.int32
 
     # ------------------------------------------------------------------ how much to give it at once
 
     def job_samples(self, batch_pixels: int) -> int:
         """Network samples per pyramid job: cache-sized on a CPU, the device batch on a GPU."""
-        return CPU_JOB_SAMPLES if self.device.type == "cpu" else batch_pixels
+        return self.policy.job_samples(batch_pixels)
 
     @property
     def gather_samples(self) -> int:
         """Samples the live server gathers into one batch."""
-        return 1 << 20 if self.device.type == "cpu" else 1 << 24
+        return self.policy.gather_samples
 
     @property
     def tile_workers(self) -> int:
         """Tiles rendered side by side (a CPU: one per core, one torch thread each), or 0: batch them (a GPU)."""
-        return strip_workers(self.device) if self.device.type == "cpu" else 0
+        return self.policy.tile_workers()
 
     # ------------------------------------------------------------------ canvas pixels
 
     def render_rows(self, win: Window, batches: Sequence[Window], stop: threading.Event | None = None) -> np.ndarray:
-        """Full-width rows ``win`` (a strip), evaluated batch by batch, left to right.
+        """Full-width rows ``win`` (a strip) as a host array, the way the device's policy brings them there
+        (:meth:`~bigcppn.network.devices.DevicePolicy.render_rows`)."""
+        return self.policy.render_rows(self, win, batches, stop)
+
+    def render_batches(self, win: Window, batches: Sequence[Window], stop: threading.Event | None = None) -> np.ndarray:
+        """Rows ``win`` evaluated batch by batch, left to right, each :meth:`render_window`.
 
         If ``stop`` is set meanwhile, gives up between batches with :class:`Cancelled`
         (a strip of a very wide canvas takes seconds on a CPU; Ctrl-C should not).
         """
-        if self.device.type == "cuda":
-            return self._render_rows_cuda(win, batches)
         arr = np.empty((win.height, win.width, self.bands), dtype=self.dtype)
         for b in batches:
             if stop is not None and stop.is_set():
@@ -207,43 +179,12 @@ class Backend:
             arr[:, b.x - win.x : b.x - win.x + b.width] = self.render_window(b)
         return arr
 
-    def _render_rows_cuda(self, win: Window, batches: Sequence[Window]) -> np.ndarray:
-        """Rows on CUDA: into a device buffer on this thread's stream, then into pinned host memory.
-
-        Each worker thread has its own stream and buffer (see :func:`strip_workers`),
-        so one strip is computed while another is copied; the host arrays come
-        from torch's caching pinned allocator and return to it when the encoder
-        drops them.
-        """
-        local = self._cuda
-        dtype = self.device_dtype
-        if not hasattr(local, "stream"):
-            local.stream = torch.cuda.Stream(self.device)
-            local.buffer = torch.empty(0, dtype=dtype, device=self.device)
-        shape = (win.height, win.width, self.bands)
-        n = win.pixels * self.bands
-        with torch.cuda.stream(local.stream):
-            if local.buffer.numel() < n:
-                local.buffer = None
-                local.buffer = torch.empty(n, dtype=dtype, device=self.device)
-            dev = local.buffer[:n].view(shape)
-            if self._kernel is not None:
-                self.fill(dev, win)  # the whole strip in one launch
-            else:
-                for b in batches:
-                    self.fill(dev[:, b.x - win.x : b.x - win.x + b.width], b)
-            host = torch.empty(shape, dtype=dtype, pin_memory=True)
-            host.copy_(dev, non_blocking=True)
-            local.stream.synchronize()
-        arr = host.numpy()
-        return arr if arr.dtype == self.dtype else arr.astype(self.dtype)
-
     @torch.no_grad()
     def render_window(self, win: Window) -> np.ndarray:
         """Pixels of ``win`` as an (height, width, bands) uint8/uint16 array."""
-        if self._kernel is not None:
-            out = torch.empty((win.height, win.width, self.bands), dtype=self._kernel.dtype, device=self.device)
-            return self._kernel(out, win).cpu().numpy()
+        if self.fused is not None:
+            out = torch.empty((win.height, win.width, self.bands), dtype=self.fused.dtype, device=self.device)
+            return self.fused(out, win).cpu().numpy()
         xs = self.sampling.axis(win.x, win.width, True, self.device)
         ys = self.sampling.axis(win.y, win.height, False, self.device)
         x = xs.repeat(win.height)
@@ -262,11 +203,12 @@ class Backend:
     @torch.no_grad()
     def fill(self, dst: torch.Tensor, win: Window) -> None:
         """Pixels of ``win`` into the device tensor ``dst`` ((height, width, bands), :attr:`device_dtype`)."""
-        if self._kernel is not None:
-            self._kernel(dst, win)
+        if self.fused is not None:
+            self.fused(dst, win)
             return
         xs = self.sampling.axis(win.x, win.width, True, self.device)
         ys = self.sampling.axis(win.y, win.height, False, self.device)
+        out_of_memory = self.policy.out_of_memory()
         r = c = 0
         while r < win.height:
             # A piece of at most self.chunk pixels: whole rows, or a run of one row.
@@ -275,14 +217,14 @@ class Backend:
             try:
                 self._fill_piece(dst, xs, ys, r, rows, c, cols)
                 failed = False
-            except torch.cuda.OutOfMemoryError:
+            except out_of_memory:
                 # Halve the batch (for the rest of the render too) and retry.
                 if rows * cols <= 1024:
                     raise
                 self.chunk = rows * cols // 2
                 failed = True
             if failed:  # out of the except block, the failed piece's tensors are freed
-                torch.cuda.empty_cache()
+                self.policy.free_memory()
                 continue
             c += cols
             if c >= win.width:
@@ -294,9 +236,8 @@ class Backend:
         q = quantise_(self.model.evaluate(x, y), self.depth, dst.dtype)
         dst[r : r + rows, c : c + cols] = q.view(rows, cols, self.bands)
 
-    # ------------------------------------------------------------------ pyramid levels
+    # ------------------------------------------------------------------ the whole picture's check
 
-    @torch.no_grad()
     @torch.no_grad()
     def overflow_share(self, size: int = 64) -> float:
         """The share of a ``size``×``size`` preview of the whole picture where the network's colour is not finite.
@@ -318,6 +259,8 @@ class Backend:
             raise UserError(f"the network overflows float32 on {share:.0%} of a 64x64 preview of the picture "
                             "(NaN or infinite colours, which would be black); lower network.weight_scale or "
                             "network.bias_scale, use fewer layers, or bounded activations (tanh, sin, gauss)")
+
+    # ------------------------------------------------------------------ pyramid levels
 
     def sample_many(self, rects: Sequence[tuple[int, int, int, int, int]], k: int = 1) -> list[torch.Tensor]:
         """Mean colour of each level pixel of several rectangles (shift, x, y, width, height).
@@ -358,14 +301,14 @@ class Backend:
 
     def render_many(self, rects: Sequence[tuple[int, int, int, int, int]], k: int = 1) -> list[np.ndarray]:
         """:meth:`sample_many`, quantised to 8 bits (pyramid tiles are 8-bit); through the fused kernel when in use."""
-        if self._kernel is not None:
+        if self.fused is not None:
             return [self._render_level(shift, Window(x, y, w, h), k) for shift, x, y, w, h in rects]
         return [quantise_(v, 8, torch.uint8).cpu().numpy() for v in self.sample_many(rects, k)]
 
     @torch.no_grad()
     def _render_level(self, shift: int, win: Window, k: int) -> np.ndarray:
         out = torch.empty((win.height, win.width, self.bands), dtype=torch.uint8, device=self.device)
-        return self._kernel.level(out, win, shift, k).cpu().numpy()
+        return self.fused.level(out, win, shift, k).cpu().numpy()
 
     @torch.no_grad()
     def render_scaled(self, width: int, height: int, y: int, rows: int, k: int = 1) -> np.ndarray:

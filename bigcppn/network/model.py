@@ -9,7 +9,7 @@ the first activation is bounded.
 Two forward passes compute the same function:
 
 * :meth:`CPPN.forward` is the plain reference, layer by layer as configured;
-* :meth:`CPPN.evaluate` is what the renderer uses. It rewrites every tanh layer
+* :meth:`CPPN.evaluate` is what the backend evaluates. It rewrites every tanh layer
   as a sigmoid one, ``tanh(p) = 2·sigmoid(2p) − 1``, folding the 2s into this
   layer's weights and the ``2s − 1`` into the next layer's. On a CPU sigmoid is
   several times faster than tanh and the network is bound by its activations;
@@ -36,7 +36,7 @@ def _softplus_(h: Tensor) -> Tensor:
     return h.copy_(torch.nn.functional.softplus(h))
 
 
-# In-place activations (the renderer owns its intermediate tensors).
+# In-place activations (the backend owns its intermediate tensors).
 _ACTIVATIONS_ = {
     "tanh": torch.tanh_,
     "sigmoid": torch.sigmoid_,
@@ -53,11 +53,28 @@ _ACTIVATIONS_ = {
 _SIGNED = ("tanh", "sin")
 
 
-def _draw(kind: str, scale: float, shape: tuple[int, ...], fan_in: int, gen: torch.Generator) -> Tensor:
-    if kind == "normal":
-        return torch.randn(shape, generator=gen, dtype=torch.float64) * scale
-    bound = 1.0 / math.sqrt(fan_in) if kind == "default" else scale
-    return (torch.rand(shape, generator=gen, dtype=torch.float64) * 2 - 1) * bound
+def _normal(shape: tuple[int, ...], scale: float, fan_in: int, gen: torch.Generator) -> Tensor:
+    return torch.randn(shape, generator=gen, dtype=torch.float64) * scale
+
+
+def _uniform(shape: tuple[int, ...], scale: float, fan_in: int, gen: torch.Generator) -> Tensor:
+    return (torch.rand(shape, generator=gen, dtype=torch.float64) * 2 - 1) * scale
+
+
+def _default(shape: tuple[int, ...], scale: float, fan_in: int, gen: torch.Generator) -> Tensor:
+    """Uniform in ±1/sqrt(fan_in), whatever the scale (PyTorch's default for a linear layer)."""
+    return _uniform(shape, 1.0 / math.sqrt(fan_in), fan_in, gen)
+
+
+# network.weight_init / bias_init: (shape, scale, fan_in, generator) -> float64 values.
+_INITS = {"normal": _normal, "uniform": _uniform, "default": _default}
+
+# The spatial inputs: (x, y) -> one feature column, float64.
+_FEATURES = {
+    "x": lambda x, y: x,
+    "y": lambda x, y: y,
+    "r": lambda x, y: torch.sqrt(x * x + y * y),
+}
 
 
 def hsv_to_rgb(hsv: Tensor) -> Tensor:
@@ -71,6 +88,51 @@ def hsv_to_rgb(hsv: Tensor) -> Tensor:
     return torch.stack(out, 1)
 
 
+def _layers(net: NetworkConfig, gen: torch.Generator) -> tuple[list[Tensor], list[Tensor]]:
+    """Every layer's float64 weights (outputs, inputs) and biases, drawn in order from ``gen``."""
+    fan_ins = [net.input_count, *net.hidden]
+    fan_outs = [*net.hidden, net.bands]
+    weights, biases = [], []
+    for i, (fan_in, fan_out) in enumerate(zip(fan_ins, fan_outs)):
+        weights.append(_INITS[net.weight_init]((fan_out, fan_in), net.weight_scale, fan_in, gen))
+        # Biases are always drawn, so switching them off keeps the same weights.
+        b = _INITS[net.bias_init]((fan_out,), net.bias_scale, fan_in, gen)
+        on = net.bias is True or (net.bias == "first" and i == 0)
+        biases.append(b if on else torch.zeros_like(b))
+    return weights, biases
+
+
+def _fold_latent(net: NetworkConfig, w0: Tensor, b0: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
+    """The first layer without the latent z's columns: z is constant over the picture, so W_z·z joins the bias.
+
+    Each spatial input is one column of ``w0``, z ``net.z_size`` columns where it stands in ``net.inputs``.
+    """
+    zcols = []
+    if "z" in net.inputs:
+        at = net.inputs.index("z")
+        zcols = list(range(at, at + net.z_size))
+    cols = [j for j in range(w0.shape[1]) if j not in zcols]
+    return w0[:, cols], b0 + (w0[:, zcols] @ z if zcols else 0.0)
+
+
+def _fold_tanh(weights: list[Tensor], biases: list[Tensor],
+               acts: tuple[str, ...]) -> tuple[list[Tensor], list[Tensor], tuple[str, ...]]:
+    """Fast parameters: each tanh folded into a sigmoid (in float64), and the hidden activations that leaves."""
+    fw = [w.clone() for w in weights]
+    fb = [b.clone() for b in biases]
+    core = []
+    for i, act in enumerate(acts):
+        if act == "tanh":
+            fw[i] *= 2.0
+            fb[i] *= 2.0
+            fb[i + 1] = fb[i + 1] - fw[i + 1].sum(1)
+            fw[i + 1] = fw[i + 1] * 2.0
+            core.append("sigmoid")
+        else:
+            core.append(act)
+    return fw, fb, tuple(core)
+
+
 class CPPN(nn.Module):
     """A CPPN built from a :class:`NetworkConfig` and a seed."""
 
@@ -79,15 +141,7 @@ class CPPN(nn.Module):
         self.net = net
         self.spatial = tuple(n for n in net.inputs if n != "z")
         gen = torch.Generator().manual_seed(seed)
-        fan_ins = [net.input_count, *net.hidden]
-        fan_outs = [*net.hidden, net.bands]
-        weights, biases = [], []
-        for i, (fan_in, fan_out) in enumerate(zip(fan_ins, fan_outs)):
-            weights.append(_draw(net.weight_init, net.weight_scale, (fan_out, fan_in), fan_in, gen))
-            # Biases are always drawn, so switching them off keeps the same weights.
-            b = _draw(net.bias_init, net.bias_scale, (fan_out,), fan_in, gen)
-            on = net.bias is True or (net.bias == "first" and i == 0)
-            biases.append(b if on else torch.zeros_like(b))
+        weights, biases = _layers(net, gen)
         if "z" in net.inputs:
             if net.z:
                 z = torch.tensor(net.z, dtype=torch.float64)
@@ -96,20 +150,7 @@ class CPPN(nn.Module):
         else:
             z = torch.zeros(0, dtype=torch.float64)
         self.register_buffer("z", z)
-
-        # The latent z is constant over the picture: fold W_z·z into the first bias.
-        cols, zcols, j = [], [], 0
-        for name in net.inputs:
-            if name == "z":
-                zcols.extend(range(j, j + net.z_size))
-                j += net.z_size
-            else:
-                cols.append(j)
-                j += 1
-        w0 = weights[0]
-        b0 = biases[0] + (w0[:, zcols] @ z if zcols else 0.0)
-        weights[0] = w0[:, cols]
-        biases[0] = b0
+        weights[0], biases[0] = _fold_latent(net, weights[0], biases[0], z)
 
         # Reference parameters: float64 first layer, float32 after.
         self.acts = net.activations
@@ -118,20 +159,7 @@ class CPPN(nn.Module):
         self.ref_b = nn.ParameterList([nn.Parameter(b, requires_grad=False) for b in biases[:1]])
         self.ref_b.extend(nn.Parameter(b.float(), requires_grad=False) for b in biases[1:])
 
-        # Fast parameters: fold each tanh into a sigmoid (in float64, then cast).
-        fw = [w.clone() for w in weights]
-        fb = [b.clone() for b in biases]
-        core = []
-        for i, act in enumerate(self.acts):
-            if act == "tanh":
-                fw[i] *= 2.0
-                fb[i] *= 2.0
-                fb[i + 1] = fb[i + 1] - fw[i + 1].sum(1)
-                fw[i + 1] = fw[i + 1] * 2.0
-                core.append("sigmoid")
-            else:
-                core.append(act)
-        self.fast_core = tuple(core)
+        fw, fb, self.fast_core = _fold_tanh(weights, biases, self.acts)
         # Stored transposed, ready for addmm.
         self.fast_wt = nn.ParameterList([nn.Parameter(fw[0].t().contiguous(), requires_grad=False)])
         self.fast_wt.extend(nn.Parameter(w.t().contiguous().float(), requires_grad=False) for w in fw[1:])
@@ -144,14 +172,7 @@ class CPPN(nn.Module):
 
     def features(self, x: Tensor, y: Tensor) -> Tensor:
         """The spatial inputs (x, y, r in config order) as an (N, k) float64 tensor."""
-        cols = []
-        for name in self.spatial:
-            if name == "x":
-                cols.append(x)
-            elif name == "y":
-                cols.append(y)
-            else:
-                cols.append(torch.sqrt(x * x + y * y))
+        cols = [_FEATURES[name](x, y) for name in self.spatial]
         if not cols:  # only z: the picture is one colour
             return x.new_zeros((x.shape[0], 0))
         return torch.stack(cols, 1)
@@ -176,7 +197,7 @@ class CPPN(nn.Module):
         return self._finish(h)
 
     def evaluate(self, x: Tensor, y: Tensor) -> Tensor:
-        """The renderer's forward pass: the same function with tanh folded into sigmoid."""
+        """The backend's forward pass: the same function with tanh folded into sigmoid."""
         f = self.features(x, y)
         h = torch.addmm(self.fast_b[0], f, self.fast_wt[0]).float()
         for i, act in enumerate(self.fast_core):

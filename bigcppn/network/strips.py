@@ -1,8 +1,9 @@
 """Rendering: evaluate the planned batches on the device and yield full-width strips.
 
-A :class:`Renderer` is the compute backend (:mod:`bigcppn.network.backend`: windows of
-pixels on the device) that also cuts a plan into full-width strips. Strips come
-out top to bottom as numpy arrays; :class:`StripStream` renders them on a
+A :class:`Renderer` is the compute backend (:class:`~bigcppn.network.backend.Backend`:
+windows of pixels on the device) that also cuts a plan into full-width strips;
+:func:`renderer_for` builds one, with its plan, from a config. Strips come out
+top to bottom as numpy arrays; :class:`StripStream` renders them on a
 background thread into a short queue, so the next strip is rendered while the
 last one is being encoded.
 """
@@ -17,29 +18,30 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from .backend import (CPU_BATCH, CPU_CHUNK, Backend, Cancelled, Sampling, check_network_fits, default_batch,
-                      pick_device, strip_workers)
+from .backend import Backend, Cancelled, check_network_fits, default_batch, strip_workers
+from .devices import CPU_BATCH, CPU_CHUNK, pick_device
 from ..config import Config
 from ..errors import RenderError
 from ..core.execute import ThreadExecutor
 from .model import CPPN
 from ..core.tiling import Canvas, Plan, View, make_plan
 
-__all__ = ["Renderer", "StripStream", "pick_device", "default_batch", "renderer_for", "strip_workers",
-           "Sampling", "CPU_CHUNK", "CPU_BATCH"]
+# pick_device, strip_workers and CPU_BATCH are here for their callers (the API, the engines, the server).
+__all__ = ["Renderer", "StripStream", "renderer_for", "pick_device", "strip_workers", "CPU_BATCH"]
 
 
 class Renderer(Backend):
     """A :class:`~bigcppn.network.backend.Backend` that also renders full-width strips of a plan."""
 
     def render_strip(self, strip, stop: threading.Event | None = None) -> np.ndarray:
-        """One full-width strip (:meth:`Backend.render_rows` of its window and batches).
+        """One full-width strip (:meth:`~bigcppn.network.backend.Backend.render_rows` of its window and batches).
 
         If ``stop`` is set meanwhile, gives up between batches with :class:`Cancelled`.
         """
         return self.render_rows(strip.window, strip.batches, stop)
 
     def strips(self, plan: Plan) -> Iterator[np.ndarray]:
+        """The plan's strips, top to bottom, one at a time on this thread."""
         for strip in plan.strips():
             yield self.render_strip(strip)
 

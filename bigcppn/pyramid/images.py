@@ -60,7 +60,7 @@ def write_full_images(p: Pyramid, backend: Backend, store: TileStore, *, supersa
 
 
 def _render_full(p: Pyramid, backend: Backend, width: int, height: int, supersample: int, quality: int) -> bytes:
-    from ..formats.target import StripSource, png_stream
+    from ..formats.vips import StripSource, png_stream
 
     k = 1 if (width, height) == (p.width, p.height) else supersample
     rows = max(1, backend.job_samples(1 << 22) // (width * k * k))

@@ -42,6 +42,7 @@ __all__ = ["Layout", "DeepZoom", "IIIF3", "Zoomify", "Google", "LAYOUTS", "regis
            "layout_named", "dz_level_count"]
 
 ZOOMIFY_GROUP = 256
+DZI = ".dzi"  # a DeepZoom pyramid's descriptor, and what -o names it by
 
 
 def dz_level_count(width: int, height: int) -> int:
@@ -79,7 +80,7 @@ class Layout(ABC):
 
     def place(self, out: Path) -> tuple[Path, str]:
         """The pyramid's root folder and name for ``-o out``; UserError when ``out`` cannot name one."""
-        if out.suffix.lower() == ".dzi":
+        if out.suffix.lower() == DZI:
             raise UserError(f"the {self.name} layout is a folder, not a .dzi file; give -o DIR/NAME")
         stem = out.name
         if not stem or stem in (".", ".."):
@@ -146,10 +147,10 @@ class DeepZoom(Layout):
     folder = False
 
     def default_output(self, stem: str) -> str:
-        return stem + ".dzi"
+        return stem + DZI
 
     def place(self, out: Path) -> tuple[Path, str]:
-        if out.suffix.lower() not in (".dzi", ""):
+        if out.suffix.lower() not in (DZI, ""):
             raise UserError(f"a DeepZoom pyramid is written as NAME.dzi; got '{out}' (or choose --layout)")
         stem = out.stem if out.suffix else out.name
         if not stem or stem.startswith("."):
@@ -163,7 +164,7 @@ class DeepZoom(Layout):
         return f"{stem}_files"
 
     def descriptor_path(self, stem: str) -> str:
-        return f"{stem}.dzi"
+        return stem + DZI
 
     def extension(self, codec: TileCodec) -> str:
         return codec.name  # as libvips' dzsave: .jpeg

@@ -137,7 +137,7 @@ def test_a_szi_holds_what_libvips_puts_in_one(tmp_path, w, h, bands, quality):
 
 
 def test_render_to_szi_carries_the_config(tmp_path):
-    from bigcppn.formats.provenance import read_config_from
+    from bigcppn.formats.registry import read_config_from
 
     assert cli.main(["render", "--seed", "9", "--width", "300", "-q", "-o", str(tmp_path / "s.szi")]) == 0
     assert read_config_from(tmp_path / "s.szi").seed == 9

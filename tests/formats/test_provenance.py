@@ -7,7 +7,7 @@ import pytest
 import pyvips
 
 from bigcppn import cli
-from bigcppn.formats.provenance import read_config_from
+from bigcppn.formats.registry import read_config_from
 
 
 def render(*args):

@@ -22,7 +22,7 @@ import tifffile
 from bigcppn.config import OutputConfig
 from bigcppn.formats.registry import format_for
 from bigcppn.formats.icc import profile_for
-from bigcppn.formats.target import write_image
+from bigcppn.formats.writers import write_image
 
 pyvips.cache_set_max(0)
 

@@ -15,7 +15,8 @@ import tifffile
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bigcppn.formats.tiff.writer import TiffTags, TiledTiffWriter, pyramid_sizes
+from bigcppn.formats.tiff.tile import pyramid_sizes
+from bigcppn.formats.tiff.writer import TiffTags, TiledTiffWriter
 
 pyvips.cache_set_max(0)  # files are rewritten under the same names
 

@@ -63,7 +63,7 @@ def levels(a, b, depth):
 def test_kernel_matches_pytorch_on_cuda(sets):
     cfg = config(1000, 600, *sets)
     fused, eager, got, ref = both(cfg)
-    assert fused.backend == "triton" and eager.backend == "eager"
+    assert fused.kernel == "triton" and eager.kernel == "eager"
     assert got.shape == ref.shape and got.dtype == ref.dtype
     d = levels(got, ref, cfg.output.depth)
     assert d.max() <= 1.0, f"{d.max():.2f} levels apart"
@@ -95,7 +95,7 @@ def test_kernel_pixels_do_not_depend_on_tiles_or_batches():
 def test_eager_cuda_path_is_tile_invariant_and_strips_are_pinned():
     cfg = config(300, 200, **{"render.kernel": "eager"})
     r, plan = renderer_for(cfg, CUDA)
-    assert r.backend == "eager"
+    assert r.kernel == "eager"
     whole = r.render(make_plan(plan.canvas, 300, 300 * 300))
     tiled = r.render(make_plan(plan.canvas, 64, 3 * 64 * 64))
     assert levels(tiled, whole, 8).max() <= 1.0
@@ -133,7 +133,7 @@ def test_a_real_out_of_memory_halves_the_batch():
 def test_64_bit_indexing_gives_the_same_pixels():
     cfg = config(333, 77)
     r, plan = renderer_for(cfg, CUDA)
-    k = r._kernel
+    k = r.fused
     ref = torch.empty((77, 333, 3), dtype=torch.uint8, device=CUDA)
     k(ref, Window(0, 0, 333, 77))
     o64 = torch.zeros_like(ref)
@@ -149,7 +149,7 @@ def test_pyramid_levels_go_through_the_fused_kernel(sets):
     cfg = config(1000, 700, *sets)
     fused, _plan = renderer_for(cfg, CUDA)
     eager = Renderer(fused.model, fused.canvas, fused.sampling.view, CUDA, kernel="eager")
-    assert fused.backend == "triton"
+    assert fused.kernel == "triton"
     rects = [(0, 100, 50, 254, 254), (1, 0, 0, 500, 350), (3, 120, 80, 5, 8), (-3, 8000, 5000, 256, 256)]
     for k in (1, 2, 4):
         for a, b in zip(eager.render_many(rects, k), fused.render_many(rects, k)):

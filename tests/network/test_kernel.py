@@ -87,7 +87,7 @@ for name, sets in cases.items():
     got = fused.render(plan)
     d = np.abs(got.astype(np.int64) - ref.astype(np.int64))
     level = 257 if cfg.output.depth == 16 else 1
-    out[name] = {"backend": fused.backend, "shape": list(got.shape), "dtype": str(got.dtype),
+    out[name] = {"kernel": fused.kernel, "shape": list(got.shape), "dtype": str(got.dtype),
                  "ref_shape": list(ref.shape), "ref_dtype": str(ref.dtype),
                  "max_levels": float(d.max() / level), "mean_levels": float(d.mean() / level)}
 
@@ -98,13 +98,13 @@ whole = r.render(make_plan(plan.canvas, 64, 64 * 64))
 tiled = r.render(make_plan(plan.canvas, 8, 3 * 8 * 8))
 # A window written into a strided view of a bigger buffer, at an offset.
 buf = torch.full((H + 4, W + 10, 3), 7, dtype=torch.uint8)
-r._kernel(buf[2:2 + 11, 5:5 + 13], Window(9, 4, 13, 11))
+r.fused(buf[2:2 + 11, 5:5 + 13], Window(9, 4, 13, 11))
 out["_layout"] = {"tiling_equal": bool(np.array_equal(whole, tiled)),
                   "window_equal": bool(np.array_equal(buf[2:13, 5:18].numpy(), whole[4:15, 9:22])),
                   "outside_untouched": int((buf[:2] != 7).sum() + (buf[13:] != 7).sum()
                                            + (buf[:, :5] != 7).sum() + (buf[:, 18:] != 7).sum())}
 # The 64-bit index path gives the same pixels.
-k = r._kernel
+k = r.fused
 o64 = torch.zeros((H, W, 3), dtype=torch.uint8)
 k.fn[(-(-W * H // k.block),)](o64, k.p64, k.p32, 0, 0, W, W * H, W * 3, BLOCK=k.block, I64=True)
 out["_layout"]["i64_equal"] = bool(np.array_equal(o64.numpy(), whole))
@@ -120,7 +120,7 @@ for name, sets in {"article": [], "hsv": ['network.color="hsv"'], "zoom": ["view
     for k in (1, 2, 3):
         for r, a, b in zip(rects, eager.render_many(rects, k), fused.render_many(rects, k)):
             d = np.abs(a.astype(np.int64) - b.astype(np.int64))
-            levels[f"{name}-k{k}-{r}"] = {"backend": fused.backend,
+            levels[f"{name}-k{k}-{r}"] = {"kernel": fused.kernel,
                                           "same_shape": a.shape == b.shape and b.dtype == np.uint8,
                                           "max_levels": int(d.max()), "differing": float((d > 0).mean())}
 out["_levels"] = levels
@@ -157,7 +157,7 @@ def interpreted():
 @pytest.mark.parametrize("case", list(CASES))
 def test_kernel_agrees_with_pytorch_within_one_level(interpreted, case):
     r = interpreted[case]
-    assert r["backend"] == "triton"
+    assert r["kernel"] == "triton"
     assert r["shape"] == r["ref_shape"] and r["dtype"] == r["ref_dtype"]
     assert r["max_levels"] <= 1.0, f"{case}: {r['max_levels']:.2f} 8-bit levels apart"
     assert r["mean_levels"] < 0.1, f"{case}: mean difference {r['mean_levels']:.3f} levels"
@@ -201,7 +201,7 @@ for t in threads:
     t.start()
 for t in threads:
     t.join()
-print(json.dumps({"backends": [b.backend for b in backends], "problems": problems}))
+print(json.dumps({"kernels": [b.kernel for b in backends], "problems": problems}))
 """
 
 
@@ -217,7 +217,7 @@ def test_two_kernels_launched_from_two_threads_under_the_interpreter():
     res = subprocess.run([sys.executable, "-c", THREADS_CHILD], capture_output=True, text=True, env=env, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     out = json.loads(res.stdout.strip().splitlines()[-1])
-    assert out["backends"] == ["triton", "triton"]
+    assert out["kernels"] == ["triton", "triton"]
     assert out["problems"] == [], out["problems"][:3]
 
 
@@ -238,7 +238,7 @@ def test_kernel_coordinates_are_the_samplings():
 def test_the_cpu_path_never_uses_the_kernel_unless_asked():
     cfg = small_config(32, 32)
     r, _ = renderer_for(cfg)
-    assert r.backend == "eager"
+    assert r.kernel == "eager"
     assert select_kernel(r.model, r.sampling, torch.device("cpu"), 8, "auto") is None
     assert select_kernel(r.model, r.sampling, torch.device("cpu"), 8, "eager") is None
 
@@ -312,7 +312,7 @@ def test_pyramid_levels_go_through_the_kernel_within_one_level(interpreted):
     levels = interpreted["_levels"]
     assert len(levels) == 45
     for case, r in levels.items():
-        assert r["backend"] == "triton" and r["same_shape"], case
+        assert r["kernel"] == "triton" and r["same_shape"], case
         assert r["max_levels"] <= 1, case
         assert r["differing"] < 0.02, case
 

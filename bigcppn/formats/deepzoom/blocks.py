@@ -32,7 +32,7 @@ import numpy as np
 from .writer import _encode, _halve, dz_sizes, fed_level
 from ..tiff.blocks import BlockGrid
 
-__all__ = ["DzBandPlan", "EncodedDzBand", "encode_dz_band"]
+__all__ = ["DZ_BLOCKS", "DzBlocks", "DzBandPlan", "EncodedDzBand", "encode_dz_band"]
 
 
 @dataclass(frozen=True)
@@ -109,3 +109,16 @@ def encode_dz_band(region: np.ndarray, plan: DzBandPlan, b: int, quality: int, w
         own = pixels[rows.start * t - y0 : min(h, rows.stop * t) - y0, cols.start * t - x0 : min(w, cols.stop * t) - x0]
         own = _halve(own) if plan.fed == plan.inside else own.copy()  # (even tiles: own pixels start on even rows)
     return EncodedDzBand(out, own)
+
+
+class DzBlocks:
+    """How a DeepZoom file is cut into blocks for Ray: blocks plus the margins their overlapping tiles need."""
+
+    def plan(self, width: int, height: int, out, pyramid: bool, workers: int) -> DzBandPlan:
+        from ..tiff.blocks import choose_blocks
+
+        return DzBandPlan(width, height, out.dz_tile, out.dz_overlap,
+                          *choose_blocks(width, height, out.dz_tile, workers, overlap=out.dz_overlap))
+
+
+DZ_BLOCKS = DzBlocks()

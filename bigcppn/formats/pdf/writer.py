@@ -177,6 +177,8 @@ class _Deflate:
         f.write(b"\x78\x01")  # zlib header: deflate, 32 KiB window
 
     def feed(self, rows: np.ndarray) -> None:
+        if not rows.shape[0]:
+            return  # an empty write: nothing to compress (rows[0] would not exist)
         per = max(1, PIECE_BYTES // max(1, rows[0].nbytes))
         for y in range(0, rows.shape[0], per):
             self.pending.append(self.pool.submit(_piece, rows[y : y + per], self.level, self.predict, False))
@@ -326,7 +328,7 @@ def _jpeg_stream(f: BinaryIO, width: int, height: int, bands: int, quality: int)
     """A writer of rows that libvips encodes as one baseline JPEG straight into ``f`` (DCTDecode's data)."""
     import pyvips
 
-    from ..writers import StreamWriter
+    from ..vips import StreamWriter
 
     def save(image: pyvips.Image) -> None:
         target = pyvips.TargetCustom()

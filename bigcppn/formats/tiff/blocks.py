@@ -25,9 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .tile import encode_tile, pyramid_sizes, tile_codec
+from .tile import encode_tile, pyramid_sizes, tiff_codec
 
-__all__ = ["BandPlan", "EncodedBand", "encode_band", "choose_blocks", "reduce2x2", "BlockGrid", "RowJoiner"]
+__all__ = ["TIFF_BLOCKS", "TiffBlocks", "BandPlan", "EncodedBand", "encode_band", "choose_blocks", "reduce2x2", "BlockGrid", "RowJoiner"]
 
 # A block holds at most this many pixels of level 0, margins included (unless one tile row is already more).
 MAX_BAND_PIXELS = 1 << 25
@@ -227,8 +227,8 @@ def encode_band(pixels: np.ndarray, plan: BandPlan, b: int, compression: str, qu
     _, _, w, h = plan.block(b)
     if pixels.shape[:2] != (h, w):
         raise ValueError(f"block {b} is {w}x{h} pixels, got {pixels.shape[1]}x{pixels.shape[0]}")
-    encode = tile_codec(compression, quality, pixels.shape[2])
-    predictor = compression in ("lzw", "deflate")
+    codec = tiff_codec(compression)
+    encode, predictor = codec.make(quality, pixels.shape[2]), codec.predictor
     t = plan.tile
     out: list[list[bytes]] = []
     with ThreadPoolExecutor(max(1, workers), thread_name_prefix="bigcppn-band") as pool:
@@ -246,3 +246,14 @@ def encode_band(pixels: np.ndarray, plan: BandPlan, b: int, compression: str, qu
             else:
                 pixels = None
     return EncodedBand(out, pixels if plan.inside < len(plan.levels) else None)
+
+
+class TiffBlocks:
+    """How a TIFF is cut into blocks for Ray: tile rows of ``tile * 2**k`` (:func:`choose_blocks`)."""
+
+    def plan(self, width: int, height: int, out, pyramid: bool, workers: int) -> BandPlan:
+        k, split = choose_blocks(width, height, out.tiff_tile, workers)
+        return BandPlan(width, height, out.tiff_tile, k, pyramid, split)
+
+
+TIFF_BLOCKS = TiffBlocks()

@@ -6,17 +6,63 @@ Shared by the writer and by the band encoder a cluster worker runs
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import numpy as np
 
 from .jpeg import tile_encoder
 
-__all__ = ["CODECS", "DEFLATE_LEVEL", "pyramid_sizes", "tile_codec", "encode_tile"]
+__all__ = ["CODECS", "TiffCodec", "tiff_codec", "DEFLATE_LEVEL", "pyramid_sizes", "tile_codec", "encode_tile"]
 
-# TIFF Compression tag values for the codecs this writer handles.
-CODECS = {"none": 1, "lzw": 5, "deflate": 8, "jpeg": 7}
 # zlib-ng level 1, the codec and level libvips uses (same sizes): 9 ms per MPix of
 # 8-bit RGB here; libdeflate level 1 makes files 45% smaller but takes 15.6 ms.
 DEFLATE_LEVEL = 1
+
+
+def _raw(quality: int, bands: int) -> Callable[[np.ndarray], bytes]:
+    return lambda a: a.tobytes()
+
+
+def _deflate(quality: int, bands: int) -> Callable[[np.ndarray], bytes]:
+    import imagecodecs
+
+    return lambda a: imagecodecs.zlibng_encode(a, level=DEFLATE_LEVEL)
+
+
+def _lzw(quality: int, bands: int) -> Callable[[np.ndarray], bytes]:
+    import imagecodecs
+
+    return imagecodecs.lzw_encode
+
+
+@dataclass(frozen=True)
+class TiffCodec:
+    """One TIFF compression as bigcppn writes it: the Compression tag, the predictor, the tile encoder.
+
+    ``jpeg``: abbreviated JPEG streams whose tables go in JPEGTables, as libvips writes them (8 bits, no CMYK).
+    """
+
+    name: str
+    tag: int
+    predictor: bool
+    make: Callable[[int, int], Callable[[np.ndarray], bytes]]  # (quality, bands) -> encode(tile) -> bytes
+    jpeg: bool = False
+
+
+CODECS = {c.name: c for c in (
+    TiffCodec("none", 1, False, _raw),
+    TiffCodec("lzw", 5, True, _lzw),
+    TiffCodec("deflate", 8, True, _deflate),
+    TiffCodec("jpeg", 7, False, tile_encoder, jpeg=True),
+)}
+
+
+def tiff_codec(name: str) -> TiffCodec:
+    try:
+        return CODECS[name]
+    except KeyError:
+        raise ValueError(f"no parallel TIFF codec {name!r}; use one of {', '.join(CODECS)}") from None
 
 
 def pyramid_sizes(width: int, height: int, tile: int) -> list[tuple[int, int]]:
@@ -28,18 +74,9 @@ def pyramid_sizes(width: int, height: int, tile: int) -> list[tuple[int, int]]:
     return sizes
 
 
-def tile_codec(codec: str, quality: int, bands: int):
-    if codec == "none":
-        return lambda a: a.tobytes()
-    import imagecodecs
-
-    if codec == "deflate":
-        return lambda a: imagecodecs.zlibng_encode(a, level=DEFLATE_LEVEL)
-    if codec == "lzw":
-        return imagecodecs.lzw_encode
-    if codec == "jpeg":  # as libvips writes JPEG tiles: abbreviated streams, the tables in JPEGTables
-        return tile_encoder(quality, bands)
-    raise ValueError(f"no parallel TIFF codec {codec!r}; use one of {', '.join(CODECS)}")
+def tile_codec(codec: str, quality: int, bands: int) -> Callable[[np.ndarray], bytes]:
+    """The encoder of one tile of ``codec`` (ValueError for a compression this writer does not take)."""
+    return tiff_codec(codec).make(quality, bands)
 
 
 def encode_tile(tile: np.ndarray, encode, predictor: bool, target: np.ndarray | None, xe: int, ye: int) -> bytes:

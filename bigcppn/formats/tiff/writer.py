@@ -52,13 +52,11 @@ import numpy as np
 
 from ...core.geometry import tile_positions
 from ...core.system import available_cores
-from .jpeg import jpeg_tables, ycbcr
-from .res import level_resolution
-from .tile import CODECS, DEFLATE_LEVEL, pyramid_sizes
+from .ifd import TiffDirectories
+from .tile import pyramid_sizes, tiff_codec
 from .tile import encode_tile as _work
-from .tile import tile_codec as _encoder
 
-__all__ = ["CODECS", "DEFLATE_LEVEL", "TiledTiffWriter", "pyramid_sizes"]
+__all__ = ["TiledTiffWriter", "TiffTags"]
 
 _HEADER = 16  # room for a BigTIFF header; a classic header uses the first 8 bytes
 
@@ -109,7 +107,7 @@ class TiffTags:
     icc: bytes | None = None
 
 
-class TiledTiffWriter:
+class TiledTiffWriter(TiffDirectories):
     """Write a tiled pyramidal TIFF from rows given top to bottom.
 
     ``write(rows)`` takes any number of rows of shape (n, width, bands); the
@@ -125,7 +123,8 @@ class TiledTiffWriter:
                  workers: int | None = None, max_pending: int | None = None,
                  bigtiff: bool | None = None, pyramid: bool = True,
                  encoded_levels: int = 0) -> None:
-        if bands not in (1, 3, 4) or (bands == 4 and compression == "jpeg"):
+        codec = tiff_codec(compression)
+        if bands not in (1, 3, 4) or (bands == 4 and codec.jpeg):
             raise ValueError(f"the TIFF writer takes 1, 3 or 4 (CMYK, not JPEG) bands, not {bands} {compression}")
         if depth not in (8, 16):
             raise ValueError(f"the TIFF writer takes 8- or 16-bit pixels, not {depth}")
@@ -136,11 +135,12 @@ class TiledTiffWriter:
         self.tile, self.compression, self.tags = tile, compression, tags
         self.bigtiff = bigtiff  # None: BigTIFF only if the file needs it
         self.dtype = np.dtype(np.uint8 if depth == 8 else np.uint16)
-        if compression == "jpeg" and depth != 8:
+        if codec.jpeg and depth != 8:
             raise ValueError("JPEG tiles hold 8-bit samples")
         self.quality = quality
-        self._encode = _encoder(compression, quality, bands)
-        self._predictor = compression in ("lzw", "deflate")
+        self._codec = codec
+        self._encode = codec.make(quality, bands)
+        self._predictor = codec.predictor
         self.workers = workers or available_cores()
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="bigcppn-tiff")
         self._file = open(self.path, "wb")
@@ -327,114 +327,3 @@ class TiledTiffWriter:
                 raise
         else:
             self.abort()
-
-    # ------------------------------------------------------------------ directories
-    def _entries(self, lv: _Level, big: bool, blobs: dict[int, bytes]) -> list[tuple[int, int, int, bytes]]:
-        """(tag, type, count, value bytes) for one level, sorted by tag."""
-        S, L, R, A, B, U, L8 = 3, 4, 5, 2, 1, 7, 16
-        b = self.bands
-        off_type = L8 if big else L
-        pack = "<%dQ" if big else "<%dI"
-        n = len(lv.offsets)
-        e: list[tuple[int, int, int, bytes]] = []
-        if lv.index:
-            e.append((254, L, 1, struct.pack("<I", 1)))
-        e += [
-            (256, L, 1, struct.pack("<I", lv.width)),
-            (257, L, 1, struct.pack("<I", lv.height)),
-            (258, S, b, struct.pack(f"<{b}H", *[self.depth] * b)),
-            (259, S, 1, struct.pack("<H", CODECS[self.compression])),
-            (262, S, 1, struct.pack("<H", self._photometric())),
-        ]
-        if self.tags.description:
-            e.append((270, A, len(blobs[270]), blobs[270]))
-        e += [(274, S, 1, struct.pack("<H", 1)), (277, S, 1, struct.pack("<H", b))]
-        ink = [(332, S, 1, struct.pack("<H", 1))] if b == 4 else []  # InkSet: CMYK
-        if self.tags.dpi:  # each level its own resolution: halved per level
-            rat = struct.pack("<II", *level_resolution(self.tags.dpi, lv.index))
-            e += [(282, R, 1, rat), (283, R, 1, rat)]
-        e.append((284, S, 1, struct.pack("<H", 1)))
-        if self.tags.dpi:
-            e.append((296, S, 1, struct.pack("<H", 2)))
-        if self._predictor:
-            e.append((317, S, 1, struct.pack("<H", 2)))
-        e += [
-            (322, L, 1, struct.pack("<I", self.tile)),
-            (323, L, 1, struct.pack("<I", self.tile)),
-            (324, off_type, n, struct.pack(pack % n, *[lv.start + o for o in lv.offsets])),
-            (325, off_type, n, struct.pack(pack % n, *lv.counts)),
-        ] + ink + [(339, S, b, struct.pack(f"<{b}H", *[1] * b))]
-        if self.compression == "jpeg":
-            e.append((347, U, len(blobs[347]), blobs[347]))
-        if self.tags.xmp:
-            e.append((700, B, len(blobs[700]), blobs[700]))
-        if self.tags.icc:
-            e.append((34675, U, len(blobs[34675]), blobs[34675]))
-        return e
-
-    def _photometric(self) -> int:
-        if self.bands == 1:
-            return 1  # min-is-black
-        if self.bands == 4:
-            return 5  # separated: CMYK (InkSet 1)
-        return 6 if self.compression == "jpeg" and ycbcr(self.quality, self.bands) else 2  # YCbCr or RGB
-
-    def _blobs(self) -> dict[int, bytes]:
-        """Metadata every level carries, each its own copy."""
-        blobs = {}
-        if self.compression == "jpeg":
-            blobs[347] = jpeg_tables(self.quality)
-        if self.tags.description:
-            blobs[270] = self.tags.description.encode("utf-8") + b"\0"
-        if self.tags.xmp:
-            blobs[700] = self.tags.xmp
-        if self.tags.icc:
-            blobs[34675] = self.tags.icc
-        return blobs
-
-    def _directories_size(self, big: bool) -> int:
-        entry, head = (20, 16) if big else (12, 6)
-        slot = 8 if big else 4
-        n = 0
-        blobs = sum(len(v) + 8 for v in self._blobs().values())
-        for lv in self.levels:
-            n += head + 25 * entry + 2 * len(lv.offsets) * slot + 64 + blobs
-        return n
-
-    def _write_directories(self, f: BinaryIO, big: bool) -> int:
-        """Append one directory per level, each after its own values; return the first one's offset."""
-
-        def align() -> None:
-            pad = -f.tell() % 8
-            f.write(b"\0" * pad)
-
-        slot = 8 if big else 4
-        blobs = self._blobs()
-        inline = struct.Struct("<Q" if big else "<I")
-        first = 0
-        prev_next_at = None
-        for lv in self.levels:
-            entries = self._entries(lv, big, blobs)
-            # values too large for the entry go before the directory, a copy for each level
-            values: dict[int, int] = {}
-            for tag, _typ, _count, data in entries:
-                if len(data) > slot:
-                    align()
-                    values[tag] = f.tell()
-                    f.write(data)
-            align()
-            here = f.tell()
-            if prev_next_at is None:
-                first = here
-            else:
-                f.seek(prev_next_at)
-                f.write(inline.pack(here))
-                f.seek(here)
-            out = bytearray(struct.pack("<Q" if big else "<H", len(entries)))
-            for tag, typ, count, data in entries:
-                out += struct.pack("<HHQ" if big else "<HHI", tag, typ, count)
-                out += inline.pack(values[tag]) if len(data) > slot else data.ljust(slot, b"\0")
-            prev_next_at = here + len(out)
-            out += b"\0" * slot  # next directory: patched, or 0 for the last
-            f.write(out)
-        return first

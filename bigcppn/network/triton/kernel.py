@@ -4,9 +4,9 @@ On a GPU the PyTorch path spends its time moving activations through memory:
 every layer reads and writes a (pixels, width) tensor. This kernel keeps the
 whole network in registers instead. Each program takes ``BLOCK`` pixels of a
 window, makes their float64 coordinates from the global pixel indices exactly
-as :meth:`bigcppn.network.strips.Sampling.axis` does, runs the first layer in float64
+as :meth:`bigcppn.network.backend.Sampling.axis` does, runs the first layer in float64
 and the rest in float32, applies the output activation and colour mode,
-quantises to uint8 or uint16 the way the renderer does (``floor(v * 255 + 0.5)``)
+quantises to uint8 or uint16 as :func:`~bigcppn.network.backend.quantise_` does (``floor(v * 255 + 0.5)``)
 and stores the pixels straight into an (height, width, bands) array.
 
 The kernel source is generated per network *shape* (inputs, widths,
@@ -16,7 +16,7 @@ the activation, then ``tl.dot`` with the next layer's weights in IEEE float32,
 which Triton lowers to plain FMAs, never TF32. The weights are data, passed as a
 float64 buffer (coordinate transform and first layer) and a float32 buffer (the
 rest), so one compiled kernel serves every seed of a shape, and integers are
-not specialised, so every canvas too. It uses the renderer's folded parameters
+not specialised, so every canvas too. It uses the folded parameters of :meth:`CPPN.evaluate`
 (:attr:`CPPN.fast_wt`, :attr:`CPPN.fast_b`, :attr:`CPPN.fast_core`: every tanh
 as a sigmoid), and folds -log2(e) into each layer that feeds a sigmoid, which
 leaves ``1 / (1 + 2^v)``: on CUDA one ``ex2.approx`` and one ``rcp.approx``.
@@ -52,6 +52,7 @@ import torch
 from ...core.atomic import write_atomic
 from ...core.geometry import axis_offset
 from ...errors import UserError
+from ..devices import policy_for
 from ..model import CPPN
 from ...core.tiling import Window
 from .source import Shape, generate
@@ -211,7 +212,7 @@ class FusedKernel:
         self.shape = Shape.of(model, depth)
         self.device = torch.device(device)
         self.interpret = interpreting()
-        if self.device.type != "cuda" and not self.interpret:
+        if not policy_for(self.device).compiles_kernel and not self.interpret:
             raise ValueError("the kernel runs on a CPU only in Triton's interpreter: set TRITON_INTERPRET=1 "
                              "before the process starts")
         self.dtype = torch.uint8 if depth == 8 else torch.uint16
@@ -298,20 +299,22 @@ class FusedKernel:
 
 
 def select_kernel(model: CPPN, sampling, device: torch.device, depth: int, mode: str) -> FusedKernel | None:
-    """The fused kernel the renderer should use, or None for the PyTorch path.
+    """The fused kernel a :class:`~bigcppn.network.backend.Backend` should use, or None for the PyTorch path.
 
-    ``auto`` uses it on CUDA when Triton imports and the network is supported;
-    ``triton`` insists (on a CPU it runs in Triton's interpreter: for tests,
-    slow); ``eager`` never uses it. The kernel is compiled and checked against
+    ``auto`` uses it where Triton compiles it (CUDA: the device policy's
+    :attr:`~bigcppn.network.devices.DevicePolicy.compiles_kernel`) when Triton
+    imports and the network is supported; ``triton`` insists (on a CPU it runs
+    in Triton's interpreter: for tests, slow); ``eager`` never uses it. The kernel is compiled and checked against
     PyTorch on a few pixels here; under ``auto`` a failure falls back to PyTorch
     with a warning.
     """
     if mode not in KERNEL_MODES:
         raise ValueError(f"unknown kernel mode {mode!r}")
-    if mode == "eager" or (mode == "auto" and device.type != "cuda"):
+    compiles = policy_for(device).compiles_kernel
+    if mode == "eager" or (mode == "auto" and not compiles):
         return None
     reason = triton_missing() or unsupported_reason(model)
-    if reason is None and device.type != "cuda" and not interpreting():
+    if reason is None and not compiles and not interpreting():
         reason = "on a CPU the kernel runs only in Triton's interpreter; set TRITON_INTERPRET=1 before starting"
     if reason is not None:
         if mode == "triton":

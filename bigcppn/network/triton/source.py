@@ -16,12 +16,20 @@ from ..model import CPPN
 __all__ = ["Shape", "generate", "LOG2E"]
 
 
+def _sigmoid2_ptx(v: str) -> str:
+    """1 / (1 + 2^v) as one MUFU.EX2 and one MUFU.RCP (flushing subnormals, which only ever round to 1 or 0 here)."""
+    e = f'tl.inline_asm_elementwise("ex2.approx.ftz.f32 $0, $1;", "=f,f", [{v}], dtype=tl.float32, is_pure=True, pack=1)'
+    return f'tl.inline_asm_elementwise("rcp.approx.ftz.f32 $0, $1;", "=f,f", [1.0 + {e}], dtype=tl.float32, is_pure=True, pack=1)'
+
+
+# Activations with a faster CUDA version in inline PTX (which the interpreter cannot run).
+_PTX = {"sigmoid2": _sigmoid2_ptx}
+
+
 def _act(name: str, v: str, cuda: bool) -> str:
     """Triton expression of activation ``name`` applied to the float32 tile ``v``."""
-    if name == "sigmoid2" and cuda:
-        # One MUFU.EX2 and one MUFU.RCP (flushing subnormals, which only ever round to 1 or 0 here).
-        e = f'tl.inline_asm_elementwise("ex2.approx.ftz.f32 $0, $1;", "=f,f", [{v}], dtype=tl.float32, is_pure=True, pack=1)'
-        return f'tl.inline_asm_elementwise("rcp.approx.ftz.f32 $0, $1;", "=f,f", [1.0 + {e}], dtype=tl.float32, is_pure=True, pack=1)'
+    if cuda and name in _PTX:
+        return _PTX[name](v)
     return {
         "tanh": f"2.0 * tl.sigmoid(2.0 * {v}) - 1.0",
         "sigmoid": f"tl.sigmoid({v})",
@@ -141,6 +149,35 @@ def _network(shape: Shape, cuda: bool, indent: str) -> list[str]:
     return [indent + line for line in L]
 
 
+def _canvas_samples(shape: Shape, cuda: bool) -> list[str]:
+    """The canvas kernel's body: the network at each pixel's centre, into ``o``."""
+    return [
+        # Sampling.axis: (index + (0.5 - size / 2)) * pitch + center, in float64.
+        "    x = ((col + x0).to(tl.float64) + tl.load(p64 + 0)) * tl.load(p64 + 1) + tl.load(p64 + 2)",
+        "    y = ((row + y0).to(tl.float64) + tl.load(p64 + 3)) * tl.load(p64 + 1) + tl.load(p64 + 4)",
+        *_network(shape, cuda, "    "),
+    ]
+
+
+def _level_samples(shape: Shape, cuda: bool) -> list[str]:
+    """The level kernel's body: the mean of the network at ``K``×``K`` samples in each pixel, into ``o``."""
+    return [
+        # geometry.axis_coords: a = i * step, the pixel's span cut at the canvas edge, K samples in it.
+        "    ax = (col + x0).to(tl.float64) * tl.load(lv + 0)",
+        "    ay = (row + y0).to(tl.float64) * tl.load(lv + 0)",
+        "    wx = tl.minimum(ax + tl.load(lv + 0), tl.load(lv + 1)) - ax",
+        "    wy = tl.minimum(ay + tl.load(lv + 0), tl.load(lv + 2)) - ay",
+        f"    acc = tl.zeros([BLOCK, {shape.padded[-1]}], tl.float32)",
+        "    for sy in range(K):",
+        "        y = (ay + tl.load(lv + 5 + sy) * wy - tl.load(lv + 4)) * tl.load(p64 + 1) + tl.load(p64 + 4)",
+        "        for sx in range(K):",
+        "            x = (ax + tl.load(lv + 5 + sx) * wx - tl.load(lv + 3)) * tl.load(p64 + 1) + tl.load(p64 + 2)",
+        *_network(shape, cuda, "            "),
+        "            acc += o",
+        "    o = acc / (K * K)",
+    ]
+
+
 def generate(shape: Shape, cuda: bool = True, level: bool = False) -> str:
     """Python source of the Triton kernel for one network shape.
 
@@ -172,29 +209,7 @@ def generate(shape: Shape, cuda: bool = True, level: bool = False) -> str:
         "    col = p - row * width",
         f"    c = tl.arange(0, {P[-1]})[None, :]",
     ]
-    if not level:
-        L += [
-            # Sampling.axis: (index + (0.5 - size / 2)) * pitch + center, in float64.
-            "    x = ((col + x0).to(tl.float64) + tl.load(p64 + 0)) * tl.load(p64 + 1) + tl.load(p64 + 2)",
-            "    y = ((row + y0).to(tl.float64) + tl.load(p64 + 3)) * tl.load(p64 + 1) + tl.load(p64 + 4)",
-            *_network(shape, cuda, "    "),
-        ]
-    else:
-        L += [
-            # geometry.axis_coords: a = i * step, the pixel's span cut at the canvas edge, K samples in it.
-            "    ax = (col + x0).to(tl.float64) * tl.load(lv + 0)",
-            "    ay = (row + y0).to(tl.float64) * tl.load(lv + 0)",
-            "    wx = tl.minimum(ax + tl.load(lv + 0), tl.load(lv + 1)) - ax",
-            "    wy = tl.minimum(ay + tl.load(lv + 0), tl.load(lv + 2)) - ay",
-            f"    acc = tl.zeros([BLOCK, {P[-1]}], tl.float32)",
-            "    for sy in range(K):",
-            "        y = (ay + tl.load(lv + 5 + sy) * wy - tl.load(lv + 4)) * tl.load(p64 + 1) + tl.load(p64 + 4)",
-            "        for sx in range(K):",
-            "            x = (ax + tl.load(lv + 5 + sx) * wx - tl.load(lv + 3)) * tl.load(p64 + 1) + tl.load(p64 + 2)",
-            *_network(shape, cuda, "            "),
-            "            acc += o",
-            "    o = acc / (K * K)",
-        ]
+    L += _canvas_samples(shape, cuda) if not level else _level_samples(shape, cuda)
     scale, qtype = ("255.0", "tl.uint8") if shape.depth == 8 else ("65535.0", "tl.uint16")
     L += [
         f"    q = tl.floor(o * {scale} + 0.5).to({qtype})",
