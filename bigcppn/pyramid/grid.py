@@ -175,7 +175,10 @@ class Pyramid:
                     yield self.tile_at(level, col, row)
 
     def aliased(self, level: int, col: int, row: int) -> bool:
-        """Whether another tile has this tile's name and stands for it (IIIF: see :meth:`~bigcppn.pyramid.layouts.IIIF3.aliased`)."""
+        """Whether another tile has this tile's name and stands for it.
+
+        Only IIIF has such tiles: see :meth:`bigcppn.pyramid.layouts.IIIF3.aliased`.
+        """
         return self.layout.aliased(self, level, col, row)
 
     def all_tiles(self) -> Iterator[LevelTile]:

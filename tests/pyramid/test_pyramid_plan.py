@@ -272,3 +272,20 @@ def test_same_files_and_tile_sizes_as_libvips_dzsave(tmp_path_factory, layout, w
     if layout == "iiif3":
         theirs_info = json.loads((root / "info.json").read_text())
         assert theirs_info["tiles"] == json.loads(p.descriptor("x"))["tiles"]
+
+
+def test_a_pyramid_holds_its_layout_and_codec_objects_and_pickles_with_them():
+    import pickle
+
+    from bigcppn.formats.tiles import CODECS, tile_codec
+
+    p = Pyramid(300, 200, "iiif3", 256, 0, "png")
+    assert p.layout is LAYOUTS["iiif3"] and p.codec is tile_codec("png") and p.ext == "png"
+    again = pickle.loads(pickle.dumps(p))
+    assert again.layout is p.layout and again == p  # one instance a layout, in any process
+    assert Pyramid(300, 200, LAYOUTS["dz"], 254, 1, tile_codec("jpeg")).ext == "jpeg"  # DeepZoom: .jpeg
+    assert Pyramid(300, 200, "zoomify", 256, 0).ext == "jpg"
+    assert [(c.name, c.mime, c.lossy) for c in CODECS.values()] == [
+        ("jpeg", "image/jpeg", True), ("webp", "image/webp", True), ("png", "image/png", False)]
+    with pytest.raises(ValueError, match="choose from jpeg, webp, png"):
+        tile_codec("gif")
