@@ -41,7 +41,7 @@ def out(tmp_path) -> Path:
 
 
 def child(argv: list, memory_limit: int | None = None) -> subprocess.CompletedProcess:
-    """``bigcppn ARGV`` in a fresh interpreter (optionally under an address-space limit); prints its peak RSS."""
+    """``bigcppn ARGV`` in a fresh interpreter (optionally under an address-space limit); prints its peak RSS (KB)."""
     code = textwrap.dedent(f"""
         import resource, sys
         if {memory_limit!r}:
@@ -50,7 +50,12 @@ def child(argv: list, memory_limit: int | None = None) -> subprocess.CompletedPr
         try:
             code = cli.main({[str(a) for a in argv]!r})
         finally:
-            print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+            # VmHWM: this process' own peak (ru_maxrss keeps a forked parent's peak across exec, and pytest's
+            # process grows with the suite)
+            try:
+                print(next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")))
+            except OSError:
+                print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
         sys.exit(code)
     """)
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT,
@@ -265,7 +270,7 @@ def test_the_embedded_config_escapes_every_character():
     """The embedded TOML must load again, whatever a string holds."""
     import tomllib
 
-    from bigcppn.config import _toml_value
+    from bigcppn.core.tomltext import toml_value as _toml_value
 
     odd = 'a\x00b\n"\\ \x7f\x1f é 😀'
     assert tomllib.loads(f"v = {_toml_value(odd)}")["v"] == odd

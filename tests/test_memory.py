@@ -10,7 +10,7 @@ CHILD = """
 import json, resource, sys
 from bigcppn.cli import main
 rc = main(["render", "-o", sys.argv[1], "--width", sys.argv[2], "--height", sys.argv[3], "-q", *sys.argv[4:]])
-print(json.dumps({"rc": rc, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+print(json.dumps({"rc": rc, "peak_mb": next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")) / 1024}))
 """
 
 
