@@ -41,11 +41,11 @@ def render(out: Path, width: int, height: int, workers: int, bands: bool) -> dic
     from bigcppn.job import resolve_job
     from bigcppn.network.strips import CPU_BATCH
     from bigcppn.formats.target import OutputTarget
-    from bigcppn.formats.tiff.blocks import MAX_BAND_PIXELS
+    from bigcppn.formats.tiff.blocks import MAX_BLOCK_PIXELS
 
     chooser = single.choose_blocks
     if bands:  # full-width bands as tall as memory and four bands per actor allow (what was chosen before blocks)
-        def full(w, h, tile, n, max_pixels=MAX_BAND_PIXELS):
+        def full(w, h, tile, n, max_pixels=MAX_BLOCK_PIXELS):
             k = 0
             while (tile << (k + 1)) * w <= max_pixels and -(-h // (tile << (k + 1))) >= 4 * n:
                 k += 1

@@ -148,7 +148,7 @@ class RayEngine(Engine):
     """A Ray cluster: TIFF and DeepZoom files cut into blocks, pyramids as independent jobs (:mod:`bigcppn.cluster`)."""
 
     def __init__(self, ray_address: str | None = None, workers: int | None = None) -> None:
-        from .cluster.engine import require_ray
+        from .cluster.executor import require_ray
         from .cluster.pyramid import RayOptions
 
         require_ray()
@@ -199,10 +199,10 @@ class RayEngine(Engine):
 
     def describe(self, job: Job, workers: int | None) -> dict | None:
         """How the file would be cut for ``workers`` actors (default 1)."""
-        from .cluster.single import check_format, describe_bands
+        from .cluster.single import check_format, describe_blocks
 
         check_format(job)
-        return describe_bands(job, workers or 1)
+        return describe_blocks(job, workers or 1)
 
 
 ENGINES: dict[str, type[Engine]] = {"local": LocalEngine, "ray": RayEngine}

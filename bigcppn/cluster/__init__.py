@@ -6,7 +6,7 @@ API and the command line import this package only for ``executor="ray"``
 "bigcppn[ray]"``.
 
 - :mod:`.engine`: joining or starting Ray, one actor per GPU (or per CPU-only
-  node), and :class:`~.engine.RayExecutor`, the :class:`~bigcppn.core.execute.Executor`
+  node), and :class:`~.executor.RayExecutor`, the :class:`~bigcppn.core.execute.Executor`
   seam on those actors (results in order, a bounded number in flight, actors
   restarted and their unfinished jobs run again when a worker process dies);
 - :mod:`.tasks`: what runs inside an actor: the network built once from the

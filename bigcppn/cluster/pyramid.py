@@ -27,7 +27,7 @@ from ..pyramid.render import PyramidStats, WorkRunner, sweep_partials
 from ..pyramid.request import PyramidRequest
 from ..pyramid.store import TileStore
 from ..pyramid.worklist import PyramidWork
-from .engine import RayExecutor, RaySession, place_actors
+from .executor import RayExecutor, RaySession, place_actors
 from .tasks import ActorJob, FolderCheck, FullImagesTask, PyramidTask, WorkerSetup
 
 __all__ = ["RayOptions", "RayPyramidRunner", "split_work", "job_budget", "check_folder", "check_workers"]

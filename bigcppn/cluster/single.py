@@ -26,11 +26,11 @@ from ..formats.target import OutputTarget
 from ..formats.tiff.blocks import RowJoiner
 from ..formats.target import write_output, writing
 from ..formats.writers import open_writer
-from .engine import RayExecutor, RaySession, place_actors
+from .executor import RayExecutor, RaySession, place_actors
 from .pyramid import RayOptions, check_workers
 from .tasks import block_task
 
-__all__ = ["check_format", "render_single", "actors", "band_plan", "describe_bands"]
+__all__ = ["check_format", "render_single", "actors", "block_grid", "describe_blocks"]
 
 WHAT_RAY_WRITES = ("--executor ray writes tiled TIFF (deflate, lzw or jpeg tiles; RGB, grey or CMYK) and "
                    "DeepZoom .dzi/.szi with jpeg tiles")
@@ -45,15 +45,15 @@ def check_format(job: Job) -> None:
                     "default), or pyramids with bigcppn pyramid")
 
 
-def band_plan(job: Job, workers: int):
-    """How ``job``'s file is cut into bands for ``workers`` actors: a BandPlan (TIFF) or a DzBandPlan (DeepZoom)."""
+def block_grid(job: Job, workers: int):
+    """How ``job``'s file is cut into bands for ``workers`` actors: a TiffBlockGrid (TIFF) or a DzBlockGrid (DeepZoom)."""
     cfg, out = job.config, job.config.output
-    return job.fmt.blocks(out).plan(cfg.canvas.width, cfg.canvas.height, out, job.fmt.is_pyramid(out), workers)
+    return job.fmt.blocks(out).grid(cfg.canvas.width, cfg.canvas.height, out, job.fmt.is_pyramid(out), workers)
 
 
-def describe_bands(job: Job, workers: int) -> dict:
+def describe_blocks(job: Job, workers: int) -> dict:
     """What the actors and the driver would do with ``job`` (``bigcppn plan --executor ray``): no Ray started."""
-    plan = band_plan(job, workers)
+    plan = block_grid(job, workers)
     fed = plan.fed  # the level whose pixels come back
     sizes = plan.levels
     total = sum(w * h for w, h in sizes)
@@ -66,10 +66,10 @@ def describe_bands(job: Job, workers: int) -> dict:
             "driver_pixel_share": round(sum(w * h for w, h in sizes[plan.inside:]) / total, 4)}
 
 
-def _band_task(job: Job, workers: int, batch: int):
+def _block_task(job: Job, workers: int, batch: int):
     """(the band plan, the task an actor runs on a band number)."""
     cfg, out = job.config, job.config.output
-    plan = band_plan(job, workers)
+    plan = block_grid(job, workers)
     return plan, block_task(cfg, plan, batch)
 
 
@@ -90,7 +90,7 @@ def render_single(job: Job, target: OutputTarget, options: RayOptions, batch: in
     cfg = job.config
     w, h, bands = cfg.canvas.width, cfg.canvas.height, cfg.network.bands
     cpu0, moved0 = ex.worker_cpu, ex.sent + ex.received  # a shared executor counts every render
-    plan, task = _band_task(job, ex.workers, batch)
+    plan, task = _block_task(job, ex.workers, batch)
     check_workers(ex, cfg)
     if on_workers is not None:
         on_workers(ex)

@@ -1,7 +1,7 @@
 """What runs inside a Ray actor: the network built once, the folder check, pyramid jobs, blocks of a file.
 
 Nothing here imports Ray: these are plain picklable callables that
-:class:`~bigcppn.cluster.engine.RayExecutor` runs on its actors, so they are
+:class:`~bigcppn.cluster.executor.RayExecutor` runs on its actors, so they are
 tested as they are. Each actor process keeps one network
 (:func:`backend`), rebuilt from the config, weights drawn from the seed, so
 every worker evaluates the very function the local renderer does.
@@ -22,10 +22,10 @@ from ..core.geometry import Window
 from ..formats.tiles import TileCodec
 from ..pyramid.levels import LevelTile
 from ..pyramid.worklist import LevelJob
-from ..formats.deepzoom.blocks import DzBandPlan, EncodedDzBand, encode_dz_band
-from ..formats.tiff.blocks import BandPlan, EncodedBand, encode_band
+from ..formats.deepzoom.blocks import DzBlockGrid, EncodedDzBlock, encode_dz_block
+from ..formats.tiff.blocks import TiffBlockGrid, EncodedBlock, encode_block
 
-__all__ = ["configure", "cores", "backend", "FolderCheck", "ActorJob", "PyramidTask", "TiffBandTask", "DzBandTask", "render_rect",
+__all__ = ["configure", "cores", "backend", "FolderCheck", "ActorJob", "PyramidTask", "TiffBlockTask", "DzBlockTask", "render_rect",
            "WorkerSetup", "FullImagesTask", "host", "block_task"]
 
 _state: dict = {"cores": 1, "config": None, "backend": None}
@@ -224,8 +224,8 @@ def render_rect(r, x: int, y: int, w: int, h: int, batch: int, workers: int = 1)
 
 
 @dataclass(frozen=True)
-class TiffBandTask:
-    """Render block ``b`` of a TIFF and encode every tile of the levels inside it (:func:`encode_band`).
+class TiffBlockTask:
+    """Render block ``b`` of a TIFF and encode every tile of the levels inside it (:func:`encode_block`).
 
     The block's pixels are :meth:`~bigcppn.network.backend.Backend.render_window` of
     windows, pixel for pixel the local strips; the tiles are the
@@ -236,13 +236,13 @@ class TiffBandTask:
     """
 
     config: Config
-    plan: BandPlan
+    plan: TiffBlockGrid
     compression: str
     quality: int
     batch: int
     profile: str | bytes | None = None
 
-    def __call__(self, b: int) -> EncodedBand:
+    def __call__(self, b: int) -> EncodedBlock:
         r = backend(self.config)
         pixels = render_rect(r, *self.plan.block(b), self.batch, cores())
         if self.profile is not None:
@@ -250,7 +250,7 @@ class TiffBandTask:
 
             out = self.config.output
             pixels = to_cmyk(pixels, profile_file(self.profile), out.intent, out.depth)
-        return encode_band(pixels, self.plan, b, self.compression, self.quality, cores())
+        return encode_block(pixels, self.plan, b, self.compression, self.quality, cores())
 
 
 def profile_file(profile: str | bytes) -> str:
@@ -269,39 +269,39 @@ def profile_file(profile: str | bytes) -> str:
 
 
 @dataclass(frozen=True)
-class DzBandTask:
-    """Render block ``b`` of a DeepZoom pyramid with its margins and encode its tiles (:func:`encode_dz_band`).
+class DzBlockTask:
+    """Render block ``b`` of a DeepZoom pyramid with its margins and encode its tiles (:func:`encode_dz_block`).
 
-    Pixels as :class:`TiffBandTask` renders them; tiles as the DeepZoom writer encodes them.
+    Pixels as :class:`TiffBlockTask` renders them; tiles as the DeepZoom writer encodes them.
     """
 
     config: Config
-    plan: DzBandPlan
+    plan: DzBlockGrid
     quality: int
     batch: int
 
-    def __call__(self, b: int) -> EncodedDzBand:
+    def __call__(self, b: int) -> EncodedDzBlock:
         r = backend(self.config)
         pixels = render_rect(r, *self.plan.region(b), self.batch, cores())
-        return encode_dz_band(pixels, self.plan, b, self.quality, cores())
+        return encode_dz_block(pixels, self.plan, b, self.quality, cores())
 
 
-def _tiff_task(cfg: Config, plan: BandPlan, batch: int) -> TiffBandTask:
+def _tiff_task(cfg: Config, plan: TiffBlockGrid, batch: int) -> TiffBlockTask:
     out = cfg.output
     profile = None
     if out.cmyk:  # the profile's bytes travel with the task: the file need not be on the workers
         from ..formats.icc import BUILTIN_CMYK, cmyk_profile
 
         profile = out.cmyk if out.cmyk == BUILTIN_CMYK else cmyk_profile(out.cmyk)
-    return TiffBandTask(cfg, plan, out.compression, out.quality, batch, profile)
+    return TiffBlockTask(cfg, plan, out.compression, out.quality, batch, profile)
 
 
-def _dz_task(cfg: Config, plan: DzBandPlan, batch: int) -> DzBandTask:
-    return DzBandTask(cfg, plan, cfg.output.quality, batch)
+def _dz_task(cfg: Config, plan: DzBlockGrid, batch: int) -> DzBlockTask:
+    return DzBlockTask(cfg, plan, cfg.output.quality, batch)
 
 
 # The task that renders and encodes a block, by the kind of block plan the format made.
-BLOCK_TASKS = {BandPlan: _tiff_task, DzBandPlan: _dz_task}
+BLOCK_TASKS = {TiffBlockGrid: _tiff_task, DzBlockGrid: _dz_task}
 
 
 def block_task(cfg: Config, plan, batch: int):

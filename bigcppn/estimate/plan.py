@@ -51,7 +51,7 @@ class PlanInfo:
     network_mpix_per_s: float | None = None
     writer_mpix_per_s: float | None = None
     estimated_seconds: float | None = None
-    ray: dict | None = None  # the band plan on Ray (``--executor ray``), from cluster.single.describe_bands
+    ray: dict | None = None  # the band plan on Ray (``--executor ray``), from cluster.single.describe_blocks
 
     @property
     def megapixels(self) -> float:

@@ -100,7 +100,7 @@ def test_bad_ray_options_exit_2_with_one_line(tmp_path, capsys, args, message):
 
 
 def test_place_actors():
-    from bigcppn.cluster.engine import ActorSpec, Node, place_actors
+    from bigcppn.cluster.executor import ActorSpec, Node, place_actors
 
     a, b = Node("a", "10.0.0.1", 16, 0), Node("b", "10.0.0.2", 8, 0)
     assert place_actors([a, b]) == [ActorSpec("a", 16, 0), ActorSpec("b", 8, 0)]  # one per CPU node, all cores
@@ -133,7 +133,7 @@ def test_jobs_cover_the_work_list_once():
 
 
 def test_job_budget_scales_with_the_actor_and_keeps_every_actor_busy():
-    from bigcppn.cluster.engine import ActorSpec
+    from bigcppn.cluster.executor import ActorSpec
     from bigcppn.cluster.pyramid import GPU_JOB_SAMPLES, JOB_SAMPLES, job_budget
 
     cpu, gpu = ActorSpec("a", 4, 0), ActorSpec("b", 16, 1)
@@ -440,7 +440,7 @@ def test_an_actor_killed_mid_run_leaves_the_same_file(tmp_path, local_ray, name)
 
 @pytest.mark.ray
 def test_a_series_of_seeds_shares_one_set_of_actors(tmp_path, local_ray, monkeypatch):
-    from bigcppn.cluster import engine
+    from bigcppn.cluster import executor as engine
 
     started = []
     real = engine.RayExecutor.__init__
@@ -516,7 +516,7 @@ def test_a_folder_the_workers_do_not_share_stops_the_pyramid_with_one_line(tmp_p
 
 
 def test_plan_shows_the_cut_on_ray_without_starting_it(capsys, monkeypatch):
-    import bigcppn.cluster.engine as engine
+    import bigcppn.cluster.executor as engine
 
     monkeypatch.setattr(engine, "RaySession", None)  # any use of Ray would fail
     assert cli.main(["plan", "--width", "8192", "--height", "8192", "-o", "x.tif", "--executor", "ray",

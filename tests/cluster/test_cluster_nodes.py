@@ -51,7 +51,7 @@ def two_nodes():
 def test_two_nodes_one_actor_each_same_pyramid(tmp_path, two_nodes, monkeypatch):
     import ray
 
-    from bigcppn.cluster.engine import RaySession, place_actors
+    from bigcppn.cluster.executor import RaySession, place_actors
 
     nodes = RaySession.nodes()
     assert len(nodes) == 2 and len({s.node for s in place_actors(nodes)}) == 2

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bigcppn.formats.deepzoom.blocks import DzBandPlan, encode_dz_band
+from bigcppn.formats.deepzoom.blocks import DzBlockGrid, encode_dz_block
 from bigcppn.formats.deepzoom.writer import DeepZoomWriter, write_dz
 from bigcppn.formats.tiff.blocks import RowJoiner
 
@@ -33,7 +33,7 @@ def files_under(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def write_in_bands(path: Path, image: np.ndarray, plan: DzBandPlan, quality: int, order=None) -> None:
+def write_in_bands(path: Path, image: np.ndarray, plan: DzBlockGrid, quality: int, order=None) -> None:
     """As the driver does: blocks encoded apart (in any order), placed in order, their pixels joined into rows."""
     h, w, bands = image.shape
     writer = DeepZoomWriter(path, w, h, bands, tile=plan.tile, overlap=plan.overlap, quality=quality,
@@ -41,7 +41,7 @@ def write_in_bands(path: Path, image: np.ndarray, plan: DzBandPlan, quality: int
     encoded = {}
     for b in order or range(plan.count):
         x, y, rw, rh = plan.region(b)
-        encoded[b] = encode_dz_band(image[y : y + rh, x : x + rw], plan, b, quality, workers=2)
+        encoded[b] = encode_dz_block(image[y : y + rh, x : x + rw], plan, b, quality, workers=2)
     joiner = RowJoiner(plan)
     for b in range(plan.count):
         writer.write_encoded(encoded[b].tiles, joiner.add(b, encoded[b].rows), plan.where(b))
@@ -58,7 +58,7 @@ def test_bands_make_the_whole_pictures_pyramid(tmp_path_factory, w, h, tile, ove
     (root / "a").mkdir()
     (root / "b").mkdir()
     write_dz(root / "a" / "x.dzi", image, tile=tile, overlap=overlap, quality=quality)
-    plan = DzBandPlan(w, h, tile, overlap, k, split)
+    plan = DzBlockGrid(w, h, tile, overlap, k, split)
     write_in_bands(root / "b" / "x.dzi", image, plan, quality, order=reversed(range(plan.count)))
     assert files_under(root / "a") == files_under(root / "b")
 
@@ -66,7 +66,7 @@ def test_bands_make_the_whole_pictures_pyramid(tmp_path_factory, w, h, tile, ove
 def test_a_szi_in_bands_has_the_same_entries(tmp_path):
     image = picture(333, 517, 3, 1)
     write_dz(tmp_path / "whole.szi", image, tile=30, overlap=2, quality=80)
-    write_in_bands(tmp_path / "banded.szi", image, DzBandPlan(333, 517, 30, 2, 2, split=True), 80)
+    write_in_bands(tmp_path / "banded.szi", image, DzBlockGrid(333, 517, 30, 2, 2, split=True), 80)
 
     def entries(path: Path) -> dict[str, tuple[bytes, int]]:
         z = zipfile.ZipFile(path)
@@ -78,14 +78,14 @@ def test_a_szi_in_bands_has_the_same_entries(tmp_path):
 
 
 def test_margins_start_on_the_blocks_grid_and_reach_the_neighbours_overlap():
-    plan = DzBandPlan(1000, 5000, 254, 3, 3)
+    plan = DzBlockGrid(1000, 5000, 254, 3, 3)
     assert plan.rows == 2032 and plan.count == 3 and plan.inside == 4
     assert [plan.region(b) for b in range(3)] == [(0, 0, 1000, 2032 + 24), (0, 2032 - 24, 1000, 2032 + 48),
                                                   (0, 4064 - 24, 1000, 936 + 24)]
     # a band owns 2**(k - m) tile rows of level m, and the last band the rest
     assert [len(plan.tile_rows(m, 0)) for m in range(4)] == [8, 4, 2, 1]
     assert [len(plan.tile_rows(m, 2)) for m in range(4)] == [4, 2, 1, 1]
-    square = DzBandPlan(5000, 3000, 254, 1, 2, split=True)
+    square = DzBlockGrid(5000, 3000, 254, 1, 2, split=True)
     assert square.across == 5 and square.count == 15
     assert square.region(6) == (1016 - 4, 1016 - 4, 1016 + 8, 1016 + 8)
     for b in range(square.count):
@@ -95,9 +95,9 @@ def test_margins_start_on_the_blocks_grid_and_reach_the_neighbours_overlap():
 
 
 def test_the_writer_refuses_what_is_not_whole_tile_rows(tmp_path):
-    plan = DzBandPlan(100, 100, 16, 1, 1)
+    plan = DzBlockGrid(100, 100, 16, 1, 1)
     writer = DeepZoomWriter(tmp_path / "x.dzi", 100, 100, 3, tile=16, overlap=1, encoded_levels=plan.inside)
-    band = encode_dz_band(picture(100, 100, 3, 0)[: plan.region(0)[3]], plan, 0, 80)
+    band = encode_dz_block(picture(100, 100, 3, 0)[: plan.region(0)[3]], plan, 0, 80)
     with pytest.raises(ValueError, match="whole tile rows"):
         writer.write_encoded([band.tiles[0][:-1], band.tiles[1]], band.rows)
     with pytest.raises(ValueError, match="write_encoded"):

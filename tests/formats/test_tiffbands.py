@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bigcppn.formats.tiff.blocks import BandPlan, RowJoiner, choose_blocks, encode_band, reduce2x2
+from bigcppn.formats.tiff.blocks import TiffBlockGrid, RowJoiner, choose_blocks, encode_block, reduce2x2
 from bigcppn.formats.tiff.writer import TiffTags, TiledTiffWriter
 
 from conftest import tiles_and_tags  # noqa: F401 (the cluster tests import it from conftest too)
@@ -27,13 +27,13 @@ def by_rows(a, path, tile, compression, quality=85):
 def by_bands(a, path, tile, compression, k, quality=85, workers=2, split=False, pyramid=True):
     """As the driver does: blocks encoded apart, placed in order, their reduced pixels joined into rows."""
     h, w, bands = a.shape
-    plan = BandPlan(w, h, tile, k, pyramid=pyramid, split=split)
+    plan = TiffBlockGrid(w, h, tile, k, pyramid=pyramid, split=split)
     joiner = RowJoiner(plan)
     with TiledTiffWriter(path, w, h, bands, 8 * a.itemsize, tile=tile, compression=compression, quality=quality,
                          tags=TAGS, encoded_levels=plan.inside, pyramid=pyramid) as writer:
         for b in range(plan.count):
             x, y, bw, bh = plan.block(b)
-            band = encode_band(a[y : y + bh, x : x + bw], plan, b, compression, quality, workers)
+            band = encode_block(a[y : y + bh, x : x + bw], plan, b, compression, quality, workers)
             assert band.nbytes > 0
             writer.write_encoded(band.tiles, joiner.add(b, band.reduced), plan.where(b))
     return plan
@@ -108,7 +108,7 @@ def test_blocks_fit_memory_and_workers_and_keep_the_drivers_share_small():
     assert choose_blocks(8192, 8192, 256, 16) == (2, True)      # 64 blocks of 1024²
     for w, h, workers in [(8192, 8192, 2), (200_000, 8192, 1), (316_000, 316_000, 64), (50_000, 3_000, 8)]:
         k, split = choose_blocks(w, h, 256, workers)
-        plan = BandPlan(w, h, 256, k, split=split)
+        plan = TiffBlockGrid(w, h, 256, k, split=split)
         x, y, bw, bh = plan.block(plan.count - 1)
         assert x + bw == w and y + bh == h
         assert bw * bh <= 1 << 25
@@ -123,9 +123,9 @@ def test_blocks_fit_memory_and_workers_and_keep_the_drivers_share_small():
 
 def test_wrong_bands_are_refused(tmp_path):
     a = picture(100, 100, 3, 8)
-    plan = BandPlan(100, 100, 16, 1)
+    plan = TiffBlockGrid(100, 100, 16, 1)
     with pytest.raises(ValueError, match="block 0"):
-        encode_band(a[:10], plan, 0, "deflate", 90)
+        encode_block(a[:10], plan, 0, "deflate", 90)
     w = TiledTiffWriter(tmp_path / "x.tif", 100, 100, 3, tile=16, encoded_levels=plan.inside)
     try:
         with pytest.raises(ValueError, match="levels of encoded tiles"):
@@ -138,13 +138,13 @@ def test_a_flat_tiff_in_bands(tmp_path):
     a = picture(300, 200, 3, 8)
     with TiledTiffWriter(tmp_path / "rows.tif", 200, 300, 3, tile=32, tags=TAGS, pyramid=False) as w:
         w.write(a)
-    plan = BandPlan(200, 300, 32, 1, pyramid=False)
+    plan = TiffBlockGrid(200, 300, 32, 1, pyramid=False)
     assert plan.inside == 1
     with TiledTiffWriter(tmp_path / "bands.tif", 200, 300, 3, tile=32, tags=TAGS, pyramid=False,
                          encoded_levels=plan.inside) as w:
         for b in range(plan.count):
             x, y, bw, bh = plan.block(b)
-            band = encode_band(a[y : y + bh], plan, b, "deflate", 90)
+            band = encode_block(a[y : y + bh], plan, b, "deflate", 90)
             assert band.reduced is None
             w.write_encoded(band.tiles, band.reduced)
     assert (tmp_path / "rows.tif").read_bytes() == (tmp_path / "bands.tif").read_bytes()
@@ -155,13 +155,13 @@ def test_square_blocks_in_a_bigtiff(tmp_path):
     a = picture(300, 520, 3, 8, seed=3)
     with TiledTiffWriter(tmp_path / "rows.tif", 520, 300, 3, tile=32, tags=TAGS, bigtiff=True) as w:
         w.write(a)
-    plan = BandPlan(520, 300, 32, 2, split=True)
+    plan = TiffBlockGrid(520, 300, 32, 2, split=True)
     joiner = RowJoiner(plan)
     with TiledTiffWriter(tmp_path / "blocks.tif", 520, 300, 3, tile=32, tags=TAGS, bigtiff=True,
                          encoded_levels=plan.inside) as w:
         for b in range(plan.count):
             x, y, bw, bh = plan.block(b)
-            band = encode_band(a[y : y + bh, x : x + bw], plan, b, "deflate", 90)
+            band = encode_block(a[y : y + bh, x : x + bw], plan, b, "deflate", 90)
             w.write_encoded(band.tiles, joiner.add(b, band.reduced), plan.where(b))
     assert plan.across == 5 and (tmp_path / "blocks.tif").read_bytes()[2:4] == b"\x2b\x00"  # BigTIFF
     assert tiles_and_tags(tmp_path / "rows.tif") == tiles_and_tags(tmp_path / "blocks.tif")
@@ -175,8 +175,8 @@ def test_square_blocks_in_a_bigtiff(tmp_path):
 
 def test_a_tile_placed_twice_is_refused(tmp_path):
     a = picture(64, 64, 3, 8)
-    plan = BandPlan(64, 64, 16, 1, split=True)
-    band = encode_band(a[:32, :32], plan, 0, "deflate", 90)
+    plan = TiffBlockGrid(64, 64, 16, 1, split=True)
+    band = encode_block(a[:32, :32], plan, 0, "deflate", 90)
     w = TiledTiffWriter(tmp_path / "x.tif", 64, 64, 3, tile=16, encoded_levels=plan.inside)
     try:
         w.write_encoded(band.tiles, None, plan.where(0))

@@ -12,7 +12,7 @@ that has a neighbour: the margin starts and ends on multiples of ``2**k``, so
 every level down to ``k`` computed from it is, pixel for pixel, the whole
 picture's level (the one place a level repeats its last row or column is the
 picture's edge, which a margin reaches only where the picture ends). The worker encodes every tile of levels
-``0 .. k`` it owns (:func:`encode_dz_band`) and hands back those bytes and
+``0 .. k`` it owns (:func:`encode_dz_block`) and hands back those bytes and
 its own rows of level ``k + 1`` (of level ``k`` where tiles are odd, for the
 driver to halve); the driver writes the bytes under their names
 (:meth:`DeepZoomWriter.write_encoded`) and builds the small levels above from
@@ -32,11 +32,11 @@ import numpy as np
 from .writer import _encode, _halve, dz_sizes, fed_level
 from ..tiff.blocks import BlockGrid
 
-__all__ = ["DZ_BLOCKS", "DzBlocks", "DzBandPlan", "EncodedDzBand", "encode_dz_band"]
+__all__ = ["DZ_BLOCKS", "DzBlocks", "DzBlockGrid", "EncodedDzBlock", "encode_dz_block"]
 
 
 @dataclass(frozen=True)
-class DzBandPlan(BlockGrid):
+class DzBlockGrid(BlockGrid):
     """A ``width`` x ``height`` DeepZoom pyramid of ``tile``-pixel tiles and ``overlap``, in blocks of ``tile * 2**k`` rows."""
 
     width: int
@@ -65,7 +65,7 @@ class DzBandPlan(BlockGrid):
 
 
 @dataclass
-class EncodedDzBand:
+class EncodedDzBlock:
     """A block's encoded tiles, level by level (each level's row-major in the block), and its pixels of level ``plan.fed``."""
 
     tiles: list[list[bytes]]
@@ -76,8 +76,8 @@ class EncodedDzBand:
         return sum(len(t) for lv in self.tiles for t in lv) + self.rows.nbytes
 
 
-def encode_dz_band(region: np.ndarray, plan: DzBandPlan, b: int, quality: int, workers: int = 1) -> EncodedDzBand:
-    """Every tile of levels ``0 .. plan.inside - 1`` that block ``b`` owns, from ``region`` (:meth:`DzBandPlan.region`).
+def encode_dz_block(region: np.ndarray, plan: DzBlockGrid, b: int, quality: int, workers: int = 1) -> EncodedDzBlock:
+    """Every tile of levels ``0 .. plan.inside - 1`` that block ``b`` owns, from ``region`` (:meth:`DzBlockGrid.region`).
 
     Returns the JPEG tiles, level by level, and the block's own pixels of
     level ``plan.fed``, from which the driver builds the levels above.
@@ -108,16 +108,16 @@ def encode_dz_band(region: np.ndarray, plan: DzBandPlan, b: int, quality: int, w
         y0, x0 = top >> m, left >> m
         own = pixels[rows.start * t - y0 : min(h, rows.stop * t) - y0, cols.start * t - x0 : min(w, cols.stop * t) - x0]
         own = _halve(own) if plan.fed == plan.inside else own.copy()  # (even tiles: own pixels start on even rows)
-    return EncodedDzBand(out, own)
+    return EncodedDzBlock(out, own)
 
 
 class DzBlocks:
     """How a DeepZoom file is cut into blocks for Ray: blocks plus the margins their overlapping tiles need."""
 
-    def plan(self, width: int, height: int, out, pyramid: bool, workers: int) -> DzBandPlan:
+    def grid(self, width: int, height: int, out, pyramid: bool, workers: int) -> DzBlockGrid:
         from ..tiff.blocks import choose_blocks
 
-        return DzBandPlan(width, height, out.dz_tile, out.dz_overlap,
+        return DzBlockGrid(width, height, out.dz_tile, out.dz_overlap,
                           *choose_blocks(width, height, out.dz_tile, workers, overlap=out.dz_overlap))
 
 

@@ -245,7 +245,7 @@ class DeepZoomWriter:
 
     def write_encoded(self, tiles: list[list[bytes]], rows: np.ndarray | None = None,
                       where: list[tuple[range, range]] | None = None) -> None:
-        """A block's encoded tiles (:func:`bigcppn.formats.deepzoom.blocks.encode_dz_band`), then rows of level :func:`fed_level`.
+        """A block's encoded tiles (:func:`bigcppn.formats.deepzoom.blocks.encode_dz_block`), then rows of level :func:`fed_level`.
 
         ``tiles[m]`` are level ``m``'s tiles, row-major over ``where[m]`` (tile
         rows, tile columns; default: the next whole tile rows); they are

@@ -6,7 +6,7 @@ full-width bands would be too large or too few, ``tile * 2**k`` square
 the level above, as :class:`~bigcppn.formats.tiff.writer.TiledTiffWriter` makes it)
 then has exactly ``2**(k - m)`` tile rows (and, split, tile columns) in each
 block for ``m <= k``, made from that block's pixels alone. So a worker holding
-a block encodes every tile of levels ``0 .. k`` inside it (:func:`encode_band`),
+a block encodes every tile of levels ``0 .. k`` inside it (:func:`encode_block`),
 and hands back those bytes and the block's pixels of level ``k + 1``; the
 driver places the bytes (:meth:`TiledTiffWriter.write_encoded`) and builds only
 the levels from ``k + 1`` up. Tiles, padding and 2×2 means are computed as the
@@ -27,17 +27,17 @@ import numpy as np
 
 from .tile import encode_tile, pyramid_sizes, tiff_codec
 
-__all__ = ["TIFF_BLOCKS", "TiffBlocks", "BandPlan", "EncodedBand", "encode_band", "choose_blocks", "reduce2x2", "BlockGrid", "RowJoiner"]
+__all__ = ["TIFF_BLOCKS", "TiffBlocks", "TiffBlockGrid", "EncodedBlock", "encode_block", "choose_blocks", "reduce2x2", "BlockGrid", "RowJoiner"]
 
 # A block holds at most this many pixels of level 0, margins included (unless one tile row is already more).
-MAX_BAND_PIXELS = 1 << 25
+MAX_BLOCK_PIXELS = 1 << 25
 # Full-width bands while they allow this many levels below the full size (or as many as square blocks would):
 # the driver then builds at most 1/4**(GOOD_K + 1) x 4/3 of the pixels (2 %) and the file is the row writer's
 # byte for byte.
 GOOD_K = 2
 
 
-def choose_blocks(width: int, height: int, tile: int, workers: int, max_pixels: int = MAX_BAND_PIXELS,
+def choose_blocks(width: int, height: int, tile: int, workers: int, max_pixels: int = MAX_BLOCK_PIXELS,
                   overlap: int = 0) -> tuple[int, bool]:
     """``(k, split)``: blocks of ``tile * 2**k`` rows, full width or square, about four per worker within memory.
 
@@ -138,7 +138,7 @@ class BlockGrid:
 
 
 @dataclass(frozen=True)
-class BandPlan(BlockGrid):
+class TiffBlockGrid(BlockGrid):
     """A ``width`` x ``height`` TIFF in blocks of ``tile * 2**k`` rows (full width, or square if ``split``)."""
 
     width: int
@@ -159,7 +159,7 @@ class BandPlan(BlockGrid):
 
 
 @dataclass
-class EncodedBand:
+class EncodedBlock:
     """A block's encoded tiles, level by level (each level's row-major in the block), and its pixels of the next level."""
 
     tiles: list[list[bytes]]
@@ -203,7 +203,7 @@ def reduce2x2(a: np.ndarray) -> np.ndarray:
     return s.astype(a.dtype)
 
 
-def _padded(plan: BandPlan, m: int, b: int, pixels: np.ndarray) -> np.ndarray:
+def _padded(plan: TiffBlockGrid, m: int, b: int, pixels: np.ndarray) -> np.ndarray:
     """Level ``m``'s tiles of block ``b``, zero past the level's edges (the writer's padding)."""
     t = plan.tile
     w, h = plan.levels[m]
@@ -215,8 +215,8 @@ def _padded(plan: BandPlan, m: int, b: int, pixels: np.ndarray) -> np.ndarray:
     return out
 
 
-def encode_band(pixels: np.ndarray, plan: BandPlan, b: int, compression: str, quality: int,
-                workers: int = 1) -> EncodedBand:
+def encode_block(pixels: np.ndarray, plan: TiffBlockGrid, b: int, compression: str, quality: int,
+                workers: int = 1) -> EncodedBlock:
     """Every tile of levels ``0 .. plan.inside - 1`` in block ``b`` (``pixels``: its level-0 pixels), encoded.
 
     Returns the tiles, level by level (row-major inside the block), and the
@@ -245,15 +245,15 @@ def encode_band(pixels: np.ndarray, plan: BandPlan, b: int, compression: str, qu
                 pixels = half[: max(0, min(half.shape[0], h2 - y2)), : max(0, min(half.shape[1], w2 - x2))]
             else:
                 pixels = None
-    return EncodedBand(out, pixels if plan.inside < len(plan.levels) else None)
+    return EncodedBlock(out, pixels if plan.inside < len(plan.levels) else None)
 
 
 class TiffBlocks:
     """How a TIFF is cut into blocks for Ray: tile rows of ``tile * 2**k`` (:func:`choose_blocks`)."""
 
-    def plan(self, width: int, height: int, out, pyramid: bool, workers: int) -> BandPlan:
+    def grid(self, width: int, height: int, out, pyramid: bool, workers: int) -> TiffBlockGrid:
         k, split = choose_blocks(width, height, out.tiff_tile, workers)
-        return BandPlan(width, height, out.tiff_tile, k, pyramid, split)
+        return TiffBlockGrid(width, height, out.tiff_tile, k, pyramid, split)
 
 
 TIFF_BLOCKS = TiffBlocks()

@@ -202,7 +202,7 @@ class TiledTiffWriter(TiffDirectories):
 
     def write_encoded(self, tiles: list[list[bytes]], rows: np.ndarray | None = None,
                       where: list[tuple[range, range]] | None = None) -> None:
-        """A block's encoded tiles (:func:`bigcppn.formats.tiff.blocks.encode_band`), then rows of the fed level.
+        """A block's encoded tiles (:func:`bigcppn.formats.tiff.blocks.encode_block`), then rows of the fed level.
 
         ``tiles[m]`` are level ``m``'s tiles, for the ``encoded_levels``
         levels, row-major over ``where[m]`` (tile rows, tile columns; default:
