@@ -200,7 +200,7 @@ def render_sheet(config: ConfigLike, path: str | Path, seeds: Sequence[int] | st
     frames the thumbnails, by default the config's canvas; ``quality`` a JPEG
     or WebP sheet's (default the config's).
     """
-    from .sheet import parse_seeds
+    from .job import parse_seeds
     from .sheet import render_sheet as run
 
     if isinstance(seeds, str):
