@@ -13,6 +13,7 @@ The public API::
     print(bigcppn.plan(cfg, "poster.tif"))                      # what a render would take, and how long
     print(bigcppn.plan_pyramid(cfg, "site/poster.dzi"))         # the same for a pyramid
     bigcppn.serve(cfg, port=8000)                               # a live viewer that zooms on forever
+    bigcppn.explore(cfg, port=8000)                             # a page to find a picture and print it
 
 An existing output is refused unless ``overwrite=True`` (a resumed pyramid of
 the same render is not "existing").
@@ -40,6 +41,7 @@ from .api import (  # noqa: E402
     render_series,
     render_sheet,
     serve,
+    explore,
 )
 from .config import Config, load_config  # noqa: E402
 from .results import PyramidResult, RenderResult  # noqa: E402
@@ -57,6 +59,7 @@ __all__ = [
     "plan",
     "plan_pyramid",
     "serve",
+    "explore",
     "PlanInfo",
     "RenderResult",
     "PyramidResult",

@@ -44,7 +44,7 @@ from ..pyramid.grid import Pyramid, max_extra_levels
 from .tiles import ServeStats, TileCache, TileService
 
 __all__ = ["TileCache", "TileService", "TileServer", "ServeStats", "ServeResult", "serve", "make_server",
-           "serve_until_stopped", "exposure_note", "config_tag"]
+           "serve_until_stopped", "exposure_note", "config_tag", "tile_service"]
 
 # LEVEL/COL_ROW.EXT in canonical decimal (no sign, no leading zeros, no absurd lengths).
 _TILE = r"^/image_files/(0|[1-9][0-9]{0,5})/(0|[1-9][0-9]{0,17})_(0|[1-9][0-9]{0,17})\.%s$"
@@ -163,6 +163,14 @@ def config_tag(cfg: Config, extra: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def tile_service(renderer, width: int, height: int, tile: int, overlap: int, extra_levels: int,
+                 supersample: int, quality: int, cache_bytes: int) -> TileService:
+    """The live DeepZoom image of ``renderer`` (a canvas of width x height, ``extra_levels`` past it), not started."""
+    p = Pyramid(width, height, "dz", tile, overlap, "jpeg", name="image", extra=extra_levels)
+    # the compute backend: pyramid levels through Backend.render_many
+    return TileService(renderer, p, supersample=supersample, quality=quality, cache_bytes=cache_bytes)
+
+
 def make_server(cfg: Config, host: str = "127.0.0.1", port: int = 0, tile: int = 254, overlap: int = 1,
                 extra_levels: int | None = None, supersample: int = 2, quality: int = 90,
                 cache_bytes: int = 256 << 20, device: torch.device | None = None, verbose: bool = False,
@@ -181,9 +189,8 @@ def make_server(cfg: Config, host: str = "127.0.0.1", port: int = 0, tile: int =
     elif not 0 <= extra_levels <= limit:
         raise UserError(f"--extra-levels {extra_levels}: float64 resolves at most {limit} levels past this "
                         f"{c.width}x{c.height} canvas here; use 0 to {limit}")
-    p = Pyramid(c.width, c.height, "dz", tile, overlap, "jpeg", name="image", extra=extra_levels)
-    sampler = renderer  # the compute backend: pyramid levels through Backend.render_many
-    service = TileService(sampler, p, supersample=supersample, quality=quality, cache_bytes=cache_bytes)
+    service = tile_service(renderer, c.width, c.height, tile, overlap, extra_levels, supersample, quality,
+                           cache_bytes)
     build = find_openseadragon()
     assets = {rel: f.read_bytes() for rel, f in openseadragon_files(build).items()} if build else {}
     info = (f"bigcppn {__version__} · seed {cfg.seed} · {c.width}×{c.height} px base, zooms ×2^{extra_levels} "
@@ -197,12 +204,13 @@ def make_server(cfg: Config, host: str = "127.0.0.1", port: int = 0, tile: int =
     return server
 
 
-def serve_until_stopped(server: TileServer, grace: float = 30.0) -> int:
+def serve_until_stopped(server: EventServer, grace: float = 30.0, on_stop: Callable[[], None] | None = None) -> int:
     """Serve until SIGTERM or SIGINT, then stop: the exit status (143 for SIGTERM, 0 for Ctrl-C).
 
     On the first signal the server stops accepting, closes idle connections and finishes the answers
     in progress (tiles being rendered included), for at most ``grace`` seconds; a second signal stops
-    it at once. Signals are caught only when called from the main thread."""
+    it at once. Signals are caught only when called from the main thread. ``on_stop`` (default: stop the
+    tile service) runs once the server has stopped serving."""
     got: list[int] = []
 
     def on_signal(signum, _frame) -> None:
@@ -221,7 +229,7 @@ def serve_until_stopped(server: TileServer, grace: float = 30.0) -> int:
         got.append(signal.SIGINT)
     finally:
         server.server_close()
-        server.service.stop()
+        (on_stop or server.service.stop)()
         for sig, handler in old.items():
             signal.signal(sig, handler)
     return 128 + signal.SIGTERM if got and got[0] == signal.SIGTERM else 0

@@ -71,6 +71,9 @@ class Limits:
     max_line: int = 8192
     max_head: int = 16384
     max_headers: int = 64
+    # methods answered; others get 405 (known) or 501. An application that changes state (bigcppn explore)
+    # adds POST; request bodies stay refused, so its parameters travel in the query string.
+    methods: tuple[str, ...] = ("GET", "HEAD", "OPTIONS")
 
 
 def error_response(status: int, why: str, headers: list | None = None) -> Response:
@@ -207,7 +210,7 @@ def parse_head(buf: bytearray, lim: Limits) -> tuple[Request, int] | None:
     if end - i > lim.max_head:
         raise Reject(431, "request head too large")
     headers = _header_lines(bytes(buf[nl + 1:end]), lim)
-    _check(method, version, headers)
+    _check(method, version, headers, lim.methods)
     used = end + (3 if buf.startswith(b"\n\r\n", end) else 2)
     return Request(method, target, version, headers), used
 
@@ -256,10 +259,12 @@ def _header_lines(block: bytes, lim: Limits) -> dict[str, str]:
     return headers
 
 
-def _check(method: str, version: str, headers: dict[str, str]) -> None:
-    if method in _KNOWN:
+def _check(method: str, version: str, headers: dict[str, str], methods: tuple[str, ...]) -> None:
+    if method in methods:
+        pass
+    elif method in _KNOWN:
         raise Reject(405, f"{method} is not served here")
-    if method not in ("GET", "HEAD", "OPTIONS"):
+    elif method not in ("GET", "HEAD", "OPTIONS"):
         raise Reject(501, f"{method[:32]} is not a method served here")
     if version == "HTTP/1.1" and "host" not in headers:
         raise Reject(400, "HTTP/1.1 requests need a Host field")

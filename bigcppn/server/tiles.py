@@ -120,6 +120,22 @@ class TileService:
         if self._cpu_pool is not None:
             self._cpu_pool.shutdown(wait=True, cancel_futures=True)
 
+    def cancel_queued(self, why: str = "superseded") -> int:
+        """Fail every request still waiting for the device (not those rendering now); how many."""
+        keys = []
+        while True:
+            try:
+                key = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if key is None:  # stopping: leave the signal for the device thread
+                self._queue.put(None)
+                break
+            keys.append(key)
+        for key in keys:
+            self._finish(key, exc=RuntimeError(why))
+        return len(keys)
+
     def tile_key(self, level: int, col: int, row: int) -> tuple[int, int, int]:
         """Checks that the tile exists (IndexError otherwise)."""
         self.pyramid.tile_at(level, col, row)
