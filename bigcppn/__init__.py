@@ -41,9 +41,9 @@ from .api import (  # noqa: E402
     render_series,
     render_sheet,
     serve,
-    explore,
 )
 from .config import Config, load_config  # noqa: E402
+from .studio.run import explore  # noqa: E402  (above the API: its jobs go through it)
 from .results import PyramidResult, RenderResult  # noqa: E402
 from .errors import BigCPPNError, ConfigError, RenderError, UserError  # noqa: E402
 

@@ -23,7 +23,7 @@ from .results import CompletedInterrupt, PyramidResult, RenderResult
 from .job import SEED_FIELD, Job, Sizing, check_overwrite, resolve_config, resolve_job
 
 __all__ = ["render_array", "render_file", "render_series", "render_sheet", "plan", "render_pyramid",
-           "plan_pyramid", "serve", "explore", "RenderResult", "PyramidResult", "PlanInfo", "as_config", "CompletedInterrupt"]
+           "plan_pyramid", "serve", "RenderResult", "PyramidResult", "PlanInfo", "as_config", "CompletedInterrupt"]
 
 ConfigLike = Config | str | Path | None
 
@@ -318,20 +318,4 @@ def serve(config: ConfigLike = None, *, host: str = "127.0.0.1", port: int = 800
 
     return run(as_config(config), host=host, port=port, tile=tile, extra_levels=extra_levels,
                supersample=supersample, quality=quality, cache_mb=cache_mb, cors=cors, verbose=verbose,
-               on_ready=on_ready)
-
-
-def explore(config: ConfigLike = None, *, host: str = "127.0.0.1", port: int = 8000, out: str | Path = "explore-out",
-            open_browser: bool = False, verbose: bool = False, on_ready: Callable[[object], None] | None = None):
-    """Serve the explore page (``bigcppn explore``): a seed grid, live controls and zoom, print and pyramid jobs.
-
-    The page at ``http://HOST:PORT/`` starts from ``config``; jobs write only under ``out`` (made if
-    missing). ``host`` other than loopback lets other machines in (the Host header is still checked);
-    ``port`` 0 picks a free one; ``open_browser`` opens the page. ``on_ready(server)`` is called once it
-    listens (``server.url``); it serves until SIGTERM, Ctrl-C or ``server.drain()`` from another thread.
-    Returns a :class:`~bigcppn.studio.run.ExploreResult`. Bad settings raise UserError.
-    """
-    from .studio.run import explore as run
-
-    return run(as_config(config), host=host, port=port, out=out, open_browser=open_browser, verbose=verbose,
                on_ready=on_ready)

@@ -25,7 +25,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import api
+    from ..studio.run import explore
     from ..errors import UserError
     from ..server.app import exposure_note
     from .common import config_from
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         if note:
             print(note, file=sys.stderr, flush=True)
 
-    r = api.explore(cfg, host=args.host, port=args.port, out=args.out, open_browser=args.open_browser,
+    r = explore(cfg, host=args.host, port=args.port, out=args.out, open_browser=args.open_browser,
                     verbose=args.verbose, on_ready=ready)
     print(f"stopped after {r.requests} requests", file=sys.stderr)
     return r.status

@@ -34,7 +34,7 @@ from ..config import config_to_dict, dump_toml, load_config
 from ..errors import UserError
 from ..server.httpbase import Limits, Pending, Request, Response
 from ..server.httpd import EventServer
-from .jobs import JobQueue
+from .jobs import JobQueue, QueueFull
 from .page import page_html, static_files
 from . import products, views
 
@@ -289,7 +289,7 @@ def _user_errors(fn, *args):
         key = m.group(1) if m else ("seed" if msg.startswith("seed") else None)
         if key is None and "activation" in msg:
             key = "network.activation"
-        return _json(400, {"error": msg, "key": key})
+        return _json(429 if isinstance(exc, QueueFull) else 400, {"error": msg, "key": key})
 
 
 def _allowed_hosts(host: str, port: int) -> frozenset[str]:

@@ -21,7 +21,7 @@ from typing import Callable
 
 from ..errors import BigCPPNError, UserError
 
-__all__ = ["MAX_WAITING", "JobCancelled", "Job", "JobQueue"]
+__all__ = ["MAX_WAITING", "JobCancelled", "QueueFull", "Job", "JobQueue"]
 
 MAX_WAITING = 8
 _NAME = re.compile(r"^job-(\d{1,9})")
@@ -29,6 +29,10 @@ _NAME = re.compile(r"^job-(\d{1,9})")
 
 class JobCancelled(Exception):
     """Raised from a job's progress call once it is cancelled."""
+
+
+class QueueFull(UserError):
+    """As many jobs wait as the queue holds."""
 
 
 @dataclass
@@ -82,7 +86,7 @@ class JobQueue:
     def submit(self, job: Job) -> Job:
         with self._cond:
             if len(self._waiting) >= self.max_waiting:
-                raise UserError(f"{len(self._waiting)} jobs are waiting already; wait for one or cancel one")
+                raise QueueFull(f"{len(self._waiting)} jobs are waiting already; wait for one or cancel one")
             self._waiting.append(job)
             self._jobs.append(job)
             self._cond.notify()

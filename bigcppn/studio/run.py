@@ -49,13 +49,21 @@ def make_explore_server(cfg: Config, host: str = "127.0.0.1", port: int = 0, out
                         "choose another --port (0 picks a free one) or --host") from None
 
 
-def explore(cfg: Config, *, host: str = "127.0.0.1", port: int = 8000, out: str | Path = "explore-out",
-            open_browser: bool = False, verbose: bool = False,
+def explore(config: Config | str | Path | None = None, *, host: str = "127.0.0.1", port: int = 8000,
+            out: str | Path = "explore-out", open_browser: bool = False, verbose: bool = False,
             on_ready: Callable[[object], None] | None = None) -> ExploreResult:
-    """Check, bind, call ``on_ready(server)``, optionally open a browser, serve until stopped."""
+    """Serve the explore page (``bigcppn explore``): a seed grid, live controls and zoom, print and pyramid jobs.
+
+    The page at ``http://HOST:PORT/`` starts from ``config`` (a Config, a TOML path or None); jobs write
+    only under ``out`` (made if missing). A ``host`` other than loopback lets other machines in (the Host
+    header is still checked); ``port`` 0 picks a free one; ``open_browser`` opens the page.
+    ``on_ready(server)`` is called once it listens (``server.url``); then it serves until SIGTERM, Ctrl-C
+    or ``server.drain()`` from another thread. Bad settings raise UserError.
+    """
+    from ..api import as_config
     from ..server.app import serve_until_stopped
 
-    server = make_explore_server(cfg, host, port, out, verbose)
+    server = make_explore_server(as_config(config), host, port, out, verbose)
     try:
         if on_ready is not None:
             on_ready(server)
