@@ -22,7 +22,8 @@ async function settled(page, views, timeout = 90000) {
     const e = window.explore;
     return e && e.gridLoads > 0 && document.querySelectorAll("#grid .cell").length >= 24 &&
       e.views >= views && e.ready && window.viewer && window.viewer.world.getItemCount() === 1 &&
-      window.viewer.world.getItemAt(0).getFullyLoaded() && !document.querySelector("#status").textContent.includes("…");
+      window.viewer.world.getItemAt(0).getFullyLoaded() && !document.querySelector("#status").textContent.includes("…") &&
+      document.querySelector("#preview").style.opacity !== "1";
   }, views, { timeout, polling: 100 });
   await page.waitForTimeout(500);
 }

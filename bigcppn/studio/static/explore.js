@@ -201,7 +201,9 @@ function travel(step) {
   buildControls();
 }
 
+let generation = 0, sharpGeneration = 0;  // the newest refresh, and the newest whose tiles are all drawn
 async function refresh() {
+  const my = ++generation;
   clearErrors();
   const enc = encode(cfg);
   $("status").textContent = "rendering…";
@@ -209,12 +211,14 @@ async function refresh() {
   // the coarse preview at once, then the live tiles
   api("preview", "/api/preview", { c: enc, size: 192 }).then(async (r) => {
     if (!r.ok) return;
-    const url = URL.createObjectURL(await r.blob());
+    const blob = await r.blob();
+    window.explore.previews++;
+    window.explore.previewMs = performance.now() - t0;
+    if (sharpGeneration >= my) return;  // the sharp tiles came first (cached): no preview over them
+    const url = URL.createObjectURL(blob);
     const img = $("preview");
     if (img.src) URL.revokeObjectURL(img.src);
     img.src = url; img.style.opacity = 1;
-    window.explore.previews++;
-    window.explore.previewMs = performance.now() - t0;
   }).catch(quiet);
   let r;
   try { r = await api("view", "/api/view", { c: enc }); } catch (e) { return quiet(e); }
@@ -226,13 +230,13 @@ async function refresh() {
   dl.href = URL.createObjectURL(new Blob([live.toml], { type: "application/toml" }));
   dl.download = `bigcppn-seed${cfg.seed}.toml`;
   if (cfg.network.inputs.includes("z") && !cfg.network.z.length && live.z) buildControls();
-  openLive();
+  openLive(my);
   window.explore.views++;
   $("status").textContent = `seed ${cfg.seed} · ${live.base[0]}×${live.base[1]} base, zooms ×2^${live.extra}`;
   planPrint();
 }
 
-function openLive() {
+function openLive(my) {
   if (typeof OpenSeadragon === "undefined") { window.explore.ready = true; return; }
   const source = { Image: { xmlns: "http://schemas.microsoft.com/deepzoom/2008", Url: `/live/${live.tag}/image_files/`,
     Format: "jpeg", Overlap: String(live.overlap), TileSize: String(live.tile),
@@ -252,6 +256,7 @@ function openLive() {
     const item = viewer.world.getItemAt(0);
     const done = () => {
       if (live && live.tag === tag && item.getFullyLoaded()) {
+        sharpGeneration = Math.max(sharpGeneration, my);
         $("preview").style.opacity = 0; window.explore.ready = true; window.explore.sharpTag = tag;
       }
     };
