@@ -257,6 +257,7 @@ function openLive(my) {
     const done = () => {
       if (live && live.tag === tag && item.getFullyLoaded()) {
         sharpGeneration = Math.max(sharpGeneration, my);
+        if (!window.explore.sharpMs) window.explore.sharpMs = performance.now();
         $("preview").style.opacity = 0; window.explore.ready = true; window.explore.sharpTag = tag;
       }
     };
@@ -293,6 +294,7 @@ async function loadGrid() {
       grid.appendChild(d);
     }
     if (grid.firstChild) grid.firstChild.dataset.url = url;
+    if (!window.explore.gridLoads) window.explore.gridMs = performance.now();  // since the page was asked for
     window.explore.gridLoads++;
   };
   img.src = url;
