@@ -15,6 +15,7 @@ import json
 import math
 import threading
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import numpy as np
@@ -74,6 +75,7 @@ def sheet_page(cfg: Config, page: int, cell: int, device) -> bytes:
     """Seeds ``page * 24`` to ``page * 24 + 23`` as one JPEG, 6 thumbnails a row, rendered in one batch.
 
     Each thumbnail frames what a render of ``cfg`` with that seed shows (the longer side ``cell``)."""
+    from ..network.devices import policy_for
     from ..sheet import render_cells
 
     if not 0 <= page <= (2**63 - 1) // PAGE_SEEDS - 1:
@@ -81,7 +83,15 @@ def sheet_page(cfg: Config, page: int, cell: int, device) -> bytes:
     if not 16 <= cell <= 512:
         raise UserError(f"thumbnails are 16 to 512 px, got {cell}")
     seeds = list(range(page * PAGE_SEEDS, (page + 1) * PAGE_SEEDS))
-    cells = render_cells(cfg, seeds, cell, device)  # (seeds, h, w, bands)
+    # a CPU: the seeds in one group a core, each group one batched pass on one torch thread (as the live
+    # tiles are rendered, so the two share the cores without torch's threads spinning against each other)
+    workers = policy_for(device).tile_workers()
+    if workers > 1:
+        groups = [[int(s) for s in g] for g in np.array_split(seeds, workers) if len(g)]
+        with ThreadPoolExecutor(len(groups), thread_name_prefix="bigcppn-sheet") as ex:
+            cells = np.concatenate(list(ex.map(lambda g: render_cells(cfg, g, cell, device), groups)))
+    else:
+        cells = render_cells(cfg, seeds, cell, device)  # (seeds, h, w, bands)
     n, h, w, b = cells.shape
     rows = math.ceil(n / COLUMNS)
     grid = cells.reshape(rows, COLUMNS, h, w, b).transpose(0, 2, 1, 3, 4).reshape(rows * h, COLUMNS * w, b)
