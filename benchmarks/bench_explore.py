@@ -111,13 +111,18 @@ def main() -> None:
           f"render_array 512x512 {full * 1000:.0f} ms (sharp/render_array {ts / full:.2f}x)")
 
     if args.play > 0:
-        r0 = rss_mb()
-        end, n = time.monotonic() + args.play, 0
+        r0, samples = rss_mb(), []
+        start = time.monotonic()
+        end, n, next_sample = start + args.play, 0, start + args.play / 8
         while time.monotonic() < end:
             sharp() if n % 5 == 0 else preview()
             n += 1
             time.sleep(0.1)
-        print(f"{args.play:.0f} s of slider play ({n} changes): RSS {r0:.0f} MB -> {rss_mb():.0f} MB")
+            if time.monotonic() >= next_sample:
+                samples.append(f"{rss_mb():.0f}")
+                next_sample += args.play / 8
+        print(f"{args.play:.0f} s of slider play ({n} changes): RSS {r0:.0f} MB before, then every "
+              f"{args.play / 8:.0f} s: {' '.join(samples)} MB")
 
     if not args.no_browser:
         browser(srv.url, out)

@@ -73,11 +73,11 @@ def print_plan(cfg: Config, q: dict, out: Path) -> dict:
 
 def print_job(cfg: Config, q: dict, out: Path, job_id: int) -> Job:
     """A job that renders the print to ``out/job-N-seedS.EXT`` (checked now: UserError)."""
-    from ..api import _checked_job, render_file
+    from ..api import plan, render_file
 
     pcfg, ext = print_config(cfg, q)
     path = out / f"job-{job_id}-seed{pcfg.seed}.{ext}"
-    _checked_job(pcfg, path, None, None, False)  # the format's limits, before it waits in the queue
+    plan(pcfg, path, measure=False)  # what the render would refuse, refused before it waits in the queue
 
     def run(job: Job) -> str:
         render_file(pcfg, path, progress=job.progress)

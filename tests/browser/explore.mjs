@@ -74,6 +74,30 @@ try {
   await settled(page, before + 1);
   report.sharpMs = Date.now() - t1;
   report.stages.push(await stage(page, "slider"));
+  // history: back to the first settings and forward again; a favourite; a print job from the panel
+  await page.click("#back");
+  await page.waitForFunction(() => document.querySelector("#toml").textContent.includes("weight_scale = 1.0"), null, { timeout: 30000 });
+  report.backToml = await page.evaluate(() => document.querySelector("#toml").textContent);
+  await page.click("#forward");
+  await settled(page, before + 3);
+  report.forwardToml = await page.evaluate(() => document.querySelector("#toml").textContent);
+  await page.click("#fav");
+  await page.waitForFunction(() => document.querySelectorAll("#favs .fav").length === 1, null, { timeout: 30000 });
+  report.favourites = await page.evaluate(() => document.querySelectorAll("#favs .fav img")[0].naturalWidth);
+  if (job.print) {
+    await page.click("#print-box summary");
+    await page.selectOption("#print select[name=paper]", "pixels");
+    await page.fill("#print input[name=width]", String(job.print.width));
+    await page.fill("#print input[name=height]", String(job.print.height));
+    await page.fill("#print input[name=bleed]", job.print.bleed || "");
+    await page.selectOption("#print select[name=format]", job.print.format);
+    await page.dispatchEvent("#print select[name=format]", "change");
+    await page.waitForFunction(() => document.querySelector("#print-plan").textContent.includes("px"), null, { timeout: 60000 });
+    report.plan = await page.evaluate(() => document.querySelector("#print-plan").textContent);
+    await page.click("#start-print");
+    await page.waitForSelector(".job.done a", { timeout: 120000 });
+    report.download = await page.evaluate(() => document.querySelector(".job.done a").getAttribute("href"));
+  }
   // the permalink, opened in a new page
   const link = await page.evaluate(() => document.querySelector("#permalink").href);
   const again = await context.newPage();

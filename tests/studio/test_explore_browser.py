@@ -70,7 +70,7 @@ def test_explore_page_in_chromium(tmp_path):
     t.start()
     try:
         job = {"chromium": chromium, "out": str(tmp_path), "url": srv.url, "slider": "weight_scale", "value": 2.5,
-               "screenshot": str(tmp_path / "page.png")}
+               "screenshot": str(tmp_path / "page.png"), "print": {"width": 96, "height": 64, "format": "png"}}
         (tmp_path / "job.json").write_text(json.dumps(job))
         proc = subprocess.run([node, str(BROWSER_DIR / "explore.mjs"), str(tmp_path / "job.json")],
                               capture_output=True, text=True, timeout=400, cwd=BROWSER_DIR)
@@ -95,6 +95,12 @@ def test_explore_page_in_chromium(tmp_path):
     assert "weight_scale = 2.5" in moved["toml"] and "weight_scale = 1.0" in home["toml"]
     for s in (home, moved):
         assert matches_render(s) > 0.9, s["label"]
+    # history goes back and forward; a favourite is kept; the print panel plans, then its job writes the file
+    assert "weight_scale = 1.0" in report["backToml"] and report["forwardToml"] == moved["toml"]
+    assert report["favourites"] > 0
+    assert report["plan"].startswith("96×64 px"), report["plan"]
+    made = srv.out / report["download"].removeprefix("/out/")
+    assert made.parent == srv.out and pyvips.Image.new_from_file(str(made)).width == 96
     # the permalink reopens the same picture
     assert again["hash"] == moved["hash"] and again["toml"] == moved["toml"]
     pc, _ = viewer_part(again, load_png(again["screenshot"]))
