@@ -75,8 +75,10 @@ class ExploreServer(EventServer):
         self.views = views.LiveViews(device)
         self.jobs = JobQueue(out)
         self.work = ThreadPoolExecutor(2, thread_name_prefix="bigcppn-explore")
-        self.previews = ThreadPoolExecutor(1, thread_name_prefix="bigcppn-preview")
-        self._queued_previews: list[Future] = []
+        # previews and seed pages: one thread each, and the newest request wins (what an older one still
+        # waits for is dropped: the page has moved on)
+        self.latest = {name: ThreadPoolExecutor(1, thread_name_prefix=f"bigcppn-{name}") for name in ("preview", "sheet")}
+        self._waiting: dict[str, Future | None] = {name: None for name in self.latest}
         self.osd = osd_assets or {}
         self.static = static_files()
         self.page = page_html(self.token, config_to_dict(cfg), bool(self.osd)).encode()
@@ -85,7 +87,8 @@ class ExploreServer(EventServer):
         """Stop the jobs (a running one cleans up), the renders and the live views."""
         self.jobs.stop()
         self.work.shutdown(wait=True, cancel_futures=True)
-        self.previews.shutdown(wait=True, cancel_futures=True)
+        for pool in self.latest.values():
+            pool.shutdown(wait=True, cancel_futures=True)
         self.views.close()
 
     # ------------------------------------------------------------------ routing
@@ -161,9 +164,10 @@ class ExploreServer(EventServer):
         if path == "/api/jobs":
             return _json(200, {"jobs": self.jobs.list()})
         if path == "/api/preview":
-            return self._preview(q)
-        routes = {"/api/view": self._view, "/api/sheet": self._sheet, "/api/plan": self._plan,
-                  "/api/parse": self._parse}
+            return self._newest("preview", self._preview, q)
+        if path == "/api/sheet":
+            return self._newest("sheet", self._sheet, q)
+        routes = {"/api/view": self._view, "/api/plan": self._plan, "/api/parse": self._parse}
         fn = routes.get(path)
         if fn is None:
             return _refusal(404, "no such API")
@@ -219,19 +223,18 @@ class ExploreServer(EventServer):
         body = views.sheet_page(cfg, _int(q, "page", 0), _int(q, "cell", 160), self.device)
         return Response(200, body, [("Content-Type", "image/jpeg"), ("Cache-Control", "no-store")])
 
-    def _preview(self, q: dict) -> Pending:
-        # the newest preview wins: those still waiting for the thread are dropped
-        for old in self._queued_previews:
-            old.cancel()
-
-        def run() -> Response:
-            cfg = self._config(q)
-            body = views.preview(cfg, _int(q, "size", 128))
-            return Response(200, body, [("Content-Type", "image/jpeg"), ("Cache-Control", "no-store")])
-
-        f = self.previews.submit(_user_errors, run)
-        self._queued_previews = [f]
+    def _newest(self, name: str, fn, q: dict) -> Pending:
+        """``fn(q)`` on ``name``'s thread; the request of that kind still waiting there (not running) is dropped."""
+        old = self._waiting[name]
+        if old is not None:
+            old.cancel()  # answered 409 (superseded); False and harmless once it runs
+        f = self.latest[name].submit(_user_errors, fn, q)
+        self._waiting[name] = f
         return self._later(f)
+
+    def _preview(self, q: dict) -> Response:
+        body = views.preview(self._config(q), _int(q, "size", 128))
+        return Response(200, body, [("Content-Type", "image/jpeg"), ("Cache-Control", "no-store")])
 
     def _plan(self, q: dict) -> dict:
         return products.print_plan(self._config(q), q, self.out)

@@ -246,3 +246,33 @@ def test_cli_explore_bad_input(tmp_path, capsys):
     assert err.count("\n") == 1 and "--out" in err
     assert cli.main(["explore", "--port", "70000"]) == 2
     assert cli.main(["explore", "--set", "network.hidden=[0]", "--port", "0"]) == 2
+
+
+def test_cli_explore_serves_until_sigterm(tmp_path):
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.Popen([sys.executable, "-m", "bigcppn", "explore", "--port", "0", "--out", str(tmp_path / "o"),
+                             "--seed", "3", "--set", "canvas.width=64", "--set", "canvas.height=48"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stdout.readline()  # bounded: the process exits on its own if it cannot start
+        m = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+        assert m, (line, proc.stderr.read() if proc.poll() is not None else "")
+        c = http.client.HTTPConnection("127.0.0.1", int(m.group(1)), timeout=30)
+        c.request("GET", "/")
+        r = c.getresponse()
+        assert r.status == 200 and b'"seed": 3' in r.read()
+        c.close()
+        assert (tmp_path / "o").is_dir()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 143
+        assert "stopped after" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)

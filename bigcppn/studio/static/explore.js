@@ -184,8 +184,10 @@ function apply(c, { push = true, grid = true } = {}) {
   $("permalink").href = location.href;
   if (pending) cancelAnimationFrame(pending);
   pending = requestAnimationFrame(() => { pending = null; refresh(); });
-  if (gridChanged) loadGrid();
+  // the grid follows once the setting rests a moment: the picture first
+  if (gridChanged) { clearTimeout(gridTimer); gridTimer = setTimeout(loadGrid, push ? 150 : 400); }
 }
+let gridTimer = null;
 function remember() {
   const enc = encode(cfg);
   if (hist.list[hist.at] === enc) return;
