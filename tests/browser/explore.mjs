@@ -106,6 +106,21 @@ try {
   await settled(again, 1);
   report.stages.push(await stage(again, "permalink"));
   await again.close();
+  if (job.useView) {
+    // zoom and pan the viewer, then make what it shows the config's view: the new picture is what was shown
+    const n = await page.evaluate(() => window.explore.views);
+    await page.evaluate(() => {
+      const v = window.viewer, b = v.world.getItemAt(0).getBounds();
+      v.viewport.zoomTo(v.viewport.getHomeZoom() * 2, null, true);
+      v.viewport.panTo(new OpenSeadragon.Point(b.width * 0.7, b.height * 0.5), true);
+    });
+    await page.waitForFunction(() => window.viewer.world.getItemAt(0).getFullyLoaded(), null, { timeout: 60000, polling: 100 });
+    await page.waitForTimeout(800);
+    report.stages.push(await stage(page, "zoomed"));
+    await page.click("#use-view");
+    await settled(page, n + 1);
+    report.stages.push(await stage(page, "used"));
+  }
   await page.close();
 } catch (e) {
   report.errors.push(`explore.mjs: ${e}`);

@@ -70,7 +70,7 @@ def test_explore_page_in_chromium(tmp_path):
     t.start()
     try:
         job = {"chromium": chromium, "out": str(tmp_path), "url": srv.url, "slider": "weight_scale", "value": 2.5,
-               "screenshot": str(tmp_path / "page.png"), "print": {"width": 96, "height": 64, "format": "png"}}
+               "screenshot": str(tmp_path / "page.png"), "print": {"width": 96, "height": 64, "format": "png"}, "useView": True}
         (tmp_path / "job.json").write_text(json.dumps(job))
         proc = subprocess.run([node, str(BROWSER_DIR / "explore.mjs"), str(tmp_path / "job.json")],
                               capture_output=True, text=True, timeout=400, cwd=BROWSER_DIR)
@@ -85,7 +85,7 @@ def test_explore_page_in_chromium(tmp_path):
     assert not report["errors"], report["errors"]
     bad = [r for r in report["responses"] if r["status"] not in (200, 304, 409)]
     assert not bad, bad[:5]
-    home, moved, again = report["stages"]
+    home, moved, again, zoomed, used = report["stages"]
     assert home["cells"] >= 24 and home["explore"]["gridLoads"] >= 1
     # the slider changed the picture, and the view settled to the render of the config the page shows
     a, b = load_png(home["screenshot"]), load_png(moved["screenshot"])
@@ -105,6 +105,17 @@ def test_explore_page_in_chromium(tmp_path):
     assert again["hash"] == moved["hash"] and again["toml"] == moved["toml"]
     pc, _ = viewer_part(again, load_png(again["screenshot"]))
     assert pc.shape == pb.shape and np.abs(pc - pb).mean() < 2
+    # "use the viewer's view": the new config's picture is what the viewer showed, where it showed it
+    assert "zoom = 2.0" in used["toml"] or "zoom = 1.99" in used["toml"] or "zoom = 2.00" in used["toml"], used["toml"]
+    assert matches_render(used) > 0.9
+    za, ua = load_png(zoomed["screenshot"]), load_png(used["screenshot"])
+    part, _ = viewer_part(used, ua)
+    x, y, w, h = used["rect"]
+    cx, cy, cw, ch = used["container"]
+    x0, y0 = max(x, cx), max(y, cy)
+    mx, my = (min(x + w, cx + cw) - x0) * 0.2, (min(y + h, cy + ch) - y0) * 0.2
+    same = za[int(y0 + my):int(y0 + my) + part.shape[0], int(x0 + mx):int(x0 + mx) + part.shape[1]]
+    assert correlation(part, same) > 0.9
     shot = os.environ.get("BIGCPPN_EXPLORE_SCREENSHOT")
     if shot:
         shutil.copyfile(tmp_path / "page.png", shot)

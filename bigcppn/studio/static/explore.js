@@ -155,7 +155,7 @@ function buildControls() {
   f.appendChild(field("centre y", "view.center", number(view.center[1], 0.01, (v) => set(["view", "center"], [view.center[0], v]))));
   f.appendChild(field("zoom (log2)", "view.zoom", slider(Math.log2(view.zoom), -6, 30, 0.01, (v, p) => set(["view", "zoom"], 2 ** v, p), "zoom")));
   const use = document.createElement("button");
-  use.type = "button"; use.textContent = "use the viewer's view"; use.onclick = useViewerView;
+  use.type = "button"; use.id = "use-view"; use.textContent = "use the viewer's view"; use.onclick = useViewerView;
   f.appendChild(use);
   f.appendChild(field("canvas width", "canvas.width", number(cfg.canvas.width, 1, (v) => set(["canvas", "width"], Math.round(v)))));
   f.appendChild(field("canvas height", "canvas.height", number(cfg.canvas.height, 1, (v) => set(["canvas", "height"], Math.round(v)))));
@@ -165,7 +165,7 @@ function useViewerView() {
   if (!viewer || !live) return;
   const [W, H] = live.base;
   const c = viewer.viewport.getCenter(true);
-  const pitch = 1 / (cfg.view.zoom * Math.min(W, H));
+  const pitch = 1 / (cfg.view.zoom * (Math.min(W, H) - 2 * cfg.canvas.bleed));  // the trimmed side spans 1/zoom
   const cx = cfg.view.center[0] + (c.x * W - W / 2) * pitch;
   const cy = cfg.view.center[1] + (c.y * W - H / 2) * pitch;
   const zoom = cfg.view.zoom * viewer.viewport.getZoom(true) / viewer.viewport.getHomeZoom();
