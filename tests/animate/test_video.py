@@ -183,3 +183,25 @@ def test_cli_writes_a_clip_and_dry_run_writes_nothing(tmp_path):
     r = bigcppn_cli("animate", "--width", "64", "--height", "48", "--seconds", "0.5", "--fps", "10", "--zoom",
                     "1:3", "-o", "a.mp4", cwd=tmp_path)
     assert r.returncode == 0 and "wrote a.mp4 (5 frames of 64x48" in r.stderr
+
+
+def test_sigint_mid_clip_exits_130_and_leaves_nothing(tmp_path):
+    """A real Ctrl-C (SIGINT) while frames are being encoded: status 130, no clip, no temporary left."""
+    import signal
+    import time
+
+    cmd = [sys.executable, "-m", "bigcppn", "animate", "--width", "320", "--height", "180", "--seconds", "60",
+           "--fps", "10", "--zoom", "1:9", "--device", "cpu", "-o", "c.mp4"]
+    p = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(q.name.startswith(".c.mp4.partial") for q in tmp_path.iterdir()):
+            time.sleep(0.1)
+        time.sleep(1.0)  # some frames encoded
+        p.send_signal(signal.SIGINT)
+        _out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130, err
+    assert list(tmp_path.iterdir()) == []
