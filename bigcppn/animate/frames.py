@@ -43,16 +43,28 @@ def frame_arrays(timeline: Timeline, start: int = 0, stop: int | None = None, de
     device = device or pick_device(cfg.render.device)
     pixels = cfg.canvas.width * cfg.canvas.height
     if pixels <= SMALL_FRAME:
-        per = max(1, min(MAX_BATCH_FRAMES, BATCH_PIXELS // pixels))
-        for s in range(start, stop, per):
-            if cancel is not None and cancel.is_set():
-                return
-            yield from _batch(timeline, range(s, min(stop, s + per)), device)
+        yield from _batches(timeline, start, stop, device, cancel)
     else:
         for i in range(start, stop):
             if cancel is not None and cancel.is_set():
                 return
             yield _large(timeline, i, device, cancel)
+
+
+def _batches(timeline: Timeline, start: int, stop: int, device, cancel: threading.Event | None) -> Iterator[np.ndarray]:
+    """Small frames, batches of them rendered side by side by the device's workers (a CPU: one a core, one
+    torch thread each, as strips are), handed on in order."""
+    from ..core.execute import ThreadExecutor
+    from ..network.strips import strip_workers
+
+    workers = strip_workers(device, timeline.base.render.workers)
+    c = timeline.base.canvas
+    per = max(1, min(MAX_BATCH_FRAMES, BATCH_PIXELS // (c.width * c.height), -(-(stop - start) // workers)))
+    ranges = (range(s, min(stop, s + per)) for s in range(start, stop, per)
+              if cancel is None or not cancel.is_set())
+    with ThreadExecutor(workers, "bigcppn-frames") as ex:
+        for _r, batch in ex.map_ordered(lambda r: _batch(timeline, r, device), ranges, workers - 1):
+            yield from batch
 
 
 def _large(timeline: Timeline, i: int, device, cancel: threading.Event | None) -> np.ndarray:
@@ -77,11 +89,11 @@ def _large(timeline: Timeline, i: int, device, cancel: threading.Event | None) -
     return frame
 
 
-def _batch(timeline: Timeline, frames: range, device) -> Iterator[np.ndarray]:
-    """Frames ``frames`` in batched passes of the stacked networks."""
+def _batch(timeline: Timeline, frames: range, device) -> np.ndarray:
+    """Frames ``frames`` as one (frames, height, width, bands) array, in batched passes of the stacked networks."""
     import torch
 
-    from ..network.backend import Sampling, quantise_, sheet_chunk, threads_for_one_pass
+    from ..network.backend import Sampling, quantise_, sheet_chunk
     from ..core.geometry import Canvas, View
     from ..network.model import CPPN, _ACTIVATIONS_
 
@@ -89,12 +101,16 @@ def _batch(timeline: Timeline, frames: range, device) -> Iterator[np.ndarray]:
     c = cfgs[0].canvas
     w, h = c.width, c.height
     canvas = Canvas(w, h, c.bleed)
-    threads_for_one_pass(device, cfgs[0].render.workers)
     models = [CPPN(cf.network, cf.seed) for cf in cfgs]
     head = models[0]
     layers = len(head.fast_core) + 1
     wt = [torch.stack([m.fast_wt[k] for m in models]).to(device) for k in range(layers)]
     bs = [torch.stack([m.fast_b[k] for m in models])[:, None, :].to(device) for k in range(layers)]
+    # A zoom, a pan or the latent z leave the layers after the first alone: then those are one product over
+    # all the frames' pixels (bigger and faster than a product a frame), with the head's own parameters.
+    shared = all(torch.equal(m.fast_wt[k], head.fast_wt[k]) and torch.equal(m.fast_b[k], head.fast_b[k])
+                 for m in models[1:] for k in range(1, layers))
+    head = head.to(device)
     samplings = [Sampling(canvas, View(cf.view.center[0], cf.view.center[1], cf.view.zoom)) for cf in cfgs]
     xs = torch.stack([s.axis(0, w, True, device) for s in samplings])
     ys = torch.stack([s.axis(0, h, False, device) for s in samplings])
@@ -107,13 +123,16 @@ def _batch(timeline: Timeline, frames: range, device) -> Iterator[np.ndarray]:
             x, y = xs[:, idx % w].reshape(-1), ys[:, idx // w].reshape(-1)
             feats = head.features(x, y).reshape(f, idx.shape[0], -1)
             v = torch.baddbmm(bs[0], feats, wt[0]).float()
-            for k, act in enumerate(head.fast_core):
-                v = torch.baddbmm(bs[k + 1], _ACTIVATIONS_[act](v), wt[k + 1])
+            if shared:
+                v = v.reshape(f * idx.shape[0], -1)
+                for k, act in enumerate(head.fast_core):
+                    v = torch.addmm(head.fast_b[k + 1], _ACTIVATIONS_[act](v), head.fast_wt[k + 1])
+            else:
+                for k, act in enumerate(head.fast_core):
+                    v = torch.baddbmm(bs[k + 1], _ACTIVATIONS_[act](v), wt[k + 1])
             v = head._finish(v.reshape(f * idx.shape[0], -1)).reshape(f, idx.shape[0], -1)
             out[:, s : s + idx.shape[0]] = quantise_(v, 8, torch.uint8).cpu()
-    frames_out = out.reshape(f, h, w, -1).numpy()
-    for k in range(f):
-        yield frames_out[k]
+    return out.reshape(f, h, w, -1).numpy()
 
 
 _DONE = object()
