@@ -4,7 +4,7 @@ Frame ``i`` is the still of :meth:`Timeline.config_at(i) <bigcppn.animate.timeli
 rendered by the same coordinates and quantisation as ``render_array``:
 
 * a **large** frame (4K, 8K) is a poster: the strips of :func:`~bigcppn.network.strips.renderer_for`'s plan,
-  rendered by the strip workers (:class:`~bigcppn.network.strips.StripStream`) into one frame buffer;
+  rendered by the strip workers (one a core on a CPU) into one frame buffer, one run of strips across frames;
 * **small** frames (a 320x180 preview) waste a device alone, so up to :data:`BATCH_PIXELS` pixels of frames
   go through the network together: their weights (which a tween or the latent z change) stacked into
   ``(frames, in, out)`` tensors and every layer one batched product (``torch.baddbmm``), as the contact sheet
@@ -45,10 +45,7 @@ def frame_arrays(timeline: Timeline, start: int = 0, stop: int | None = None, de
     if pixels <= SMALL_FRAME:
         yield from _batches(timeline, start, stop, device, cancel)
     else:
-        for i in range(start, stop):
-            if cancel is not None and cancel.is_set():
-                return
-            yield _large(timeline, i, device, cancel)
+        yield from _large_frames(timeline, start, stop, device, cancel)
 
 
 def _batches(timeline: Timeline, start: int, stop: int, device, cancel: threading.Event | None) -> Iterator[np.ndarray]:
@@ -67,26 +64,34 @@ def _batches(timeline: Timeline, start: int, stop: int, device, cancel: threadin
             yield from batch
 
 
-def _large(timeline: Timeline, i: int, device, cancel: threading.Event | None) -> np.ndarray:
-    """Frame ``i`` in strips, as a poster is rendered."""
-    from ..network.strips import StripStream, renderer_for, strip_workers
+def _large_frames(timeline: Timeline, start: int, stop: int, device,
+                  cancel: threading.Event | None) -> Iterator[np.ndarray]:
+    """Large frames in strips, as posters are: one run of strips through the strip workers across all the
+    frames, so the workers go on with the next frame's first strips while this frame's last one finishes."""
+    from ..core.execute import ThreadExecutor
+    from ..network.strips import renderer_for, strip_workers
 
-    cfg = timeline.config_at(i)
-    renderer, plan = renderer_for(cfg, device)
-    c = plan.canvas
-    frame = np.empty((c.height, c.width, renderer.bands), dtype=np.uint8)
-    stream = StripStream(renderer, plan, cfg.render.queue, strip_workers(device, cfg.render.workers))
-    y = 0
-    try:
-        for strip in stream:
-            frame[y : y + strip.shape[0]] = strip
-            y += strip.shape[0]
+    workers = strip_workers(device, timeline.base.render.workers)
+
+    def strips():
+        for i in range(start, stop):
             if cancel is not None and cancel.is_set():
-                stream.cancel()
-    finally:
-        stream.cancel()
-        stream.join(5)
-    return frame
+                return
+            renderer, plan = renderer_for(timeline.config_at(i), device)
+            for strip in plan.strips():
+                yield renderer, plan, strip
+
+    frame = None
+    with ThreadExecutor(workers, "bigcppn-strip") as ex:
+        for (renderer, plan, strip), rows in ex.map_ordered(lambda job: job[0].render_strip(job[2]), strips(),
+                                                            2 * workers - 1):
+            c = plan.canvas
+            if frame is None:
+                frame = np.empty((c.height, c.width, renderer.bands), dtype=np.uint8)
+            frame[strip.y : strip.y + strip.height] = rows
+            if strip.index == plan.strip_count - 1:
+                yield frame
+                frame = None
 
 
 def _batch(timeline: Timeline, frames: range, device) -> np.ndarray:

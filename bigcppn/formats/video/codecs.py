@@ -27,7 +27,7 @@ LARGE_FRAME = 3840 * 2160
 @dataclass(frozen=True)
 class H264(VideoFormat):
     def open(self, spec: VideoSpec) -> FrameWriter:
-        opts = {"crf": str(crf(spec.quality, 14, 51)), "preset": "medium"}
+        opts = {"crf": str(crf(spec.quality, 14, 51)), "preset": "faster"}  # half medium's CPU here, as small
         if spec.width * spec.height >= LARGE_FRAME:
             opts["x264-params"] = "rc-lookahead=8"
         return PyAVWriter(spec, "mp4", "libx264", "yuv420p", opts,
