@@ -7,6 +7,7 @@ output) raises :class:`~bigcppn.errors.UserError` before a frame is rendered.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -16,6 +17,7 @@ import numpy as np
 from ..config import Config
 from ..errors import UserError
 from ..job import Sizing, resolve_config
+from ..formats.video.base import VideoSpec
 from .motions import MotionSpec, build_timeline, frame_count
 from .timeline import Timeline
 
@@ -140,8 +142,6 @@ def _checked(timeline: Timeline, path, quality: int | None, overwrite: bool):
 
 def plan_video(timeline: Timeline, path, *, quality: int | None = None, measure: bool = True) -> VideoPlan:
     """The frames, size and time a clip would take; renders two frames to time them when ``measure``."""
-    import time
-
     from .frames import frame_arrays
 
     out, fmt, q = _checked(timeline, path, quality, overwrite=True)
@@ -165,11 +165,21 @@ def render_video(config, path, *, quality: int | None = None, overwrite: bool = 
 
     The keywords of :func:`timeline_for` describe the clip (``config`` may be a :class:`Timeline` instead).
     ``quality`` (1-100) maps to the codec's own scale (default the config's output.quality, 90).
-    ``progress(done, total)`` counts frames. Returns a :class:`~bigcppn.animate.video.ClipResult`.
+    ``progress(done, total)`` counts frames. Returns a :class:`~bigcppn.animate.video.ClipResult`. An MP4 or
+    WebM longer than a segment (10 s) is rendered in segments kept beside it, so that the same call after an
+    interruption resumes (:mod:`bigcppn.animate.segments`).
     """
-    from .video import write_clip
+    from .segments import segment_bounds, write_segmented
+    from .video import ClipResult, write_clip
 
     timeline = config if isinstance(config, Timeline) else timeline_for(config, **clip)
     out, fmt, q = _checked(timeline, path, quality, overwrite)
     _check_renders(timeline)
-    return write_clip(timeline, out, fmt, q, progress, queue=timeline.base.render.queue)
+    c = timeline.base.canvas
+    if fmt.remux_settings(VideoSpec(out, c.width, c.height, timeline.frames, timeline.fps, q, "")) is None \
+            or len(segment_bounds(timeline)) < 2:
+        return write_clip(timeline, out, fmt, q, progress, queue=timeline.base.render.queue)
+    t0 = time.perf_counter()
+    write_segmented(timeline, out, fmt, q, progress)
+    size = sum(p.stat().st_size for p in fmt.written(out, timeline.frames) if p.is_file())
+    return ClipResult(out, c.width, c.height, timeline.frames, timeline.fps, size, time.perf_counter() - t0)

@@ -74,12 +74,33 @@ def run(args: argparse.Namespace) -> int:
         return 0
     bar = LazyBar(disable=args.quiet, desc=Path(args.output).name, unit="frame")
     try:
-        result = render_video(timeline, args.output, quality=args.out_quality, overwrite=args.overwrite,
-                              progress=bar.progress)
-    finally:
-        bar.close()
+        try:
+            result = render_video(timeline, args.output, quality=args.out_quality, overwrite=args.overwrite,
+                                  progress=bar.progress)
+        finally:
+            bar.close()
+    except KeyboardInterrupt as exc:
+        return _interrupted(Path(args.output), exc)
     if not args.quiet:
         bar.write(f"wrote {result.path} ({result.frames} frames of {result.width}x{result.height} at "
                   f"{result.fps:g} fps, {human_size(result.bytes)}, {result.frames_per_s:.1f} frames/s rendered, "
                   f"{human_duration(result.seconds)})")
     return 0
+
+
+def _interrupted(out: Path, exc: KeyboardInterrupt) -> int:
+    """Ctrl-C (130) or SIGTERM (143): nothing under the clip's name; finished segments are kept to resume."""
+    import sys
+
+    from ..animate.segments import segment_folder
+    from .common import Terminated
+
+    folder = segment_folder(out)
+    done = sorted(folder.glob("seg-*")) if folder.is_dir() else []
+    what = "terminated" if isinstance(exc, Terminated) else "interrupted"
+    if done:
+        print(f"bigcppn: {what}; {out} was not written, its {len(done)} finished segment(s) are kept in {folder}: "
+              "run the same command again to resume", file=sys.stderr)
+    else:
+        print(f"bigcppn: {what}; no file was written", file=sys.stderr)
+    return 143 if isinstance(exc, Terminated) else 130

@@ -190,7 +190,8 @@ def test_sigint_mid_clip_exits_130_and_leaves_nothing(tmp_path):
     import signal
     import time
 
-    cmd = [sys.executable, "-m", "bigcppn", "animate", "--width", "320", "--height", "180", "--seconds", "60",
+    # (one segment: a longer clip keeps its finished segments, see the resume test)
+    cmd = [sys.executable, "-m", "bigcppn", "animate", "--width", "640", "--height", "360", "--seconds", "9.9",
            "--fps", "10", "--zoom", "1:9", "--device", "cpu", "-o", "c.mp4"]
     p = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -205,3 +206,52 @@ def test_sigint_mid_clip_exits_130_and_leaves_nothing(tmp_path):
             p.kill()
     assert p.returncode == 130, err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def short_segments(monkeypatch):
+    from bigcppn.animate import segments
+
+    monkeypatch.setattr(segments, "SEGMENT_SECONDS", 0.4)  # 4 frames at 10 fps: 10 frames are 3 segments
+    return segments
+
+
+@pytest.mark.parametrize("ext", ["mp4", "webm"])
+def test_long_clips_are_segments_remuxed_into_one_stream(tmp_path, timeline, refs, short_segments, ext):
+    out = tmp_path / f"c.{ext}"
+    bigcppn.render_video(timeline, out)
+    (name, pix, rate, w, h), frames = decoded(out)
+    assert (pix, rate, w, h, len(frames)) == ("yuv420p", 10, W, H, 10)
+    assert np.mean([psnr(f, g) for f, g in zip(frames, refs)]) >= 35
+    with av.open(str(out)) as c:
+        keys = [p.pts for p in c.demux(video=0) if p.dts is not None and p.is_keyframe]
+        step = c.streams.video[0].time_base
+    assert [round(k * step * 10) for k in keys] == [0, 4, 8]  # a GOP a segment, each starting a keyframe
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]  # the segments folder is gone
+    from bigcppn.animate.clip import read_clip
+
+    assert read_clip(out).to_dict() == timeline.to_dict()
+
+
+def test_an_interrupted_clip_resumes_from_its_finished_segments(tmp_path, timeline, short_segments, monkeypatch):
+    whole = tmp_path / "whole.mp4"
+    bigcppn.render_video(timeline, whole)
+    out = tmp_path / "c.mp4"
+
+    def stop(done, total):
+        if done == 6:  # in the second segment
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        bigcppn.render_video(timeline, out, progress=stop)
+    assert not out.exists()
+    kept = sorted(p.name for p in short_segments.segment_folder(out).iterdir())
+    assert kept == ["clip.json", "seg-00000.mp4"]  # the finished segment; the second one's partial is gone
+    rendered = []
+    real = short_segments.frame_arrays
+    monkeypatch.setattr(short_segments, "frame_arrays",
+                        lambda t, start, stop, **kw: (rendered.append((start, stop)), real(t, start, stop, **kw))[1])
+    bigcppn.render_video(timeline, out)
+    assert rendered == [(4, 8), (8, 10)]  # only the missing segments
+    assert all(np.array_equal(a, b) for a, b in zip(decoded(out)[1], decoded(whole)[1]))
+    assert len(decoded(out)[1]) == 10 and not short_segments.segment_folder(out).exists()

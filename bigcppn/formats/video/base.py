@@ -128,6 +128,10 @@ class VideoFormat:
     def open(self, spec: VideoSpec) -> FrameWriter:
         raise NotImplementedError
 
+    def remux_settings(self, spec: VideoSpec) -> tuple[str, dict, dict] | None:
+        """(muxer, its options, tags) when segments of this format can be remuxed into one clip, else None."""
+        return None
+
     def finish(self, path: Path, text: str) -> None:
         """After the writer closed: the sidecar where the container has no room for the config."""
         if not self.in_tags:

@@ -30,8 +30,13 @@ class H264(VideoFormat):
         opts = {"crf": str(crf(spec.quality, 14, 51)), "preset": "faster"}  # half medium's CPU here, as small
         if spec.width * spec.height >= LARGE_FRAME:
             opts["x264-params"] = "rc-lookahead=8"
-        return PyAVWriter(spec, "mp4", "libx264", "yuv420p", opts,
-                          {"movflags": "+faststart+use_metadata_tags"}, {TAG: spec.text})
+        return PyAVWriter(spec, *self.muxing(spec), codec="libx264", pix_fmt="yuv420p", options=opts)
+
+    def muxing(self, spec: VideoSpec) -> tuple[str, dict, dict]:
+        return "mp4", {"movflags": "+faststart+use_metadata_tags"}, {TAG: spec.text}
+
+    def remux_settings(self, spec: VideoSpec) -> tuple[str, dict, dict] | None:
+        return self.muxing(spec)
 
     def read_text(self, path: Path) -> str | None:
         return read_tag(path)
@@ -44,7 +49,10 @@ class VP9(VideoFormat):
                 "cpu-used": "4"}
         if spec.width * spec.height >= LARGE_FRAME:
             opts["lag-in-frames"] = "8"
-        return PyAVWriter(spec, "webm", "libvpx-vp9", "yuv420p", opts, {}, {TAG: spec.text})
+        return PyAVWriter(spec, *self.remux_settings(spec), codec="libvpx-vp9", pix_fmt="yuv420p", options=opts)
+
+    def remux_settings(self, spec: VideoSpec) -> tuple[str, dict, dict]:
+        return "webm", {}, {TAG: spec.text}
 
     def read_text(self, path: Path) -> str | None:
         return read_tag(path)
@@ -75,7 +83,7 @@ class GifFormat(VideoFormat):
     """A palette a frame (palettegen), dithered (Sierra 2-4A); a frame's delay is whole 1/100 s."""
 
     def open(self, spec: VideoSpec) -> FrameWriter:
-        return PyAVWriter(spec, "gif", "gif", "pal8", {}, {"loop": "0"}, graph=_palette_graph)
+        return PyAVWriter(spec, "gif", {"loop": "0"}, codec="gif", pix_fmt="pal8", options={}, graph=_palette_graph)
 
     def lossy(self, quality: int) -> bool:
         return True  # 256 colours a frame
@@ -85,8 +93,10 @@ class GifFormat(VideoFormat):
 class AnimatedWebp(VideoFormat):
     def open(self, spec: VideoSpec) -> FrameWriter:
         if spec.quality >= 100:
-            return PyAVWriter(spec, "webp", "libwebp_anim", "bgra", {"lossless": "1"}, {"loop": "0"})
-        return PyAVWriter(spec, "webp", "libwebp_anim", "yuv420p", {"quality": str(spec.quality)}, {"loop": "0"})
+            return PyAVWriter(spec, "webp", {"loop": "0"}, codec="libwebp_anim", pix_fmt="bgra",
+                              options={"lossless": "1"})
+        return PyAVWriter(spec, "webp", {"loop": "0"}, codec="libwebp_anim", pix_fmt="yuv420p",
+                          options={"quality": str(spec.quality)})
 
     def lossy(self, quality: int) -> bool:
         return quality < 100

@@ -34,8 +34,8 @@ class PyAVWriter:
     graph factory that returns (push, pull) for the frames on their way to the encoder.
     """
 
-    def __init__(self, spec: VideoSpec, container: str, codec: str, pix_fmt: str, options: dict[str, str],
-                 container_options: dict[str, str] | None = None, tags: dict[str, str] | None = None,
+    def __init__(self, spec: VideoSpec, container: str, container_options: dict[str, str] | None = None,
+                 tags: dict[str, str] | None = None, *, codec: str, pix_fmt: str, options: dict[str, str],
                  graph: Callable | None = None) -> None:
         import av
 
