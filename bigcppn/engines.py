@@ -58,6 +58,11 @@ class Engine:
         """What a series of renders shares (Ray's actors); passed back to :meth:`render`."""
         return contextlib.nullcontext()
 
+    def segment_runner(self) -> ContextManager:
+        """An executor whose ``map_ordered`` renders a clip's segments (:mod:`bigcppn.animate.segments`), or None:
+        this process renders them one after another, its frames batched or in strips on its own workers."""
+        return contextlib.nullcontext()
+
     def render(self, job: Job, progress: Progress, session=None) -> RenderResult:
         raise UserError(f"{type(self).__name__} cannot render files")
 
@@ -161,6 +166,12 @@ class RayEngine(Engine):
         check_network(job.config)  # (a local render checks it as it builds the renderer)
 
     def session(self) -> ContextManager:
+        from .cluster.single import actors
+
+        return actors(self.options)
+
+    def segment_runner(self) -> ContextManager:
+        """Ray's actors, a segment of a clip each at a time."""
         from .cluster.single import actors
 
         return actors(self.options)

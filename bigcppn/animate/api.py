@@ -160,26 +160,33 @@ def plan_video(timeline: Timeline, path, *, quality: int | None = None, measure:
 
 
 def render_video(config, path, *, quality: int | None = None, overwrite: bool = False,
-                 progress: Callable[[int, int], None] | None = None, **clip):
+                 progress: Callable[[int, int], None] | None = None, executor: str = "local",
+                 ray_address: str | None = None, workers: int | None = None, **clip):
     """Render a clip to ``path``; the name picks the format (.mp4, .webm, .gif, .webp, frames/f-{frame}.png).
 
     The keywords of :func:`timeline_for` describe the clip (``config`` may be a :class:`Timeline` instead).
     ``quality`` (1-100) maps to the codec's own scale (default the config's output.quality, 90).
     ``progress(done, total)`` counts frames. Returns a :class:`~bigcppn.animate.video.ClipResult`. An MP4 or
     WebM longer than a segment (10 s) is rendered in segments kept beside it, so that the same call after an
-    interruption resumes (:mod:`bigcppn.animate.segments`).
+    interruption resumes (:mod:`bigcppn.animate.segments`). ``executor="ray"`` renders the segments on Ray's
+    actors (``ray_address``, ``workers`` as :func:`bigcppn.render_file`); the output folder must be shared.
     """
+    from ..engines import engine_for
     from .segments import segment_bounds, write_segmented
     from .video import ClipResult, write_clip
 
+    engine = engine_for(executor, ray_address, workers)
     timeline = config if isinstance(config, Timeline) else timeline_for(config, **clip)
     out, fmt, q = _checked(timeline, path, quality, overwrite)
     _check_renders(timeline)
     c = timeline.base.canvas
-    if fmt.remux_settings(VideoSpec(out, c.width, c.height, timeline.frames, timeline.fps, q, "")) is None \
-            or len(segment_bounds(timeline)) < 2:
-        return write_clip(timeline, out, fmt, q, progress, queue=timeline.base.render.queue)
-    t0 = time.perf_counter()
-    write_segmented(timeline, out, fmt, q, progress)
+    remuxable = fmt.remux_settings(VideoSpec(out, c.width, c.height, timeline.frames, timeline.fps, q, "")) is not None
+    with engine.segment_runner() as runner:
+        if runner is not None and not remuxable:
+            raise UserError(f"{fmt.label} cannot be cut into segments for --executor ray; write .mp4 or .webm")
+        if runner is None and (not remuxable or len(segment_bounds(timeline)) < 2):
+            return write_clip(timeline, out, fmt, q, progress, queue=timeline.base.render.queue)
+        t0 = time.perf_counter()
+        write_segmented(timeline, out, fmt, q, progress, runner)
     size = sum(p.stat().st_size for p in fmt.written(out, timeline.frames) if p.is_file())
     return ClipResult(out, c.width, c.height, timeline.frames, timeline.fps, size, time.perf_counter() - t0)

@@ -13,17 +13,18 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
 from ..core.atomic import partial_name, write_atomic
 from ..formats.video.base import VideoFormat, VideoSpec
-from .clip import clip_text, frame_text
+from .clip import clip_text
 from .frames import Prefetch, frame_arrays
 from .timeline import Timeline
 
-__all__ = ["SEGMENT_SECONDS", "segment_folder", "segment_bounds", "write_segmented"]
+__all__ = ["SEGMENT_SECONDS", "segment_folder", "segment_bounds", "write_segmented", "SegmentJob", "encode_segment"]
 
 # Seconds of frames in a segment (whole GOPs: every segment starts with a keyframe).
 SEGMENT_SECONDS = 10.0
@@ -109,33 +110,55 @@ def _remux(segments: list[tuple[Path, int]], out: Path, fps: float, container: s
         dst.close()
 
 
+@dataclass(frozen=True)
+class SegmentJob:
+    """One segment to render and encode, wherever it runs (an actor rebuilds the network from the config)."""
+
+    timeline: Timeline
+    fmt: VideoFormat
+    spec: VideoSpec
+    start: int
+    stop: int
+    path: Path
+
+
+def encode_segment(job: SegmentJob) -> int:
+    """Render and encode one segment into its file; the frames it holds."""
+    _encode(job.timeline, job.fmt, job.spec, job.start, job.stop, job.path, lambda: None)
+    return job.stop - job.start
+
+
 def write_segmented(timeline: Timeline, path: Path, fmt: VideoFormat, quality: int,
-                    progress: Callable[[int, int], None] | None = None) -> None:
-    """Render ``timeline`` to ``path`` in segments (resuming finished ones), then remux; atomic."""
+                    progress: Callable[[int, int], None] | None = None, executor=None) -> None:
+    """Render ``timeline`` to ``path`` in segments (resuming finished ones), then remux; atomic.
+
+    ``executor``: one whose ``map_ordered`` runs :func:`encode_segment` (Ray's actors), or None: here, one
+    segment after another, the progress counted a frame at a time.
+    """
     c = timeline.base.canvas
     text = clip_text(timeline)
     folder = _folder_for(path, json.dumps({"clip": text, "quality": quality, "format": fmt.name}))
-    spec = VideoSpec(path, c.width, c.height, timeline.frames, timeline.fps, quality, text,
-                     lambda i: frame_text(timeline, i))
-    bounds = segment_bounds(timeline)
-    done = 0
-    segments = []
-    for k, (start, stop) in enumerate(bounds):
-        seg = folder / f"seg-{k:05d}{path.suffix}"
-        segments.append((seg, start))
-        if seg.is_file():  # finished by an earlier run
-            done += stop - start
-            if progress is not None:
-                progress(done, timeline.frames)
-            continue
+    spec = VideoSpec(path, c.width, c.height, timeline.frames, timeline.fps, quality, text)
+    segments = [(folder / f"seg-{k:05d}{path.suffix}", start) for k, (start, _stop) in enumerate(segment_bounds(timeline))]
+    jobs = [SegmentJob(timeline, fmt, spec, start, stop, seg)
+            for (seg, start), (_s, stop) in zip(segments, segment_bounds(timeline)) if not seg.is_file()]
+    done = timeline.frames - sum(j.stop - j.start for j in jobs)  # finished by an earlier run
+    if progress is not None:
+        progress(done, timeline.frames)
 
-        def step() -> None:
-            nonlocal done
-            done += 1
-            if progress is not None:
-                progress(done, timeline.frames)
+    def step(n: int = 1) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress(done, timeline.frames)
 
-        _encode(timeline, fmt, spec, start, stop, seg, step)
+    if executor is None:
+        for job in jobs:
+            _encode(timeline, fmt, spec, job.start, job.stop, job.path, step)
+    else:
+        actors = len(getattr(executor, "actors", ())) or getattr(executor, "workers", 1)
+        for _job, n in executor.map_ordered(encode_segment, jobs, actors):
+            step(n)
     target = fmt.target(path)
     target.prepare()
     try:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..estimate.plan import human_duration, human_size
-from .common import LazyBar, Parser, add_config_options, add_overwrite_option, positive_int
+from .common import (LazyBar, add_config_options, add_executor_options, add_overwrite_option, executor_kwargs,
+                     positive_int)
 
 HELP = "render an animation: latent loops and walks, zooms, pans, tweens"
 DESCRIPTION = """\
@@ -55,6 +56,7 @@ def add_parser(sub) -> None:
     p.add_argument("--quality", dest="out_quality", type=int, metavar="Q",
                    help="1-100 (default 90): H.264/VP9 CRF (90 = CRF 18/20), WebP quality (100 = lossless)")
     add_overwrite_option(p, "OUT when it exists (the old one stays until the new one is complete)")
+    add_executor_options(p)
     p.add_argument("--dry-run", action="store_true", help="print frames, size and time, render nothing else")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
@@ -76,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         try:
             result = render_video(timeline, args.output, quality=args.out_quality, overwrite=args.overwrite,
-                                  progress=bar.progress)
+                                      progress=bar.progress, **executor_kwargs(args))
         finally:
             bar.close()
     except KeyboardInterrupt as exc:
