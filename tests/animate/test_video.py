@@ -67,6 +67,9 @@ def test_mp4_and_webm_decode_to_the_stills(tmp_path, timeline, refs, ext, codec)
     assert np.mean([psnr(f, g) for f, g in zip(frames, refs)]) >= 35
     assert min(psnr(f, through_yuv420(g)) for f, g in zip(frames, refs)) >= 38
     assert [p.name for p in tmp_path.iterdir()] == [out.name]  # nothing left beside it
+    if ext == "mp4":  # faststart: the index (moov) before the media data, so a player starts at once
+        data = out.read_bytes()
+        assert 0 < data.find(b"moov") < data.find(b"mdat")
 
 
 def test_png_sequence_is_exact_and_each_frame_carries_its_config(tmp_path, timeline, refs):
