@@ -3,7 +3,7 @@
 Frame ``i`` is the still of :meth:`Timeline.config_at(i) <bigcppn.animate.timeline.Timeline.config_at>`,
 rendered by the same coordinates and quantisation as ``render_array``:
 
-* a **large** frame (4K, 8K) is a poster: the strips of :func:`~bigcppn.network.strips.renderer_for`'s plan,
+* a **large** frame (4K, 8K) is a poster: the strips of :func:`~bigcppn.network.strips.renderer_for`'s tiling,
   rendered by the strip workers (one a core on a CPU) into one frame buffer, one run of strips across frames;
 * **small** frames (a 320x180 preview) waste a device alone, so up to :data:`BATCH_PIXELS` pixels of frames
   go through the network together: their weights (which a tween or the latent z change) stacked into
@@ -77,19 +77,19 @@ def _large_frames(timeline: Timeline, start: int, stop: int, device,
         for i in range(start, stop):
             if cancel is not None and cancel.is_set():
                 return
-            renderer, plan = renderer_for(timeline.config_at(i), device)
-            for strip in plan.strips():
-                yield renderer, plan, strip
+            renderer, tiling = renderer_for(timeline.config_at(i), device)
+            for strip in tiling.strips():
+                yield renderer, tiling, strip
 
     frame = None
     with ThreadExecutor(workers, "bigcppn-strip") as ex:
-        for (renderer, plan, strip), rows in ex.map_ordered(lambda job: job[0].render_strip(job[2]), strips(),
+        for (renderer, tiling, strip), rows in ex.map_ordered(lambda job: job[0].render_strip(job[2]), strips(),
                                                             2 * workers - 1):
-            c = plan.canvas
+            c = tiling.canvas
             if frame is None:
                 frame = np.empty((c.height, c.width, renderer.bands), dtype=np.uint8)
             frame[strip.y : strip.y + strip.height] = rows
-            if strip.index == plan.strip_count - 1:
+            if strip.index == tiling.strip_count - 1:
                 yield frame
                 frame = None
 
