@@ -14,6 +14,8 @@ The public API::
     print(bigcppn.plan_pyramid(cfg, "site/poster.dzi"))         # the same for a pyramid
     bigcppn.serve(cfg, port=8000)                               # a live viewer that zooms on forever
     bigcppn.explore(cfg, port=8000)                             # a page to find a picture and print it
+    bigcppn.render_video(cfg, "zoom.mp4", zoom="1:50", seconds=5, fps=30)   # a clip (mp4, webm, gif, webp)
+    for frame in bigcppn.frames(cfg, z_loop=0, width=320, height=180): ...  # its frames as uint8 arrays
 
 An existing output is refused unless ``overwrite=True`` (a resumed pyramid of
 the same render is not "existing").
@@ -42,6 +44,7 @@ from .api import (  # noqa: E402
     render_sheet,
     serve,
 )
+from .animate.api import frames, render_video  # noqa: E402
 from .config import Config, load_config  # noqa: E402
 from .studio.run import explore  # noqa: E402  (above the API: its jobs go through it)
 from .results import PyramidResult, RenderResult  # noqa: E402
@@ -60,6 +63,8 @@ __all__ = [
     "plan_pyramid",
     "serve",
     "explore",
+    "render_video",
+    "frames",
     "PlanInfo",
     "RenderResult",
     "PyramidResult",

@@ -287,12 +287,12 @@ def plan_pyramid(config: ConfigLike = None, path: str | Path | None = None, *, l
     state = request.out.check_manifest(request.key, request.overwrite)
     cfg = request.config
     device = pick_device(cfg.render.device)
-    renderer, p_plan = renderer_for(cfg, device)
+    renderer, tiling = renderer_for(cfg, device)
     store = TileStore(request.out.root)
     done = store.exists if state == "resume" else (lambda _path: False)
-    work = work_list(request.pyramid, job_pixels(renderer, p_plan, supersample), done)
+    work = work_list(request.pyramid, job_pixels(renderer, tiling, supersample), done)
     workers = strip_workers(device, cfg.render.workers)
-    rates = measure_pyramid(request, renderer, p_plan, workers) if measure else None
+    rates = measure_pyramid(request, renderer, tiling, workers) if measure else None
     return describe_pyramid(request, work, state, device.type, rates)
 
 

@@ -58,6 +58,11 @@ class Engine:
         """What a series of renders shares (Ray's actors); passed back to :meth:`render`."""
         return contextlib.nullcontext()
 
+    def segment_runner(self) -> ContextManager:
+        """An executor whose ``map_ordered`` renders a clip's segments (:mod:`bigcppn.animate.segments`), or None:
+        this process renders them one after another, its frames batched or in strips on its own workers."""
+        return contextlib.nullcontext()
+
     def render(self, job: Job, progress: Progress, session=None) -> RenderResult:
         raise UserError(f"{type(self).__name__} cannot render files")
 
@@ -105,8 +110,8 @@ class LocalEngine(Engine):
         from .pyramid.local import ThreadRunner
 
         device = pick_device(cfg.render.device)
-        renderer, p_plan = renderer_for(cfg, device)
-        return ThreadRunner(renderer, p_plan, strip_workers(device, cfg.render.workers))
+        renderer, tiling = renderer_for(cfg, device)
+        return ThreadRunner(renderer, tiling, strip_workers(device, cfg.render.workers))
 
 
 def _save_stream(job: Job, stream, target, c, progress: Progress, t0: float) -> None:
@@ -165,16 +170,22 @@ class RayEngine(Engine):
 
         return actors(self.options)
 
+    def segment_runner(self) -> ContextManager:
+        """Ray's actors, a segment of a clip each at a time."""
+        from .cluster.single import actors
+
+        return actors(self.options)
+
     def render(self, job: Job, progress: Progress, session=None) -> RenderResult:
         """A checked job rendered on Ray (:func:`bigcppn.cluster.single.render_single`); ``session``: shared actors."""
         from .cluster.single import render_single
         from .core.geometry import Canvas
-        from .core.tiling import make_plan
+        from .core.tiling import make_tiling
         from .formats.target import OutputTarget
         from .network.backend import CPU_BATCH
 
         cfg, c = job.config, job.config.canvas
-        p = make_plan(Canvas(c.width, c.height, c.bleed), cfg.render.tile, cfg.render.batch or CPU_BATCH)
+        p = make_tiling(Canvas(c.width, c.height, c.bleed), cfg.render.tile, cfg.render.batch or CPU_BATCH)
         t0 = time.perf_counter()
         info = render_single(job, OutputTarget(job.output, job.fmt), self.options, p.batch_pixels, progress,
                              executor=session)

@@ -80,6 +80,7 @@ def resolve_config(
     tile: int | None = None,
     device: str | None = None,
     output: dict | None = None,
+    frame: int | None = None,
 ) -> Config:
     """The config of a render: a file, a :class:`Config`, ``--from`` an earlier output, or the defaults.
 
@@ -90,7 +91,8 @@ def resolve_config(
     network, the view and the canvas's aspect (and bleed, in proportion) come
     from the file; the size, DPI, depth, compression, quality and how to render
     come from the rest of the command line and the defaults. Without a size the
-    canvas is the default's, 4096 px on the longer side.
+    canvas is the default's, 4096 px on the longer side. ``frame``: the frame of a
+    clip (``bigcppn animate``'s output) to take the picture of (default: frame 0).
     """
     extra: dict = {f"output.{k}": v for k, v in (output or {}).items()}
     for key, value in (("seed", seed), ("render.tile", tile), ("render.device", device),
@@ -104,16 +106,29 @@ def resolve_config(
     if from_image is not None:
         if config is not None:
             raise UserError("give either a CONFIG or --from IMAGE, not both")
-        from .formats.registry import read_config_from
-
-        base = _picture_of(read_config_from(from_image))
+        base = _picture_of(_config_of(from_image, frame))
         if sizing.width is None and sizing.height is None and sizing.size is None and not _sets_size(overrides):
             extra.update(_default_size(load_config(None, overrides, base=base).canvas))
+    elif frame is not None:
+        raise UserError("--frame picks a frame of a clip; give the clip with --from CLIP")
     cfg = load_config(path, overrides, extra, base=base)
     extra.update(_canvas_size(sizing, cfg))
     if extra:
         cfg = load_config(path, overrides, extra, base=base)
     return cfg
+
+
+def _config_of(from_image: str | Path, frame: int | None) -> Config:
+    """The config of an earlier output: a still's, or the config of a clip's frame ``frame``."""
+    from .animate.clip import frame_config, is_clip
+    from .formats.registry import read_config_from
+
+    if is_clip(from_image):
+        return frame_config(from_image, frame)
+    if frame is not None:
+        raise UserError(f"--frame picks a frame of a clip written by bigcppn animate (.mp4, .webm, or a .gif/.webp "
+                        f"with its .bigcppn.json); {from_image} is not one")
+    return read_config_from(from_image)
 
 
 def _picture_of(cfg: Config) -> dict:

@@ -16,7 +16,7 @@ import sys
 import threading
 
 from .._version import __version__
-from . import explore, plan, pyramid, render, serve, sheet
+from . import animate, explore, plan, pyramid, render, serve, sheet
 from .common import Parser, Terminated, run_reporting
 
 __all__ = ["main", "entry", "build_parser", "BROKEN_PIPE"]
@@ -27,7 +27,7 @@ memory that does not grow with the canvas. The output format follows the
 extension: .tif (tiled pyramidal TIFF), .png, .jpg, .webp, .dzi (DeepZoom
 folder) or .szi (DeepZoom zip)."""
 
-SUBCOMMANDS = (render, plan, sheet, pyramid, serve, explore)
+SUBCOMMANDS = (render, plan, sheet, pyramid, serve, animate, explore)
 
 
 class TopParser(Parser):

@@ -111,7 +111,7 @@ def config_from(args: argparse.Namespace) -> Config:
               if value is not None}
     cfg = resolve_config(get("config"), from_image=get("from_image"), overrides=get("overrides", []),
                          sizing=sizing, seed=get("seed"), depth=get("depth"), tile=get("tile"),
-                         device=get("device"), output=output)
+                         device=get("device"), output=output, frame=get("frame"))
     if get("intent") and not cfg.output.cmyk:
         raise UserError("--intent is the rendering intent of the CMYK conversion; give --cmyk too")
     return cfg

@@ -16,7 +16,8 @@ from .common import (LazyBar, Terminated, add_config_options, add_executor_optio
                      add_sizing_options, config_from, executor_kwargs, positive_int)
 
 HELP = "render a picture to a file"
-DESCRIPTION = "Render the config's CPPN to OUT, streaming strips into libvips."
+DESCRIPTION = ("Render the config's CPPN to OUT, streaming strips into the format's writer "
+               "(never the whole image in memory).")
 
 
 def add_render_options(p: argparse.ArgumentParser) -> None:
@@ -24,6 +25,8 @@ def add_render_options(p: argparse.ArgumentParser) -> None:
     add_config_options(p, "output file; the extension picks the format; {seed} in it is replaced by the seed "
                           "(default: cppn-SEED-WxH.tif)")
     add_sizing_options(p)
+    p.add_argument("--frame", type=int, metavar="N",
+                   help="with --from CLIP: the still of frame N of a clip bigcppn animate wrote (default 0)")
     p.add_argument("--depth", type=int, choices=(8, 16), help="bits per sample: 16 for TIFF and PNG (default 8)")
     p.add_argument("--tile", type=positive_int, metavar="T",
                    help="render tile size, also the strip height (default 256)")

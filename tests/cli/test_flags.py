@@ -33,6 +33,7 @@ VALUES = {
     "--compression": (["--compression", "lzw"], []),
     "--quality": (["--quality", "50"], []),
     "--seeds": (["--seeds", "1-2"], []),
+    "--frame": (["--frame", "3"], []),
     "--overwrite": (["--overwrite"], []),
     "--json": (["--json"], []),
     "--layout": (["--layout", "iiif3"], []),

@@ -1,0 +1,108 @@
+"""``bigcppn animate``: a clip (MP4, WebM, GIF, animated WebP or PNG frames) of a moving CPPN, with a progress bar."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import UserError
+from ..estimate.plan import human_duration, human_size
+from .common import (LazyBar, add_config_options, add_executor_options, add_overwrite_option, executor_kwargs,
+                     positive_int)
+
+HELP = "render an animation: latent loops and walks, zooms, pans, tweens"
+DESCRIPTION = """\
+Render a clip of the config's CPPN in motion. Frame i is shown at i/FPS seconds and is exactly the still
+'bigcppn render --from CLIP --frame i' renders. Motions combine; open ones (zoom, pan, tween, z-walk) run
+from their first value on the first frame to their last on the last frame, a z-loop goes round once so the
+clip loops seamlessly.
+
+  bigcppn animate --set 'network.inputs=["x","y","r","z"]' --z-loop -o loop.gif --width 320 --height 320
+  bigcppn animate --zoom 1:50 --center 0.1,0.05 --size 4k --seconds 10 -o zoom.mp4
+  bigcppn animate --tween network.weight_scale=0.5:2 --ease smooth -o sweep.webm
+
+The extension picks the format: .mp4 (H.264 yuv420p, even sizes), .webm (VP9), .gif (a dithered palette a
+frame, at most 150 MPix of frames), .webp (animated; --quality 100 is lossless), or a frame sequence
+-o frames/f-{frame}.png (exact pixels, each PNG carrying its frame's config)."""
+
+SIZES = ("360p", "720p", "1080p", "1440p", "4k", "8k")
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("animate", help=HELP, description=DESCRIPTION,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_options(p, "the clip: .mp4, .webm, .gif, .webp or frames/f-{frame}.png (required)")
+    t = p.add_argument_group("time and size")
+    t.add_argument("--seconds", type=float, default=4.0, metavar="S", help="length of the clip (default 4)")
+    t.add_argument("--fps", type=float, default=30.0, metavar="F", help="frames per second (default 30)")
+    t.add_argument("--width", type=positive_int, metavar="W", help="frame width in pixels")
+    t.add_argument("--height", type=positive_int, metavar="H",
+                   help="frame height (with one of --width/--height the config's aspect is kept)")
+    t.add_argument("--size", type=str.lower, choices=SIZES, help="frame size by name (default 1080p)")
+    m = p.add_argument_group("motions (combine them)")
+    m.add_argument("--z-loop", nargs="?", type=float, const=0.0, metavar="RADIUS",
+                   help="a closed loop through the latent z around the config's z (default radius: half of "
+                        "network.z_scale); needs z among network.inputs")
+    m.add_argument("--z-walk", metavar="SEED_A:SEED_B:...", help="through the latent z of these seeds in turn")
+    m.add_argument("--zoom", metavar="FROM:TO", help="view.zoom from FROM to TO, by the same factor every frame")
+    m.add_argument("--center", metavar="X,Y", help="the view's centre, where a zoom closes in (view.center)")
+    m.add_argument("--pan", metavar="X0,Y0:X1,Y1",
+                   help="move view.center in a straight line (a negative first number: --pan=-0.5,0:0.5,0)")
+    m.add_argument("--tween", action="append", default=[], metavar="KEY=A:B",
+                   help="any number of network.* or view.* from A to B, e.g. network.weight_scale=0.5:2 (the "
+                        "same weights, scaled; repeatable)")
+    m.add_argument("--ease", choices=("linear", "smooth"), default="linear",
+                   help="linear: constant speed (default); smooth: start and stop gently (a z-loop stays even)")
+    p.add_argument("--quality", dest="out_quality", type=int, metavar="Q",
+                   help="1-100 (default 90): H.264/VP9 CRF (90 = CRF 18/20), WebP quality (100 = lossless)")
+    add_overwrite_option(p, "OUT when it exists (the old one stays until the new one is complete)")
+    add_executor_options(p)
+    p.add_argument("--dry-run", action="store_true", help="print frames, size and time, render nothing else")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..animate.api import plan_video, render_video, timeline_for
+
+    if not args.output:
+        raise UserError("give the clip's name with -o, e.g. -o clip.mp4")
+    timeline = timeline_for(args.config, seconds=args.seconds, fps=args.fps, width=args.width, height=args.height,
+                            size=args.size, seed=args.seed, overrides=args.overrides, device=args.device,
+                            center=args.center, z_loop=args.z_loop, z_walk=args.z_walk, zoom=args.zoom,
+                            pan=args.pan, tween=args.tween, ease=args.ease, from_image=args.from_image)
+    if args.dry_run:
+        print(plan_video(timeline, args.output, quality=args.out_quality))
+        return 0
+    bar = LazyBar(disable=args.quiet, desc=Path(args.output).name, unit="frame")
+    try:
+        try:
+            result = render_video(timeline, args.output, quality=args.out_quality, overwrite=args.overwrite,
+                                      progress=bar.progress, **executor_kwargs(args))
+        finally:
+            bar.close()
+    except KeyboardInterrupt as exc:
+        return _interrupted(Path(args.output), exc)
+    if not args.quiet:
+        bar.write(f"wrote {result.path} ({result.frames} frames of {result.width}x{result.height} at "
+                  f"{result.fps:g} fps, {human_size(result.bytes)}, {result.frames_per_s:.1f} frames/s rendered, "
+                  f"{human_duration(result.seconds)})")
+    return 0
+
+
+def _interrupted(out: Path, exc: KeyboardInterrupt) -> int:
+    """Ctrl-C (130) or SIGTERM (143): nothing under the clip's name; finished segments are kept to resume."""
+    import sys
+
+    from ..animate.segments import segment_folder
+    from .common import Terminated
+
+    folder = segment_folder(out)
+    done = sorted(folder.glob("seg-*")) if folder.is_dir() else []
+    what = "terminated" if isinstance(exc, Terminated) else "interrupted"
+    if done:
+        print(f"bigcppn: {what}; {out} was not written, its {len(done)} finished segment(s) are kept in {folder}: "
+              "run the same command again to resume", file=sys.stderr)
+    else:
+        print(f"bigcppn: {what}; no file was written", file=sys.stderr)
+    return 143 if isinstance(exc, Terminated) else 130

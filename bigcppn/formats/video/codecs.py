@@ -1,0 +1,110 @@
+"""The clip formats FFmpeg encodes through PyAV: MP4 (H.264), WebM (VP9), GIF and animated WebP.
+
+``--quality`` (1-100, default the config's output.quality, 90) maps to each codec's own scale: H.264's CRF
+(51..14: 90 is 18, visually lossless), VP9's CRF (63..15: 90 is 20), WebP's quality (100 = lossless).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .base import FrameWriter, VideoFormat, VideoSpec
+from .pyav import TAG, PyAVWriter, rate_of, read_tag
+
+__all__ = ["H264", "VP9", "GifFormat", "AnimatedWebp", "MP4", "WEBM", "GIF", "AWEBP", "crf"]
+
+
+def crf(quality: int, best: float, worst: float) -> int:
+    """``quality`` 100 -> ``best``, 1 -> ``worst``, linearly."""
+    return round(best + (100 - quality) * (worst - best) / 99)
+
+
+# Frames of this many pixels or more: a short look-ahead, so the encoder holds few of them (8K: 50 MB each).
+LARGE_FRAME = 3840 * 2160
+
+
+@dataclass(frozen=True)
+class H264(VideoFormat):
+    def open(self, spec: VideoSpec) -> FrameWriter:
+        opts = {"crf": str(crf(spec.quality, 14, 51)), "preset": "faster"}  # half medium's CPU here, as small
+        if spec.width * spec.height >= LARGE_FRAME:
+            opts["x264-params"] = "rc-lookahead=8"
+        return PyAVWriter(spec, *self.muxing(spec), codec="libx264", pix_fmt="yuv420p", options=opts)
+
+    def muxing(self, spec: VideoSpec) -> tuple[str, dict, dict]:
+        return "mp4", {"movflags": "+faststart+use_metadata_tags"}, {TAG: spec.text}
+
+    def remux_settings(self, spec: VideoSpec) -> tuple[str, dict, dict] | None:
+        return self.muxing(spec)
+
+    def read_text(self, path: Path) -> str | None:
+        return read_tag(path)
+
+
+@dataclass(frozen=True)
+class VP9(VideoFormat):
+    def open(self, spec: VideoSpec) -> FrameWriter:
+        opts = {"crf": str(crf(spec.quality, 15, 63)), "b": "0", "row-mt": "1", "deadline": "good",
+                "cpu-used": "4"}
+        if spec.width * spec.height >= LARGE_FRAME:
+            opts["lag-in-frames"] = "8"
+        return PyAVWriter(spec, *self.remux_settings(spec), codec="libvpx-vp9", pix_fmt="yuv420p", options=opts)
+
+    def remux_settings(self, spec: VideoSpec) -> tuple[str, dict, dict]:
+        return "webm", {}, {TAG: spec.text}
+
+    def read_text(self, path: Path) -> str | None:
+        return read_tag(path)
+
+
+def _palette_graph(writer: PyAVWriter):
+    """split -> palettegen (one palette a frame) -> paletteuse (dithered): RGB in, pal8 out."""
+    import av
+
+    spec = writer.spec
+    g = av.filter.Graph()
+    src = g.add_buffer(width=spec.width, height=spec.height, format="rgb24", time_base=1 / rate_of(spec.fps))
+    split = g.add("split")
+    gen = g.add("palettegen", "stats_mode=single:max_colors=256")
+    use = g.add("paletteuse", "new=1:dither=sierra2_4a")
+    sink = g.add("buffersink")
+    src.link_to(split)
+    split.link_to(gen, 0, 0)
+    split.link_to(use, 1, 0)
+    gen.link_to(use, 0, 1)
+    use.link_to(sink)
+    g.configure()
+    return g.push, g.pull
+
+
+@dataclass(frozen=True)
+class GifFormat(VideoFormat):
+    """A palette a frame (palettegen), dithered (Sierra 2-4A); a frame's delay is whole 1/100 s."""
+
+    def open(self, spec: VideoSpec) -> FrameWriter:
+        return PyAVWriter(spec, "gif", {"loop": "0"}, codec="gif", pix_fmt="pal8", options={}, graph=_palette_graph)
+
+    def lossy(self, quality: int) -> bool:
+        return True  # 256 colours a frame
+
+
+@dataclass(frozen=True)
+class AnimatedWebp(VideoFormat):
+    def open(self, spec: VideoSpec) -> FrameWriter:
+        if spec.quality >= 100:
+            return PyAVWriter(spec, "webp", {"loop": "0"}, codec="libwebp_anim", pix_fmt="bgra",
+                              options={"lossless": "1"})
+        return PyAVWriter(spec, "webp", {"loop": "0"}, codec="libwebp_anim", pix_fmt="yuv420p",
+                          options={"quality": str(spec.quality)})
+
+    def lossy(self, quality: int) -> bool:
+        return quality < 100
+
+
+MP4 = H264("mp4", (".mp4", ".m4v"), "MP4 (H.264)", even_sides=True, max_side=8192 * 2, in_tags=True,
+           bits_per_pixel=0.08)
+WEBM = VP9("webm", (".webm",), "WebM (VP9)", even_sides=True, max_side=16384, in_tags=True, bits_per_pixel=0.06)
+GIF = GifFormat("gif", (".gif",), "GIF", max_side=4096, max_clip_pixels=150_000_000, has_quality=False,
+                bits_per_pixel=3.0)
+AWEBP = AnimatedWebp("webp", (".webp",), "animated WebP", max_side=16383, bits_per_pixel=0.6)

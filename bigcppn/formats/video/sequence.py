@@ -1,0 +1,113 @@
+"""A frame sequence: ``-o frames/f-{frame}.png``, one PNG a frame, each written whole or not at all.
+
+Every PNG carries the config of its own frame (as a still does), so ``render --from frames/f-0030.png`` renders
+it again at any size; a ``NAME.bigcppn.json`` sidecar (the pattern's name with the field taken out) holds the
+clip's config and timeline. The frames are exact: the pixels ``render_array`` gives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ...core.atomic import partial_name
+from .base import FrameWriter, VideoFormat, VideoSpec, sidecar_path
+
+__all__ = ["FrameSequence", "SEQUENCE", "FRAME_FIELD"]
+
+# In an output name, replaced by the frame number, zero-padded to the clip's length: f-{frame}.png
+FRAME_FIELD = "{frame}"
+
+
+class _SequenceTarget:
+    """Frames are written one file at a time (each atomically); there is no clip file to rename."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.temp = path
+
+    def probe(self) -> None:
+        from ...core.limits import check_output_name
+
+        check_output_name(self.path)
+        if not self.path.parent.is_dir():
+            raise OSError(f"output directory '{self.path.parent}' does not exist; create it first")
+
+    def prepare(self) -> None:
+        pass
+
+    def commit(self) -> None:
+        pass
+
+    def cleanup(self) -> None:
+        pass  # finished frames are whole files, kept (a partial one is removed by its writer)
+
+
+class _PngWriter:
+    def __init__(self, spec: VideoSpec, fmt: "FrameSequence") -> None:
+        self.spec, self.fmt, self.count = spec, fmt, 0
+
+    def write(self, frame: np.ndarray) -> None:
+        import pyvips
+
+        from ...config import OutputConfig
+        from ..raster import PNG
+
+        path = self.fmt.frame_name(self.spec.path, self.count, self.spec.frames)
+        text = self.spec.frame_texts(self.count) if self.spec.frame_texts else None
+        tmp = partial_name(path)
+        image = pyvips.Image.new_from_array(np.ascontiguousarray(frame))
+        image = image.copy(interpretation="srgb" if frame.shape[2] == 3 else "b-w")
+        try:
+            PNG.save(image, tmp, OutputConfig(), description=text)
+            tmp.replace(path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        self.count += 1
+
+    def close(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class FrameSequence(VideoFormat):
+    def frame_name(self, path: Path, i: int, frames: int) -> Path:
+        return path.with_name(path.name.replace(FRAME_FIELD, f"{i:0{len(str(frames - 1))}d}"))
+
+    def produced(self, path: Path) -> list[Path]:
+        return [self.sidecar(path)]
+
+    def written(self, path: Path, frames: int) -> list[Path]:
+        return [self.sidecar(path), *(self.frame_name(path, i, frames) for i in range(frames))]
+
+    def sidecar(self, path: Path) -> Path:
+        return sidecar_path(path.with_name(path.name.replace(FRAME_FIELD, "frames")))
+
+    def target(self, path: Path):
+        return _SequenceTarget(path)
+
+    def open(self, spec: VideoSpec) -> FrameWriter:
+        return _PngWriter(spec, self)
+
+    def lossy(self, quality: int) -> bool:
+        return False
+
+    def missing(self) -> str | None:
+        return None  # pyvips writes the PNGs
+
+    def finish(self, path: Path, text: str) -> None:
+        self.sidecar(path).write_text(text, encoding="utf-8")
+
+    def read_text(self, path: Path) -> str | None:
+        side = self.sidecar(path)
+        return side.read_text(encoding="utf-8") if side.is_file() else None
+
+
+SEQUENCE = FrameSequence("frames", (".png",), "PNG frame sequence", max_side=2**31 - 1, has_quality=False,
+                         bits_per_pixel=12.0)
