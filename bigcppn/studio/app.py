@@ -180,7 +180,8 @@ class ExploreServer(EventServer):
                 return _json(200, self.jobs.cancel(int(m.group(1))).as_dict())
             except KeyError:
                 return _refusal(404, "no such job")
-        makers = {"/api/jobs/print": products.print_job, "/api/jobs/pyramid": products.pyramid_job}
+        makers = {"/api/jobs/print": products.print_job, "/api/jobs/pyramid": products.pyramid_job,
+                  "/api/jobs/video": products.video_job}
         if path not in makers:
             return _refusal(404, "no such API")
 

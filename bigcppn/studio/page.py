@@ -24,12 +24,12 @@ def choices() -> dict:
     """The values the page's menus offer, from the modules that own them."""
     from ..config import ACTIVATIONS, COLORS, INITS, INPUTS
     from ..core.units import PAPER_MM
-    from .products import PRINT_FORMATS, PYRAMID_LAYOUTS
+    from .products import PRINT_FORMATS, PYRAMID_LAYOUTS, VIDEO_FORMATS
     from .views import PAGE_SEEDS
 
     papers = [k.upper() if k.startswith("a") else k for k in PAPER_MM]
     return {"activations": ACTIVATIONS, "inputs": INPUTS, "inits": INITS, "colors": COLORS, "papers": papers,
-            "formats": PRINT_FORMATS, "layouts": PYRAMID_LAYOUTS, "pageSeeds": PAGE_SEEDS}
+            "formats": PRINT_FORMATS, "layouts": PYRAMID_LAYOUTS, "videoFormats": VIDEO_FORMATS, "pageSeeds": PAGE_SEEDS}
 
 
 def page_html(token: str, config: dict, local_osd: bool) -> str:
@@ -84,6 +84,8 @@ def page_html(token: str, config: dict, local_osd: bool) -> str:
       <div id="print-plan"></div><div id="error-print" class="error"></div></details>
     <details id="pyramid-box"><summary>Pyramid</summary><form id="pyramid"></form>
       <div id="error-pyramid" class="error"></div></details>
+    <details id="video-box"><summary>Video</summary><form id="video"></form>
+      <div id="error-video" class="error"></div></details>
     <h2>Jobs</h2><div id="jobs"></div>
   </section>
 </main>

@@ -16,11 +16,15 @@ from ..errors import UserError
 from ..job import Sizing, resolve_config
 from .jobs import Job
 
-__all__ = ["PRINT_FORMATS", "PYRAMID_LAYOUTS", "print_config", "print_plan", "print_job", "pyramid_job"]
+__all__ = ["PRINT_FORMATS", "PYRAMID_LAYOUTS", "VIDEO_FORMATS", "print_config", "print_plan", "print_job",
+           "pyramid_job", "video_job"]
 
 PRINT_FORMATS = ("tif", "png", "jpg", "pdf")
 PYRAMID_LAYOUTS = ("dz", "iiif3", "zoomify", "google")
 MAX_PYRAMID_SIDE = 1 << 20
+VIDEO_FORMATS = ("mp4", "webm", "gif")
+# Clips from the page are at most one segment long, so a cancelled one is one temporary file, removed.
+MAX_VIDEO_SECONDS = 10.0
 
 
 def _int(q: dict, key: str) -> int | None:
@@ -110,3 +114,35 @@ def pyramid_job(cfg: Config, q: dict, out: Path, job_id: int) -> Job:
 
     pc = pcfg.canvas
     return Job(job_id, "pyramid", f"{folder.name}/ ({layout}, {pc.width}x{pc.height})", run, folder)
+
+
+def video_job(cfg: Config, q: dict, out: Path, job_id: int) -> Job:
+    """A job that renders a clip (:func:`bigcppn.render_video`) to ``out/job-N-seedS.EXT``; checked now."""
+    from ..animate.api import render_video, timeline_for
+
+    ext = q.get("format", "mp4")
+    if ext not in VIDEO_FORMATS:
+        raise UserError(f"format '{ext[:10]}' is not offered here; choose {', '.join(VIDEO_FORMATS)}")
+    seconds, fps = _float(q, "seconds") or 4.0, _float(q, "fps") or 30.0
+    if not 0 < seconds <= MAX_VIDEO_SECONDS:
+        raise UserError(f"seconds must be more than 0 and at most {MAX_VIDEO_SECONDS:g} here "
+                        "(longer clips: bigcppn animate)")
+    c = cfg.canvas
+    side = _int(q, "size") or 640
+    if not 16 <= side <= 8192:
+        raise UserError(f"a clip's longer side must be 16 to 8192 px, got {side}")
+    # both sides even (H.264 and VP9 take yuv420p), the canvas's shape kept as near as that allows
+    side -= side % 2
+    other = max(2, 2 * round(side * min(c.width, c.height) / max(c.width, c.height) / 2))
+    size = {"width": side, "height": other} if c.width >= c.height else {"width": other, "height": side}
+    clip = dict(seconds=seconds, fps=fps, zoom=q.get("zoom") or None, ease=q.get("ease") or "linear",
+                z_loop=_float(q, "z_loop"), tween=[q["tween"]] if q.get("tween") else [], **size)
+    timeline = timeline_for(cfg, **clip)  # every motion checked before the job waits in the queue
+    path = out / f"job-{job_id}-seed{cfg.seed}.{ext}"
+
+    def run(job: Job) -> str:
+        render_video(timeline, path, progress=job.progress)
+        return path.name
+
+    tc = timeline.base.canvas
+    return Job(job_id, "video", f"{path.name} ({tc.width}x{tc.height}, {timeline.frames} frames)", run, None)

@@ -276,3 +276,20 @@ def test_cli_explore_serves_until_sigterm(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+def test_a_video_job_writes_a_clip_and_bad_motions_are_refused(server):
+    av = pytest.importorskip("av")
+    status, _h, body = ask(server, "POST", f"/api/jobs/video?c={enc()}&format=mp4&seconds=10.5")
+    assert status == 400 and "at most 10" in json.loads(body)["error"]
+    status, _h, body = ask(server, "POST", f"/api/jobs/video?c={enc()}&format=mp4&seconds=1&zoom=banana")
+    assert status == 400 and "\n" not in json.loads(body)["error"]
+    status, _h, body = ask(server, "POST", f"/api/jobs/video?c={enc()}&format=mp4&seconds=0.5&fps=10&size=64&zoom=1:4")
+    assert status == 200, body
+    job = json.loads(body)
+    done = wait_jobs(server, [job["id"]])[job["id"]]
+    assert done["state"] == "done", done
+    with av.open(str(server.out / done["result"])) as f:
+        s = f.streams.video[0]
+        assert (s.codec_context.width, s.codec_context.height) == (64, 42)  # 120x80 made even
+        assert sum(1 for _ in f.decode(video=0)) == 5

@@ -352,6 +352,22 @@ function buildProducts() {
   const gp = document.createElement("button"); gp.type = "button"; gp.textContent = "start pyramid";
   gp.onclick = () => startJob("pyramid", { c: encode(cfg), layout: y.layout.value, size: s.value }, "error-pyramid");
   y.appendChild(gp);
+  const v = $("video");
+  v.innerHTML = "";
+  v.appendChild(field("format", "format", select(CH.videoFormats, "mp4", () => {}))).querySelector("select").name = "format";
+  for (const [label, name, val] of [["seconds (≤ 10)", "seconds", "4"], ["fps", "fps", "30"], ["longer side px", "size", "640"],
+    ["zoom from:to", "zoom", "1:8"], ["z loop radius", "z_loop", ""], ["tween KEY=A:B", "tween", ""]]) {
+    const i = document.createElement("input"); i.name = name; i.value = val;
+    v.appendChild(field(label, name, i));
+  }
+  v.appendChild(field("ease", "ease", select(["linear", "smooth"], "smooth", () => {}))).querySelector("select").name = "ease";
+  const gv = document.createElement("button"); gv.type = "button"; gv.textContent = "start video";
+  gv.onclick = () => {
+    const q = { c: encode(cfg) };
+    for (const n of ["format", "seconds", "fps", "size", "zoom", "z_loop", "tween", "ease"]) q[n] = v[n].value;
+    startJob("video", q, "error-video");
+  };
+  v.appendChild(gv);
 }
 function printParams() {
   const p = $("print");
