@@ -293,3 +293,18 @@ def test_a_video_job_writes_a_clip_and_bad_motions_are_refused(server):
         s = f.streams.video[0]
         assert (s.codec_context.width, s.codec_context.height) == (64, 42)  # 120x80 made even
         assert sum(1 for _ in f.decode(video=0)) == 5
+
+
+def test_a_cancelled_video_leaves_nothing(server):
+    pytest.importorskip("av")
+    before = set(server.out.iterdir())
+    job = json.loads(ask(server, "POST", f"/api/jobs/video?c={enc()}&format=mp4&seconds=10&fps=30&size=480")[2])
+    end = time.monotonic() + 60
+    while time.monotonic() < end:
+        j = {x["id"]: x for x in json.loads(ask(server, "GET", "/api/jobs")[2])["jobs"]}[job["id"]]
+        if j["state"] == "running" and j["done"] > 0:
+            break
+        time.sleep(0.05)
+    assert ask(server, "POST", f"/api/jobs/{job['id']}/cancel")[0] == 200
+    assert wait_jobs(server, [job["id"]])[job["id"]]["state"] == "cancelled"
+    assert set(server.out.iterdir()) == before
