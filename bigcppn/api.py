@@ -209,6 +209,13 @@ def render_sheet(config: ConfigLike, path: str | Path, seeds: Sequence[int] | st
                quality=quality)
 
 
+def storage_options(endpoint_url: str | None = None, cache_control: str | None = None):
+    """How an ``s3://`` output is reached: a :class:`~bigcppn.storage.base.StorageOptions`."""
+    from .storage.base import StorageOptions
+
+    return StorageOptions(endpoint_url or "", cache_control or "")
+
+
 def render_pyramid(config: ConfigLike, path: str | Path | None = None, *, layout: str = "dz",
                    tile: int | None = None, overlap: int | None = None, format: str = "jpeg",
                    quality: int | None = None, supersample: int = 2, base_url: str | None = None,
@@ -216,7 +223,8 @@ def render_pyramid(config: ConfigLike, path: str | Path | None = None, *, layout
                    on_start: Callable[[int, int], None] | None = None,
                    on_tile: Callable[[object], None] | None = None,
                    progress: Callable[[object], None] | None = None, executor: str = "local",
-                   ray_address: str | None = None, workers: int | None = None) -> PyramidResult:
+                   ray_address: str | None = None, workers: int | None = None, endpoint_url: str | None = None,
+                   cache_control: str | None = None) -> PyramidResult:
     """Render a deep-zoom pyramid, every level straight from the network, with a viewer page.
 
     ``layout`` is dz (``path`` = DIR/NAME.dzi, the page DIR/NAME.html), iiif3,
@@ -235,8 +243,12 @@ def render_pyramid(config: ConfigLike, path: str | Path | None = None, *, layout
     "bigcppn[ray]"``): ``ray_address`` None starts or joins a local Ray,
     ``"auto"`` or ``HOST:PORT`` joins a cluster; ``workers`` is the number of
     actors (default one per GPU, or one per CPU-only node). The output folder
-    must be on a filesystem every node shares. Locally ``workers`` is the
+    must be on a filesystem every node shares, or a bucket. Locally ``workers`` is the
     number of render threads. The tiles are the same bytes either way.
+
+    ``path`` may be a bucket URL (``s3://bucket/prefix/NAME.dzi``; ``pip install "bigcppn[s3]"``):
+    ``endpoint_url`` names an S3-compatible service (default ``AWS_ENDPOINT_URL``), ``cache_control`` is
+    every object's ``Cache-Control``; see docs/storage.md.
     """
     import pyvips
 
@@ -249,8 +261,8 @@ def render_pyramid(config: ConfigLike, path: str | Path | None = None, *, layout
     request = resolve_pyramid_request(
         engine.configure(as_config(config), workers), path, layout=layout, tile=tile, overlap=overlap,
         format=format, quality=quality, supersample=supersample, base_url=base_url, max_size=max_size,
-        overwrite=overwrite)
-    request.check_disk()
+        overwrite=overwrite, storage=storage_options(endpoint_url, cache_control))
+    request.check_output()
     runner = engine.pyramid(request.config)
     try:
         stats = run(request, runner, PyramidHooks(on_start, on_tile, progress))
@@ -261,13 +273,22 @@ def render_pyramid(config: ConfigLike, path: str | Path | None = None, *, layout
     p = request.pyramid
     return PyramidResult(stats.descriptor or request.out.root, p.width, p.height, len(p.levels), stats.tiles,
                          stats.written, stats.skipped, stats.pixels, stats.page, stats.seconds,
-                         stats.viewer_local, stats.replaced, stats.worker_cpu, stats.transfer_bytes)
+                         stats.viewer_local, stats.replaced, stats.worker_cpu, stats.transfer_bytes,
+                         _requests(request.out.storage))
+
+
+def _requests(storage) -> dict | None:
+    """A bucket's request counts (None for a local folder)."""
+    from dataclasses import asdict
+
+    return asdict(storage.stats) if storage.remote else None
 
 
 def plan_pyramid(config: ConfigLike = None, path: str | Path | None = None, *, layout: str = "dz",
                  tile: int | None = None, overlap: int | None = None, format: str = "jpeg",
                  quality: int | None = None, supersample: int = 2, base_url: str | None = None,
-                 max_size: int | None = None, overwrite: bool = False, measure: bool = True):
+                 max_size: int | None = None, overwrite: bool = False, measure: bool = True,
+                 endpoint_url: str | None = None, cache_control: str | None = None):
     """What :func:`render_pyramid` would do, without rendering: levels, tiles, files, bytes and time.
 
     Refuses (UserError) what the render would refuse; counts the tiles a
@@ -283,13 +304,17 @@ def plan_pyramid(config: ConfigLike = None, path: str | Path | None = None, *, l
 
     request = resolve_pyramid_request(
         as_config(config), path, layout=layout, tile=tile, overlap=overlap, format=format, quality=quality,
-        supersample=supersample, base_url=base_url, max_size=max_size, overwrite=overwrite)
+        supersample=supersample, base_url=base_url, max_size=max_size, overwrite=overwrite,
+        storage=storage_options(endpoint_url, cache_control))
+    if request.out.storage.remote:
+        request.out.storage.check()
     state = request.out.check_manifest(request.key, request.overwrite)
     cfg = request.config
     device = pick_device(cfg.render.device)
     renderer, p_plan = renderer_for(cfg, device)
-    store = TileStore(request.out.root)
-    done = store.exists if state == "resume" else (lambda _path: False)
+    store = TileStore(request.out.storage)
+    done = store.listing(request.pyramid.layout.tiles_folder(request.out.name)).__contains__ \
+        if state == "resume" else (lambda _path: False)
     work = work_list(request.pyramid, job_pixels(renderer, p_plan, supersample), done)
     workers = strip_workers(device, cfg.render.workers)
     rates = measure_pyramid(request, renderer, p_plan, workers) if measure else None

@@ -13,6 +13,7 @@ from ..job import Sizing, resolve_config
 
 __all__ = ["LazyBar", "Parser", "positive_int", "seed_value", "add_config_options", "add_sizing_options",
            "add_overwrite_option", "config_from", "add_executor_options", "executor_kwargs", "Terminated",
+           "add_storage_options", "storage_kwargs",
            "run_reporting"]
 
 
@@ -77,6 +78,21 @@ def add_sizing_options(p: argparse.ArgumentParser, width_help: str = "canvas wid
 def add_overwrite_option(p: argparse.ArgumentParser, what: str = "OUT when it exists") -> None:
     p.add_argument("--overwrite", action="store_true",
                    help=f"replace {what}; without it an existing output stops the command before it renders")
+
+
+def add_storage_options(p: argparse.ArgumentParser) -> None:
+    """--endpoint-url, --cache-control: how an s3:// output is reached and served."""
+    g = p.add_argument_group("object storage (-o s3://BUCKET/PREFIX/...; pip install 'bigcppn[s3]')")
+    g.add_argument("--endpoint-url", metavar="URL",
+                   help="an S3-compatible service's endpoint (default: AWS_ENDPOINT_URL, else AWS); credentials "
+                        "come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or AWS_PROFILE with boto3")
+    g.add_argument("--cache-control", metavar="VALUE",
+                   help="the Cache-Control of every object written, e.g. 'public, max-age=31536000'")
+
+
+def storage_kwargs(args: argparse.Namespace) -> dict:
+    """The API's storage keywords from the options of :func:`add_storage_options`."""
+    return {"endpoint_url": args.endpoint_url, "cache_control": args.cache_control}
 
 
 def add_executor_options(p: argparse.ArgumentParser, pyramid: bool = False) -> None:

@@ -113,11 +113,12 @@ class WeedServer:
                 time.sleep(0.5)
 
     def store(self, bucket: str, keys: tuple[str, str] | None = None):
-        """An obstore S3Store on ``bucket`` of this server."""
+        """An obstore S3Store on ``bucket`` (``bucket/prefix``: rooted at that prefix) of this server."""
         from obstore.store import S3Store
 
         key, secret = keys or self.keys
-        return S3Store(bucket, endpoint=self.endpoint, access_key_id=key, secret_access_key=secret,
+        bucket, _, prefix = bucket.partition("/")
+        return S3Store(bucket, prefix=prefix or None, endpoint=self.endpoint, access_key_id=key, secret_access_key=secret,
                        region="us-east-1", client_options={"allow_http": True})
 
     def kill(self) -> None:

@@ -1,0 +1,21 @@
+"""Helpers of the storage tests: what a bucket and a folder hold."""
+
+from __future__ import annotations
+
+
+def objects(weed, bucket: str, prefix: str = "") -> dict[str, bytes]:
+    """Every object under ``prefix`` in ``bucket``: key (relative to the prefix) -> bytes."""
+    import obstore
+
+    store = weed.store(bucket)
+    out = {}
+    for batch in obstore.list(store, prefix=prefix or None):
+        for m in batch:
+            key = m["path"][len(prefix):].lstrip("/") if prefix else m["path"]
+            out[key] = bytes(obstore.get(store, m["path"]).bytes())
+    return out
+
+
+def files(root) -> dict[str, bytes]:
+    """Every file under the folder ``root``: relative path -> bytes."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
