@@ -118,8 +118,13 @@ def _disk_needed(job: Job) -> int:
 def render_file(config: ConfigLike, path: str | Path | None = None, *, compression: str | None = None,
                 quality: int | None = None, overwrite: bool = False,
                 progress: Callable[[int, int], None] | None = None, executor: str = "local",
-                ray_address: str | None = None, workers: int | None = None) -> RenderResult:
+                ray_address: str | None = None, workers: int | None = None, endpoint_url: str | None = None,
+                cache_control: str | None = None) -> RenderResult:
     """Render to ``path``; the extension picks the format (default ``cppn-SEED-WxH.tif``).
+
+    ``path`` may be a bucket URL (``s3://bucket/prefix/poster.tif``): the file is made in a staging folder
+    under TMPDIR and sent as one multipart upload, completed only when all of it is up (``endpoint_url``,
+    ``cache_control``: as :func:`render_pyramid`).
 
     Everything ``bigcppn render`` does: the format's limits and the free disk
     checked first, the config embedded, the file written under a hidden
@@ -135,7 +140,18 @@ def render_file(config: ConfigLike, path: str | Path | None = None, *, compressi
     is cut in square blocks, which place the tiles in another order).
     """
     from .engines import engine_for
+    from .storage.base import is_url
 
+    if is_url(path):  # a bucket: rendered as a local file, then sent as one multipart upload
+        from functools import partial
+
+        from .formats.registry import format_for
+        from .formats.upload import render_to_bucket
+
+        local = partial(render_file, config, compression=compression, quality=quality, overwrite=False,
+                        progress=progress, executor=executor, ray_address=ray_address, workers=workers)
+        return render_to_bucket(local, str(path), format_for(Path(str(path))).produced,
+                                storage_options(endpoint_url, cache_control), overwrite)
     engine = engine_for(executor, ray_address, workers)
     job = _checked_job(engine.configure(as_config(config), workers), path, compression, quality, overwrite)
     engine.check(job)

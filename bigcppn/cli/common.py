@@ -116,6 +116,12 @@ def executor_kwargs(args: argparse.Namespace) -> dict:
     return {"executor": args.executor, "ray_address": args.ray_address, "workers": args.workers}
 
 
+def is_url(text) -> bool:
+    from ..storage.base import is_url as url
+
+    return url(text)
+
+
 def config_from(args: argparse.Namespace) -> Config:
     """The resolved config of a subcommand's arguments (options a subcommand lacks count as not given)."""
     get = lambda name, default=None: getattr(args, name, default)  # noqa: E731
@@ -125,7 +131,13 @@ def config_from(args: argparse.Namespace) -> Config:
                                             ("crop_marks", True if get("crop_marks") else None),
                                             ("cmyk", get("cmyk")), ("intent", get("intent")))
               if value is not None}
-    cfg = resolve_config(get("config"), from_image=get("from_image"), overrides=get("overrides", []),
+    from_image = get("from_image")
+    if from_image and is_url(from_image):  # an earlier render in a bucket: fetched to a temporary file
+        from ..formats.upload import fetch_to_temp
+        from ..storage.base import StorageOptions
+
+        from_image = fetch_to_temp(from_image, StorageOptions(get("endpoint_url") or ""))
+    cfg = resolve_config(get("config"), from_image=from_image, overrides=get("overrides", []),
                          sizing=sizing, seed=get("seed"), depth=get("depth"), tile=get("tile"),
                          device=get("device"), output=output)
     if get("intent") and not cfg.output.cmyk:
