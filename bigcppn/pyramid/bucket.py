@@ -158,6 +158,9 @@ class BucketPyramidOutput:
         self.write(self.manifest_key, json.dumps({"generator": f"bigcppn {__version__}", **key}, indent=2) + "\n")
 
 
+_HELD: set[str] = set()  # the locks this process holds now
+
+
 class _ObjectLock:
     """The owner lock: an object created by a conditional put, deleted when the run ends."""
 
@@ -172,13 +175,17 @@ class _ObjectLock:
         for _ in range(2):
             if out.storage.put_new(key, json.dumps(me)):
                 self.held = True
+                _HELD.add(out.lock_path)
                 return self
             raw = out.storage.get(key) or b"{}"
             try:
                 holder = json.loads(raw)
             except ValueError:
                 holder = {}
-            stale = holder.get("host") == me["host"] and isinstance(holder.get("pid"), int) and not alive(holder["pid"])
+            pid = holder.get("pid")
+            # a run killed on this machine, or an earlier run of this process that could not delete it
+            stale = holder.get("host") == me["host"] and isinstance(pid, int) and (
+                not alive(pid) or (pid == me["pid"] and out.lock_path not in _HELD))
             if not stale:
                 break
             out.storage.delete([key])  # its run was killed on this machine: take the pyramid over
@@ -191,6 +198,7 @@ class _ObjectLock:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if self.held:
+            _HELD.discard(self.out.lock_path)
             try:
                 self.out.storage.delete([self.out.lock_key])
             except Exception:

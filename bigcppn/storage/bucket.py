@@ -84,7 +84,8 @@ class BucketStorage(Storage):
 
     def put_new(self, key: str, data: bytes | str) -> bool:
         import obstore
-        from obstore.exceptions import AlreadyExistsError, PreconditionError
+        from obstore.exceptions import (AlreadyExistsError, PermissionDeniedError, PreconditionError,
+                                        UnauthenticatedError)
 
         data = data.encode("utf-8") if isinstance(data, str) else data
         try:
@@ -92,6 +93,8 @@ class BucketStorage(Storage):
         except (AlreadyExistsError, PreconditionError, FileExistsError):
             self._tally(puts=1)
             return False
+        except (PermissionDeniedError, UnauthenticatedError) as exc:  # the lock, before rendering: bad input
+            raise UserError(f"cannot write {self.url(key)}: {_reason(exc, self.bucket, self.endpoint)}") from None
         except Exception as exc:
             raise _failed(exc, self.url(key)) from None
         self._tally(puts=1, bytes_up=len(data))

