@@ -36,13 +36,10 @@ class TileStore:
 
     def __init__(self, root: Path | Storage, in_flight: int = 64) -> None:
         self.storage = root if isinstance(root, Storage) else LocalStorage(Path(root))
-        self._pool = None
-        if self.storage.remote:
-            from concurrent.futures import ThreadPoolExecutor
-
-            self._pool = ThreadPoolExecutor(min(32, in_flight), "bigcppn-upload")
-            self._slots = threading.BoundedSemaphore(in_flight)
-            self._error: BaseException | None = None
+        self._pool = None  # the upload threads, started by the first tile sent to a bucket
+        self._slots = threading.BoundedSemaphore(in_flight)
+        self._threads = min(32, in_flight)
+        self._error: BaseException | None = None
 
     @property
     def root(self) -> Path | None:
@@ -61,11 +58,15 @@ class TileStore:
         return self.storage.get(rel)
 
     def write(self, rel: str, data: bytes, content_type: str | None = None) -> None:
-        if self._pool is None:
+        if not self.storage.remote:
             self.storage.put(rel, data, content_type)
             return
         if self._error is not None:
             raise self._error
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(self._threads, "bigcppn-upload")
         self._slots.acquire()
         try:
             self._pool.submit(self.storage.put, rel, data, content_type).add_done_callback(self._done)
@@ -83,16 +84,15 @@ class TileStore:
         """Wait for the tiles still uploading; raise the first upload that failed."""
         if self._pool is not None:
             self._pool.shutdown(wait=True)
-            from concurrent.futures import ThreadPoolExecutor
-
-            self._pool = ThreadPoolExecutor(32, "bigcppn-upload")
-            if self._error is not None:
-                raise self._error
+            self._pool = None
+        if self._error is not None:
+            raise self._error
 
     def close(self) -> None:
         """Stop the upload threads, dropping tiles not yet sent (a failed or interrupted run)."""
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     def listing(self, top: Path | str | None = None) -> set[str]:
         """The files under ``top`` (a key prefix, or a folder below a local root; default all), as keys

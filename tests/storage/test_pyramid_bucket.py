@@ -139,3 +139,31 @@ def test_the_dry_run_counts_the_requests_the_render_makes(bucket, layout, name, 
     assert plan.requests["bytes_up"] > 0
     assert cli.main(["pyramid", *SMALL[:-1], "--layout", layout, "-o", out, "--dry-run"]) == 0
     assert "resumes" in capsys.readouterr().out
+
+
+@pytest.mark.ray
+def test_on_ray_the_actors_upload_every_tile_and_the_driver_none(weed, bucket, tmp_path):
+    """Two actors, no shared folder: the objects are the local render's files; the driver PUT only the lock,
+    manifest, page and descriptor."""
+    import shutil
+    import tempfile
+
+    ray = pytest.importorskip("ray")
+    from bigcppn import api
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        temp = tempfile.mkdtemp(prefix="rt-", dir="/tmp")
+        mp.setenv("RAY_TMPDIR", temp)
+        ray.init(num_cpus=2, _temp_dir=temp, include_dashboard=False, object_store_memory=256 * 2**20,
+                 log_to_driver=False)  # the actors inherit the bucket's endpoint and keys from this environment
+        try:
+            r = api.render_pyramid(cli_config(), f"s3://{bucket}/ray/x.dzi", executor="ray", workers=2)
+        finally:
+            ray.shutdown()
+            shutil.rmtree(temp, ignore_errors=True)
+    assert r.written == r.tiles and r.requests["puts"] == 4  # lock, manifest, page, descriptor
+    assert cli.main(["pyramid", *SMALL, "-o", str(tmp_path / "x.dzi")]) == 0
+    local = {k: v for k, v in files(tmp_path).items() if not k.startswith("openseadragon") and not k.endswith("html")}
+    remote = {k: v for k, v in objects(weed, bucket, "ray").items() if not k.endswith("html")}
+    assert remote == local
