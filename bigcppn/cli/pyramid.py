@@ -41,7 +41,8 @@ def add_parser(sub) -> None:
                    help="iiif3: the largest width and height served (maxWidth/maxHeight); full/max/0/default.jpg "
                         "is the whole image shrunk to fit it (default 2048, or the tile size when larger)")
     add_overwrite_option(p, "a pyramid of another render at OUT (the old one stays until the new one is "
-                            "complete; the same render simply resumes)")
+                            "complete; in a bucket its descriptor is deleted first; the same render simply "
+                            "resumes)")
     p.add_argument("--dry-run", action="store_true",
                    help="show the levels, tiles, files, bytes and time it would take, and render nothing")
     add_executor_options(p, pyramid=True)

@@ -70,7 +70,9 @@ class WeedServer:
         base = self.base
         cmd = [weed, "server", f"-dir={self.dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
                f"-master.port={base}", f"-volume.port={base + 1}", f"-filer.port={base + 2}",
-               "-s3", f"-s3.port={base + 3}", "-master.volumeSizeLimitMB=64"]
+               "-s3", f"-s3.port={base + 3}", "-master.volumeSizeLimitMB=64",
+               # its Iceberg and Lance listeners have fixed ports (8181, 9101): off, so servers can run side by side
+               "-s3.port.iceberg=0", "-s3.port.lance=0"]
         conf = self.dir / "s3.json"
         conf.write_text(json.dumps({"identities": [
             {"name": "bigcppn", "credentials": [{"accessKey": self.keys[0], "secretKey": self.keys[1]}],
