@@ -94,6 +94,11 @@ def run(args: argparse.Namespace) -> int:
               f"{r.tiles_per_s:.0f} tiles/s, {r.mpix_per_s:.2f} MPix/s) and {r.page}", file=sys.stderr)
     if r.remote:
         print("the page loads OpenSeadragon from its CDN", file=sys.stderr)
+        if args.verbose:
+            q = r.requests
+            print(f"requests from this process: {q['puts']} PUTs, {q['lists']} LISTs, {q['gets']} GETs, "
+                  f"{q['deletes']} DELETEs, {q['bytes_up'] / 1e6:.1f} MB up; {q['retries']} transient errors "
+                  "retried", file=sys.stderr)
     elif r.viewer_local:
         print(f"the page uses the OpenSeadragon copied into {r.page.parent / 'openseadragon'}", file=sys.stderr)
     else:

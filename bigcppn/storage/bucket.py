@@ -5,8 +5,8 @@ obstore's own stores and are untested. Credentials are the standard ones: ``AWS_
 ``AWS_SECRET_ACCESS_KEY`` / ``AWS_SESSION_TOKEN`` in the environment, or, when those are not set and boto3 is
 installed, boto3's chain (``AWS_PROFILE``, ``~/.aws``, SSO, instance roles). The endpoint of an
 S3-compatible service comes from ``--endpoint-url`` or ``AWS_ENDPOINT_URL``. Transient errors (5xx,
-throttling, dropped connections) are retried by obstore with exponential backoff and jitter for up to
-``BIGCPPN_STORAGE_RETRY_S`` seconds (default 60); what still fails is a :class:`RenderError` (exit 1) during a
+throttling, dropped connections) are retried with exponential backoff and jitter for up to
+``BIGCPPN_STORAGE_RETRY_S`` seconds (default 60), and counted (``stats.retries``); what still fails is a :class:`RenderError` (exit 1) during a
 render, and a :class:`UserError` (exit 2) in :meth:`BucketStorage.check` before it.
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from datetime import timedelta
 
 from ..errors import RenderError, UserError, one_line
@@ -37,17 +38,18 @@ class BucketStorage(Storage):
         self.options = options
         self.endpoint = options.endpoint_url or os.environ.get("AWS_ENDPOINT_URL", "")
         self._count = threading.Lock()
-        self.store = _store if _store is not None else self._open(retry_s=_retry_seconds())
+        self.retry_s = _retry_seconds()
+        self.store = _store if _store is not None else self._open(retry_s=self.retry_s, retries=0)
 
     def __reduce__(self):  # to Ray actors: the URL and options, each reopens its own client
         return (BucketStorage, (self.location, self.options))
 
-    def _open(self, retry_s: float):
+    def _open(self, retry_s: float, retries: int = 100):
         from obstore.store import from_url
 
         if not self.bucket:
             raise UserError(f"'{self.location}' names no bucket; give -o {self.scheme}://BUCKET/PREFIX/NAME")
-        retry = {"max_retries": 100, "retry_timeout": timedelta(seconds=retry_s),
+        retry = {"max_retries": retries, "retry_timeout": timedelta(seconds=retry_s),
                  "backoff": {"init_backoff": timedelta(milliseconds=100), "max_backoff": timedelta(seconds=5),
                              "base": 2}}
         kwargs: dict = {"retry_config": retry, "client_options": {"connect_timeout": "5s", "timeout": "120s"}}
@@ -60,6 +62,26 @@ class BucketStorage(Storage):
             return from_url(url, **kwargs)
         except Exception as exc:
             raise UserError(f"cannot open {self.location}: {_reason(exc)}") from None
+
+    def _retrying(self, call):
+        """``call()``, again after each transient failure (5xx, throttling, a dropped or refused connection,
+        a timeout) with exponential backoff and jitter, for up to ``retry_s`` seconds; each retry is counted
+        in ``stats.retries``. Answers that say no (not found, exists, denied) are not retried."""
+        import random
+
+        from obstore.exceptions import GenericError
+
+        deadline = time.monotonic() + self.retry_s
+        wait = 0.1
+        while True:
+            try:
+                return call()
+            except GenericError:
+                if time.monotonic() + wait > deadline:
+                    raise
+            time.sleep(wait * (0.5 + random.random() / 2))
+            wait = min(wait * 2, 5.0)
+            self._tally(retries=1)
 
     def _tally(self, **counts: int) -> None:
         with self._count:
@@ -77,7 +99,8 @@ class BucketStorage(Storage):
 
         data = data.encode("utf-8") if isinstance(data, str) else data
         try:
-            obstore.put(self.store, key, data, attributes=self._attributes(content_type) or None)
+            self._retrying(lambda: obstore.put(self.store, key, data,
+                                               attributes=self._attributes(content_type) or None))
         except Exception as exc:
             raise _failed(exc, self.url(key)) from None
         self._tally(puts=1, bytes_up=len(data))
@@ -89,7 +112,7 @@ class BucketStorage(Storage):
 
         data = data.encode("utf-8") if isinstance(data, str) else data
         try:
-            obstore.put(self.store, key, data, mode="create")
+            self._retrying(lambda: obstore.put(self.store, key, data, mode="create"))
         except (AlreadyExistsError, PreconditionError, FileExistsError):
             self._tally(puts=1)
             return False
@@ -105,7 +128,7 @@ class BucketStorage(Storage):
         from obstore.exceptions import NotFoundError
 
         try:
-            data = bytes(obstore.get(self.store, key).bytes())
+            data = self._retrying(lambda: bytes(obstore.get(self.store, key).bytes()))
         except (NotFoundError, FileNotFoundError):
             data = None
         except Exception as exc:
@@ -116,12 +139,16 @@ class BucketStorage(Storage):
     def listing(self, prefix: str = "") -> set[str]:
         import obstore
 
-        out: set[str] = set()
-        pages = 0
-        try:
+        def scan() -> tuple[set[str], int]:
+            out: set[str] = set()
+            pages = 0
             for batch in obstore.list(self.store, prefix=prefix.strip("/") or None, chunk_size=LIST_PAGE):
                 pages += 1
                 out.update(m["path"] for m in batch)
+            return out, pages
+
+        try:
+            out, pages = self._retrying(scan)
         except Exception as exc:
             raise _failed(exc, self.url(prefix)) from None
         self._tally(lists=max(pages, 1))
@@ -133,7 +160,7 @@ class BucketStorage(Storage):
         keys = list(keys)
         for i in range(0, len(keys), LIST_PAGE):
             try:
-                obstore.delete(self.store, keys[i:i + LIST_PAGE])
+                self._retrying(lambda: obstore.delete(self.store, keys[i:i + LIST_PAGE]))
             except Exception as exc:
                 raise _failed(exc, self.location) from None
             self._tally(deletes=1)
