@@ -87,7 +87,18 @@ def plan(config: ConfigLike = None, path: str | Path | None = None, *, compressi
     from .engines import engine_for
     from .estimate.measure import measure_render
     from .network.strips import pick_device, renderer_for, strip_workers
+    from .storage.base import is_url
 
+    if is_url(path) and not str(path).lower().endswith(".dzi"):  # a bucket: the file staged, then uploaded
+        import tempfile
+
+        from .estimate.plan import file_requests
+        from .formats.upload import CHUNK
+
+        name = str(path).rstrip("/").rsplit("/", 1)[-1]
+        info = plan(config, Path(tempfile.gettempdir()) / name, compression=compression, quality=quality,
+                    measure=measure, executor=executor, workers=workers)
+        return replace(info, path=str(path), requests=file_requests(info.estimated_bytes, CHUNK))
     engine = engine_for(executor, workers=workers, planning=True)
     job = resolve_job(as_config(config), path, compression=compression, quality=quality)
     ray = engine.describe(job, workers)

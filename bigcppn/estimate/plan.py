@@ -52,6 +52,7 @@ class PlanInfo:
     writer_mpix_per_s: float | None = None
     estimated_seconds: float | None = None
     ray: dict | None = None  # the band plan on Ray (``--executor ray``), from cluster.single.describe_blocks
+    requests: dict | None = None  # to a bucket (-o s3://...): PUTs of the multipart upload, objects, bytes
 
     @property
     def megapixels(self) -> float:
@@ -76,6 +77,8 @@ class PlanInfo:
             d["estimated_seconds"] = self.estimated_seconds
         if self.ray is not None:
             d["ray"] = self.ray
+        if self.requests is not None:
+            d["requests"] = self.requests
         return d
 
     def __str__(self) -> str:
@@ -107,6 +110,11 @@ class PlanInfo:
                          f"the actors; this machine places the tiles and builds the rest "
                          f"({r['driver_pixel_share']:.1%} of the pixels) from {human_size(r['rows_back_bytes'])} "
                          f"of rows (the time above is this machine's alone)")
+        if self.requests is not None:
+            r = self.requests
+            lines.append(f"requests  {r['puts']} PUTs ({r['parts']} part{'s' if r['parts'] > 1 else ''} of a multipart "
+                         f"upload, completed only when the file is), 1 LIST, 1 GET; uploads about "
+                         f"{human_size(r['bytes_up'])}, staged under TMPDIR first")
         return "\n".join(lines)
 
 
@@ -203,6 +211,13 @@ class PyramidPlanInfo:
                          f"(what a bucket bills); uploads about {human_size(r['bytes_up'])} in "
                          f"{r['objects']} objects")
         return "\n".join(lines)
+
+
+def file_requests(estimated_bytes: int, part_bytes: int) -> dict:
+    """The requests a single file sent to a bucket makes: one PUT when it fits one part, else
+    CreateMultipartUpload, a PUT a part and CompleteMultipartUpload (billed as PUTs)."""
+    parts = max(1, -(-estimated_bytes // part_bytes))
+    return {"puts": 1 if parts == 1 else parts + 2, "parts": parts, "objects": 1, "bytes_up": estimated_bytes}
 
 
 def bucket_requests(job, work, state: str, meta: int) -> dict:

@@ -74,3 +74,18 @@ def test_render_from_an_object_in_a_bucket(weed, bucket, tmp_path):
 def test_render_to_a_missing_bucket_exits_2(bucket, capsys):
     assert cli.main(["render", *SMALL, "-o", "s3://no-such-bucket/x/p.png"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_plan_counts_the_parts_of_the_upload():
+    from bigcppn import api
+    from bigcppn.config import load_config
+    from bigcppn.formats.upload import CHUNK
+
+    cfg = load_config(None, [], {"canvas.width": 6000, "canvas.height": 4000, "render.device": "cpu",
+                                 "output.compression": "none"})
+    info = api.plan(cfg, "s3://bucket/prints/p.tif", measure=False)
+    parts = -(-info.estimated_bytes // CHUNK)
+    assert parts > 1 and info.requests == {"puts": parts + 2, "parts": parts, "objects": 1,
+                                           "bytes_up": info.estimated_bytes}
+    assert info.path == "s3://bucket/prints/p.tif" and "multipart" in str(info)
+    assert api.plan(cfg, "s3://bucket/prints/small.png", measure=False).requests["puts"] >= 1
