@@ -89,7 +89,7 @@ def plan(config: ConfigLike = None, path: str | Path | None = None, *, compressi
     from .network.strips import pick_device, renderer_for, strip_workers
     from .storage.base import is_url
 
-    if is_url(path) and not str(path).lower().endswith(".dzi"):  # a bucket: the file staged, then uploaded
+    if is_url(path):  # a bucket: the file staged, then uploaded
         import tempfile
 
         from .estimate.plan import file_requests
@@ -98,7 +98,8 @@ def plan(config: ConfigLike = None, path: str | Path | None = None, *, compressi
         name = str(path).rstrip("/").rsplit("/", 1)[-1]
         info = plan(config, Path(tempfile.gettempdir()) / name, compression=compression, quality=quality,
                     measure=measure, executor=executor, workers=workers)
-        return replace(info, path=str(path), requests=file_requests(info.estimated_bytes, CHUNK))
+        single = not name.lower().endswith(".dzi")  # a .dzi's tiles are libvips': not counted
+        return replace(info, path=str(path), requests=file_requests(info.estimated_bytes, CHUNK) if single else None)
     engine = engine_for(executor, workers=workers, planning=True)
     job = resolve_job(as_config(config), path, compression=compression, quality=quality)
     ray = engine.describe(job, workers)
@@ -184,7 +185,10 @@ def render_series(config: ConfigLike, path: str | Path | None, seeds: Sequence[i
     set of Ray actors renders the whole series, one file after another.
     """
     from .engines import check_network, engine_for
+    from .storage.base import is_url
 
+    if is_url(path):
+        raise UserError("--seeds writes local files; render each seed with -o s3://... (--seed N), or upload them")
     engine = engine_for(executor, ray_address, workers)
     cfg = engine.configure(as_config(config), workers)
     seeds = list(seeds)
@@ -229,7 +233,10 @@ def render_sheet(config: ConfigLike, path: str | Path, seeds: Sequence[int] | st
     """
     from .sheet import parse_seeds
     from .sheet import render_sheet as run
+    from .storage.base import is_url
 
+    if is_url(path):
+        raise UserError("a contact sheet is written to a local file; give -o SHEET.png (then upload it)")
     if isinstance(seeds, str):
         seeds = parse_seeds(seeds)
     return run(as_config(config), path, list(seeds), cell, columns, aspect=aspect, overwrite=overwrite,
