@@ -231,7 +231,7 @@ def render_sheet(config: ConfigLike, path: str | Path, seeds: Sequence[int] | st
     frames the thumbnails, by default the config's canvas; ``quality`` a JPEG
     or WebP sheet's (default the config's).
     """
-    from .sheet import parse_seeds
+    from .job import parse_seeds
     from .sheet import render_sheet as run
     from .storage.base import is_url
 
@@ -345,13 +345,13 @@ def plan_pyramid(config: ConfigLike = None, path: str | Path | None = None, *, l
     state = request.out.check_manifest(request.key, request.overwrite)
     cfg = request.config
     device = pick_device(cfg.render.device)
-    renderer, p_plan = renderer_for(cfg, device)
+    renderer, tiling = renderer_for(cfg, device)
     store = TileStore(request.out.storage)
     done = store.listing(request.pyramid.layout.tiles_folder(request.out.name)).__contains__ \
         if state == "resume" else (lambda _path: False)
-    work = work_list(request.pyramid, job_pixels(renderer, p_plan, supersample), done)
+    work = work_list(request.pyramid, job_pixels(renderer, tiling, supersample), done)
     workers = strip_workers(device, cfg.render.workers)
-    rates = measure_pyramid(request, renderer, p_plan, workers) if measure else None
+    rates = measure_pyramid(request, renderer, tiling, workers) if measure else None
     return describe_pyramid(request, work, state, device.type, rates)
 
 

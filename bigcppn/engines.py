@@ -105,8 +105,8 @@ class LocalEngine(Engine):
         from .pyramid.local import ThreadRunner
 
         device = pick_device(cfg.render.device)
-        renderer, p_plan = renderer_for(cfg, device)
-        return ThreadRunner(renderer, p_plan, strip_workers(device, cfg.render.workers))
+        renderer, tiling = renderer_for(cfg, device)
+        return ThreadRunner(renderer, tiling, strip_workers(device, cfg.render.workers))
 
 
 def _save_stream(job: Job, stream, target, c, progress: Progress, t0: float) -> None:
@@ -169,12 +169,12 @@ class RayEngine(Engine):
         """A checked job rendered on Ray (:func:`bigcppn.cluster.single.render_single`); ``session``: shared actors."""
         from .cluster.single import render_single
         from .core.geometry import Canvas
-        from .core.tiling import make_plan
+        from .core.tiling import make_tiling
         from .formats.target import OutputTarget
         from .network.backend import CPU_BATCH
 
         cfg, c = job.config, job.config.canvas
-        p = make_plan(Canvas(c.width, c.height, c.bleed), cfg.render.tile, cfg.render.batch or CPU_BATCH)
+        p = make_tiling(Canvas(c.width, c.height, c.bleed), cfg.render.tile, cfg.render.batch or CPU_BATCH)
         t0 = time.perf_counter()
         info = render_single(job, OutputTarget(job.output, job.fmt), self.options, p.batch_pixels, progress,
                              executor=session)

@@ -19,7 +19,7 @@ import torch
 
 from .config import Config
 from .errors import UserError
-from .job import MAX_SEEDS, parse_seeds  # noqa: F401 (parse_seeds: the sheet's API before job.py)
+from .job import MAX_SEEDS
 from .network.model import _ACTIVATIONS_, CPPN
 from .core.tiling import Canvas, View
 from .network.backend import Sampling, check_network_fits, quantise_, sheet_chunk
@@ -27,7 +27,7 @@ from .network.backend import Sampling, check_network_fits, quantise_, sheet_chun
 if TYPE_CHECKING:
     from .results import RenderResult
 
-__all__ = ["parse_seeds", "SeedBatch", "render_cells", "compose_sheet", "render_sheet"]
+__all__ = ["SeedBatch", "render_cells", "compose_sheet", "render_sheet"]
 
 class SeedBatch:
     """The networks of several seeds, stacked so one batched pass evaluates them all."""

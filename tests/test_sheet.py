@@ -7,7 +7,8 @@ import pyvips
 from bigcppn import cli
 from bigcppn.errors import UserError
 from bigcppn.network.strips import renderer_for
-from bigcppn.sheet import parse_seeds, render_cells
+from bigcppn.job import parse_seeds
+from bigcppn.sheet import render_cells
 
 from conftest import small_config
 

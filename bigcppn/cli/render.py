@@ -17,7 +17,8 @@ from .common import (LazyBar, Terminated, add_config_options, add_executor_optio
                      storage_kwargs)
 
 HELP = "render a picture to a file"
-DESCRIPTION = "Render the config's CPPN to OUT, streaming strips into libvips."
+DESCRIPTION = ("Render the config's CPPN to OUT, streaming strips into the format's writer "
+               "(never the whole image in memory).")
 
 
 def add_render_options(p: argparse.ArgumentParser) -> None:

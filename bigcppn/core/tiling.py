@@ -30,8 +30,8 @@ __all__ = [
     "Window",
     "RenderTile",
     "Strip",
-    "Plan",
-    "make_plan",
+    "Tiling",
+    "make_tiling",
     "pixel_coord",
     "split_row",
 ]
@@ -68,7 +68,7 @@ def split_row(length: int, step: int) -> list[tuple[int, int]]:
 
 
 @dataclass(frozen=True)
-class Plan:
+class Tiling:
     """A canvas cut into strips of tiles, and the tiles grouped into device batches.
 
     Strips are ``rows`` high: the tile size, or fewer rows on a canvas so wide
@@ -131,8 +131,8 @@ class Plan:
 STRIP_PIXELS = 8 * 1024**2
 
 
-def make_plan(canvas: Canvas, tile: int, batch_pixels: int, strip_pixels: int = STRIP_PIXELS) -> Plan:
-    """Plan ``canvas`` as full-width strips of ``tile``-sized tiles, batched by ``batch_pixels``.
+def make_tiling(canvas: Canvas, tile: int, batch_pixels: int, strip_pixels: int = STRIP_PIXELS) -> Tiling:
+    """Tiling ``canvas`` as full-width strips of ``tile``-sized tiles, batched by ``batch_pixels``.
 
     A strip has ``tile`` rows, or fewer where that would exceed ``strip_pixels``.
     """
@@ -143,7 +143,7 @@ def make_plan(canvas: Canvas, tile: int, batch_pixels: int, strip_pixels: int = 
     if strip_pixels < 1:
         raise ValueError(f"strip budget must be at least 1 pixel, got {strip_pixels}")
     rows = min(tile, max(1, strip_pixels // canvas.width))
-    return Plan(canvas, tile, batch_pixels, rows)
+    return Tiling(canvas, tile, batch_pixels, rows)
 
 
 # The resident size of a Python process with torch, numpy and pyvips loaded (measured on a CPU).
@@ -155,7 +155,7 @@ BASE_PROCESS_BYTES = 260 * 1024**2
 CMYK_BYTES_PER_STRIP_PIXEL = 21
 
 
-def estimate_peak_bytes(plan: Plan, bands: int, depth: int, queue: int, max_width: int, cmyk: bool = False) -> int:
+def estimate_peak_bytes(plan: Tiling, bands: int, depth: int, queue: int, max_width: int, cmyk: bool = False) -> int:
     """A rough peak resident size of a render: bounded by strips and batches, not by the canvas.
 
     Strips in flight: those queued, the one being rendered, and the one being

@@ -33,7 +33,7 @@ import numpy as np
 
 from ..core.execute import ThreadExecutor
 from ..core.geometry import Window
-from ..core.tiling import Plan
+from ..core.tiling import Tiling
 
 __all__ = ["Rates", "PyramidRates", "measure_render", "measure_pyramid", "measure_network", "measure_writer",
            "MIN_SECONDS"]
@@ -68,7 +68,7 @@ class PyramidRates:
     seconds: float = 0.0
 
 
-def _windows(plan: Plan, count: int) -> list[Window]:
+def _windows(plan: Tiling, count: int) -> list[Window]:
     """``count`` batch-sized windows spread over the canvas, shaped as the plan's batches are."""
     c = plan.canvas
     bw = min(c.width, plan.tiles_per_batch * plan.tile)
@@ -121,7 +121,7 @@ def _streamed_rate(fn, items: list[tuple[object, int]], workers: int, min_second
     return statistics.median(rates) if rates else sum(n for _t, n in marks) / max(times[-1] - start, 1e-9)
 
 
-def measure_network(renderer, plan: Plan, workers: int) -> tuple[float, list[np.ndarray], float]:
+def measure_network(renderer, plan: Tiling, workers: int) -> tuple[float, list[np.ndarray], float]:
     """Wall-clock MPix/s of ``renderer`` (a :class:`~bigcppn.network.strips.Renderer`) through ``workers``
     strip workers, windows it rendered, and the cores it got (this process's CPU time over the wall time).
 
@@ -177,7 +177,7 @@ def measure_writer(job, sample: np.ndarray, strip_height: int) -> tuple[float, f
     return w * h / 1e6 / best, cores
 
 
-def measure_render(job, renderer, plan: Plan, workers: int) -> Rates:
+def measure_render(job, renderer, plan: Tiling, workers: int) -> Rates:
     """``renderer``'s network and ``job``'s writer, timed as the render will run them."""
     t0 = time.perf_counter()
     network, arrays, network_cores = measure_network(renderer, plan, workers)
@@ -186,7 +186,7 @@ def measure_render(job, renderer, plan: Plan, workers: int) -> Rates:
     return Rates(network, writer, cores, max(1, workers), network_cores, time.perf_counter() - t0)
 
 
-def measure_pyramid(pjob, renderer, plan: Plan, workers: int) -> PyramidRates:
+def measure_pyramid(pjob, renderer, plan: Tiling, workers: int) -> PyramidRates:
     """``renderer``'s network (the base level and the levels below it), and one tile encoded and written as
     a pyramid writes its tiles (the median of several)."""
     from ..core.atomic import write_atomic

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from ..errors import UserError
 from ..formats.registry import estimate_output_bytes
 from ..job import Job
-from ..core.tiling import Plan, estimate_peak_bytes
+from ..core.tiling import Tiling, estimate_peak_bytes
 from ..core.system import available_cores
 from ..core.units import PrintSize
 from ..network.devices import policy_for
@@ -138,7 +138,7 @@ def estimate_seconds(mpix: float, rates, device: str, strip_mpix: float = 0.0) -
     return max(net + last, first + enc)
 
 
-def describe(job: Job, plan: Plan, device: str, rates=None) -> PlanInfo:
+def describe(job: Job, plan: Tiling, device: str, rates=None) -> PlanInfo:
     """The plan of ``job``; with the :class:`~bigcppn.estimate.measure.Rates` measured here, its time too."""
     cfg, out = job.config, job.config.output
     c = plan.canvas

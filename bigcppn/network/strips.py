@@ -24,7 +24,7 @@ from ..config import Config
 from ..errors import RenderError
 from ..core.execute import ThreadExecutor
 from .model import CPPN
-from ..core.tiling import Canvas, Plan, View, make_plan
+from ..core.tiling import Canvas, Tiling, View, make_tiling
 
 # pick_device, strip_workers and CPU_BATCH are here for their callers (the API, the engines, the server).
 __all__ = ["Renderer", "StripStream", "renderer_for", "pick_device", "strip_workers", "CPU_BATCH"]
@@ -40,12 +40,12 @@ class Renderer(Backend):
         """
         return self.render_rows(strip.window, strip.batches, stop)
 
-    def strips(self, plan: Plan) -> Iterator[np.ndarray]:
+    def strips(self, plan: Tiling) -> Iterator[np.ndarray]:
         """The plan's strips, top to bottom, one at a time on this thread."""
         for strip in plan.strips():
             yield self.render_strip(strip)
 
-    def render(self, plan: Plan) -> np.ndarray:
+    def render(self, plan: Tiling) -> np.ndarray:
         """The whole canvas in memory: for tests and small pictures only."""
         return np.concatenate(list(self.strips(plan)), axis=0)
 
@@ -60,7 +60,7 @@ class StripStream:
     exception in the producer is re-raised in the consumer as a RenderError.
     """
 
-    def __init__(self, renderer: Renderer, plan: Plan, queue_size: int = 2, workers: int = 1) -> None:
+    def __init__(self, renderer: Renderer, plan: Tiling, queue_size: int = 2, workers: int = 1) -> None:
         self.renderer = renderer
         self.plan = plan
         self.workers = max(1, workers)
@@ -133,7 +133,7 @@ class StripStream:
             self._thread.join(timeout)
 
 
-def renderer_for(cfg: Config, device: torch.device | None = None) -> tuple[Renderer, Plan]:
+def renderer_for(cfg: Config, device: torch.device | None = None) -> tuple[Renderer, Tiling]:
     """Build the network, the plan and the renderer a config describes."""
     device = device or pick_device(cfg.render.device)
     canvas = Canvas(cfg.canvas.width, cfg.canvas.height, cfg.canvas.bleed)
@@ -141,7 +141,7 @@ def renderer_for(cfg: Config, device: torch.device | None = None) -> tuple[Rende
     check_network_fits(cfg.network, device, min(CPU_CHUNK, canvas.pixels), cfg.render.workers)
     model = CPPN(cfg.network, cfg.seed)
     batch = cfg.render.batch or default_batch(device, max(cfg.network.hidden, default=3))
-    plan = make_plan(canvas, cfg.render.tile, batch)
+    plan = make_tiling(canvas, cfg.render.tile, batch)
     renderer = Renderer(model, canvas, view, device, depth=cfg.output.depth, kernel=cfg.render.kernel)
     renderer.check_finite()
     return renderer, plan

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..core.execute import Executor, ThreadExecutor
 from ..core.system import available_cores
-from ..core.tiling import Plan
+from ..core.tiling import Tiling
 from ..network.backend import CPU_JOB_SAMPLES, Backend
 from ..network.strips import Renderer
 from .grid import Pyramid
@@ -30,7 +30,7 @@ from .worklist import PyramidWork
 __all__ = ["ThreadRunner", "run_work", "job_pixels", "level_job_pixels"]
 
 
-def job_pixels(renderer: Renderer, plan: Plan, supersample: int) -> int:
+def job_pixels(renderer: Renderer, plan: Tiling, supersample: int) -> int:
     """Level pixels evaluated in one job below the base: a CPU's cache-sized share, or a GPU's batch."""
     return level_job_pixels(supersample, renderer.job_samples(plan.batch_pixels))
 
@@ -43,7 +43,7 @@ def level_job_pixels(supersample: int, samples: int | None = None) -> int:
 class ThreadRunner(WorkRunner):
     """Renders a work list with ``workers`` render threads and ``encoders`` encoding threads (default: the cores)."""
 
-    def __init__(self, renderer: Renderer, plan: Plan, workers: int = 1, encoders: int | None = None) -> None:
+    def __init__(self, renderer: Renderer, plan: Tiling, workers: int = 1, encoders: int | None = None) -> None:
         self.renderer, self.plan, self.workers, self.encoders = renderer, plan, workers, encoders
 
     def job_pixels(self, supersample: int) -> int:
@@ -60,7 +60,7 @@ class ThreadRunner(WorkRunner):
         write_full_images(request.pyramid, self.renderer, store, supersample=k, quality=quality)
 
 
-def run_work(work: PyramidWork, p: Pyramid, renderer: Renderer, plan: Plan, store: TileStore, *,
+def run_work(work: PyramidWork, p: Pyramid, renderer: Renderer, plan: Tiling, store: TileStore, *,
              supersample: int, quality: int, render_ex: Executor, encode_ex: Executor, stats: PyramidStats,
              on_tile: Callable[[LevelTile], None] | None = None) -> None:
     """Render, encode and write every tile of ``work``: a pipeline of two executors."""
@@ -83,7 +83,7 @@ def run_work(work: PyramidWork, p: Pyramid, renderer: Renderer, plan: Plan, stor
         pass
 
 
-def _base_tiles(renderer: Renderer, plan: Plan, todo: tuple[LevelTile, ...], ex: Executor,
+def _base_tiles(renderer: Renderer, plan: Tiling, todo: tuple[LevelTile, ...], ex: Executor,
                 stats: PyramidStats) -> Iterator[tuple[LevelTile, np.ndarray]]:
     """The base level through the renderer's own strips, cut into pyramid tiles, in order."""
     if not todo:

@@ -194,8 +194,8 @@ def render_pyramid(request: PyramidRequest, runner: WorkRunner, hooks: PyramidHo
         target.make_root()
         try:
             _render_into(replace(request, out=target), resuming, runner, hooks, stats)
-        except BaseException as exc:
-            exc.kept_in = target.root  # where the finished tiles are, for the line that reports the stop
+        except KeyboardInterrupt as exc:  # (Ctrl-C, SIGTERM) the command line's stop line names this folder
+            exc.kept_in = target.root
             raise
         if target is not out:
             out.swap_in(target, lock)

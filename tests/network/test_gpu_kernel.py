@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from bigcppn.config import load_config
-from bigcppn.core.tiling import Window, make_plan
+from bigcppn.core.tiling import Window, make_tiling
 from bigcppn.network.strips import Renderer, StripStream, renderer_for, strip_workers
 
 from test_kernel import random_overrides
@@ -47,7 +47,7 @@ def both(cfg, tile=None, batch=None):
     fused, plan = renderer_for(cfg, CUDA)
     eager = Renderer(fused.model, plan.canvas, fused.sampling.view, CUDA, depth=cfg.output.depth, kernel="eager")
     if tile or batch:
-        plan = make_plan(plan.canvas, tile or plan.tile, batch or plan.batch_pixels)
+        plan = make_tiling(plan.canvas, tile or plan.tile, batch or plan.batch_pixels)
     return fused, eager, fused.render(plan), eager.render(plan)
 
 
@@ -87,17 +87,17 @@ def test_kernel_matches_the_cpu_render():
 def test_kernel_pixels_do_not_depend_on_tiles_or_batches():
     cfg = config(700, 300)
     r, plan = renderer_for(cfg, CUDA)
-    whole = r.render(make_plan(plan.canvas, 1024, 2**20))
+    whole = r.render(make_tiling(plan.canvas, 1024, 2**20))
     for tile, batch in ((64, 1), (256, 3 * 256 * 256)):
-        assert np.array_equal(r.render(make_plan(plan.canvas, tile, batch)), whole)
+        assert np.array_equal(r.render(make_tiling(plan.canvas, tile, batch)), whole)
 
 
 def test_eager_cuda_path_is_tile_invariant_and_strips_are_pinned():
     cfg = config(300, 200, **{"render.kernel": "eager"})
     r, plan = renderer_for(cfg, CUDA)
     assert r.kernel == "eager"
-    whole = r.render(make_plan(plan.canvas, 300, 300 * 300))
-    tiled = r.render(make_plan(plan.canvas, 64, 3 * 64 * 64))
+    whole = r.render(make_tiling(plan.canvas, 300, 300 * 300))
+    tiled = r.render(make_tiling(plan.canvas, 64, 3 * 64 * 64))
     assert levels(tiled, whole, 8).max() <= 1.0
     strip = r.render_strip(plan.strip(0))
     assert torch.from_numpy(strip).is_pinned(), "strips come from pinned host memory"
@@ -115,7 +115,7 @@ def test_a_real_out_of_memory_halves_the_batch():
     """Cap this process's CUDA memory, ask for a batch far too big: the PyTorch path halves it and finishes."""
     cfg = config(4096, 512, **{"render.kernel": "eager", "render.tile": 512, "render.batch": 4096 * 512})
     r, plan = renderer_for(cfg, CUDA)
-    ref = r.render(make_plan(plan.canvas, 512, 65536))  # small batches: fits anyway
+    ref = r.render(make_tiling(plan.canvas, 512, 65536))  # small batches: fits anyway
     torch.cuda.empty_cache()
     total = torch.cuda.get_device_properties(0).total_memory
     used = torch.cuda.memory_reserved()

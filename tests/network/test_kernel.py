@@ -72,7 +72,7 @@ CHILD = r"""
 import json, sys
 import numpy as np
 from bigcppn.config import load_config
-from bigcppn.core.tiling import Window, make_plan
+from bigcppn.core.tiling import Window, make_tiling
 from bigcppn.network.strips import Renderer, renderer_for
 import torch
 
@@ -94,8 +94,8 @@ for name, sets in cases.items():
 # Tiling: tiny tiles and batches give the very same pixels as one window.
 cfg = load_config(None, [], {"canvas.width": W, "canvas.height": H, "render.device": "cpu", "render.kernel": "triton"})
 r, plan = renderer_for(cfg)
-whole = r.render(make_plan(plan.canvas, 64, 64 * 64))
-tiled = r.render(make_plan(plan.canvas, 8, 3 * 8 * 8))
+whole = r.render(make_tiling(plan.canvas, 64, 64 * 64))
+tiled = r.render(make_tiling(plan.canvas, 8, 3 * 8 * 8))
 # A window written into a strided view of a bigger buffer, at an offset.
 buf = torch.full((H + 4, W + 10, 3), 7, dtype=torch.uint8)
 r.fused(buf[2:2 + 11, 5:5 + 13], Window(9, 4, 13, 11))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from bigcppn.core.tiling import View, make_plan
+from bigcppn.core.tiling import View, make_tiling
 from bigcppn.network.strips import Renderer, StripStream, renderer_for
 from bigcppn.errors import RenderError
 
@@ -14,7 +14,7 @@ from conftest import psnr, small_config
 def render(cfg, device, tile=None, batch=None):
     r, plan = renderer_for(cfg, device)
     if tile or batch:
-        plan = make_plan(plan.canvas, tile or plan.tile, batch or plan.batch_pixels)
+        plan = make_tiling(plan.canvas, tile or plan.tile, batch or plan.batch_pixels)
     return r.render(plan)
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .writer import _encode, _halve, dz_sizes, fed_level
+from .writer import encode_tile, halve, dz_sizes, fed_level
 from ..tiff.blocks import BlockGrid
 
 __all__ = ["DZ_BLOCKS", "DzBlocks", "DzBlockGrid", "EncodedDzBlock", "encode_dz_block"]
@@ -99,15 +99,15 @@ def encode_dz_block(region: np.ndarray, plan: DzBlockGrid, b: int, quality: int,
                 ya, yb = max(0, r * t - ov) - y0, min(h, (r + 1) * t + ov) - y0
                 for c in plan.tile_cols(m, b):
                     crops.append(pixels[ya:yb, max(0, c * t - ov) - x0 : min(w, (c + 1) * t + ov) - x0])
-            out.append(list(pool.map(lambda p: _encode(p, quality), crops)))
+            out.append(list(pool.map(lambda p: encode_tile(p, quality), crops)))
             if m + 1 < plan.inside:
-                pixels = _halve(pixels)
+                pixels = halve(pixels)
         m = plan.inside - 1
         w, h = plan.levels[m]
         rows, cols = plan.tile_rows(m, b), plan.tile_cols(m, b)
         y0, x0 = top >> m, left >> m
         own = pixels[rows.start * t - y0 : min(h, rows.stop * t) - y0, cols.start * t - x0 : min(w, cols.stop * t) - x0]
-        own = _halve(own) if plan.fed == plan.inside else own.copy()  # (even tiles: own pixels start on even rows)
+        own = halve(own) if plan.fed == plan.inside else own.copy()  # (even tiles: own pixels start on even rows)
     return EncodedDzBlock(out, own)
 
 

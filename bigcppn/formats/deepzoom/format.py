@@ -19,20 +19,26 @@ if TYPE_CHECKING:
 
     from ...config import Config, OutputConfig
 
-__all__ = ["DeepZoomFormat", "DziFormat", "SziFormat", "DZI", "SZI", "PARALLEL_DZ", "DZSAVE"]
+__all__ = ["DeepZoomFormat", "DziFormat", "SziFormat", "DZI", "SZI", "PARALLEL_DZ", "dzsave_options"]
 
 # Tile formats bigcppn's DeepZoom writer encodes on all cores instead of libvips (measured faster, same pixels).
 PARALLEL_DZ = ("jpeg",)
-# dzsave's options for each tile format: Q= keeps libvips' direct JPEG path (suffix= turns it off, up to 3x
-# slower); (lossy, the options).
-DZSAVE = {"jpeg": (True, lambda out: {"Q": out.quality}), "png": (False, lambda out: {"suffix": ".png"}),
-          "webp": (True, lambda out: {"suffix": ".webp"})}
+# Tile formats dzsave writes on its direct path, with Q= (suffix= turns it off, up to 3x slower); the others
+# are named by suffix= (at dzsave's own quality).
+DIRECT = ("jpeg",)
+
+
+def dzsave_options(out: OutputConfig) -> dict[str, Any]:
+    """dzsave's tile options for ``out.dz_suffix``."""
+    return {"Q": out.quality} if out.dz_suffix in DIRECT else {"suffix": f".{out.dz_suffix}"}
 
 
 @dataclass(frozen=True)
 class DeepZoomFormat(Format):
     def lossy(self, out: OutputConfig) -> bool:
-        return DZSAVE[out.dz_suffix][0]
+        from ..tiles import tile_codec
+
+        return tile_codec(out.dz_suffix).lossy
 
     def is_pyramid(self, out: OutputConfig) -> bool:
         return True
@@ -76,7 +82,7 @@ class DeepZoomFormat(Format):
         return {}
 
     def vips_save(self, image: pyvips.Image, path: Path, out: OutputConfig, icc: dict[str, Any]) -> None:
-        opts = dict(tile_size=out.dz_tile, overlap=out.dz_overlap, layout="dz", **DZSAVE[out.dz_suffix][1](out))
+        opts = dict(tile_size=out.dz_tile, overlap=out.dz_overlap, layout="dz", **dzsave_options(out))
         self.dzsave(image, path, opts)
 
     def dzsave(self, image: pyvips.Image, path: Path, opts: dict[str, Any]) -> None:

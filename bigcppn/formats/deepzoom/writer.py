@@ -40,7 +40,7 @@ import numpy as np
 from ...core.geometry import tile_positions
 from ...core.system import available_cores
 
-__all__ = ["DeepZoomWriter", "dz_sizes", "szi_entry"]
+__all__ = ["DeepZoomWriter", "dz_sizes", "szi_entry", "encode_tile", "halve", "fed_level"]
 
 SZI_FILE_MODE = 0o100644  # a regular file, rw-r--r--
 
@@ -77,7 +77,7 @@ def fed_level(encoded: int, tile: int, levels: int) -> int:
     return encoded if tile % 2 == 0 and encoded < levels else encoded - 1
 
 
-def _halve(rows: np.ndarray) -> np.ndarray:
+def halve(rows: np.ndarray) -> np.ndarray:
     """The rounded 2×2 mean of ``rows``, the last row and column repeated at odd sizes (run in the pool)."""
     h, w, c = rows.shape
     if h % 2:
@@ -92,7 +92,7 @@ def _halve(rows: np.ndarray) -> np.ndarray:
     return s.astype(np.uint8)
 
 
-def _encode(pixels: np.ndarray, quality: int) -> bytes:
+def encode_tile(pixels: np.ndarray, quality: int) -> bytes:
     """One tile as libvips encodes it (run in the pool)."""
     import imagecodecs
 
@@ -104,7 +104,7 @@ def _encode(pixels: np.ndarray, quality: int) -> bytes:
 
 def _tile(pixels: np.ndarray, quality: int, path: Path | None) -> bytes | None:
     """Encode one tile and write its file; without a path, return the bytes (for a zip) (run in the pool)."""
-    data = _encode(pixels, quality)
+    data = encode_tile(pixels, quality)
     if path is None:
         return data
     _write(path, data)
@@ -233,7 +233,7 @@ class DeepZoomWriter:
                 lv.carry = pairs[-1:].copy()
                 pairs = pairs[:-1]
             if pairs.shape[0]:
-                self._pending.append((index + 1, self._pool.submit(_halve, pairs), ""))
+                self._pending.append((index + 1, self._pool.submit(halve, pairs), ""))
         y = 0 if lv.tiles else rows.shape[0]
         while y < rows.shape[0]:
             n = min(rows.shape[0] - y, lv.end - lv.top - lv.filled)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from bigcppn.core.tiling import Canvas, View, make_plan, pixel_coord, split_row
+from bigcppn.core.tiling import Canvas, View, make_tiling, pixel_coord, split_row
 
 sizes = st.integers(min_value=1, max_value=700)
 
@@ -22,7 +22,7 @@ sizes = st.integers(min_value=1, max_value=700)
 @example(w=257, h=513, tile=256, batch=1, budget=None)
 @example(w=600, h=50, tile=64, batch=4096, budget=1000)
 def test_tiles_cover_canvas_exactly_once(w, h, tile, batch, budget):
-    plan = make_plan(Canvas(w, h), tile, batch) if budget is None else make_plan(Canvas(w, h), tile, batch, budget)
+    plan = make_tiling(Canvas(w, h), tile, batch) if budget is None else make_tiling(Canvas(w, h), tile, batch, budget)
     cover = np.zeros((h, w), dtype=np.int32)
     batches = np.zeros((h, w), dtype=np.int32)
     n_tiles = n_batches = 0
@@ -87,13 +87,13 @@ def test_planner_is_pure():
 @pytest.mark.parametrize("bad", [dict(tile=0, batch=1), dict(tile=4, batch=0)])
 def test_bad_plan_arguments(bad):
     with pytest.raises(ValueError):
-        make_plan(Canvas(10, 10), bad["tile"], bad["batch"])
+        make_tiling(Canvas(10, 10), bad["tile"], bad["batch"])
 
 
 def test_wide_canvases_get_shorter_strips():
     """Memory is bounded by the strip: past 32768 px wide a strip has fewer rows than the tile."""
-    assert make_plan(Canvas(32768, 1000), 256, 65536).strip_height == 256
-    wide = make_plan(Canvas(200_000, 1000), 256, 65536)
+    assert make_tiling(Canvas(32768, 1000), 256, 65536).strip_height == 256
+    wide = make_tiling(Canvas(200_000, 1000), 256, 65536)
     assert wide.strip_height == 41 and wide.strip(0).window.pixels <= 8 * 1024**2
 
 
