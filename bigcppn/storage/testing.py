@@ -90,7 +90,10 @@ class WeedServer:
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"weed exited with {self.proc.returncode}; see {self.dir / 'weed.log'}")
+                log = (self.dir / "weed.log").read_text(errors="replace").strip().splitlines()
+                fatal = next((ln for ln in log if ln.startswith("F")), log[-1] if log else "")
+                self.stop()
+                raise RuntimeError(f"weed exited with {self.proc.returncode}: {fatal[:300]}")
             try:
                 urllib.request.urlopen(self.endpoint + "/", timeout=2).close()
                 return
