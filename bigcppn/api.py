@@ -87,7 +87,19 @@ def plan(config: ConfigLike = None, path: str | Path | None = None, *, compressi
     from .engines import engine_for
     from .estimate.measure import measure_render
     from .network.strips import pick_device, renderer_for, strip_workers
+    from .storage.base import is_url
 
+    if is_url(path):  # a bucket: the file staged, then uploaded
+        import tempfile
+
+        from .estimate.plan import file_requests
+        from .formats.upload import CHUNK
+
+        name = str(path).rstrip("/").rsplit("/", 1)[-1]
+        info = plan(config, Path(tempfile.gettempdir()) / name, compression=compression, quality=quality,
+                    measure=measure, executor=executor, workers=workers)
+        single = not name.lower().endswith(".dzi")  # a .dzi's tiles are libvips': not counted
+        return replace(info, path=str(path), requests=file_requests(info.estimated_bytes, CHUNK) if single else None)
     engine = engine_for(executor, workers=workers, planning=True)
     job = resolve_job(as_config(config), path, compression=compression, quality=quality)
     ray = engine.describe(job, workers)
@@ -118,8 +130,13 @@ def _disk_needed(job: Job) -> int:
 def render_file(config: ConfigLike, path: str | Path | None = None, *, compression: str | None = None,
                 quality: int | None = None, overwrite: bool = False,
                 progress: Callable[[int, int], None] | None = None, executor: str = "local",
-                ray_address: str | None = None, workers: int | None = None) -> RenderResult:
+                ray_address: str | None = None, workers: int | None = None, endpoint_url: str | None = None,
+                cache_control: str | None = None) -> RenderResult:
     """Render to ``path``; the extension picks the format (default ``cppn-SEED-WxH.tif``).
+
+    ``path`` may be a bucket URL (``s3://bucket/prefix/poster.tif``): the file is made in a staging folder
+    under TMPDIR and sent as one multipart upload, completed only when all of it is up (``endpoint_url``,
+    ``cache_control``: as :func:`render_pyramid`).
 
     Everything ``bigcppn render`` does: the format's limits and the free disk
     checked first, the config embedded, the file written under a hidden
@@ -135,7 +152,18 @@ def render_file(config: ConfigLike, path: str | Path | None = None, *, compressi
     is cut in square blocks, which place the tiles in another order).
     """
     from .engines import engine_for
+    from .storage.base import is_url
 
+    if is_url(path):  # a bucket: rendered as a local file, then sent as one multipart upload
+        from functools import partial
+
+        from .formats.registry import format_for
+        from .formats.upload import render_to_bucket
+
+        local = partial(render_file, config, compression=compression, quality=quality, overwrite=False,
+                        progress=progress, executor=executor, ray_address=ray_address, workers=workers)
+        return render_to_bucket(local, str(path), format_for(Path(str(path))).produced,
+                                storage_options(endpoint_url, cache_control), overwrite)
     engine = engine_for(executor, ray_address, workers)
     job = _checked_job(engine.configure(as_config(config), workers), path, compression, quality, overwrite)
     engine.check(job)
@@ -157,7 +185,10 @@ def render_series(config: ConfigLike, path: str | Path | None, seeds: Sequence[i
     set of Ray actors renders the whole series, one file after another.
     """
     from .engines import check_network, engine_for
+    from .storage.base import is_url
 
+    if is_url(path):
+        raise UserError("--seeds writes local files; render each seed with -o s3://... (--seed N), or upload them")
     engine = engine_for(executor, ray_address, workers)
     cfg = engine.configure(as_config(config), workers)
     seeds = list(seeds)
@@ -202,11 +233,21 @@ def render_sheet(config: ConfigLike, path: str | Path, seeds: Sequence[int] | st
     """
     from .job import parse_seeds
     from .sheet import render_sheet as run
+    from .storage.base import is_url
 
+    if is_url(path):
+        raise UserError("a contact sheet is written to a local file; give -o SHEET.png (then upload it)")
     if isinstance(seeds, str):
         seeds = parse_seeds(seeds)
     return run(as_config(config), path, list(seeds), cell, columns, aspect=aspect, overwrite=overwrite,
                quality=quality)
+
+
+def storage_options(endpoint_url: str | None = None, cache_control: str | None = None):
+    """How an ``s3://`` output is reached: a :class:`~bigcppn.storage.base.StorageOptions`."""
+    from .storage.base import StorageOptions
+
+    return StorageOptions(endpoint_url or "", cache_control or "")
 
 
 def render_pyramid(config: ConfigLike, path: str | Path | None = None, *, layout: str = "dz",
@@ -216,7 +257,8 @@ def render_pyramid(config: ConfigLike, path: str | Path | None = None, *, layout
                    on_start: Callable[[int, int], None] | None = None,
                    on_tile: Callable[[object], None] | None = None,
                    progress: Callable[[object], None] | None = None, executor: str = "local",
-                   ray_address: str | None = None, workers: int | None = None) -> PyramidResult:
+                   ray_address: str | None = None, workers: int | None = None, endpoint_url: str | None = None,
+                   cache_control: str | None = None) -> PyramidResult:
     """Render a deep-zoom pyramid, every level straight from the network, with a viewer page.
 
     ``layout`` is dz (``path`` = DIR/NAME.dzi, the page DIR/NAME.html), iiif3,
@@ -235,8 +277,12 @@ def render_pyramid(config: ConfigLike, path: str | Path | None = None, *, layout
     "bigcppn[ray]"``): ``ray_address`` None starts or joins a local Ray,
     ``"auto"`` or ``HOST:PORT`` joins a cluster; ``workers`` is the number of
     actors (default one per GPU, or one per CPU-only node). The output folder
-    must be on a filesystem every node shares. Locally ``workers`` is the
+    must be on a filesystem every node shares, or a bucket. Locally ``workers`` is the
     number of render threads. The tiles are the same bytes either way.
+
+    ``path`` may be a bucket URL (``s3://bucket/prefix/NAME.dzi``; ``pip install "bigcppn[s3]"``):
+    ``endpoint_url`` names an S3-compatible service (default ``AWS_ENDPOINT_URL``), ``cache_control`` is
+    every object's ``Cache-Control``; see docs/storage.md.
     """
     import pyvips
 
@@ -249,8 +295,8 @@ def render_pyramid(config: ConfigLike, path: str | Path | None = None, *, layout
     request = resolve_pyramid_request(
         engine.configure(as_config(config), workers), path, layout=layout, tile=tile, overlap=overlap,
         format=format, quality=quality, supersample=supersample, base_url=base_url, max_size=max_size,
-        overwrite=overwrite)
-    request.check_disk()
+        overwrite=overwrite, storage=storage_options(endpoint_url, cache_control))
+    request.check_output()
     runner = engine.pyramid(request.config)
     try:
         stats = run(request, runner, PyramidHooks(on_start, on_tile, progress))
@@ -261,13 +307,22 @@ def render_pyramid(config: ConfigLike, path: str | Path | None = None, *, layout
     p = request.pyramid
     return PyramidResult(stats.descriptor or request.out.root, p.width, p.height, len(p.levels), stats.tiles,
                          stats.written, stats.skipped, stats.pixels, stats.page, stats.seconds,
-                         stats.viewer_local, stats.replaced, stats.worker_cpu, stats.transfer_bytes)
+                         stats.viewer_local, stats.replaced, stats.worker_cpu, stats.transfer_bytes,
+                         _requests(request.out.storage))
+
+
+def _requests(storage) -> dict | None:
+    """A bucket's request counts (None for a local folder)."""
+    from dataclasses import asdict
+
+    return asdict(storage.stats) if storage.remote else None
 
 
 def plan_pyramid(config: ConfigLike = None, path: str | Path | None = None, *, layout: str = "dz",
                  tile: int | None = None, overlap: int | None = None, format: str = "jpeg",
                  quality: int | None = None, supersample: int = 2, base_url: str | None = None,
-                 max_size: int | None = None, overwrite: bool = False, measure: bool = True):
+                 max_size: int | None = None, overwrite: bool = False, measure: bool = True,
+                 endpoint_url: str | None = None, cache_control: str | None = None):
     """What :func:`render_pyramid` would do, without rendering: levels, tiles, files, bytes and time.
 
     Refuses (UserError) what the render would refuse; counts the tiles a
@@ -283,13 +338,17 @@ def plan_pyramid(config: ConfigLike = None, path: str | Path | None = None, *, l
 
     request = resolve_pyramid_request(
         as_config(config), path, layout=layout, tile=tile, overlap=overlap, format=format, quality=quality,
-        supersample=supersample, base_url=base_url, max_size=max_size, overwrite=overwrite)
+        supersample=supersample, base_url=base_url, max_size=max_size, overwrite=overwrite,
+        storage=storage_options(endpoint_url, cache_control))
+    if request.out.storage.remote:
+        request.out.storage.check()
     state = request.out.check_manifest(request.key, request.overwrite)
     cfg = request.config
     device = pick_device(cfg.render.device)
     renderer, tiling = renderer_for(cfg, device)
-    store = TileStore(request.out.root)
-    done = store.exists if state == "resume" else (lambda _path: False)
+    store = TileStore(request.out.storage)
+    done = store.listing(request.pyramid.layout.tiles_folder(request.out.name)).__contains__ \
+        if state == "resume" else (lambda _path: False)
     work = work_list(request.pyramid, job_pixels(renderer, tiling, supersample), done)
     workers = strip_workers(device, cfg.render.workers)
     rates = measure_pyramid(request, renderer, tiling, workers) if measure else None

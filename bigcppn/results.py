@@ -54,6 +54,12 @@ class PyramidResult:
     replaced: bool = False  # another render's pyramid was removed first (overwrite)
     worker_cpu: float = 0.0  # CPU seconds of the cluster's workers (executor="ray"; 0 locally)
     transfer_bytes: int = 0  # bytes of jobs and results between driver and workers (executor="ray")
+    requests: dict | None = None  # a bucket's requests made by this process (puts, gets, lists, deletes, bytes_up)
+
+    @property
+    def remote(self) -> bool:
+        """Whether the pyramid is in a bucket (``path`` and ``page`` are then URLs)."""
+        return self.requests is not None
 
     @property
     def tiles_per_s(self) -> float:

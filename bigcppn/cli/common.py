@@ -13,6 +13,7 @@ from ..job import Sizing, resolve_config
 
 __all__ = ["LazyBar", "Parser", "positive_int", "seed_value", "add_config_options", "add_sizing_options",
            "add_overwrite_option", "config_from", "add_executor_options", "executor_kwargs", "Terminated",
+           "add_storage_options", "storage_kwargs",
            "run_reporting"]
 
 
@@ -79,6 +80,21 @@ def add_overwrite_option(p: argparse.ArgumentParser, what: str = "OUT when it ex
                    help=f"replace {what}; without it an existing output stops the command before it renders")
 
 
+def add_storage_options(p: argparse.ArgumentParser) -> None:
+    """--endpoint-url, --cache-control: how an s3:// output is reached and served."""
+    g = p.add_argument_group("object storage (-o s3://BUCKET/PREFIX/...; pip install 'bigcppn[s3]')")
+    g.add_argument("--endpoint-url", metavar="URL",
+                   help="an S3-compatible service's endpoint (default: AWS_ENDPOINT_URL, else AWS); credentials "
+                        "come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or AWS_PROFILE with boto3")
+    g.add_argument("--cache-control", metavar="VALUE",
+                   help="the Cache-Control of every object written, e.g. 'public, max-age=31536000'")
+
+
+def storage_kwargs(args: argparse.Namespace) -> dict:
+    """The API's storage keywords from the options of :func:`add_storage_options`."""
+    return {"endpoint_url": args.endpoint_url, "cache_control": args.cache_control}
+
+
 def add_executor_options(p: argparse.ArgumentParser, pyramid: bool = False) -> None:
     """--executor, --ray-address, --workers: where the work runs (this machine, or a Ray cluster)."""
     g = p.add_argument_group("where to run (a Ray cluster needs pip install \"bigcppn[ray]\")")
@@ -100,6 +116,12 @@ def executor_kwargs(args: argparse.Namespace) -> dict:
     return {"executor": args.executor, "ray_address": args.ray_address, "workers": args.workers}
 
 
+def is_url(text) -> bool:
+    from ..storage.base import is_url as url
+
+    return url(text)
+
+
 def config_from(args: argparse.Namespace) -> Config:
     """The resolved config of a subcommand's arguments (options a subcommand lacks count as not given)."""
     get = lambda name, default=None: getattr(args, name, default)  # noqa: E731
@@ -109,7 +131,13 @@ def config_from(args: argparse.Namespace) -> Config:
                                             ("crop_marks", True if get("crop_marks") else None),
                                             ("cmyk", get("cmyk")), ("intent", get("intent")))
               if value is not None}
-    cfg = resolve_config(get("config"), from_image=get("from_image"), overrides=get("overrides", []),
+    from_image = get("from_image")
+    if from_image and is_url(from_image):  # an earlier render in a bucket: fetched to a temporary file
+        from ..formats.upload import fetch_to_temp
+        from ..storage.base import StorageOptions
+
+        from_image = fetch_to_temp(from_image, StorageOptions(get("endpoint_url") or ""))
+    cfg = resolve_config(get("config"), from_image=from_image, overrides=get("overrides", []),
                          sizing=sizing, seed=get("seed"), depth=get("depth"), tile=get("tile"),
                          device=get("device"), output=output, frame=get("frame"))
     if get("intent") and not cfg.output.cmyk:

@@ -11,7 +11,7 @@ from ..formats.tiles import CODECS
 from ..pyramid.layouts import LAYOUTS
 from ..pyramid.request import pyramid_place
 from .common import (Terminated, add_config_options, add_executor_options, add_overwrite_option, add_sizing_options,
-                     config_from, executor_kwargs, positive_int)
+                     add_storage_options, config_from, executor_kwargs, positive_int, storage_kwargs)
 
 
 def add_parser(sub) -> None:
@@ -41,10 +41,12 @@ def add_parser(sub) -> None:
                    help="iiif3: the largest width and height served (maxWidth/maxHeight); full/max/0/default.jpg "
                         "is the whole image shrunk to fit it (default 2048, or the tile size when larger)")
     add_overwrite_option(p, "a pyramid of another render at OUT (the old one stays until the new one is "
-                            "complete; the same render simply resumes)")
+                            "complete; in a bucket its descriptor is deleted first; the same render simply "
+                            "resumes)")
     p.add_argument("--dry-run", action="store_true",
                    help="show the levels, tiles, files, bytes and time it would take, and render nothing")
     add_executor_options(p, pyramid=True)
+    add_storage_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -52,7 +54,7 @@ def add_parser(sub) -> None:
 def _options(args: argparse.Namespace) -> dict:
     return dict(layout=args.layout, tile=args.pyramid_tile, overlap=args.overlap, format=args.format,
                 quality=args.quality, supersample=args.supersample, base_url=args.base_url, max_size=args.max_size,
-                overwrite=args.overwrite)
+                overwrite=args.overwrite, **storage_kwargs(args))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         r = api.render_pyramid(cfg, args.output, progress=bar.progress, **_options(args), **executor_kwargs(args))
     except KeyboardInterrupt as exc:
         bar.close()
-        place = pyramid_place(cfg, args.output, args.layout)
+        place = pyramid_place(cfg, args.output, args.layout, api.storage_options(**storage_kwargs(args)))
         what, status = ("terminated", 143) if isinstance(exc, Terminated) else ("interrupted", 130)
         kept = getattr(exc, "kept_in", place.root)
         where = f"{kept} (the pyramid it replaces is untouched)" if kept in place.replacements() else str(kept)
@@ -90,7 +92,14 @@ def run(args: argparse.Namespace) -> int:
         skipped = f", {r.skipped} already there" if r.skipped else ""
         print(f"wrote {r.path} ({r.width}x{r.height}, {r.levels} levels, {r.written} tiles{skipped}, "
               f"{r.tiles_per_s:.0f} tiles/s, {r.mpix_per_s:.2f} MPix/s) and {r.page}", file=sys.stderr)
-    if r.viewer_local:
+    if r.remote:
+        print("the page loads OpenSeadragon from its CDN", file=sys.stderr)
+        if args.verbose:
+            q = r.requests
+            print(f"requests from this process: {q['puts']} PUTs, {q['lists']} LISTs, {q['gets']} GETs, "
+                  f"{q['deletes']} DELETEs, {q['bytes_up'] / 1e6:.1f} MB up; {q['retries']} transient errors "
+                  "retried", file=sys.stderr)
+    elif r.viewer_local:
         print(f"the page uses the OpenSeadragon copied into {r.page.parent / 'openseadragon'}", file=sys.stderr)
     else:
         print("the page loads OpenSeadragon from a CDN and needs the internet: no npm copy was found here "

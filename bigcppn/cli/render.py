@@ -13,7 +13,8 @@ from ..estimate.plan import human_duration
 from ..config import COMPRESSIONS
 from ..job import default_name, parse_seeds
 from .common import (LazyBar, Terminated, add_config_options, add_executor_options, add_overwrite_option,
-                     add_sizing_options, config_from, executor_kwargs, positive_int)
+                     add_sizing_options, add_storage_options, config_from, executor_kwargs, positive_int,
+                     storage_kwargs)
 
 HELP = "render a picture to a file"
 DESCRIPTION = ("Render the config's CPPN to OUT, streaming strips into the format's writer "
@@ -58,6 +59,7 @@ def add_parser(sub) -> None:
                    help="render one file per seed, e.g. 0-7 or 1,5,9, named by {seed} in -o (instead of --seed)")
     add_overwrite_option(p, "OUT when it exists (the old one stays until the new one is complete)")
     add_executor_options(p)
+    add_storage_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -82,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
     result = None
     try:
         try:
-            result = api.render_file(cfg, args.output, progress=bar.progress, **options, **executor_kwargs(args))
+            result = api.render_file(cfg, args.output, progress=bar.progress, **options, **executor_kwargs(args),
+                                     **storage_kwargs(args))
         finally:
             bar.close()
         _wrote(result, bar, args.quiet)

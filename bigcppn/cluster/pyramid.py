@@ -125,7 +125,8 @@ class RayPyramidRunner(WorkRunner):
         self.session = RaySession(self.options.address, **dict(self.options.init_options)).__enter__()
         try:
             self.ex = RayExecutor(place_actors(self.session.nodes(), self.options.workers))
-            check_folder(self.ex, request.out.root, request.out.lock_path)
+            if not request.out.storage.remote:  # a bucket: every actor uploads its tiles itself
+                check_folder(self.ex, request.out.root, request.out.lock_path)
             check_workers(self.ex, request.config)
         except BaseException as exc:
             self.close(cancel=isinstance(exc, KeyboardInterrupt))
@@ -143,7 +144,7 @@ class RayPyramidRunner(WorkRunner):
         p, cfg, k, quality = request.pyramid, request.config, request.supersample, request.quality
         total = sum(t.pixels for t in work.base) + k * k * sum(t.pixels for j in work.jobs for t in j.tiles)
         jobs = split_work(work, k, job_budget(total, ex.specs, self.options.job_samples))
-        task = PyramidTask(cfg, str(store.root), p.codec, quality, k)
+        task = PyramidTask(cfg, _where(store), p.codec, quality, k, _options(store))
         cpu0, sent0, got0 = ex.worker_cpu, ex.sent, ex.received
         for job, written in ex.map_ordered(task, jobs, 2 * ex.workers):
             done = set(written)
@@ -155,7 +156,7 @@ class RayPyramidRunner(WorkRunner):
                     if on_tile is not None:
                         on_tile(t)
         if p.layout.full_images(p):  # IIIF's full/max and sizes: one actor renders them
-            full = FullImagesTask(cfg, p, str(store.root), k, quality)
+            full = FullImagesTask(cfg, p, _where(store), k, quality, _options(store))
             for _ in ex.map_ordered(full, [None], 0):
                 pass
         # A worker killed while writing left a partial file; its job ran again on the restarted actor.
@@ -171,3 +172,13 @@ class RayPyramidRunner(WorkRunner):
         if self.session is not None:
             self.session.__exit__(None, None, None)
             self.session = None
+
+
+def _where(store: TileStore) -> str:
+    """Where the actors write: the shared folder's path, or the bucket's URL (each uploads its own tiles)."""
+    return store.storage.location if store.storage.remote else str(store.root)
+
+
+def _options(store: TileStore):
+    """How the actors reach the bucket (None for a folder); credentials come from each node's environment."""
+    return getattr(store.storage, "options", None) if store.storage.remote else None

@@ -143,17 +143,17 @@ class PyramidTask:
     """
 
     config: Config
-    root: str
+    root: str  # a shared folder, or a bucket's URL (then ``storage`` says how to reach it)
     codec: TileCodec
     quality: int
     supersample: int
+    storage: object = None  # a bigcppn.storage.base.StorageOptions for a bucket
 
     def __call__(self, job: ActorJob) -> list[str]:
         from ..pyramid.images import write_tile
-        from ..pyramid.store import TileStore
 
         r = backend(self.config)
-        store = TileStore(Path(self.root))
+        store = _tile_store(self.root, self.storage)
         k = self.supersample
 
         def base(t: LevelTile) -> list[str]:
@@ -178,6 +178,7 @@ class PyramidTask:
                 with ThreadPoolExecutor(min(cores(), len(units)), thread_name_prefix="bigcppn-actor") as pool:
                     for paths in pool.map(lambda fu: fu[0](fu[1]), units):
                         written += paths
+            store.flush()  # a bucket's uploads: every tile of the job is up before the job counts as done
         except OSError as exc:
             raise RenderError(f"a worker on {host()} could not write a tile in '{self.root}': "
                               f"{exc.strerror or exc}") from None
@@ -193,13 +194,23 @@ class FullImagesTask:
     root: str
     supersample: int
     quality: int
+    storage: object = None  # as PyramidTask's
 
     def __call__(self, _item=None) -> None:
         from ..pyramid.images import write_full_images
-        from ..pyramid.store import TileStore
 
-        write_full_images(self.pyramid, backend(self.config), TileStore(Path(self.root)),
-                          supersample=self.supersample, quality=self.quality)
+        store = _tile_store(self.root, self.storage)
+        write_full_images(self.pyramid, backend(self.config), store, supersample=self.supersample,
+                          quality=self.quality)
+        store.flush()
+
+
+def _tile_store(root: str, storage):
+    """The tile store of an actor: the shared folder, or the bucket (opened here, with this node's credentials)."""
+    from ..pyramid.tilestore import TileStore
+    from ..storage.base import open_storage
+
+    return TileStore(open_storage(root, storage) if storage is not None else Path(root))
 
 
 def render_rect(r, x: int, y: int, w: int, h: int, batch: int, workers: int = 1):

@@ -52,6 +52,7 @@ class PlanInfo:
     writer_mpix_per_s: float | None = None
     estimated_seconds: float | None = None
     ray: dict | None = None  # the band plan on Ray (``--executor ray``), from cluster.single.describe_blocks
+    requests: dict | None = None  # to a bucket (-o s3://...): PUTs of the multipart upload, objects, bytes
 
     @property
     def megapixels(self) -> float:
@@ -76,6 +77,8 @@ class PlanInfo:
             d["estimated_seconds"] = self.estimated_seconds
         if self.ray is not None:
             d["ray"] = self.ray
+        if self.requests is not None:
+            d["requests"] = self.requests
         return d
 
     def __str__(self) -> str:
@@ -107,6 +110,11 @@ class PlanInfo:
                          f"the actors; this machine places the tiles and builds the rest "
                          f"({r['driver_pixel_share']:.1%} of the pixels) from {human_size(r['rows_back_bytes'])} "
                          f"of rows (the time above is this machine's alone)")
+        if self.requests is not None:
+            r = self.requests
+            lines.append(f"requests  {r['puts']} PUTs ({r['parts']} part{'s' if r['parts'] > 1 else ''} of a multipart "
+                         f"upload, completed only when the file is), 1 LIST, 1 GET; uploads about "
+                         f"{human_size(r['bytes_up'])}, staged under TMPDIR first")
         return "\n".join(lines)
 
 
@@ -178,6 +186,7 @@ class PyramidPlanInfo:
     level_msamples_per_s: float | None = None
     tile_ms: float | None = None
     estimated_seconds: float | None = None
+    requests: dict | None = None  # in a bucket: the PUTs, LISTs, GETs and DELETEs it makes, and bytes uploaded
 
     def __str__(self) -> str:
         what = {"new": "a new pyramid", "resume": "resumes the pyramid there",
@@ -196,7 +205,41 @@ class PyramidPlanInfo:
                          f"network {self.network_mpix_per_s} MPix/s at the base, "
                          f"{self.level_msamples_per_s} M samples/s below it, {self.tile_ms} ms a tile to encode "
                          "and write)")
+        if self.requests is not None:
+            r = self.requests
+            lines.append(f"requests  {r['puts']} PUTs, {r['lists']} LISTs, {r['gets']} GETs, {r['deletes']} DELETEs "
+                         f"(what a bucket bills); uploads about {human_size(r['bytes_up'])} in "
+                         f"{r['objects']} objects")
         return "\n".join(lines)
+
+
+def file_requests(estimated_bytes: int, part_bytes: int) -> dict:
+    """The requests a single file sent to a bucket makes: one PUT when it fits one part, else
+    CreateMultipartUpload, a PUT a part and CompleteMultipartUpload (billed as PUTs)."""
+    parts = max(1, -(-estimated_bytes // part_bytes))
+    return {"puts": 1 if parts == 1 else parts + 2, "parts": parts, "objects": 1, "bytes_up": estimated_bytes}
+
+
+def bucket_requests(job, work, state: str, meta: int) -> dict:
+    """The requests a pyramid render makes to a bucket, from its work list (``meta``: files besides tiles).
+
+    PUTs: each missing tile, full image (IIIF) and other file, and the lock; LISTs: the bucket check, the tiles of a
+    resumed, replaced or new pyramid (1000 keys a page); GETs: manifest, page and descriptor checks; DELETEs: the
+    lock, and a replaced pyramid's objects (1000 a request)."""
+    p = job.pyramid
+    pages = max(1, -(-p.tile_count // 1000))
+    names = {q for q, _w, _h in p.layout.full_images(p)}
+    if names:  # a full image named as a one-tile level's tile is that tile (IIIF)
+        names -= {t.path for lv in p.levels if lv.tile_count == 1 for t in p.tiles(lv.index)}
+    full = len(names)
+    puts = work.pending + full + meta + 1 - (1 if state == "resume" else 0)  # the manifest stays on a resume
+    lists = 1 + (pages if state != "new" else 1)
+    deletes = 1 + (pages + 2 if state == "replace" else 0)
+    share = work.pending / p.tile_count if p.tile_count else 0
+    # manifest, page (twice), a new one's descriptor, and whether each full image is there
+    gets = 3 + (1 if state == "new" else 0) + len(p.layout.full_images(p))
+    return {"objects": p.tile_count + full + meta, "puts": puts, "lists": lists, "gets": gets, "deletes": deletes,
+            "bytes_up": int(job.estimated_bytes * share)}
 
 
 def describe_pyramid(job, work, state: str, device: str, rates=None) -> PyramidPlanInfo:
@@ -211,14 +254,16 @@ def describe_pyramid(job, work, state: str, device: str, rates=None) -> PyramidP
         tiles = pixels / rates.tile_pixels * rates.tile_seconds / available_cores()  # encoders on every core
         seconds = round(net + tiles if policy_for(device).shares_cores_with_writer else max(net, tiles), 1)
     meta = 2 + (1 if p.descriptor_path else 0) + (1 if p.layout.blank_tile else 0)  # manifest, page, ...
+    requests = bucket_requests(job, work, state, meta) if job.out.storage.remote else None
     return PyramidPlanInfo(
-        path=str(job.out.root / p.descriptor_path) if p.descriptor_path else str(job.out.root),
+        path=str(job.out.at(p.descriptor_path)) if p.descriptor_path else str(job.out.root),
         layout=p.layout.name, width=p.width, height=p.height, levels=len(p.levels), tile=p.tile, overlap=p.overlap,
         format=p.codec.name, supersample=job.supersample, tiles=p.tile_count, pending=work.pending,
         files=p.tile_count + meta, estimated_bytes=job.estimated_bytes, state=state, samples=samples,
         device=device, network_mpix_per_s=round(rates.network_mpix_s, 2) if rates else None,
         level_msamples_per_s=round(rates.level_msamples_s, 2) if rates else None,
-        tile_ms=round(rates.tile_seconds * 1000, 2) if rates else None, estimated_seconds=seconds)
+        tile_ms=round(rates.tile_seconds * 1000, 2) if rates else None, estimated_seconds=seconds,
+        requests=requests)
 
 
 def check_disk(path, needed: int) -> None:

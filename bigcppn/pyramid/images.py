@@ -35,7 +35,7 @@ def encode_tile(arr: np.ndarray, codec: TileCodec, quality: int, pad: tuple[int,
 def write_tile(store: TileStore, t: LevelTile, arr: np.ndarray, codec: TileCodec, quality: int) -> None:
     """Encode one tile's pixels and write it atomically (Google tiles padded to their image size)."""
     pad = (t.image_width, t.image_height) if (t.image_width, t.image_height) != (t.width, t.height) else None
-    store.write(t.path, encode_tile(arr, codec, quality, pad))
+    store.write(t.path, encode_tile(arr, codec, quality, pad), codec.mime)
 
 
 def write_full_images(p: Pyramid, backend: Backend, store: TileStore, *, supersample: int, quality: int) -> None:
@@ -49,14 +49,17 @@ def write_full_images(p: Pyramid, backend: Backend, store: TileStore, *, supersa
     by_size: dict[tuple[int, int], list[str]] = {}
     for path, w, h in p.layout.full_images(p):
         by_size.setdefault((w, h), []).append(path)
+    store.flush()  # the tiles still uploading to a bucket count as there
+    there = {q for paths in by_size.values() for q in paths if store.exists(q)}  # one check a name
     for (w, h), paths in by_size.items():
-        missing = [q for q in paths if not store.exists(q)]
+        missing = [q for q in paths if q not in there]
         if not missing:
             continue
-        have = next((q for q in paths if store.exists(q)), None)
-        data = store.path(have).read_bytes() if have else _render_full(p, backend, w, h, supersample, quality)
+        have = next((q for q in paths if q in there), None)
+        data = store.read(have) if have else None
+        data = data if data is not None else _render_full(p, backend, w, h, supersample, quality)
         for q in missing:
-            store.write(q, data)
+            store.write(q, data, p.codec.mime)
 
 
 def _render_full(p: Pyramid, backend: Backend, width: int, height: int, supersample: int, quality: int) -> bytes:

@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Callable
 
 from .._version import __version__
-from ..core.atomic import write_atomic
 from ..errors import UserError
 from .levels import LevelTile
 from .request import PyramidRequest
@@ -144,26 +143,27 @@ def finish(request: PyramidRequest, stats: PyramidStats) -> None:
     """What completes a pyramid once its tiles are written: the blank tile, the viewer page, the descriptor."""
     import pyvips
 
-    from .viewer import GENERATOR_META, install_openseadragon, static_page
+    from .viewer import static_page
 
     cfg, p, out, supersample = request.config, request.pyramid, request.out, request.supersample
     if p.layout.blank_tile:
         blank = pyvips.Image.black(p.tile, p.tile) + 255
-        write_atomic(out.root / "blank.png", blank.cast("uchar").pngsave_buffer(keep="none"))
-    local = install_openseadragon(out.root)
+        out.write("blank.png", blank.cast("uchar").pngsave_buffer(keep="none"))
+    local = out.install_viewer()
     info = (f"bigcppn {__version__} · seed {cfg.seed} · {p.width}×{p.height} px · {p.layout.name} · "
             f"{len(p.levels)} levels · supersampled {supersample}×{supersample}")
     page_html = static_page(p, request.title or f"{out.name} (bigcppn)", info, local)
-    page = out.page  # NAME.html, or index.html in the pyramid's own folder; checked before rendering
-    if page.exists() and GENERATOR_META not in page.read_text(encoding="utf-8", errors="replace"):
-        raise UserError(f"'{page}' appeared while rendering and was not written by bigcppn; move it and run "
+    # NAME.html, or index.html in the pyramid's own folder; checked before rendering
+    if out.foreign_page():
+        raise UserError(f"'{out.page}' appeared while rendering and was not written by bigcppn; move it and run "
                         "the same command again")
-    write_atomic(page, page_html)
-    stats.page = page
+    page = p.layout.page_name(out.name)
+    out.write(page, page_html)
+    stats.page = out.at(page)
     stats.viewer_local = local
     if p.descriptor_path:
-        stats.descriptor = out.root / p.descriptor_path
-        write_atomic(stats.descriptor, p.descriptor(request.base_url or f"http://localhost:8000/{out.name}"))
+        stats.descriptor = out.at(p.descriptor_path)
+        out.write(p.descriptor_path, p.descriptor(request.base_url or f"http://localhost:8000/{out.name}"))
 
 
 def render_pyramid(request: PyramidRequest, runner: WorkRunner, hooks: PyramidHooks = PyramidHooks()) -> PyramidStats:
@@ -190,8 +190,8 @@ def render_pyramid(request: PyramidRequest, runner: WorkRunner, hooks: PyramidHo
         else:
             out.sweep_replacements()  # an abandoned replacement by another render
             target, resuming = out, state == "resume"
-        stats.replaced = target is not out
-        target.root.mkdir(exist_ok=True)
+        stats.replaced = state == "replace"
+        target.make_root()
         try:
             _render_into(replace(request, out=target), resuming, runner, hooks, stats)
         except KeyboardInterrupt as exc:  # (Ctrl-C, SIGTERM) the command line's stop line names this folder
@@ -200,11 +200,9 @@ def render_pyramid(request: PyramidRequest, runner: WorkRunner, hooks: PyramidHo
         if target is not out:
             out.swap_in(target, lock)
             if not out.folder:  # the page beside the .dzi loads the viewer from the folder it is in
-                from .viewer import install_openseadragon
-
-                install_openseadragon(out.root)
-            stats.page = out.root / stats.page.relative_to(target.root)
-            stats.descriptor = out.root / stats.descriptor.relative_to(target.root) if stats.descriptor else None
+                out.install_viewer()
+            stats.page = out.at(p.layout.page_name(out.name))
+            stats.descriptor = out.at(p.descriptor_path) if p.descriptor_path else None
     stats.seconds = time.perf_counter() - t_start
     return stats
 
@@ -214,11 +212,12 @@ def _render_into(request: PyramidRequest, resuming: bool, runner: WorkRunner, ho
     """Every missing tile into ``request.out``, then its metadata and page (the caller holds the lock)."""
     p, out = request.pyramid, request.out
     runner.open(request)
+    store = None
     try:
         store = _prepare(out, request.key, resuming)
         # A new pyramid has no tiles yet (the manifest check refused anything in the way); a resumed one
         # is listed once.
-        done = store.listing(out.tiles_dir).__contains__ if resuming else (lambda _path: False)
+        done = store.listing(p.layout.tiles_folder(out.name)).__contains__ if resuming else (lambda _path: False)
         work = work_list(p, runner.job_pixels(request.supersample), done)
         stats.skipped = p.tile_count - work.pending
         if hooks.on_start is not None:
@@ -226,19 +225,22 @@ def _render_into(request: PyramidRequest, resuming: bool, runner: WorkRunner, ho
         counter = _Progress(work, p.tile_count, request.supersample, hooks.progress, hooks.on_tile)
         counter.report()
         runner.run(request, work, store, stats, counter)
+        store.flush()  # the tiles still uploading to a bucket: all of them before the descriptor
     except KeyboardInterrupt:
         runner.close(cancel=True)
         raise
     finally:
         runner.close()
+        if store is not None:
+            store.close()
     finish(request, stats)
 
 
 def _prepare(out: PyramidOutput, key: dict, resuming: bool) -> TileStore:
     """The tile store; on a resume the partial files of the interrupted run swept, else the manifest written."""
-    store = TileStore(out.root)
+    store = TileStore(out.storage)
     if resuming:
-        sweep_partials(out)
+        out.sweep_partials()
     else:
         out.write_manifest(key)
     return store
@@ -246,7 +248,4 @@ def _prepare(out: PyramidOutput, key: dict, resuming: bool) -> TileStore:
 
 def sweep_partials(out: PyramidOutput) -> None:
     """Remove the hidden partial files that killed writers left in a pyramid (tiles, manifest, page, descriptor)."""
-    TileStore(out.root).remove_partials(out.tiles_dir)
-    for f in out.root.glob(".*.partial-*"):
-        if f.is_file():
-            f.unlink(missing_ok=True)
+    out.sweep_partials()

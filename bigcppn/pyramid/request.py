@@ -19,6 +19,7 @@ from ..config import Config
 from ..errors import UserError
 from ..formats.registry import FORMATS, estimate_output_bytes
 from ..formats.tiles import CODECS, TileCodec
+from ..storage.base import StorageOptions
 from .grid import MAX_TILE, Pyramid
 from .layouts import LAYOUTS, Layout
 from .store import PyramidOutput, manifest_key, pyramid_output
@@ -56,6 +57,13 @@ class PyramidRequest:
         return estimate_output_bytes(FORMATS["dz"], c.canvas.width, c.canvas.height, c.network.bands,
                                      replace(c.output, depth=8, dz_suffix=self.pyramid.codec.name))
 
+    def check_output(self) -> None:
+        """UserError when the output cannot take the pyramid: too little disk, or a bucket it cannot use."""
+        if self.out.storage.remote:
+            self.out.storage.check()
+        else:
+            self.check_disk()
+
     def check_disk(self) -> None:
         """UserError when the disk cannot hold the pyramid."""
         need = self.estimated_bytes
@@ -76,24 +84,25 @@ def pyramid_params(p: Pyramid, quality: int, supersample: int, base_url: str) ->
 def resolve_pyramid_request(cfg: Config, path: str | Path | None, *, layout: str = "dz", tile: int | None = None,
                             overlap: int | None = None, format: str = "jpeg", quality: int | None = None,
                             supersample: int = 2, base_url: str | None = None, max_size: int | None = None,
-                            overwrite: bool = False) -> PyramidRequest:
+                            overwrite: bool = False, storage: StorageOptions | None = None) -> PyramidRequest:
     """Check a pyramid request; UserError on anything that cannot be used."""
     if cfg.output.depth != 8:
         raise UserError("pyramid tiles are 8-bit; leave out --depth 16 (or output.depth)")
     scheme, codec = _layout(layout), _codec(format)
     opts = _options(cfg, scheme, codec, tile, overlap, quality, supersample, base_url or "", max_size)
-    out = pyramid_place(cfg, path, layout)
+    out = pyramid_place(cfg, path, layout, storage)
     c = cfg.canvas
     p = Pyramid(c.width, c.height, scheme, opts["tile"], opts["overlap"], codec,
                 name="image" if out.folder else out.name, max_size=opts["max_size"])
     return PyramidRequest(cfg, out, p, opts["quality"], supersample, opts["base_url"], overwrite)
 
 
-def pyramid_place(cfg: Config, path: str | Path | None, layout: str) -> PyramidOutput:
+def pyramid_place(cfg: Config, path: str | Path | None, layout: str,
+                  storage: StorageOptions | None = None) -> PyramidOutput:
     """Where a pyramid goes (:class:`~bigcppn.pyramid.store.PyramidOutput`); default ``cppn-SEED-WxH[.dzi]``."""
     scheme = _layout(layout)
     default = scheme.default_output(f"cppn-{cfg.seed}-{cfg.canvas.width}x{cfg.canvas.height}")
-    return pyramid_output(path or default, scheme)
+    return pyramid_output(path or default, scheme, storage)
 
 
 def _layout(name: str) -> Layout:

@@ -13,68 +13,31 @@ from __future__ import annotations
 import glob
 import json
 import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from .._version import __version__
-from ..core.atomic import exchange, remove_partials, write_atomic
-from ..config import Config, config_to_dict
+from ..core.atomic import exchange, write_atomic
 from ..errors import UserError
 from .layouts import Layout, layout_named
+from .manifest import LOCK_NAME, MANIFEST_NAME, judge_manifest, manifest_key
+from .tilestore import TileStore, content_type
+from ..storage.local import LocalStorage
 from ..core.limits import PID_DIGITS, check_name_lengths, check_output_name
+
+if TYPE_CHECKING:
+    from ..storage.base import StorageOptions
 
 try:
     import fcntl
 except ImportError:  # not POSIX: no lock
     fcntl = None
 
-__all__ = ["TileStore", "PyramidOutput", "pyramid_output", "MANIFEST_NAME", "manifest_key"]
+__all__ = ["TileStore", "PyramidOutput", "pyramid_output", "MANIFEST_NAME", "LOCK_NAME", "manifest_key",
+           "judge_manifest"]
 
-MANIFEST_NAME = "bigcppn.json"
-LOCK_NAME = "bigcppn.lock"
-
-
-class TileStore:
-    """Files under a root, each written atomically (a hidden temporary name, then a rename)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self._dirs: set[Path] = set()
-        self._lock = threading.Lock()
-
-    def path(self, rel: str) -> Path:
-        return self.root / rel
-
-    def exists(self, rel: str) -> bool:
-        return (self.root / rel).is_file()
-
-    def write(self, rel: str, data: bytes) -> None:
-        p = self.root / rel
-        d = p.parent
-        if d not in self._dirs:
-            d.mkdir(parents=True, exist_ok=True)
-            with self._lock:
-                self._dirs.add(d)
-        write_atomic(p, data)
-
-    def listing(self, top: Path | None = None) -> set[str]:
-        """The files under ``top`` (default the root), as paths relative to the root: one directory scan.
-
-        A resumed pyramid asks this once instead of one ``stat`` per tile (20 of the 30 µs a tile of the
-        work list cost here, and far more on a network filesystem, where a listing returns many names a call).
-        """
-        top = top or self.root
-        out = set()
-        for dirpath, _dirs, files in os.walk(top):
-            rel = Path(dirpath).relative_to(self.root).as_posix()
-            prefix = "" if rel == "." else rel + "/"
-            out.update(prefix + f for f in files)
-        return out
-
-    def remove_partials(self, top: Path | None = None) -> int:
-        """Delete temporary files an interrupted run left behind; returns how many."""
-        return remove_partials(top or self.root)
 
 
 @dataclass(frozen=True)
@@ -123,6 +86,42 @@ class PyramidOutput:
         path = self.layout.descriptor_path(self.name)
         return self.root / path if path else None
 
+    @property
+    def storage(self) -> "LocalStorage":
+        """The pyramid's folder as :class:`~bigcppn.storage.base.Storage`: what its files are written through."""
+        return LocalStorage(self.root)
+
+    def at(self, rel: str) -> Path:
+        """Where the file ``rel`` of the pyramid is (a path; a bucket's output gives a URL)."""
+        return self.root / rel
+
+    def make_root(self) -> None:
+        self.root.mkdir(exist_ok=True)
+
+    def write(self, rel: str, data: bytes | str) -> None:
+        """A file of the pyramid other than a tile (descriptor, page, blank tile), whole or not at all."""
+        self.storage.put(rel, data, content_type(rel))
+
+    def install_viewer(self) -> bool:
+        """OpenSeadragon copied beside the page when npm has it here; whether it was."""
+        from .viewer import install_openseadragon
+
+        return install_openseadragon(self.root)
+
+    def foreign_page(self) -> bool:
+        """Whether the page's name holds a page bigcppn did not write."""
+        from .viewer import GENERATOR_META
+
+        page = self.page
+        return page.exists() and GENERATOR_META not in page.read_text(encoding="utf-8", errors="replace")
+
+    def sweep_partials(self) -> None:
+        """Remove the hidden partial files that killed writers left (tiles, manifest, page, descriptor)."""
+        TileStore(self.root).remove_partials(self.tiles_dir)
+        for f in self.root.glob(".*.partial-*"):
+            if f.is_file():
+                f.unlink(missing_ok=True)
+
     def lock(self) -> "_FolderLock":
         """The owner lock of this pyramid (a context manager); UserError when another run holds it."""
         return _FolderLock(self)
@@ -132,26 +131,9 @@ class PyramidOutput:
         render's pyramid, with ``overwrite``); UserError when it may not write here."""
         m = self.manifest
         if m.is_file():
-            try:
-                data = json.loads(m.read_text(encoding="utf-8"))
-                old = {"config": data["config"], "pyramid": data["pyramid"]}
-                old["config"].get("render", {}).pop("workers", None)
-                old["config"].get("render", {}).pop("queue", None)
-            except (ValueError, KeyError, TypeError, AttributeError):
-                raise UserError(f"'{m}' is not a bigcppn pyramid manifest; "
-                                "remove the pyramid or choose another -o") from None
-            if old == key:
-                self._check_page()
-                return "resume"
-            if overwrite:
-                self._check_page()
-                return "replace"
-            diff = sorted(k for k in ("config", "pyramid") if old[k] != key[k])
-            what = ", ".join(
-                f"{sect}.{k}" for sect in diff for k in sorted(set(old[sect]) | set(key[sect]))
-                if old[sect].get(k) != key[sect].get(k))
-            raise UserError(f"'{self.root / self.name}' holds a pyramid of another render (differs in {what}); "
-                            "add --overwrite to replace it, or choose another -o")
+            state = judge_manifest(m.read_bytes(), key, overwrite, str(m), str(self.root / self.name))
+            self._check_page()
+            return state
         # Nothing of ours: refuse to mix tiles into something that is already there.
         if self.folder:
             clash = [self.root] if self.root.is_dir() and any(p != self.lock_path for p in self.root.iterdir()) else []
@@ -350,20 +332,20 @@ def _same_file(fd: int, path: Path) -> bool:
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
-def manifest_key(cfg: Config, params: dict) -> dict:
-    """What makes two pyramids the same: the config (less threads and queue depth) and the settings."""
-    c = config_to_dict(cfg)
-    # How many threads and how deep a queue change nothing in the pixels.
-    c.get("render", {}).pop("workers", None)
-    c.get("render", {}).pop("queue", None)
-    return {"config": c, "pyramid": params}
+def pyramid_output(out: str | Path, layout: Layout | str, storage: "StorageOptions | None" = None) -> PyramidOutput:
+    """Check ``-o`` for a layout (before anything is rendered); UserError when it cannot be used.
 
+    A URL (``s3://bucket/prefix/NAME.dzi``) is a pyramid in a bucket
+    (:class:`~bigcppn.pyramid.bucket.BucketPyramidOutput`), reached with ``storage``'s options."""
+    from ..storage.base import StorageOptions, is_url
 
-def pyramid_output(out: str | Path, layout: Layout | str) -> PyramidOutput:
-    """Check ``-o`` for a layout (before anything is rendered); UserError when it cannot be used."""
+    layout = layout_named(layout) if isinstance(layout, str) else layout
+    if is_url(out):
+        from .bucket import bucket_pyramid_output
+
+        return bucket_pyramid_output(str(out), layout, storage or StorageOptions())
     check_output_name(out)
     p = Path(out)
-    layout = layout_named(layout) if isinstance(layout, str) else layout
     root, name = layout.place(p)
     parent = p.parent
     if not parent.is_dir():

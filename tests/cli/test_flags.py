@@ -58,6 +58,8 @@ VALUES = {
     "--executor": (["--executor", "ray"], []),
     "--ray-address": (["--executor", "ray", "--ray-address", "auto"], ["--executor", "ray"]),
     "--workers": (["--workers", "2"], []),
+    "--endpoint-url": (["--endpoint-url", "http://127.0.0.1:9"], []),
+    "--cache-control": (["--cache-control", "max-age=60"], []),
 }
 SHEET = {"--landscape": (["--aspect", "A4", "--landscape"], ["--aspect", "A4"]),
          "--quality": (["-o", "{tmp}/x.jpg", "--quality", "50"], ["-o", "{tmp}/x.jpg"])}

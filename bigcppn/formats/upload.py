@@ -1,0 +1,125 @@
+"""A rendered file sent to a bucket: ``render -o s3://bucket/prefix/poster.tif`` (and .png .jpg .pdf .dzi .szi).
+
+The file is rendered as on disk (every promise of :class:`~bigcppn.formats.target.OutputTarget`) into a
+private staging folder under ``TMPDIR`` (libvips needs a seekable file for TIFF, PDF and ``.szi``), then
+sent as a multipart upload that is completed only once every byte is up, so nothing appears under its key
+before that; a failed or interrupted upload is aborted (no parts left). A DeepZoom ``.dzi`` sends its tiles
+first, the config sidecar next, the ``.dzi`` last. The staging folder is removed whatever happens.
+
+Parts that a SIGKILL leaves in a bucket are not visible as objects; ``aws s3api list-multipart-uploads
+--bucket B`` lists them, and a lifecycle rule (``AbortIncompleteMultipartUpload``) removes them.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+import shutil
+import tempfile
+from pathlib import Path, PurePosixPath
+from typing import Callable
+
+from ..errors import UserError
+from ..storage.base import Storage, StorageOptions, open_storage, split_url
+
+__all__ = ["render_to_bucket", "fetch_to_temp", "CHUNK"]
+
+CHUNK = 16 << 20  # bytes read from the staged file a part
+
+
+def _place(url: str, options: StorageOptions) -> tuple[Storage, str]:
+    scheme, bucket, key = split_url(url)
+    key = key.strip("/")
+    if not key or key.endswith("/"):
+        raise UserError(f"'{url}' names no file; give -o {scheme}://{bucket}/PREFIX/NAME.tif")
+    parent = str(PurePosixPath(key).parent)
+    storage = open_storage(f"{scheme}://{bucket}" + ("" if parent == "." else f"/{parent}"), options)
+    return storage, PurePosixPath(key).name
+
+
+def render_to_bucket(render: Callable[[Path], object], url: str, produced: Callable[[Path], list[Path]],
+                     options: StorageOptions, overwrite: bool):
+    """``render(local_path)`` into a staging folder, then upload what it ``produced`` to ``url``, the
+    completion marker last; returns ``render``'s result with ``path`` the URL."""
+    from dataclasses import replace
+
+    storage, name = _place(url, options)
+    storage.check()
+    stage = Path(tempfile.mkdtemp(prefix=".bigcppn-upload-"))
+    local = stage / name
+    keys = [p.name for p in produced(local)]
+    if not overwrite and any(_exists(storage, k) for k in keys):
+        shutil.rmtree(stage, ignore_errors=True)
+        raise UserError(f"'{storage.url(keys[-1])}' already exists; add --overwrite to replace it, "
+                        "or choose another -o")
+    try:
+        result = render(local)
+        if overwrite and keys[-1] != keys[0]:
+            storage.delete([keys[-1]])  # an old .dzi first: no viewer loads it while its tiles change
+        for p in produced(local):
+            if p.is_dir():
+                _upload_folder(storage, p, overwrite)
+            elif p.exists():
+                _upload_file(storage, p, p.name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return replace(result, path=storage.url(name))
+
+
+def _exists(storage: Storage, key: str) -> bool:
+    if key.endswith("_files"):
+        return bool(storage.listing(key))
+    return storage.get(key) is not None
+
+
+def _content_type(name: str) -> str | None:
+    ext = Path(name).suffix.lower()
+    return {".dzi": "application/xml", ".szi": "application/zip", ".webp": "image/webp",
+            ".tif": "image/tiff", ".tiff": "image/tiff", ".jpeg": "image/jpeg"}.get(ext) \
+        or mimetypes.guess_type(name)[0]
+
+
+def _upload_file(storage: Storage, path: Path, key: str) -> None:
+    """One file as a multipart upload, completed only when all of it is up; aborted on any failure."""
+    with storage.upload(key, _content_type(key)) as up, open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            up.write(chunk)
+
+
+def _upload_folder(storage: Storage, folder: Path, overwrite: bool) -> None:
+    """Every file of a DeepZoom tile folder (a PUT each); with ``overwrite``, an old render's other tiles go."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    keys = []
+    for dirpath, _dirs, names in os.walk(folder):
+        for n in names:
+            keys.append((Path(dirpath) / n).relative_to(folder.parent).as_posix())
+    with ThreadPoolExecutor(16, "bigcppn-upload") as ex:
+        for _ in ex.map(lambda k: storage.put(k, (folder.parent / k).read_bytes(), _content_type(k)), keys):
+            pass
+    if overwrite:
+        stale = sorted(storage.listing(folder.name) - set(keys))
+        storage.delete(stale)
+
+
+def fetch_to_temp(url: str, options: StorageOptions = StorageOptions()) -> Path:
+    """``--from s3://...``: the object streamed into a temporary file (removed at exit); UserError when absent."""
+    import atexit
+
+    import obstore
+
+    storage, name = _place(url, options)
+    storage.check()
+    try:
+        stream = obstore.get(storage.store, name).stream()
+    except FileNotFoundError:
+        raise UserError(f"'{url}' does not exist; give the URL of an earlier render") from None
+    except Exception as exc:
+        raise UserError(f"cannot read '{url}': {str(exc).splitlines()[0]}") from None
+    folder = Path(tempfile.mkdtemp(prefix=".bigcppn-from-"))
+    atexit.register(shutil.rmtree, folder, True)
+    path = folder / name
+    with open(path, "wb") as f:
+        for chunk in stream:
+            f.write(chunk)
+    return path

@@ -1,0 +1,91 @@
+"""``render -o s3://...``: one multipart upload, complete or absent; ``render --from s3://...``."""
+
+from __future__ import annotations
+
+import pytest
+
+from bigcppn import cli
+from s3helpers import files, objects, pending_uploads
+
+SMALL = ["--width", "160", "--height", "120", "--seed", "4", "--device", "cpu", "-q"]
+
+
+@pytest.mark.parametrize("name", ["poster.tif", "poster.png", "poster.jpg", "poster.pdf", "poster.szi",
+                                  "poster.dzi"])
+def test_a_file_in_a_bucket_has_the_bytes_of_the_local_render(weed, bucket, tmp_path, name):
+    assert cli.main(["render", *SMALL, "-o", str(tmp_path / name)]) == 0
+    assert cli.main(["render", *SMALL, "-o", f"s3://{bucket}/out/{name}"]) == 0
+    assert objects(weed, bucket, "out") == files(tmp_path)
+
+
+def test_an_existing_object_is_refused_then_overwritten(weed, bucket, capsys):
+    out = f"s3://{bucket}/o/p.png"
+    assert cli.main(["render", *SMALL, "-o", out]) == 0
+    first = objects(weed, bucket, "o")
+    assert cli.main(["render", *SMALL, "-o", out]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert cli.main(["render", *SMALL[:4], "--seed", "5", "--device", "cpu", "-q", "-o", out, "--overwrite"]) == 0
+    assert objects(weed, bucket, "o").keys() == first.keys() and objects(weed, bucket, "o") != first
+
+
+def test_a_large_file_goes_up_in_parts_and_a_failed_upload_leaves_nothing(weed, bucket, tmp_path, monkeypatch):
+    from bigcppn.formats import upload
+    from bigcppn.storage import StorageOptions, open_storage
+
+    storage = open_storage(f"s3://{bucket}/mp", StorageOptions())
+    big = tmp_path / "big.bin"
+    big.write_bytes(bytes(range(256)) * (40 << 12))  # 40 MiB: three parts
+    upload._upload_file(storage, big, "big.bin")
+    assert objects(weed, bucket, "mp") == {"big.bin": big.read_bytes()}
+
+    class Failing:
+        def __init__(self, *a):
+            self.n = 0
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            return False
+
+        def read(self, n):
+            self.n += 1
+            if self.n > 2:
+                raise OSError("disk gone")
+            return b"x" * n
+
+    monkeypatch.setattr(upload, "open", lambda *a: Failing(), raising=False)
+    with pytest.raises(OSError):
+        upload._upload_file(storage, big, "other.bin")
+    assert set(objects(weed, bucket, "mp")) == {"big.bin"}
+    assert pending_uploads(weed, bucket) == []  # the parts sent were aborted
+
+
+def test_render_from_an_object_in_a_bucket(weed, bucket, tmp_path):
+    import tifffile
+
+    assert cli.main(["render", *SMALL, "-o", f"s3://{bucket}/f/a.tif"]) == 0
+    assert cli.main(["render", "--from", f"s3://{bucket}/f/a.tif", "--width", "160", "--height", "120", "-q",
+                     "--device", "cpu", "-o", str(tmp_path / "b.tif")]) == 0
+    assert cli.main(["render", *SMALL, "-o", str(tmp_path / "c.tif")]) == 0
+    assert tifffile.imread(tmp_path / "b.tif").tobytes() == tifffile.imread(tmp_path / "c.tif").tobytes()
+
+
+def test_render_to_a_missing_bucket_exits_2(bucket, capsys):
+    assert cli.main(["render", *SMALL, "-o", "s3://no-such-bucket/x/p.png"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_plan_counts_the_parts_of_the_upload():
+    from bigcppn import api
+    from bigcppn.config import load_config
+    from bigcppn.formats.upload import CHUNK
+
+    cfg = load_config(None, [], {"canvas.width": 6000, "canvas.height": 4000, "render.device": "cpu",
+                                 "output.compression": "none"})
+    info = api.plan(cfg, "s3://bucket/prints/p.tif", measure=False)
+    parts = -(-info.estimated_bytes // CHUNK)
+    assert parts > 1 and info.requests == {"puts": parts + 2, "parts": parts, "objects": 1,
+                                           "bytes_up": info.estimated_bytes}
+    assert info.path == "s3://bucket/prints/p.tif" and "multipart" in str(info)
+    assert api.plan(cfg, "s3://bucket/prints/small.png", measure=False).requests["puts"] >= 1
