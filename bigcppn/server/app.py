@@ -207,7 +207,7 @@ def make_server(cfg: Config, host: str = "127.0.0.1", port: int = 0, tile: int =
 
 
 def serve_until_stopped(server: TileServer, grace: float = 5.0) -> int:
-    """Serve until SIGTERM or SIGINT, then stop: the exit status (143 for SIGTERM, 0 for Ctrl-C).
+    """Serve until SIGTERM or SIGINT, then stop: the exit status (143 for SIGTERM, 130 for Ctrl-C).
 
     On the first signal the server stops accepting, closes idle connections and finishes the answers
     in progress (the batch of tiles being rendered; tiles not begun are dropped), for at most ``grace``
@@ -233,7 +233,7 @@ def serve_until_stopped(server: TileServer, grace: float = 5.0) -> int:
         server.service.stop()
         for sig, handler in old.items():
             signal.signal(sig, handler)
-    return 128 + signal.SIGTERM if got and got[0] == signal.SIGTERM else 0
+    return 128 + got[0] if got else 0  # 143 for SIGTERM, 130 for Ctrl-C, like every other subcommand
 
 
 def exposure_note(server: TileServer) -> str | None:
@@ -262,6 +262,11 @@ def serve(cfg: Config, *, host: str = "127.0.0.1", port: int = 8000, tile: int |
     """Check the settings (UserError), bind, call ``on_ready(server)``, serve until stopped (:func:`bigcppn.serve`)."""
     if cfg.output.depth != 8:
         raise UserError("pyramid tiles are 8-bit; leave out --depth 16 (or output.depth)")
+    if cfg.output.cmyk:
+        raise UserError("served tiles are RGB for screens; leave out output.cmyk (CMYK is for print files)")
+    if not host.strip():
+        raise UserError("--host '' would listen on every interface; give an address (127.0.0.1 for this "
+                        "machine only, 0.0.0.0 for every interface)")
     quality = quality if quality is not None else cfg.output.quality
     if not 1 <= quality <= 100:
         raise UserError(f"--quality must be between 1 and 100, got {quality}")
