@@ -130,6 +130,30 @@ def test_a_series_of_seeds_in_one_command(tmp_path, capsys):
     assert (a == b).all()
 
 
+def test_an_interrupted_series_names_the_files_it_kept(tmp_path, capsys, monkeypatch):
+    """Ctrl-C during the third of three: the complete files stay, and the line names them (issue 21, 5.2:
+    it said "no file was written")."""
+    import os
+    import signal
+
+    original, rows = Renderer.render_strip, []
+
+    def render_strip(self, strip, **kw):
+        rows.append(1)
+        if len(rows) == 2 * 2 + 1:  # the third picture's first strip (two strips of 16 rows a picture)
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self, strip, **kw)
+
+    monkeypatch.setattr(Renderer, "render_strip", render_strip)
+    out = tmp_path / "p-{seed}.png"
+    assert run("render", "--seeds", "0-2", "--width", 40, "--height", 30, "--tile", 16, "-q", "-o", out) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    kept = listing(tmp_path)
+    assert kept[:2] == ["p-0.png", "p-1.png"] and len(kept) <= 3  # (the third, if it was complete first)
+    assert len(err) == 1 and f"kept the {len(kept)} complete files" in err[0], err
+    assert all(str(tmp_path / name) in err[0] for name in kept), err
+
+
 @pytest.mark.parametrize("args, message", [
     (["--seeds", "0-2", "-o", "{tmp}/poster.tif"], "put {seed} in the output name"),
     (["--seeds", "1,1", "-o", "{tmp}/p-{seed}.tif"], "seed 1 is given twice"),

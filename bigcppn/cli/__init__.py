@@ -53,13 +53,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _terminate(signum, frame) -> None:
-    raise Terminated()
+def _in_foreign_callback(frame) -> bool:
+    """Whether ``frame`` runs inside a callback that libvips made into Python (pyvips' log handler, say)
+    with no bigcppn code between: an exception raised there is printed as "Exception ignored" and lost."""
+    while frame is not None:
+        name = frame.f_globals.get("__name__", "")
+        if name == "bigcppn" or name.startswith("bigcppn."):
+            return False  # bigcppn's own callbacks keep the exception and end the stream
+        code = frame.f_code.co_name
+        if name.startswith("pyvips") and (code.endswith("_callback") or code.startswith("_marshal")):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _on_signal(signum, frame) -> None:
+    """SIGTERM (Terminated) and SIGINT (KeyboardInterrupt), raised where Python code can catch them: a
+    signal that lands inside a foreign callback is sent again a moment later, once out of it."""
+    if _in_foreign_callback(frame):
+        again = threading.Timer(0.05, os.kill, (os.getpid(), signum))
+        again.daemon = True
+        again.start()
+        return
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
 def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _terminate)
+        signal.signal(signal.SIGTERM, _on_signal)
+        signal.signal(signal.SIGINT, _on_signal)
     args = build_parser().parse_args(argv)
     return run_reporting(args.run, args)
 
@@ -92,11 +114,16 @@ def entry() -> None:
             status = main()
         except SystemExit as exc:  # argparse's --help, --version and usage errors
             status = exc.code
+        except KeyboardInterrupt as exc:  # before a subcommand ran (parsing the arguments): one line
+            status = 143 if isinstance(exc, Terminated) else 130
+            print(f"bigcppn: {'terminated' if status == 143 else 'interrupted'}; nothing was done", file=sys.stderr)
         # Flushed here, so that a reader that has gone is noticed here rather than at exit.
         sys.stdout.flush()
     except BrokenPipeError:
         _stdout_to_devnull()
         sys.exit(BROKEN_PIPE)
-    # The work is done and reported: a late Ctrl-C must not break the exit with a traceback.
+    # The work is done and reported: a late Ctrl-C or SIGTERM must not break the exit with a traceback
+    # (or an "Exception ignored ... Terminated" from the interpreter's shutdown).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     sys.exit(status)

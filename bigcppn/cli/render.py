@@ -73,11 +73,20 @@ def run(args: argparse.Namespace) -> int:
         seeds = parse_seeds(args.seeds)
         name = Path(args.output).name if args.output else f"{len(seeds)} seeds"
         bar = LazyBar(disable=args.quiet, desc=name, unit="px", unit_scale=True, unit_divisor=1000)
+        kept: list[Path] = []
+
+        def done(r: api.RenderResult) -> None:
+            kept.append(r.path)
+            _wrote(r, bar, args.quiet)
+
         try:
-            api.render_series(cfg, args.output, seeds, progress=bar.progress,
-                              on_done=lambda r: _wrote(r, bar, args.quiet), **options, **executor_kwargs(args))
-        finally:
-            bar.close()
+            try:
+                api.render_series(cfg, args.output, seeds, progress=bar.progress, on_done=done, **options,
+                                  **executor_kwargs(args))
+            finally:
+                bar.close()
+        except KeyboardInterrupt as exc:
+            return _series_stopped(exc, kept)
         return 0
     name = Path(args.output).name if args.output else default_name(cfg)
     bar = LazyBar(disable=args.quiet, desc=name, unit="px", unit_scale=True, unit_divisor=1000)
@@ -98,6 +107,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"bigcppn: interrupted after {result.path} was complete; it is kept", file=sys.stderr)
         return 143 if isinstance(exc, Terminated) else 130
     return 0
+
+
+def _series_stopped(exc: KeyboardInterrupt, kept: list[Path]) -> int:
+    """A series stopped by Ctrl-C or SIGTERM: one line naming the files it kept (the one in progress is not)."""
+    if isinstance(exc, api.CompletedInterrupt):
+        kept, exc = [*kept, exc.result.path], exc.__context__ or exc
+    if not kept:
+        raise exc  # nothing was complete: "no file was written"
+    what = "terminated" if isinstance(exc, Terminated) else "interrupted"
+    names = ", ".join(str(p) for p in kept[:5]) + (f" and {len(kept) - 5} more" if len(kept) > 5 else "")
+    print(f"bigcppn: {what}; kept the {len(kept)} complete file{'s' if len(kept) > 1 else ''} written before: "
+          f"{names}; the one in progress was not written", file=sys.stderr)
+    return 143 if isinstance(exc, Terminated) else 130
 
 
 def _wrote(result: api.RenderResult, bar: LazyBar, quiet: bool) -> None:

@@ -34,7 +34,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Bind, print the address, serve until Ctrl-C (exit 0) or SIGTERM (exit 143)."""
+    """Bind, print the address, serve until Ctrl-C (exit 130) or SIGTERM (exit 143)."""
     from .. import api
     from ..server.app import exposure_note
 

@@ -91,6 +91,8 @@ def read_bounded(path: str | Path, what: str, limit: int = MAX_TEXT_BYTES) -> by
     refused before a byte is read, and at most ``limit + 1`` bytes are read.
     """
     p = Path(path)
+    if "\0" in str(p):
+        raise ConfigError(f"{what} {str(p)!r} has a NUL byte in its name; give a file's path")
     try:
         fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:

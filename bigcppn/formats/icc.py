@@ -65,24 +65,68 @@ def profile_for(bands: int) -> bytes:
     return builtin_profile(profile_name(bands))
 
 
+# An output profile is a few megabytes at most (libvips' own CMYK profile: 940 KB).
+MAX_PROFILE_BYTES = 64 << 20
+
+
 def cmyk_profile(spec: str) -> bytes:
-    """The CMYK output profile ``output.cmyk`` names: libvips' built-in one, or an ICC file; UserError if unusable."""
+    """The CMYK output profile ``output.cmyk`` names: libvips' built-in one, or an ICC file; UserError if unusable.
+
+    The file is read like every untrusted file (a regular file only, at most
+    :data:`MAX_PROFILE_BYTES`, a FIFO refused without waiting), and must be an
+    output (printer) profile of CMYK that LittleCMS can transform sRGB into.
+    """
+    from ..core.limits import read_bounded
+
     if spec == BUILTIN_CMYK:
         return builtin_profile(BUILTIN_CMYK)
+    if "\0" in spec:
+        raise UserError(f"--cmyk {spec!r}: a file name cannot hold a NUL byte; give a profile file")
     path = Path(spec)
+    if not path.exists():
+        raise UserError(f"--cmyk {spec}: no such profile file")
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise UserError(f"--cmyk {spec}: no such profile file") from None
-    except OSError as exc:
-        raise UserError(f"--cmyk {spec}: cannot read it ({exc.strerror})") from None
+        data = read_bounded(path, f"--cmyk profile", MAX_PROFILE_BYTES)
+    except UserError as exc:
+        raise UserError(str(exc).replace("; give a file", "; give an ICC profile file")) from None
     if len(data) < 132 or data[36:40] != b"acsp":
         raise UserError(f"--cmyk {spec}: not an ICC profile")
     if data[16:20] != b"CMYK":
         space = data[16:20].decode("latin-1").strip()
         raise UserError(f"--cmyk {spec}: an ICC profile of {space or 'no'} colour space, not CMYK; "
                         "give a CMYK output profile (e.g. ISOcoated_v2, GRACoL, SWOP)")
+    if data[12:16] != b"prtr":
+        kind = data[12:16].decode("latin-1").strip()
+        raise UserError(f"--cmyk {spec}: a CMYK profile of class '{kind}', not an output (printer) profile; "
+                        "give a press's output profile (e.g. ISOcoated_v2, GRACoL, SWOP)")
+    problem = _transform_problem(data)
+    if problem:
+        raise UserError(f"--cmyk {spec}: LittleCMS cannot use this profile ({problem}); give a valid CMYK "
+                        "output profile")
     return data
+
+
+@functools.lru_cache(maxsize=8)
+def _transform_problem(data: bytes) -> str:
+    """Why LittleCMS (through libvips) cannot transform sRGB into the profile ``data``; "" when it can."""
+    import os
+    import tempfile
+
+    fd, name = tempfile.mkstemp(suffix=".icc")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        probe = pyvips.Image.black(2, 2, bands=3).copy(interpretation="srgb")
+        out = probe.icc_transform(name, input_profile="srgb", intent="relative")
+        if out.bands != 4:
+            return f"it gives {out.bands} channels, not 4"
+        out.numpy()
+        return ""
+    except pyvips.Error as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        return lines[-1] if lines else "refused"
+    finally:
+        os.unlink(name)
 
 
 def icc_description(data: bytes) -> str:

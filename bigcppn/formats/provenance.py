@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import stat
+import struct
 import zipfile
 import zlib
 from pathlib import Path
@@ -103,9 +105,10 @@ def _config_from_json(data: bytes, what: str) -> Config:
         raise UserError(f"{what} holds a config bigcppn cannot use: {exc}") from None
 
 
-def _from_szi(path: Path) -> Config | None:
+def _from_szi(path: Path, f) -> Config | None:
     try:
-        with zipfile.ZipFile(path) as z:
+        f.seek(0)
+        with zipfile.ZipFile(f) as z:
             name = next((n for n in z.namelist() if n.endswith(".bigcppn.json")), None)
             if name is None:
                 return None
@@ -117,10 +120,10 @@ def _from_szi(path: Path) -> Config | None:
     return _config_from_json(data, f"--from {path}: its bigcppn.json")
 
 
-def _from_pdf(p: Path) -> Config:
+def _from_pdf(p: Path, f) -> Config:
     """The config in a bigcppn PDF's XMP metadata stream (uncompressed, before the image)."""
-    with open(p, "rb") as f:
-        text = _xmp_config(f.read(1 << 20))
+    f.seek(0)
+    text = _xmp_config(f.read(1 << 20))
     if text is None:
         raise UserError(f"--from {p}: the PDF carries no bigcppn config (was it written by bigcppn?)")
     return _parse(text, p)
@@ -150,18 +153,24 @@ def _xmp_config(packet: bytes) -> str | None:
     return None if end < 0 else html.unescape(text[start:end])
 
 
-def _regular_file(p: Path) -> bool:
-    """Whether ``p`` is a regular file (after links); False when missing; UserError when it is something else."""
+def _open_regular(p: Path):
+    """``p`` opened once for reading (a binary file), checked on the open descriptor to be a regular file;
+    None when missing; UserError when it is something else. Opened without blocking: a FIFO put in its
+    place does not hang, and what is read is what was checked."""
+    if "\0" in str(p):
+        raise UserError(f"--from {str(p)!r}: a file name cannot hold a NUL byte; give a bigcppn output file")
     try:
-        st = p.stat()
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
-        return False
+        return None
     except OSError as exc:
         raise UserError(f"--from {p}: cannot read it: {exc.strerror or exc.__class__.__name__}") from None
+    st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
         kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
         raise UserError(f"--from {p}: it is {kind}; give a bigcppn output file")
-    return True
+    return os.fdopen(fd, "rb")
 
 
 def read_with(path: str | Path, provenance: "Provenance | None" = None) -> Config:
@@ -170,10 +179,14 @@ def read_with(path: str | Path, provenance: "Provenance | None" = None) -> Confi
     Without one (an unknown extension), the file is read as an image; a ``.json`` is a sidecar itself.
     """
     p = Path(path)
-    exists = _regular_file(p)
-    if p.suffix.lower() == ".json":
-        return SIDECAR.read(p, exists)
-    return (provenance or IMAGE).read(p, exists)
+    f = _open_regular(p)
+    try:
+        if p.suffix.lower() == ".json":
+            return SIDECAR.read(p, f)
+        return (provenance or IMAGE).read(p, f)
+    finally:
+        if f is not None:
+            f.close()
 
 
 class Provenance:
@@ -183,14 +196,15 @@ class Provenance:
         """A copy of ``image`` carrying ``text`` for its saver; as is where the config goes beside the image."""
         return image
 
-    def read(self, p: Path, exists: bool) -> Config:
-        """The config of the output ``p`` (``exists``: it is a regular file); UserError when it has none."""
+    def read(self, p: Path, f) -> Config:
+        """The config of the output ``p`` (``f``: it opened, a regular file, or None when missing); UserError
+        when it has none."""
         import pyvips
 
-        if not exists:
+        if f is None:
             raise UserError(f"--from {p}: no such file")
         try:
-            return _from_image(p)
+            return _from_image(p, f)
         except (pyvips.Error, UnicodeError):
             raise UserError(f"--from {p}: not an image libvips can read") from None
 
@@ -216,7 +230,7 @@ class InImage(Provenance):
 class Sidecar(Provenance):
     """``NAME.bigcppn.json`` beside the output (a DeepZoom folder); ``p`` may be the sidecar itself."""
 
-    def read(self, p: Path, exists: bool) -> Config:
+    def read(self, p: Path, f) -> Config:
         side = p if p.suffix.lower() == ".json" else sidecar_path(p)
         if not side.exists() and not side.is_symlink():
             raise UserError(f"--from {p}: no '{side.name}' beside it to read the config from")
@@ -226,18 +240,18 @@ class Sidecar(Provenance):
 class InZip(Sidecar):
     """An entry of the zip (a ``.szi``); a sidecar beside it for a ``.szi`` from before the config went inside."""
 
-    def read(self, p: Path, exists: bool) -> Config:
-        cfg = _from_szi(p) if exists else None
-        return cfg if cfg is not None else super().read(p, exists)
+    def read(self, p: Path, f) -> Config:
+        cfg = _from_szi(p, f) if f is not None else None
+        return cfg if cfg is not None else super().read(p, f)
 
 
 class InPdf(Provenance):
     """The XMP metadata stream of a PDF (uncompressed, before the image)."""
 
-    def read(self, p: Path, exists: bool) -> Config:
-        if not exists:
+    def read(self, p: Path, f) -> Config:
+        if f is None:
             raise UserError(f"--from {p}: no such file")
-        return _from_pdf(p)
+        return _from_pdf(p, f)
 
 
 IMAGE = Provenance()  # an unknown extension: whatever the image carries
@@ -249,10 +263,15 @@ ZIP_ENTRY = InZip()
 PDF_XMP = InPdf()
 
 
-def _from_image(p: Path) -> Config:
+def _from_image(p: Path, f) -> Config:
     import pyvips
 
-    image = pyvips.Image.new_from_file(str(p))
+    longest = _tiff_text_bytes(f.fileno())
+    if longest > MAX_TEXT_BYTES:  # (libvips' TIFF loader crashed on a 32 MB ImageDescription)
+        raise UserError(f"--from {p}: its TIFF text metadata is {size_text(longest)}, over the "
+                        f"{size_text(MAX_TEXT_BYTES)} bigcppn reads; it was not written by bigcppn")
+    source = pyvips.Source.new_from_descriptor(f.fileno())  # the file checked, not whatever has its name now
+    image = pyvips.Image.new_from_source(source, "")
     fields = set(image.get_fields())
     # libvips numbers PNG text chunks as it reads them: png-comment-N-bigcppn
     for key in sorted(f for f in fields if f.startswith("png-comment-") and f.endswith("-bigcppn")):
@@ -270,3 +289,36 @@ def _from_image(p: Path) -> Config:
         if text is not None:
             return _parse(text, p)
     raise UserError(f"--from {p}: the image carries no bigcppn config (was it written by bigcppn?)")
+
+
+# TIFF tags that hold text bigcppn could read: ImageDescription, XMP.
+_TEXT_TAGS = (270, 700)
+_TYPE_BYTES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 16: 8, 17: 8, 18: 8}
+
+
+def _tiff_text_bytes(fd: int) -> int:
+    """The size of the longest text tag (ImageDescription, XMP) in the first directory of the TIFF open as
+    ``fd`` (classic or BigTIFF), read without libvips; 0 for a file that is not a TIFF or is cut short."""
+    try:
+        head = os.pread(fd, 16, 0)
+        order = {b"II": "<", b"MM": ">"}.get(head[:2])
+        if order is None or len(head) < 16:
+            return 0
+        (magic,) = struct.unpack_from(order + "H", head, 2)
+        if magic == 42:
+            (at,), count_fmt, entry_fmt = struct.unpack_from(order + "I", head, 4), "H", "HHII"
+        elif magic == 43:
+            (at,), count_fmt, entry_fmt = struct.unpack_from(order + "Q", head, 8), "Q", "HHQQ"
+        else:
+            return 0
+        count_size, entry_size = struct.calcsize(count_fmt), struct.calcsize(entry_fmt)
+        (n,) = struct.unpack(order + count_fmt, os.pread(fd, count_size, at))
+        entries = os.pread(fd, min(n, 4096) * entry_size, at + count_size)
+        longest = 0
+        for i in range(len(entries) // entry_size):
+            tag, kind, count, _value = struct.unpack_from(order + entry_fmt, entries, i * entry_size)
+            if tag in _TEXT_TAGS:
+                longest = max(longest, count * _TYPE_BYTES.get(kind, 1))
+        return longest
+    except (OSError, struct.error):
+        return 0

@@ -27,6 +27,8 @@ except ImportError:  # not POSIX: no lock, the PID alone decides
     fcntl = None
 
 from ..core.atomic import alive
+from ..core import commit as commits
+from ..core.commit import OwnerLock, commit_moves, journal_path, lock_path, remove_quietly, roll_forward
 from ..config import Config, OutputConfig
 from ..errors import RenderError, UserError
 from .base import Format
@@ -40,6 +42,8 @@ __all__ = ["OutputTarget", "save_strips", "write_output", "writing"]
 # The lock a running save holds inside its temporary folder, and the open ones of this process.
 LOCK_NAME = ".lock"
 _LOCKS: dict[Path, int] = {}
+# The owner locks of multi-file outputs (a .dzi) this process holds, by the lock's path.
+_OWNERS: dict[Path, OwnerLock] = {}
 
 @dataclass(frozen=True)
 class OutputTarget:
@@ -104,13 +108,37 @@ class OutputTarget:
         self.cleanup()
 
     def prepare(self) -> None:
-        """Create the temporary folder, holding a lock in it until :meth:`cleanup`."""
+        """Create the temporary folder, holding a lock in it until :meth:`cleanup`.
+
+        An output of several files (a ``.dzi``) first takes its owner lock, the
+        one ``pyramid`` takes for that name (UserError when another run holds
+        it), and finishes a commit of it that a killed run left half done.
+        """
+        if self.several and self.owner_lock not in _OWNERS:
+            lock = OwnerLock(self.owner_lock, UserError(
+                f"another bigcppn run is writing '{self.path}'; wait for it to finish, or choose another -o"))
+            lock.acquire()
+            _OWNERS[self.owner_lock] = lock
+            roll_forward(self.journal)
         self.sweep()
         self.temp_dir.mkdir(exist_ok=True)
         if fcntl is not None and self.temp_dir not in _LOCKS:
             fd = os.open(self.temp_dir / LOCK_NAME, os.O_CREAT | os.O_RDWR, 0o644)
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             _LOCKS[self.temp_dir] = fd
+
+    @property
+    def several(self) -> bool:
+        """Whether the output is several directory entries (then committed through a journal)."""
+        return len(self.produced(self.path)) > 1
+
+    @property
+    def owner_lock(self) -> Path:
+        return lock_path(self.path.parent, self.path.stem)
+
+    @property
+    def journal(self) -> Path:
+        return journal_path(self.path.parent, self.path.stem)
 
     def sweep(self) -> list[Path]:
         """Remove this output's temporary folders left by killed runs; return them.
@@ -135,19 +163,26 @@ class OutputTarget:
         return gone
 
     def cleanup(self) -> None:
+        """Remove the temporary folder (unless a journal still needs it) and release the locks; never raises."""
         fd = _LOCKS.pop(self.temp_dir, None)
         if fd is not None:
             os.close(fd)
-        _remove(self.temp_dir)
+        if not (self.several and self.journal.exists()):
+            remove_quietly(self.temp_dir)
+        owner = _OWNERS.pop(self.owner_lock, None)
+        if owner is not None:
+            owner.release()
 
     def commit(self) -> None:
-        """Move the finished output over the final name (a .dzi after its tiles)."""
-        for src, dst in zip(self.produced(self.temp), self.produced(self.path)):
-            if src == sidecar_path(self.temp) and not src.exists():
-                continue  # saved without a config: no sidecar
-            if dst.is_dir() and not dst.is_symlink():  # an old pyramid's tiles: aside, removed with the temp
-                os.replace(dst, self.temp_dir / f".old-{dst.name}")
-            os.replace(src, dst)
+        """Move the finished output over the final name: one rename, or for several files (a ``.dzi``: tiles,
+        sidecar, descriptor last) the journaled moves of :func:`~bigcppn.core.commit.commit_moves`."""
+        moves = list(zip(self.produced(self.temp), self.produced(self.path)))
+        if len(moves) == 1:
+            commits.rename(*moves[0])
+        else:
+            # a final name the new output lacks (saved without a config: no sidecar) is an old one: retired
+            retire = [dst for src, dst in moves if not src.exists() and os.path.lexists(dst)]
+            commit_moves(self.journal, self.temp_dir, moves, retire)
         self.cleanup()
 
 
@@ -232,7 +267,10 @@ def write_output(target: OutputTarget, opener: Callable[[], object], feed: Calla
         if cancel is not None:
             cancel()
         if writer is not None:
-            writer.abort()
+            try:
+                writer.abort()
+            except Exception:  # (a full disk fails the flush of a close): the error path must not fail
+                pass
         target.cleanup()
         raise
 

@@ -17,12 +17,12 @@ that hold a ``torch.device``.
 from __future__ import annotations
 
 import threading
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
-from ..errors import UserError
+from ..errors import RenderError, UserError
 from ..core.geometry import Canvas, View, Window, axis_coords
 from .devices import CPU_BATCH, CPU_CHUNK, CPU_JOB_SAMPLES, pick_device, policy_for
 from .model import CPPN
@@ -69,6 +69,25 @@ def threads_for_one_pass(device: torch.device, workers: int = 0) -> None:
 def quantise_(v: torch.Tensor, depth: int, dtype: torch.dtype) -> torch.Tensor:
     """[0, 1] floats to ``depth``-bit integers, in place: ``floor(v * (2**depth - 1) + 0.5)``."""
     return v.mul_(255.0 if depth == 8 else 65535.0).add_(0.5).floor_().to(dtype)
+
+
+def finite_quantise_(v: torch.Tensor, depth: int, dtype: torch.dtype, region: Callable[[], str]) -> torch.Tensor:
+    """:func:`quantise_`, after one reduction over the batch checks that every colour is finite.
+
+    The 64x64 preview (:meth:`Backend.check_finite`) can miss an overflow
+    that only some pixels reach (toward the corners, say); a NaN would be
+    written as 0 and the render exit 0. RenderError naming ``region()`` instead.
+    """
+    if not bool(torch.isfinite(v.sum())):
+        raise RenderError(f"the network's colour is not finite (NaN or infinite: float32 overflowed) in "
+                          f"{region()}; lower network.weight_scale or network.bias_scale, use fewer layers, "
+                          "or bounded activations (tanh, sin, gauss)")
+    return quantise_(v, depth, dtype)
+
+
+def _pixels(x: int, y: int, width: int, height: int, shift: int = 0) -> str:
+    level = f" of the level {shift} halvings down" if shift else ""
+    return f"the pixels x {x}..{x + width - 1}, y {y}..{y + height - 1}{level}"
 
 
 class Sampling:
@@ -194,7 +213,8 @@ class Backend:
         out = torch.empty((n, self.bands), dtype=qdtype, device=self.device)
         for s in range(0, n, self.chunk):
             e = min(n, s + self.chunk)
-            out[s:e] = quantise_(self.model.evaluate(x[s:e], y[s:e]), self.depth, qdtype)
+            out[s:e] = finite_quantise_(self.model.evaluate(x[s:e], y[s:e]), self.depth, qdtype,
+                                        lambda: _pixels(win.x, win.y, win.width, win.height))
         arr = out.cpu().numpy()
         if self.depth == 16:
             arr = arr.astype(np.uint16)
@@ -215,7 +235,7 @@ class Backend:
             rows = min(win.height - r, max(1, self.chunk // win.width)) if c == 0 else 1
             cols = min(win.width - c, self.chunk) if rows == 1 else win.width
             try:
-                self._fill_piece(dst, xs, ys, r, rows, c, cols)
+                self._fill_piece(dst, xs, ys, r, rows, c, cols, win)
                 failed = False
             except out_of_memory:
                 # Halve the batch (for the rest of the render too) and retry.
@@ -230,10 +250,11 @@ class Backend:
             if c >= win.width:
                 r, c = r + rows, 0
 
-    def _fill_piece(self, dst, xs, ys, r: int, rows: int, c: int, cols: int) -> None:
+    def _fill_piece(self, dst, xs, ys, r: int, rows: int, c: int, cols: int, win: Window) -> None:
         x = xs[c : c + cols].repeat(rows)
         y = ys[r : r + rows].repeat_interleave(cols)
-        q = quantise_(self.model.evaluate(x, y), self.depth, dst.dtype)
+        q = finite_quantise_(self.model.evaluate(x, y), self.depth, dst.dtype,
+                             lambda: _pixels(win.x + c, win.y + r, cols, rows))
         dst[r : r + rows, c : c + cols] = q.view(rows, cols, self.bands)
 
     # ------------------------------------------------------------------ the whole picture's check
@@ -303,7 +324,8 @@ class Backend:
         """:meth:`sample_many`, quantised to 8 bits (pyramid tiles are 8-bit); through the fused kernel when in use."""
         if self.fused is not None:
             return [self._render_level(shift, Window(x, y, w, h), k) for shift, x, y, w, h in rects]
-        return [quantise_(v, 8, torch.uint8).cpu().numpy() for v in self.sample_many(rects, k)]
+        return [finite_quantise_(v, 8, torch.uint8, lambda rect=rect: _pixels(*rect[1:], shift=rect[0])).cpu().numpy()
+                for v, rect in zip(self.sample_many(rects, k), rects)]
 
     @torch.no_grad()
     def _render_level(self, shift: int, win: Window, k: int) -> np.ndarray:
@@ -324,4 +346,5 @@ class Backend:
         ys = self.sampling.axis(y, rows, False, self.device, k=k,
                                 level_size=None if (height, k) == (c.height, 1) else height)
         v = self._means([xs.repeat(rows * k)], [ys.repeat_interleave(width * k)], [(width, rows)], k)[0]
-        return quantise_(v, 8, torch.uint8).cpu().numpy()
+        return finite_quantise_(v, 8, torch.uint8,
+                                lambda: f"the rows {y}..{y + rows - 1} of the picture at {width}x{height}").cpu().numpy()

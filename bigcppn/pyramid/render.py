@@ -182,6 +182,7 @@ def render_pyramid(request: PyramidRequest, runner: WorkRunner, hooks: PyramidHo
     stats = PyramidStats(tiles=p.tile_count)
     key = request.key
     with out.lock() as lock:
+        out.finish_commit()  # a swap that a killed run left half done: finished before anything is read
         state = out.check_manifest(key, request.overwrite)
         # Another render's pyramid stays as it is until its replacement, rendered beside it, is complete;
         # an interrupted replacement keeps its tiles there, and the same command resumes it.

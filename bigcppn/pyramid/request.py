@@ -88,6 +88,8 @@ def resolve_pyramid_request(cfg: Config, path: str | Path | None, *, layout: str
     """Check a pyramid request; UserError on anything that cannot be used."""
     if cfg.output.depth != 8:
         raise UserError("pyramid tiles are 8-bit; leave out --depth 16 (or output.depth)")
+    if cfg.output.cmyk:
+        raise UserError("pyramid tiles are RGB for screens; leave out output.cmyk (CMYK is for print files)")
     scheme, codec = _layout(layout), _codec(format)
     opts = _options(cfg, scheme, codec, tile, overlap, quality, supersample, base_url or "", max_size)
     out = pyramid_place(cfg, path, layout, storage)

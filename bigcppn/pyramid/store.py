@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._version import __version__
-from ..core.atomic import exchange, write_atomic
+from ..core.atomic import exchange, remove_partials, write_atomic
+from ..core.commit import OwnerLock, commit_moves, journal_path, lock_path, roll_forward
 from ..errors import UserError
 from .layouts import Layout, layout_named
 from .manifest import LOCK_NAME, MANIFEST_NAME, judge_manifest, manifest_key
@@ -68,7 +69,17 @@ class PyramidOutput:
 
     @property
     def lock_path(self) -> Path:
-        return self.root / (f".{LOCK_NAME}" if self.folder else f".{self.name}.{LOCK_NAME}")
+        """The owner lock: in a pyramid's own folder, or beside a ``.dzi`` (where ``render`` takes it too)."""
+        return self.root / f".{LOCK_NAME}" if self.folder else lock_path(self.root, self.name)
+
+    @property
+    def journal(self) -> Path:
+        """The journal of a replacement's unfinished swap (:mod:`bigcppn.core.commit`), beside the pyramid."""
+        return journal_path(self.root.parent if self.folder else self.root, self.name)
+
+    def finish_commit(self) -> bool:
+        """Finish a swap that a killed run left half done (the caller holds the lock); whether there was one."""
+        return roll_forward(self.journal)
 
     @property
     def tiles_dir(self) -> Path:
@@ -234,25 +245,13 @@ class PyramidOutput:
                 shutil.rmtree(new.root, ignore_errors=True)
                 return
             aside = self.root.with_name(f".{self.name}.replaced-{os.getpid()}")
-            os.replace(self.root, aside)
-            os.replace(new.root, self.root)
-            shutil.rmtree(aside, ignore_errors=True)
+            aside.mkdir(exist_ok=True)
+            commit_moves(self.journal, aside, [(new.root, self.root)])
             return
+        # the tiles, the manifest and the page, the descriptor last, through a journal: one point of no return
         names = [self.tiles_dir.name, self.manifest.name, self.page.name]
         names += [new.descriptor.name] if new.descriptor else []
-        for name in names:
-            src, dst = new.root / name, self.root / name
-            if not src.exists():
-                continue
-            if dst.is_dir() and not dst.is_symlink() and exchange(src, dst):
-                shutil.rmtree(src, ignore_errors=True)  # the old one, swapped out in one step
-            elif dst.is_dir() and not dst.is_symlink():
-                aside = dst.with_name(f".{dst.name}.replaced-{os.getpid()}")
-                os.replace(dst, aside)
-                os.replace(src, dst)
-                shutil.rmtree(aside, ignore_errors=True)
-            else:
-                os.replace(src, dst)
+        commit_moves(self.journal, new.root, [(new.root / name, self.root / name) for name in names])
         shutil.rmtree(new.root, ignore_errors=True)
 
     def write_manifest(self, key: dict) -> None:
@@ -260,42 +259,27 @@ class PyramidOutput:
 
 
 class _FolderLock:
-    """An exclusive, non-blocking ``flock`` on the pyramid's lock file, for the length of a ``with``.
-
-    The lock file is removed, still locked, when the run ends; a run that
-    opened it just before then finds, once it holds its lock, that the path no
-    longer names the file it locked, and tries again, so two runs never hold
-    locks on two different files. ``flock`` is local to one machine on some
-    network filesystems; on NFS v4 Linux maps it to a byte-range lock that the
-    server arbitrates, so machines sharing the folder exclude each other too.
-    """
+    """The pyramid's :class:`~bigcppn.core.commit.OwnerLock`, for the length of a ``with`` (a folder layout's
+    folder is made first, and removed again when the run is refused before writing anything)."""
 
     def __init__(self, out: PyramidOutput) -> None:
         self.out = out
-        self.fd: int | None = None
+        self.owner = OwnerLock(out.lock_path, UserError(
+            f"another bigcppn run is writing the pyramid '{out.root / out.name}'; "
+            "wait for it to finish, or choose another -o"))
         self.adopted: int | None = None  # the lock of a replacement folder that takes the pyramid's place
         self.created = False
 
     def __enter__(self) -> "_FolderLock":
         out = self.out
         if out.folder and not out.root.is_dir():
+            # a swap killed between moving the old folder aside and the new one in: finished first (the
+            # lock is in the folder); a run that does the same at once only finds the moves done
+            out.finish_commit()
+        if out.folder and not out.root.is_dir():
             out.root.mkdir()
             self.created = True
-        while self.fd is None:
-            fd = os.open(out.lock_path, os.O_CREAT | os.O_RDWR, 0o644)
-            if fcntl is None:
-                self.fd = fd
-                break
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                os.close(fd)
-                raise UserError(f"another bigcppn run is writing the pyramid '{out.root / out.name}'; "
-                                "wait for it to finish, or choose another -o") from None
-            if _same_file(fd, out.lock_path):
-                self.fd = fd
-            else:  # removed by the run that held it: lock the new one
-                os.close(fd)
+        self.owner.acquire()
         return self
 
     def adopt(self, path: Path) -> None:
@@ -306,30 +290,18 @@ class _FolderLock:
         self.adopted = fd
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if self.fd is None:
+        if self.owner.fd is None:
             return
-        try:
-            self.out.lock_path.unlink()
-        except OSError:
-            pass
-        for fd in (self.fd, self.adopted):
-            if fd is not None:
-                os.close(fd)
-        self.fd = self.adopted = None
+        self.owner.release()
+        if self.adopted is not None:
+            os.close(self.adopted)
+        self.adopted = None
         if self.created and isinstance(exc, UserError):
             # refused before anything was written: leave no folder behind
             try:
                 self.out.root.rmdir()
             except OSError:
                 pass
-
-
-def _same_file(fd: int, path: Path) -> bool:
-    try:
-        a, b = os.fstat(fd), os.stat(path)
-    except FileNotFoundError:
-        return False
-    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 def pyramid_output(out: str | Path, layout: Layout | str, storage: "StorageOptions | None" = None) -> PyramidOutput:

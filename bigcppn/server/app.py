@@ -41,7 +41,7 @@ from ..errors import UserError
 from .httpbase import Limits, Pending, Request, Response, is_loopback
 from .httpd import EventServer
 from ..pyramid.grid import Pyramid, max_extra_levels
-from .tiles import ServeStats, TileCache, TileService
+from .tiles import ServeStats, Stopping, TileCache, TileService
 
 __all__ = ["TileCache", "TileService", "TileServer", "ServeStats", "ServeResult", "serve", "make_server",
            "serve_until_stopped", "exposure_note", "config_tag", "tile_service"]
@@ -82,6 +82,12 @@ class TileServer(EventServer):
         self.prefix = f"/v/{etag}"
         self.cors = cors
         super().__init__(address, self.handle, limits, verbose, name=f"bigcppn/{__version__}")
+
+    def _begin_drain(self) -> None:
+        """Stopping (on the loop's thread, not in a signal handler): tiles not begun are dropped, their
+        requests answered with an error; the batch being rendered is finished."""
+        self.service.drop_queued()
+        super()._begin_drain()
 
     def _headers(self, ctype: str | None, cache: str = "no-cache", etag: str | None = None) -> list:
         h = [("Content-Type", ctype)] if ctype else []
@@ -146,11 +152,14 @@ class TileServer(EventServer):
         etag = f'"{self.etag}-{level}-{col}-{row}"'
         if _etag_matches(req.headers.get("if-none-match"), etag):
             return Response(HTTPStatus.NOT_MODIFIED, b"", self._headers(None, cache, etag))
-        return Pending(self.service.request(level, col, row), lambda f: self._tile_done(f, cache, etag))
+        return Pending(self.service.request(level, col, row), lambda f: self._tile_done(f, cache, etag),
+                       lambda: self.service.release(level, col, row))
 
     def _tile_done(self, f, cache: str, etag: str) -> Response:
         try:
             data = f.result()
+        except Stopping as exc:
+            return self._error(HTTPStatus.SERVICE_UNAVAILABLE, str(exc))
         except Exception as exc:  # the render failed; say so and keep serving
             self.service.stats.errors += 1
             return self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"rendering failed: {exc}")
@@ -204,13 +213,13 @@ def make_server(cfg: Config, host: str = "127.0.0.1", port: int = 0, tile: int =
     return server
 
 
-def serve_until_stopped(server: EventServer, grace: float = 30.0, on_stop: Callable[[], None] | None = None) -> int:
-    """Serve until SIGTERM or SIGINT, then stop: the exit status (143 for SIGTERM, 0 for Ctrl-C).
+def serve_until_stopped(server: EventServer, grace: float = 5.0, on_stop: Callable[[], None] | None = None) -> int:
+    """Serve until SIGTERM or SIGINT, then stop: the exit status (143 for SIGTERM, 130 for Ctrl-C).
 
     On the first signal the server stops accepting, closes idle connections and finishes the answers
-    in progress (tiles being rendered included), for at most ``grace`` seconds; a second signal stops
-    it at once. Signals are caught only when called from the main thread. ``on_stop`` (default: stop the
-    tile service) runs once the server has stopped serving."""
+    in progress (the batch of tiles being rendered; tiles not begun are dropped), for at most ``grace``
+    seconds; a second signal stops it at once. Signals are caught only when called from the main thread.
+    ``on_stop`` (default: stop the tile service) runs once the server has stopped serving."""
     got: list[int] = []
 
     def on_signal(signum, _frame) -> None:
@@ -232,7 +241,7 @@ def serve_until_stopped(server: EventServer, grace: float = 30.0, on_stop: Calla
         (on_stop or server.service.stop)()
         for sig, handler in old.items():
             signal.signal(sig, handler)
-    return 128 + signal.SIGTERM if got and got[0] == signal.SIGTERM else 0
+    return 128 + got[0] if got else 0  # 143 for SIGTERM, 130 for Ctrl-C, like every other subcommand
 
 
 def exposure_note(server: TileServer) -> str | None:
@@ -261,6 +270,11 @@ def serve(cfg: Config, *, host: str = "127.0.0.1", port: int = 8000, tile: int |
     """Check the settings (UserError), bind, call ``on_ready(server)``, serve until stopped (:func:`bigcppn.serve`)."""
     if cfg.output.depth != 8:
         raise UserError("pyramid tiles are 8-bit; leave out --depth 16 (or output.depth)")
+    if cfg.output.cmyk:
+        raise UserError("served tiles are RGB for screens; leave out output.cmyk (CMYK is for print files)")
+    if not host.strip():
+        raise UserError("--host '' would listen on every interface; give an address (127.0.0.1 for this "
+                        "machine only, 0.0.0.0 for every interface)")
     quality = quality if quality is not None else cfg.output.quality
     if not 1 <= quality <= 100:
         raise UserError(f"--quality must be between 1 and 100, got {quality}")

@@ -22,7 +22,7 @@ from http import HTTPStatus
 from typing import Callable
 from urllib.parse import urlsplit
 
-__all__ = ["Request", "Response", "Pending", "Limits", "Counters", "Reject", "Connection", "Waker", "parse_head",
+__all__ = ["Request", "Response", "Pending", "PendingBook", "read_while_waiting", "Limits", "Counters", "Reject", "Connection", "Waker", "parse_head",
            "encode_head", "error_response", "is_loopback", "raise_fd_limit", "connection_cap", "listen",
            "READ", "BUSY", "WRITE", "LINGER", "CLOSED"]
 
@@ -60,6 +60,7 @@ class Pending:
 
     future: Future
     then: Callable[[Future], Response]
+    cancel: Callable[[], None] | None = None  # the client went away before its answer: drop work not begun
 
 
 @dataclass
@@ -74,6 +75,9 @@ class Limits:
     # methods answered; others get 405 (known) or 501. An application that changes state (bigcppn explore)
     # adds POST; request bodies stay refused, so its parameters travel in the query string.
     methods: tuple[str, ...] = ("GET", "HEAD", "OPTIONS")
+    # requests waiting for an answer (a tile being rendered): from one client address, and in all
+    max_pending_per_client: int = 64
+    max_pending: int = 1024
 
 
 def error_response(status: int, why: str, headers: list | None = None) -> Response:
@@ -117,12 +121,13 @@ READ, BUSY, WRITE, LINGER, CLOSED = range(5)
 class Connection:
     """One client's socket and where the loop is with it."""
 
-    __slots__ = ("sock", "peer", "state", "events", "inbuf", "out", "since", "deadline", "keep", "req",
+    __slots__ = ("sock", "peer", "address", "state", "events", "inbuf", "out", "since", "deadline", "keep", "req",
                  "t0", "close_after", "__weakref__")
 
     def __init__(self, sock: socket.socket, addr: tuple) -> None:
         self.sock = sock
         self.peer = f"[{addr[0]}]:{addr[1]}" if ":" in addr[0] else f"{addr[0]}:{addr[1]}"
+        self.address = addr[0]
         self.state, self.events = READ, 0
         self.inbuf = bytearray()
         self.out = memoryview(b"")
@@ -282,7 +287,64 @@ class Counters:
     evicted: int = 0  # idle connections closed to make room
     timed_out: int = 0
     gone: int = 0  # clients that went away mid-request or mid-answer
+    abandoned: int = 0  # of which went away while their answer was being made (its work dropped)
+    busy: int = 0  # 503: too many requests waiting, from the client or in all
     peak_open: int = 0
+
+
+class PendingBook:
+    """The connections waiting for a :class:`Pending` answer, counted by client address and in all."""
+
+    def __init__(self, limits: "Limits") -> None:
+        self.limits = limits
+        self.waiting: dict = {}  # Connection -> Pending
+        self.by_address: dict[str, int] = {}
+
+    def refusal(self, address: str, counters: "Counters") -> Response | None:
+        """The 503 for a new request from ``address`` when too many wait for their answer, or None."""
+        if self.by_address.get(address, 0) >= self.limits.max_pending_per_client:
+            why = f"{self.limits.max_pending_per_client} requests of this client are still being answered"
+        elif len(self.waiting) >= self.limits.max_pending:
+            why = f"{self.limits.max_pending} requests are still being answered"
+        else:
+            return None
+        counters.busy += 1
+        return error_response(503, f"{why}; retry later", [("Retry-After", "1")])
+
+    def add(self, conn: "Connection", pending: Pending) -> None:
+        self.waiting[conn] = pending
+        self.by_address[conn.address] = self.by_address.get(conn.address, 0) + 1
+
+    def done(self, conn: "Connection", cancel: bool = False) -> None:
+        """``conn``'s answer is no longer awaited: given, or (``cancel``) the connection closed before it."""
+        pending = self.waiting.pop(conn, None)
+        if pending is not None and cancel and pending.cancel is not None:
+            pending.cancel()
+        if pending is not None:
+            left = self.by_address[conn.address] - 1
+            if left:
+                self.by_address[conn.address] = left
+            else:
+                del self.by_address[conn.address]
+
+
+def read_while_waiting(conn: "Connection", sel: selectors.BaseSelector, max_head: int) -> bool:
+    """Read a connection that waits for its answer; False when its client closed it (or it failed).
+
+    What the client sends meanwhile (a request behind this one) is kept for
+    later, up to one head's worth; past that the socket is no longer watched.
+    """
+    try:
+        data = conn.sock.recv(65536)
+    except (BlockingIOError, InterruptedError):
+        return True
+    except OSError:
+        return False
+    if data:
+        conn.inbuf += data
+        if len(conn.inbuf) > max_head:
+            conn.watch(sel, 0)
+    return bool(data)
 
 
 def is_loopback(address: str) -> bool:

@@ -11,10 +11,10 @@ woken and sends the answer). What it promises:
   raised to the hard one). Past it the connection that has waited longest for a request (at least
   ``min_evict_age`` s) is closed to make room; when there is none, the newcomer gets 503 with
   Retry-After. Running out of descriptors anyway pauses accepting for a moment, never spins;
-- whatever is not an HTTP/1.x request head (a TLS hello, HTTP/0.9, garbage, NUL bytes, over-long
-  lines or heads, request bodies) is answered 400/405/414/431/501/505 as soon as it is seen, then
-  closed;
-- a client that goes away is one line in the log when verbose, never a traceback;
+- whatever is not an HTTP/1.x request head (a TLS hello, HTTP/0.9, garbage, NUL bytes, over-long lines
+  or heads, request bodies) is answered 400/405/414/431/501/505 as soon as it is seen, then closed;
+- a client that goes away is one line in the log when verbose, never a traceback; one that leaves while its
+  answer is made takes its request back (``Pending.cancel``); past a cap of waiting requests, 503;
 - :meth:`EventServer.drain`: stop accepting, close idle connections, finish the requests in progress.
 """
 
@@ -30,8 +30,10 @@ from collections import OrderedDict, deque
 from http import HTTPStatus
 from typing import Callable
 
-from .httpbase import (BUSY, LINGER, READ, WRITE, Connection, Counters, Limits, Pending, Reject, Request, Response,
-                       Waker, connection_cap, encode_head, error_response, listen, parse_head, raise_fd_limit)
+from .httpbase import (BUSY, LINGER, READ, WRITE, Connection, Counters, Limits, Pending, PendingBook, Reject,
+                       Request, Response,
+                       Waker, connection_cap, encode_head, error_response, listen, parse_head, raise_fd_limit,
+                       read_while_waiting)
 
 __all__ = ["EventServer"]
 
@@ -53,6 +55,7 @@ class EventServer:
         self._reading: OrderedDict[Connection, None] = OrderedDict()  # oldest first
         self._other: set[Connection] = set()  # writing or lingering: deadlines swept
         self._done: deque = deque()  # (connection, Pending) finished by other threads
+        self._book = PendingBook(self.limits)  # connections waiting for a Pending answer
         self._again: deque = deque()  # connections holding a request sent behind the last one
         self._accepting = False
         self._resume_at = 0.0
@@ -143,6 +146,9 @@ class EventServer:
                 self._write(conn)
             elif conn.state == LINGER:
                 self._linger_read(conn)
+            elif conn.state == BUSY and not read_while_waiting(conn, self._sel, self.limits.max_head):
+                self.counters.abandoned += 1  # closed by its client: its work is dropped (in _close)
+                self._gone(conn, None, "before its answer")
 
     def _listen_on(self) -> None:
         if not self._accepting and self.socket.fileno() >= 0 and self._drain_by is None:
@@ -278,6 +284,10 @@ class EventServer:
         conn.watch(self._sel, 0)
         conn.state, conn.req, conn.t0 = BUSY, req, time.monotonic()
         conn.keep = req.keep_alive
+        refusal = self._book.refusal(conn.address, self.counters)
+        if refusal is not None:  # a crowd of requests from this client, or in all: it asks again later
+            self._respond(conn, refusal)
+            return
         try:
             out = self.app(req)
         except Exception as exc:  # a bug: answered 500, logged in one line, the server goes on
@@ -285,7 +295,9 @@ class EventServer:
         if isinstance(out, Pending):
             if out.future.done():
                 self._respond(conn, self._then(out))
-            else:
+            else:  # watched meanwhile: a client that closes its connection takes its request back
+                self._book.add(conn, out)
+                conn.watch(self._sel, selectors.EVENT_READ)
                 out.future.add_done_callback(lambda _f, c=conn, p=out: self._post(c, p))
         else:
             self._respond(conn, out)
@@ -317,6 +329,7 @@ class EventServer:
         return error_response(500, type(exc).__name__)
 
     def _respond(self, conn: Connection, resp: Response) -> None:
+        self._book.done(conn)
         req = conn.req
         close = resp.close or not conn.keep or self._drain_by is not None or self._drain_asked
         head = encode_head(resp, self.name, close, keep_alive=req is not None and req.version == "HTTP/1.0")
@@ -380,6 +393,7 @@ class EventServer:
         self._close(conn)
 
     def _close(self, conn: Connection) -> None:
+        self._book.done(conn, cancel=True)
         conn.close(self._sel)
         self._conns.discard(conn)
         self._reading.pop(conn, None)

@@ -19,7 +19,7 @@ from ..network.backend import Backend
 from ..pyramid.grid import Pyramid
 from ..pyramid.images import encode_tile
 
-__all__ = ["TileCache", "TileService", "ServeStats"]
+__all__ = ["TileCache", "TileService", "ServeStats", "Stopping"]
 
 
 class TileCache:
@@ -72,7 +72,12 @@ class ServeStats:
     largest_batch: int = 0
     errors: int = 0
     render_seconds: float = 0.0
+    dropped: int = 0  # tiles no client awaited any more by the time their turn came
     batch_sizes: deque = field(default_factory=lambda: deque(maxlen=4096))  # the latest
+
+
+class Stopping(RuntimeError):
+    """The server stopped before the tile's turn came."""
 
 
 class TileService:
@@ -91,6 +96,7 @@ class TileService:
         self.stats = ServeStats()
         self._queue: queue.Queue = queue.Queue()
         self._inflight: dict = {}
+        self._wanted: dict = {}  # key -> how many requests wait for it, until the device thread takes it
         self._lock = threading.Lock()
         self._encoders = ThreadPoolExecutor(max(1, encoders), thread_name_prefix="bigcppn-encode")
         self._cpu_pool = None
@@ -115,7 +121,7 @@ class TileService:
             pending, self._inflight = list(self._inflight.values()), {}
         for f in pending:  # whoever still waits is told, not left hanging
             if not f.done():
-                f.set_exception(RuntimeError("the server is stopping"))
+                f.set_exception(Stopping("the server is stopping; retry later"))
         self._encoders.shutdown(wait=True, cancel_futures=True)
         if self._cpu_pool is not None:
             self._cpu_pool.shutdown(wait=True, cancel_futures=True)
@@ -151,12 +157,45 @@ class TileService:
             return f
         with self._lock:
             f = self._inflight.get(key)
+            if key in self._wanted:
+                self._wanted[key] += 1
             if f is not None:
                 return f
             f = Future()
             self._inflight[key] = f
+            self._wanted[key] = 1
         self._queue.put(key)
         return f
+
+    def release(self, level: int, col: int, row: int) -> None:
+        """One request of this tile is no longer awaited (its client left): a tile that no one awaits any
+        more and that is not being rendered yet is dropped from the queue (its future cancelled)."""
+        key = (level, col, row)
+        with self._lock:
+            left = self._wanted.get(key, 0) - 1
+            if left > 0:
+                self._wanted[key] = left
+                return
+            if self._wanted.pop(key, None) is None:
+                return  # taken by the device thread already: it finishes, and the tile is cached
+            f = self._inflight.pop(key, None)
+        self.stats.dropped += 1
+        if f is not None:
+            f.cancel()
+
+    def drop_queued(self) -> None:
+        """Fail every request whose tile is not being rendered yet (the server is stopping)."""
+        with self._lock:
+            doomed = [(k, self._inflight.pop(k, None)) for k in list(self._wanted)]
+            self._wanted.clear()
+        for _key, f in doomed:
+            if f is not None and not f.done():
+                f.set_exception(Stopping("the server is stopping; retry later"))
+
+    def _take(self, key) -> bool:
+        """Whether the device thread should render ``key`` (someone still awaits it); marks it taken."""
+        with self._lock:
+            return self._wanted.pop(key, None) is not None
 
     def get(self, level: int, col: int, row: int, timeout: float | None = 120) -> bytes:
         return self.request(level, col, row).result(timeout)
@@ -174,6 +213,8 @@ class TileService:
             if key is None:
                 self._queue.put(None)
                 break
+            if not self._take(key):
+                continue
             keys.append(key)
             samples += self._samples(key)
         return keys
@@ -190,6 +231,8 @@ class TileService:
             first = self._queue.get()
             if first is None:
                 return
+            if not self._take(first):
+                continue  # its clients left before it was begun
             keys = self._gather(first)
             tiles = [self.pyramid.tile_at(*k) for k in keys]
             t0 = time.perf_counter()

@@ -49,3 +49,63 @@ def test_a_signal_to_a_contact_sheet_leaves_nothing(tmp_path, signame, code):
     assert proc.returncode == code, err
     assert len(err.strip().splitlines()) == 1 and "no file was written" in err
     assert list(Path(tmp_path).iterdir()) == []
+
+
+EARLY = """
+import os, signal, sys
+import argparse
+real = argparse.ArgumentParser.parse_known_args
+
+
+def parse_known_args(self, *a, **k):  # SIGTERM while the arguments are parsed
+    os.kill(os.getpid(), signal.SIGTERM)
+    return real(self, *a, **k)
+
+
+argparse.ArgumentParser.parse_known_args = parse_known_args
+sys.argv = ["bigcppn", "plan", "--width", "64"]
+from bigcppn.cli import entry
+entry()
+"""
+
+
+def test_sigterm_while_the_arguments_are_parsed_exits_143_in_one_line():
+    proc = subprocess.run([sys.executable, "-c", EARLY], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 143, proc.stderr
+    assert proc.stderr.strip().splitlines() == ["bigcppn: terminated; nothing was done"]
+
+
+IN_CALLBACK = """
+import os, signal, sys, threading
+from bigcppn import cli
+
+got = []
+cli.signal.signal(signal.SIGTERM, cli._on_signal)
+
+
+def logging_inside():  # what pyvips' log handler calls (the logging module): the signal lands here
+    os.kill(os.getpid(), signal.SIGTERM)
+    for _ in range(2000):  # the handler runs here, inside the callback
+        pass
+    got.append("callback returned")
+
+
+# a function of pyvips' name and module, as libvips calls it through cffi
+ns = {"__name__": "pyvips", "logging_inside": logging_inside}
+exec(compile("def _log_handler_callback():\\n    logging_inside()\\n", "pyvips/__init__.py", "exec"), ns)
+try:
+    ns["_log_handler_callback"]()
+    threading.Event().wait(30)  # the signal comes again, out of the callback
+    got.append("not raised")
+except cli.Terminated:
+    got.append("raised after")
+print(got)
+"""
+
+
+def test_a_signal_inside_a_libvips_callback_is_raised_once_out_of_it():
+    """Raised inside a callback from libvips, it would be printed as "Exception ignored" and lost (the sheet
+    then wrote its file anyway, 1 run in 10): it is sent again and raised where Python code can catch it."""
+    proc = subprocess.run([sys.executable, "-c", IN_CALLBACK], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip() == "['callback returned', 'raised after']", proc.stdout + proc.stderr
+    assert "Exception ignored" not in proc.stderr

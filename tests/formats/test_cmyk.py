@@ -159,13 +159,24 @@ def test_intents_differ(tmp_path):
     ("a.tif", ["--cmyk", "NOTICC"], "not an ICC profile"),
     ("a.tif", ["--intent", "perceptual"], "--intent is the rendering intent of the CMYK conversion"),
     ("a.jpg", ["--set", "output.cmyk=cmyk", "--set", "output.intent=vivid"], "output.intent 'vivid' is unknown"),
+    # read like any untrusted file, then checked by LittleCMS, all before rendering (issue 21, 4.1)
+    ("a.tif", ["--cmyk", "/dev/zero"], "'/dev/zero' is not a regular file"),
+    ("a.pdf", ["--cmyk", "FIFO"], "is not a regular file"),
+    ("a.jpg", ["--set", 'output.cmyk="\\u0000"'], "a file name cannot hold a NUL byte"),
+    ("a.tif", ["--cmyk", "FAKE"], "LittleCMS cannot use this profile"),
+    ("a.tif", ["--cmyk", "DISPLAY"], "not an output (printer) profile"),
 ])
 def test_cmyk_refused(tmp_path, capsys, name, args, message):
     out = tmp_path / "out"
     out.mkdir()
     (tmp_path / "SRGB").write_bytes(srgb_profile())
     (tmp_path / "NOTICC").write_bytes(b"\0" * 200)
-    args = [str(tmp_path / a) if a in ("SRGB", "NOTICC") else a for a in args]
+    os.mkfifo(tmp_path / "FIFO")  # nobody writes it: reading it would hang
+    cmyk = builtin_profile("cmyk")
+    (tmp_path / "FAKE").write_bytes(cmyk[:128] + b"\0" * 4)  # a header alone: 132 bytes
+    (tmp_path / "DISPLAY").write_bytes(cmyk[:12] + b"mntr" + cmyk[16:])
+    files = ("SRGB", "NOTICC", "FIFO", "FAKE", "DISPLAY")
+    args = [str(tmp_path / a) if a in files else a for a in args]
     cwd = os.getcwd()
     os.chdir(tmp_path)
     try:

@@ -138,18 +138,25 @@ def _interpret(cases: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def interpreted():
-    out = _interpret(CASES)
-    # Seen once (CI run of 2026-11-30, the sin-tanh case 195 levels off, never reproduced in 40 runs since):
-    # a case off by more than a level is run again in a fresh interpreter, loudly; it must agree then.
-    off = {k: v for k, v in CASES.items() if out.get(k, {}).get("max_levels", 0) > 1}
-    if off:
-        import warnings
+    """The interpreted kernel's answers, from one run: a disagreement fails at once (issue 21, section 6).
 
-        warnings.warn(f"the interpreted kernel disagreed on {sorted(off)} ({[out[k]['max_levels'] for k in off]} "
-                      "levels); running those cases again", RuntimeWarning)
-        again = _interpret(off)
-        out.update({k: again[k] for k in off})
-    return out
+    This used to run a case off by more than a level again and keep the second answer, so a kernel wrong
+    one time in ten would pass. One miss is on record (CI run of 2026-11-30, the sin-tanh case 195 levels
+    off, not reproduced in 40 runs since); its cause is not known. Should it come back, the failure names
+    the case and how many levels apart it was.
+    """
+    return _answers(CASES)
+
+
+def _answers(cases: dict, interpret=None) -> dict:
+    """What the kernel tests judge: the first run's answers, never replaced by a second run's."""
+    return (interpret or _interpret)(cases)
+
+
+def test_a_disagreement_is_not_hidden_by_a_second_run():
+    """A kernel wrong one time in ten: its first, wrong answer is the one judged."""
+    runs = iter([{"sin-tanh": {"max_levels": 195}}, {"sin-tanh": {"max_levels": 0}}])
+    assert _answers({"sin-tanh": {}}, lambda cases: next(runs))["sin-tanh"]["max_levels"] == 195
 
 
 @pytest.mark.triton

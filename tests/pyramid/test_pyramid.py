@@ -181,6 +181,7 @@ def test_grey_pyramid(tmp_path):
     (["--base-url", "http://x/y"], "--base-url is for the iiif3 layout"),
     (["--layout", "iiif3", "--base-url", "ftp://x"], "must be an http(s) URL"),
     (["--depth", "16"], "pyramid tiles are 8-bit"),
+    (["--set", 'output.cmyk="cmyk"'], "leave out output.cmyk"),  # (was silently ignored: issue 21, 5.3)
     (["--set", "network.hidden=[0]"], "network.hidden"),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys, args, message):

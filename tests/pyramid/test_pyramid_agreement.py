@@ -89,7 +89,8 @@ def test_base_level_is_identical_and_lower_levels_agree(usual_road, tmp_path_fac
     assert two[base - 1] >= 50.0
 
 
-def test_jpeg_base_tiles_are_the_same_bytes(tmp_path_factory):
+def test_jpeg_base_tiles_of_render_and_pyramid_decode_to_the_same_pixels(tmp_path_factory):
+    """(Was ..._are_the_same_bytes: it compares decoded pixels, not the files' bytes.)"""
     d = tmp_path_factory.mktemp("jpeg")
     assert run("render", "-o", d / "r.dzi", "--width", 600, "--height", 300, "--seed", SEED, "-q") == 0
     assert run("pyramid", "-o", d / "p.dzi", "--width", 600, "--height", 300, "--seed", SEED, "-q") == 0

@@ -274,6 +274,8 @@ def test_levels_past_the_base_are_limited_by_float64(capsys):
     (["-o", "x.dzi"], "serve writes no file"),
     (["--port", "70000"], "--port must be between"),
     (["--quality", "101"], "--quality must be between"),
+    (["--set", 'output.cmyk="cmyk"'], "leave out output.cmyk"),  # (issue 21, 5.3: both were accepted)
+    (["--host", ""], "--host '' would listen on every interface"),
 ])
 def test_serve_bad_input(capsys, args, message):
     assert cli.main(["serve", "--width", "64", "--height", "64", *args]) == 2
@@ -305,5 +307,5 @@ def test_the_command_binds_loopback_answers_and_stops_on_ctrl_c():
     finally:
         proc.send_signal(signal.SIGINT)
         _out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
+    assert proc.returncode == 130, err  # like every other subcommand (issue 21, 5.2: it was 0)
     assert "stopped after" in err

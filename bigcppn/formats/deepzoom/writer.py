@@ -365,7 +365,10 @@ class DeepZoomWriter:
         self._closed = True
         self._pool.shutdown(wait=True, cancel_futures=True)
         if self._zip is not None:
-            self._zip.close()
+            try:
+                self._zip.close()
+            except OSError:
+                pass  # a full disk: the zip is given up anyway, and the error path must not fail
 
     def _add(self, name: str, data: bytes) -> None:
         self._zip.writestr(szi_entry(name), data)

@@ -1,4 +1,9 @@
-"""Every single-image format holds the rendered pixels: lossless ones exactly, lossy ones closely."""
+"""Every single-image format's writer holds the rendered pixels: lossless ones exactly, lossy ones closely.
+
+(Was test_formats_agree.) The reference is ``render_array`` from the same renderer, so this checks the
+writers, not the picture: the picture itself is checked against an independent float64 reference in
+tests/network/test_model.py and by the golden outputs (benchmarks/golden.py).
+"""
 
 from __future__ import annotations
 
@@ -25,7 +30,7 @@ CASES = [  # (file name, --set overrides, the least PSNR in dB: None = lossless,
 
 
 @pytest.mark.parametrize("name,sets,least", CASES, ids=[f"{n}{s}" for n, s, _ in CASES])
-def test_the_file_holds_the_rendered_pixels(tmp_path, name, sets, least):
+def test_the_writer_holds_the_pixels_the_same_renderer_made(tmp_path, name, sets, least):
     cfg = bigcppn.load_config(None, ["seed=4", "canvas.width=150", "canvas.height=100", "render.device=cpu",
                                      "render.tile=32", *sets])
     want = bigcppn.render_array(cfg)

@@ -1,0 +1,113 @@
+"""A crowded server (issue 21, 5.1): requests of clients that left are not rendered, a crowd gets 503, and
+stopping finishes only the batch being rendered.
+
+The device thread is held at its first batch (an Event, never a timing) while the crowd comes.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+import torch
+
+from bigcppn.server.app import make_server
+from bigcppn.server.httpbase import Limits
+
+from conftest import small_config
+
+
+@pytest.fixture
+def held():
+    """A serving server whose device thread blocks in its first batch until ``gate`` is set."""
+    srv = make_server(small_config(300, 200, seed=5), port=0, device=torch.device("cpu"),
+                      limits=Limits(max_pending_per_client=20))
+    svc, gate, entered = srv.service, threading.Event(), threading.Event()
+    real = svc.sampler.render_many
+
+    def render_many(*args, **kw):
+        entered.set()
+        assert gate.wait(60)
+        return real(*args, **kw)
+
+    svc.sampler.render_many = render_many
+    t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    t.start()
+    yield srv, gate, entered
+    gate.set()
+    srv.shutdown(5)
+    srv.server_close()
+    svc.stop()
+
+
+def tile(srv, n: int) -> str:
+    level = srv.service.pyramid.base_level.index + 9  # (600 columns)
+    return f"/image_files/{level}/{n}_1.{srv.service.pyramid.ext}"
+
+
+def ask(srv, path: str) -> socket.socket:
+    s = socket.create_connection(srv.server_address[:2], timeout=60)
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+    return s
+
+
+def status(s: socket.socket) -> int:
+    head = b""
+    while b"\r\n" not in head:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        head += chunk
+    s.close()
+    return int(head.split()[1])
+
+
+def until(cond, what: str) -> None:
+    deadline = time.monotonic() + 60
+    while not cond():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
+
+
+def test_requests_whose_clients_closed_are_dropped_not_rendered(held):
+    srv, gate, entered = held
+    srv.limits.max_pending_per_client = 1000
+    first = ask(srv, tile(srv, 0))
+    assert entered.wait(60)  # the device thread is in its first batch
+    n = 60
+    for i in range(1, n + 1):  # connect, ask, close
+        ask(srv, tile(srv, i)).close()
+    until(lambda: srv.counters.abandoned == n, "the server saw every client leave")
+    gate.set()
+    assert status(first) == 200
+    assert status(ask(srv, tile(srv, 500))) == 200  # a normal tile after the crowd
+    stats = srv.service.stats
+    assert stats.dropped == n and stats.tiles_rendered == 2, stats
+
+
+def test_a_crowd_from_one_client_gets_503_with_retry_after(held):
+    srv, gate, entered = held
+    waiting = [ask(srv, tile(srv, i)) for i in range(20)]  # the cap per client
+    assert entered.wait(60)
+    until(lambda: len(srv._book.waiting) == 20, "all twenty wait")
+    extra = ask(srv, tile(srv, 50))
+    head = extra.recv(4096)
+    assert head.startswith(b"HTTP/1.1 503") and b"Retry-After: 1" in head and b"of this client" in head
+    gate.set()
+    assert [status(s) for s in waiting] == [200] * 20
+
+
+def test_stopping_finishes_the_batch_in_progress_and_drops_the_rest(held):
+    srv, gate, entered = held
+    first = ask(srv, tile(srv, 0))
+    assert entered.wait(60)
+    queued = [ask(srv, tile(srv, i)) for i in range(1, 11)]
+    until(lambda: len(srv._book.waiting) == 11, "all eleven wait")
+    srv.drain(5)  # what SIGTERM does
+    until(lambda: srv._drain_by is not None, "the drain began")
+    gate.set()
+    assert status(first) == 200
+    assert [status(s) for s in queued] == [503] * 10
+    assert srv.service.stats.tiles_rendered == 1
