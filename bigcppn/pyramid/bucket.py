@@ -140,6 +140,10 @@ class BucketPyramidOutput:
     def swap_in(self, new, lock=None) -> None:
         pass
 
+    def finish_commit(self) -> bool:
+        """Nothing to finish: a bucket has no swap (the replacement is made in place, the descriptor last)."""
+        return False
+
     def sweep_partials(self) -> None:
         pass  # an object PUT is atomic: nothing partial is ever visible
 
