@@ -17,7 +17,8 @@ import numpy as np
 
 from .config import Config
 from .errors import RenderError, UserError
-from .estimate.plan import PlanInfo, check_disk, describe
+from .estimate.disk import check_job_disk, free_bytes
+from .estimate.plan import PlanInfo, describe
 from .core.geometry import Window
 from .results import CompletedInterrupt, PyramidResult, RenderResult
 from .job import SEED_FIELD, Job, Sizing, check_overwrite, resolve_config, resolve_job
@@ -86,6 +87,7 @@ def plan(config: ConfigLike = None, path: str | Path | None = None, *, compressi
     """
     from .engines import engine_for
     from .estimate.measure import measure_render
+    from .estimate.sizes import estimate_output
     from .network.strips import pick_device, renderer_for, strip_workers
 
     engine = engine_for(executor, workers=workers, planning=True)
@@ -94,7 +96,8 @@ def plan(config: ConfigLike = None, path: str | Path | None = None, *, compressi
     device = pick_device(job.config.render.device)
     renderer, p = renderer_for(job.config, device)
     rates = measure_render(job, renderer, p, strip_workers(device, job.config.render.workers)) if measure else None
-    return replace(describe(job, p, device.type, rates), ray=ray)
+    size = estimate_output(job, renderer) if measure else None
+    return replace(describe(job, p, device.type, rates, size), ray=ray)
 
 
 def _checked_job(cfg: Config, path, compression, quality, overwrite: bool) -> Job:
@@ -110,9 +113,17 @@ def _checked_job(cfg: Config, path, compression, quality, overwrite: bool) -> Jo
     return job
 
 
-def _disk_needed(job: Job) -> int:
-    c, out = job.config.canvas, job.config.output
-    return job.fmt.disk_needed(c.width, c.height, job.config.network.bands, out)
+def _rendered(engine, job: Job, progress, session=None) -> RenderResult:
+    """``engine.render``, a full disk told in one line (libvips' savers say only that they could not write)."""
+    from .estimate.disk import no_space_error
+
+    try:
+        return engine.render(job, progress, session) if session is not None else engine.render(job, progress)
+    except (RenderError, OSError) as exc:
+        full = no_space_error(exc, job.output)
+        if full is None:
+            raise
+        raise full from exc
 
 
 def render_file(config: ConfigLike, path: str | Path | None = None, *, compression: str | None = None,
@@ -139,8 +150,8 @@ def render_file(config: ConfigLike, path: str | Path | None = None, *, compressi
     engine = engine_for(executor, ray_address, workers)
     job = _checked_job(engine.configure(as_config(config), workers), path, compression, quality, overwrite)
     engine.check(job)
-    check_disk(job.output, _disk_needed(job))
-    return engine.render(job, progress)
+    check_job_disk(job)
+    return _rendered(engine, job, progress)
 
 
 def render_series(config: ConfigLike, path: str | Path | None, seeds: Sequence[int], *,
@@ -173,19 +184,17 @@ def render_series(config: ConfigLike, path: str | Path | None, seeds: Sequence[i
     engine.check(jobs[0])  # every job has the same format and settings
     for job in jobs:
         check_network(job.config)  # each seed's network: none may overflow
-    needed: dict[Path, tuple[Path, int]] = {}  # folder: (an output in it, bytes of all its outputs)
+    free: dict[Path, int] = {}  # folder: free bytes left once the outputs before are counted
     for job in jobs:
-        first, n = needed.get(job.output.parent, (job.output, 0))
-        needed[job.output.parent] = (first, n + _disk_needed(job))
-    for first, n in needed.values():
-        check_disk(first, n)
+        left = free.setdefault(job.output.parent, free_bytes(job.output))
+        free[job.output.parent] = left - check_job_disk(job, free=left)
     total = sum(j.config.canvas.width * j.config.canvas.height for j in jobs)
     results: list[RenderResult] = []
     with engine.session() as session:
         for job in jobs:
             before = sum(r.width * r.height for r in results)
             per_file = (lambda done, _n, b=before: progress(b + done, total)) if progress else None
-            results.append(engine.render(job, per_file, session))
+            results.append(_rendered(engine, job, per_file, session))
             if on_done is not None:
                 on_done(results[-1])
     return results
@@ -241,6 +250,7 @@ def render_pyramid(config: ConfigLike, path: str | Path | None = None, *, layout
     import pyvips
 
     from .engines import engine_for
+    from .estimate.disk import check_pyramid_disk
     from .pyramid.render import PyramidHooks
     from .pyramid.render import render_pyramid as run
     from .pyramid.request import resolve_pyramid_request
@@ -250,7 +260,7 @@ def render_pyramid(config: ConfigLike, path: str | Path | None = None, *, layout
         engine.configure(as_config(config), workers), path, layout=layout, tile=tile, overlap=overlap,
         format=format, quality=quality, supersample=supersample, base_url=base_url, max_size=max_size,
         overwrite=overwrite)
-    request.check_disk()
+    check_pyramid_disk(request)
     runner = engine.pyramid(request.config)
     try:
         stats = run(request, runner, PyramidHooks(on_start, on_tile, progress))
@@ -275,6 +285,7 @@ def plan_pyramid(config: ConfigLike = None, path: str | Path | None = None, *, l
     """
     from .estimate.plan import describe_pyramid
     from .estimate.measure import measure_pyramid
+    from .estimate.sizes import estimate_pyramid
     from .pyramid.local import job_pixels
     from .pyramid.request import resolve_pyramid_request
     from .pyramid.worklist import work_list
@@ -293,7 +304,8 @@ def plan_pyramid(config: ConfigLike = None, path: str | Path | None = None, *, l
     work = work_list(request.pyramid, job_pixels(renderer, p_plan, supersample), done)
     workers = strip_workers(device, cfg.render.workers)
     rates = measure_pyramid(request, renderer, p_plan, workers) if measure else None
-    return describe_pyramid(request, work, state, device.type, rates)
+    size = estimate_pyramid(request, renderer) if measure else None
+    return describe_pyramid(request, work, state, device.type, rates, size)
 
 
 def serve(config: ConfigLike = None, *, host: str = "127.0.0.1", port: int = 8000, tile: int | None = None,

@@ -11,6 +11,8 @@ from ..config import Config
 from ..errors import RenderError, UserError
 from ..job import Sizing, resolve_config
 
+MAX_PRINT_DPI = 2400  # the finest a print user asks for (imagesetters: 2400-2540); above it, --force
+
 __all__ = ["LazyBar", "Parser", "positive_int", "seed_value", "add_config_options", "add_sizing_options",
            "add_overwrite_option", "config_from", "add_executor_options", "executor_kwargs", "Terminated",
            "run_reporting"]
@@ -72,6 +74,9 @@ def add_sizing_options(p: argparse.ArgumentParser, width_help: str = "canvas wid
     pr.add_argument("--landscape", action="store_true", help="turn the paper so its long side is horizontal")
     pr.add_argument("--bleed", metavar="LEN",
                     help="extend the picture past the trim edge on every side, e.g. 3mm or 0.125in")
+    pr.add_argument("--force", action="store_true",
+                    help=f"accept a DPI over {MAX_PRINT_DPI} (more than presses and printers resolve: usually "
+                         "a typo that makes a render of hours)")
 
 
 def add_overwrite_option(p: argparse.ArgumentParser, what: str = "OUT when it exists") -> None:
@@ -112,6 +117,9 @@ def config_from(args: argparse.Namespace) -> Config:
     cfg = resolve_config(get("config"), from_image=get("from_image"), overrides=get("overrides", []),
                          sizing=sizing, seed=get("seed"), depth=get("depth"), tile=get("tile"),
                          device=get("device"), output=output)
+    if cfg.canvas.dpi > MAX_PRINT_DPI and not get("force", False) and (get("dpi") or get("size")):
+        raise UserError(f"--dpi {cfg.canvas.dpi:g} is over {MAX_PRINT_DPI}, more than presses and printers "
+                        f"resolve ({cfg.canvas.width}x{cfg.canvas.height} px); give a lower --dpi, or add --force")
     if get("intent") and not cfg.output.cmyk:
         raise UserError("--intent is the rendering intent of the CMYK conversion; give --cmyk too")
     return cfg

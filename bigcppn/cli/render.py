@@ -75,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
             bar.close()
         return 0
     name = Path(args.output).name if args.output else default_name(cfg)
+    if not args.quiet:
+        _warn_if_long(cfg, args)
     bar = LazyBar(disable=args.quiet, desc=name, unit="px", unit_scale=True, unit_divisor=1000)
     result = None
     try:
@@ -92,6 +94,20 @@ def run(args: argparse.Namespace) -> int:
         print(f"bigcppn: interrupted after {result.path} was complete; it is kept", file=sys.stderr)
         return 143 if isinstance(exc, Terminated) else 130
     return 0
+
+
+LONG_PIXELS = 16_000_000  # a canvas this large may take over a minute: plan it first (about a second)
+LONG_SECONDS = 60
+
+
+def _warn_if_long(cfg, args: argparse.Namespace) -> None:
+    """The plan's one-line summary before a render estimated over a minute (a typo'd size shows here)."""
+    if cfg.canvas.width * cfg.canvas.height < LONG_PIXELS:
+        return
+    info = api.plan(cfg, args.output, compression=args.out_compression, quality=args.out_quality,
+                    executor=args.executor, workers=args.workers)
+    if (info.estimated_seconds or 0) > LONG_SECONDS:
+        print(f"bigcppn: {info.summary()}", file=sys.stderr, flush=True)
 
 
 def _wrote(result: api.RenderResult, bar: LazyBar, quiet: bool) -> None:
