@@ -216,6 +216,6 @@ def _canvas_size(s: Sizing, cfg: Config) -> dict:
     if bleed_in is not None:
         # --bleed adds to the picture: the sizes given are the trimmed ones
         trim_w, trim_h = out.get("canvas.width", cw) - 2 * bleed, out.get("canvas.height", ch) - 2 * bleed
-        b = round(bleed_in * dpi)
+        b = bleed_pixels(bleed_in, dpi)
         out = {"canvas.width": trim_w + 2 * b, "canvas.height": trim_h + 2 * b, "canvas.bleed": b}
     return out

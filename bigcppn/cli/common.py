@@ -112,6 +112,7 @@ def config_from(args: argparse.Namespace) -> Config:
                     landscape=get("landscape", False), bleed=get("bleed"))
     output = {key: value for key, value in (("pyramid", False if get("flat") else None),
                                             ("crop_marks", True if get("crop_marks") else None),
+                                            ("pdfx", "x4" if get("pdfx") else None),
                                             ("cmyk", get("cmyk")), ("intent", get("intent")))
               if value is not None}
     cfg = resolve_config(get("config"), from_image=get("from_image"), overrides=get("overrides", []),

@@ -43,6 +43,9 @@ def add_render_options(p: argparse.ArgumentParser) -> None:
     pr.add_argument("--intent", choices=INTENTS,
                     help="rendering intent of the CMYK conversion (default relative, with black point "
                          "compensation; output.intent)")
+    pr.add_argument("--pdfx", action="store_true",
+                    help="PDF: write PDF/X-4 (a printer output intent, dates, version keys; the default with "
+                         "--cmyk; output.pdfx=x4, or off)")
     pr.add_argument("--crop-marks", action="store_true",
                     help="PDF: crop marks on the trim lines, outside the bleed; the page grows by half an inch a "
                          "side (output.crop_marks=true)")
