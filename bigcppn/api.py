@@ -202,7 +202,7 @@ def render_series(config: ConfigLike, path: str | Path | None, seeds: Sequence[i
 
 def render_sheet(config: ConfigLike, path: str | Path, seeds: Sequence[int] | str, *, cell: int = 256,
                  columns: int | None = None, aspect: float | None = None, overwrite: bool = False,
-                 quality: int | None = None) -> RenderResult:
+                 quality: int | None = None, progress: Callable[[int, int], None] | None = None) -> RenderResult:
     """A contact sheet: one labelled thumbnail per seed, in one batched pass.
 
     ``seeds`` is a list or text such as ``"0-15"``; ``aspect`` (width / height)
@@ -215,7 +215,7 @@ def render_sheet(config: ConfigLike, path: str | Path, seeds: Sequence[int] | st
     if isinstance(seeds, str):
         seeds = parse_seeds(seeds)
     return run(as_config(config), path, list(seeds), cell, columns, aspect=aspect, overwrite=overwrite,
-               quality=quality)
+               quality=quality, progress=progress)
 
 
 def render_pyramid(config: ConfigLike, path: str | Path | None = None, *, layout: str = "dz",

@@ -189,8 +189,8 @@ def check_overwrite(job: Job, overwrite: bool) -> None:
     there = [p for p in job.fmt.produced(job.output) if p.exists() or p.is_symlink()]
     if there:
         what = job.output if job.output in there else there[0]
-        raise UserError(f"'{what}' already exists; add --overwrite to replace it (the old one stays until the "
-                        "new one is complete), or choose another -o")
+        raise UserError(f"'{what}' already exists; add --overwrite to replace it (overwrite=True from Python; "
+                        "the old one stays until the new one is complete), or choose another -o")
 
 
 def _canvas_size(s: Sizing, cfg: Config) -> dict:

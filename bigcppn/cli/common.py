@@ -108,6 +108,10 @@ def executor_kwargs(args: argparse.Namespace) -> dict:
 def config_from(args: argparse.Namespace) -> Config:
     """The resolved config of a subcommand's arguments (options a subcommand lacks count as not given)."""
     get = lambda name, default=None: getattr(args, name, default)  # noqa: E731
+    cmyk = get("cmyk")
+    if cmyk and get("config") is None and cmyk.lower().endswith(".toml"):  # --cmyk took the config as its profile
+        raise UserError(f"--cmyk took '{cmyk}' as its ICC profile; put the config first: "
+                        f"bigcppn {get('command', 'render')} {cmyk} --cmyk [PROFILE.icc] ...")
     sizing = Sizing(width=get("width"), height=get("height"), size=get("size"), dpi=get("dpi"),
                     landscape=get("landscape", False), bleed=get("bleed"))
     output = {key: value for key, value in (("pyramid", False if get("flat") else None),

@@ -99,6 +99,8 @@ class Format:
     max_inches: float = 0.0
     # A grey picture embeds libvips' sGrey profile (WebP cannot hold a grey profile).
     grey_profile: bool = True
+    # A print page that holds the picture (PDF), not a picture file itself: no contact sheets.
+    page: bool = False
 
     @property
     def label(self) -> str:

@@ -45,6 +45,9 @@ for _fmt in (TIFF, PNG, JPEG, WEBP, DZI, SZI, PDF):
 def format_for(path: str | Path) -> Format:
     """The output format named by a path's extension; UserError for a name the file system cannot encode."""
     check_output_name(path)
+    if Path(path).is_dir():
+        raise UserError(f"output '{path}' is a folder; give a file name in it, e.g. "
+                        f"-o {Path(path) / 'poster.tif'} (the extension picks the format)")
     ext = Path(path).suffix.lower()
     try:
         return _BY_EXTENSION[ext]

@@ -63,4 +63,4 @@ class PdfFormat(Format):
 
 
 PDF = PdfFormat("pdf", (".pdf",), depths=(8, 16), provenance=PDF_XMP, compressions=("deflate", "jpeg", "none"),
-                cmyk=True, crop_marks=True, max_inches=200.0)
+                cmyk=True, crop_marks=True, max_inches=200.0, page=True)
