@@ -36,7 +36,7 @@ def raw_upper_bound(levels: list[tuple[int, int]], samples: int, bytes_per_sampl
     return int(sum(w * h for w, h in levels) * samples * bytes_per_sample * MARGIN) + (1 << 20)
 
 
-def _refuse(what: str, est, need_low: int, need: int, free: int) -> None:
+def _refuse(what: str, est, need: int, free: int) -> None:
     from .plan import human_size
 
     raise UserError(f"not enough free disk for {what}: about {human_size(need)} needed ({est.describe()}), "
@@ -60,7 +60,7 @@ def check_job_disk(job, free: int | None = None, renderer=None) -> int:
         renderer, _plan = renderer_for(cfg)
     est = estimate_output(job, renderer)
     if fmt.disk_for(est.low, out) > free:
-        _refuse(str(job.output), est, fmt.disk_for(est.low, out), fmt.disk_for(est.bytes, out), free)
+        _refuse(str(job.output), est, fmt.disk_for(est.bytes, out), free)
     return fmt.disk_for(est.bytes, out)
 
 
@@ -69,8 +69,7 @@ def check_pyramid_disk(request, renderer=None) -> None:
     from .sizes import estimate_pyramid
 
     p = request.pyramid
-    root = request.out.root
-    free = shutil.disk_usage(root if root.is_dir() else free_folder(root)).free
+    free = free_bytes(request.out.root / "_")  # (the pyramid's folder, or the nearest one that exists)
     upper = raw_upper_bound([(lv.width, lv.height) for lv in p.levels], request.config.network.bands, 1)
     if upper <= free:
         return
@@ -80,14 +79,7 @@ def check_pyramid_disk(request, renderer=None) -> None:
         renderer, _plan = renderer_for(request.config)
     est = estimate_pyramid(request, renderer)
     if est.low > free:
-        _refuse("the pyramid", est, est.low, est.bytes, free)
-
-
-def free_folder(path: Path) -> Path:
-    p = Path(path).absolute().parent
-    while not p.exists() and p != p.parent:
-        p = p.parent
-    return p
+        _refuse("the pyramid", est, est.bytes, free)
 
 
 def no_space_error(exc: BaseException, path: str | Path) -> RenderError | None:

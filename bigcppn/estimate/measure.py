@@ -8,7 +8,9 @@ render uses, on this machine as it is loaded now:
 * the network: batch-sized windows of the canvas streamed through ``workers``
   threads as a render streams its strips, after a warm-up window a worker,
   timed until at least :data:`MIN_SECONDS` have passed (and at least
-  :data:`MIN_ROUNDS` segments of one window a worker); the median segment's rate;
+  :data:`MIN_ROUNDS` segments of one window a worker); on a CPU, its CPU time per
+  pixel times the cores the render will get (:func:`loaded_rate`: robust to a
+  moment's load), on a GPU the median segment's wall-clock rate;
 * the writer: the windows just rendered, put side by side (and flipped, so no
   row repeats) into a sample of about :data:`WRITER_SAMPLE` pixels, saved with
   the output's own format, options and writer into a temporary folder

@@ -171,3 +171,21 @@ def test_every_format_says_a_full_disk_in_one_line(tmp_path, ext):
     lines = proc.stderr.strip().splitlines()
     assert lines == [f"bigcppn: no space left on device writing {disk}/a{ext}; free some space or write "
                      "elsewhere; no file was written", "rc=1"], proc.stderr
+
+
+def test_a_smooth_pyramid_that_fits_is_not_refused(tmp_path, monkeypatch, capsys):
+    """pyramid --dry-run said 134.5 MB for a pyramid of 21 MB (4.15x); the check refused on that."""
+    args = ["pyramid", "--width", "1600", "--height", "1200", "--seed", "5", "-q"]
+    assert cli.main(args + ["-o", str(tmp_path / "probe" / "p.dzi")]) == 2  # (no such folder: one line)
+    (tmp_path / "probe").mkdir()
+    assert cli.main(args + ["-o", str(tmp_path / "probe" / "p.dzi")]) == 0
+    real = files_bytes(tmp_path / "probe" / "p_files")
+    capsys.readouterr()
+    (tmp_path / "site").mkdir()
+    fake_free(monkeypatch, real * 2)
+    assert cli.main(args + ["-o", str(tmp_path / "site" / "p.dzi")]) == 0
+    assert files_bytes(tmp_path / "site" / "p_files") == real
+    fake_free(monkeypatch, real // 3)
+    (tmp_path / "other").mkdir()
+    assert cli.main(args + ["-o", str(tmp_path / "other" / "p.dzi")]) == 2
+    assert "not enough free disk for the pyramid" in capsys.readouterr().err
