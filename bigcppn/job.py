@@ -16,7 +16,7 @@ from pathlib import Path
 from .config import CanvasConfig, Config, config_to_dict, load_config, parse_override
 from .errors import UserError
 from .formats.registry import Format, check_output, format_for
-from .core.units import parse_length_in, parse_paper_in, print_canvas
+from .core.units import bleed_pixels, parse_length_in, parse_paper_in, print_canvas
 
 __all__ = ["Job", "Sizing", "resolve_config", "resolve_job", "default_name", "output_path", "check_overwrite",
            "parse_seeds", "SEED_FIELD", "MAX_SEEDS"]

@@ -129,12 +129,12 @@ def compose_sheet(cells: np.ndarray, seeds: list[int], columns: int | None = Non
 def sheet_format(out: Path):
     """The format of a contact sheet at ``out``: a picture file (not a DeepZoom pyramid, not a PDF page);
     UserError naming those it can be."""
-    from .formats.registry import FORMATS, format_for
+    from .formats.registry import FORMATS, format_for, is_folder
 
     ok = sorted(ext for f in FORMATS.values() if f.single_image() and not f.page for ext in f.extensions[:1])
     one = "a contact sheet is one picture; write " + ", ".join(ok[:-1]) + f" or {ok[-1]}"
     known = {ext for f in FORMATS.values() for ext in f.extensions}
-    if out.suffix.lower() not in known and not out.is_dir():
+    if out.suffix.lower() not in known and not is_folder(out):
         what = f"extension '{out.suffix}'" if out.suffix else "no extension"
         raise UserError(f"output '{out}' has {what}; {one}")
     fmt = format_for(out)

@@ -75,8 +75,8 @@ def add_sizing_options(p: argparse.ArgumentParser, width_help: str = "canvas wid
     pr.add_argument("--bleed", metavar="LEN",
                     help="extend the picture past the trim edge on every side, e.g. 3mm or 0.125in")
     pr.add_argument("--force", action="store_true",
-                    help=f"accept a DPI over {MAX_PRINT_DPI} (more than presses and printers resolve: usually "
-                         "a typo that makes a render of hours)")
+                    help=f"accept --size with a DPI over {MAX_PRINT_DPI} (more than presses and printers resolve: "
+                         "usually a typo that makes a render of hours)")
 
 
 def add_overwrite_option(p: argparse.ArgumentParser, what: str = "OUT when it exists") -> None:
@@ -122,7 +122,7 @@ def config_from(args: argparse.Namespace) -> Config:
     cfg = resolve_config(get("config"), from_image=get("from_image"), overrides=get("overrides", []),
                          sizing=sizing, seed=get("seed"), depth=get("depth"), tile=get("tile"),
                          device=get("device"), output=output)
-    if cfg.canvas.dpi > MAX_PRINT_DPI and not get("force", False) and (get("dpi") or get("size")):
+    if cfg.canvas.dpi > MAX_PRINT_DPI and get("size") and not get("force", False):  # (pixels from the DPI)
         raise UserError(f"--dpi {cfg.canvas.dpi:g} is over {MAX_PRINT_DPI}, more than presses and printers "
                         f"resolve ({cfg.canvas.width}x{cfg.canvas.height} px); give a lower --dpi, or add --force")
     if get("intent") and not cfg.output.cmyk:

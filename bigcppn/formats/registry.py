@@ -23,7 +23,7 @@ from .tiff.format import TIFF
 if TYPE_CHECKING:
     from ..config import Config, OutputConfig
 
-__all__ = ["Format", "FORMATS", "register_format", "format_for", "check_canvas", "check_output",
+__all__ = ["Format", "FORMATS", "register_format", "format_for", "is_folder", "check_canvas", "check_output",
            "estimate_output_bytes", "read_config_from"]
 
 FORMATS: dict[str, Format] = {}
@@ -45,7 +45,7 @@ for _fmt in (TIFF, PNG, JPEG, WEBP, DZI, SZI, PDF):
 def format_for(path: str | Path) -> Format:
     """The output format named by a path's extension; UserError for a name the file system cannot encode."""
     check_output_name(path)
-    if Path(path).is_dir():
+    if is_folder(path):
         raise UserError(f"output '{path}' is a folder; give a file name in it, e.g. "
                         f"-o {Path(path) / 'poster.tif'} (the extension picks the format)")
     ext = Path(path).suffix.lower()
@@ -55,6 +55,14 @@ def format_for(path: str | Path) -> Format:
         known = ", ".join(sorted(_BY_EXTENSION))
         what = f"extension '{ext}'" if ext else "no extension"
         raise UserError(f"output '{path}' has {what}; use one of {known}") from None
+
+
+def is_folder(path: str | Path) -> bool:
+    """Whether ``path`` is an existing folder (False for a name the file system cannot even look up)."""
+    try:
+        return Path(path).is_dir()
+    except (OSError, ValueError):
+        return False
 
 
 def check_output(fmt: Format, out: OutputConfig, width: int, height: int, dpi: float) -> None:

@@ -71,3 +71,11 @@ def test_an_api_user_is_told_overwrite_true(tmp_path):
     with pytest.raises(bigcppn.UserError, match=r"overwrite=True"):
         bigcppn.render_file(cfg, out)
     bigcppn.render_file(cfg, out, overwrite=True)
+
+
+def test_bleed_on_a_canvas_in_pixels_is_never_short(tmp_path, capsys):
+    assert run("plan", "--width", 100, "--height", 80, "--bleed", "1mm", "--dpi", 300, "-o", tmp_path / "a.png",
+               "--json") == 0
+    plan = __import__("json").loads(capsys.readouterr().out)
+    assert plan["print"]["bleed_px"] == 12  # 11.8 px: 12, not 11.8 rounded down to less than 1 mm
+    assert (plan["canvas"]["width"], plan["canvas"]["height"]) == (124, 104)
