@@ -4,6 +4,13 @@
     python benchmarks/bench_estimate.py --cases all-2048 # every article config at 2048²
     python benchmarks/bench_estimate.py --cases normal:8192:.tif,hidden-0:A2:.png
     python benchmarks/bench_estimate.py --repeat 2        # every case twice (interleaved): the machine's noise
+    python benchmarks/bench_estimate.py --sizes           # output bytes: plan --json against the real files
+    python benchmarks/bench_estimate.py --steady          # three plans of one job in a row, under load
+
+``--sizes``: for TIFF, PNG, JPEG and .dzi at 2600² (the default network, seeds 5 and 7, and a busy one:
+sin, weight_scale 3, zoom 0.05) and ``bigcppn pyramid`` at 6000×4000, ``plan --json``'s (``pyramid
+--dry-run``'s) estimated_bytes against the bytes of the files the render wrote, and the baseline: the
+format table's fixed ratio, as ``plan`` estimated before.
 
 A case is CONFIG:SIZE:EXT, CONFIG a name in configs/article/, SIZE a side in
 pixels (a square canvas) or a paper size at 300 dpi (A2 = 4961×7016), EXT the
@@ -95,11 +102,95 @@ def child(mode: str, config: str, size: str, out: str) -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+BUSY = ["network.activation=\"sin\"", "network.weight_scale=3", "view.zoom=0.05"]
+SIZE_CASES = [(ext, look) for ext in (".tif", ".png", ".jpg", ".dzi") for look in ("seed5", "seed7", "busy")] + \
+    [(".dzi-pyramid", "seed5"), (".dzi-pyramid", "busy")]
+
+SIZE_CHILD = r"""
+import json, sys, time
+from pathlib import Path
+import bigcppn
+from bigcppn import api
+from bigcppn.job import resolve_job
+ext, look, folder = sys.argv[1:4]
+over = json.loads(sys.argv[4])
+pyramid = ext.endswith("-pyramid")
+w, h = (6000, 4000) if pyramid else (2600, 2600)
+cfg = bigcppn.load_config(None, over + [f"canvas.width={w}", f"canvas.height={h}", f"seed={look[4:] or 5}"])
+out = Path(folder) / ("p.dzi" if pyramid else f"a{ext}")
+t = time.perf_counter()
+if pyramid:
+    est = api.plan_pyramid(cfg, out).estimated_bytes
+    old = api.plan_pyramid(cfg, out, measure=False).estimated_bytes
+    took = time.perf_counter() - t
+    api.render_pyramid(cfg, out)
+    files = [p for p in Path(folder).rglob("*") if p.is_file() and p.suffix in (".jpeg", ".jpg")]
+else:
+    est = api.plan(cfg, out).estimated_bytes
+    old = api.plan(cfg, out, measure=False).estimated_bytes
+    took = time.perf_counter() - t
+    api.render_file(cfg, out)
+    files = [p for p in Path(folder).rglob("*") if p.is_file()]
+print(json.dumps({"estimate": est, "old": old, "real": sum(p.stat().st_size for p in files), "plan_s": took}))
+"""
+
+
+def sizes() -> int:
+    print(f"# {machine()}")
+    print(f"{'output':14} {'picture':8} {'estimate':>11} {'real':>11} {'ratio':>6} {'before':>11} {'ratio':>6} "
+          f"{'plan':>6}")
+    ratios, olds = [], []
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for ext, look in SIZE_CASES:
+        with tempfile.TemporaryDirectory() as d:
+            over = BUSY if look == "busy" else []
+            res = subprocess.run([sys.executable, "-c", SIZE_CHILD, ext, look if look != "busy" else "seed",
+                                  d, json.dumps(over)], env=env, capture_output=True, text=True)
+            if res.returncode:
+                raise SystemExit(f"{ext} {look} failed: {res.stderr.strip()[-500:]}")
+            r = json.loads(res.stdout.strip().splitlines()[-1])
+        ratios.append(r["estimate"] / r["real"])
+        olds.append(r["old"] / r["real"])
+        print(f"{ext:14} {look:8} {r['estimate']:>11} {r['real']:>11} {ratios[-1]:>5.2f}× {r['old']:>11} "
+              f"{olds[-1]:>5.2f}× {r['plan_s']:>5.1f}s", flush=True)
+    for name, rs in (("estimate", ratios), ("before (fixed ratio)", olds)):
+        inside = sum(0.75 <= x <= 1.25 for x in rs)
+        print(f"# {name} / real: median {statistics.median(rs):.2f}×, min {min(rs):.2f}×, max {max(rs):.2f}×; "
+              f"{inside} of {len(rs)} within ±25%")
+    return 0
+
+
+def steady() -> int:
+    """Three `plan` runs of one 8192² TIFF in a row while two busy loops load the machine: their spread."""
+    print(f"# {machine()}")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    load = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        times = []
+        for i in range(3):
+            res = subprocess.run([sys.executable, "-m", "bigcppn", "plan", "--width", "8192", "--height", "8192",
+                                  "-o", "x.tif", "--json"], env=env, capture_output=True, text=True, check=True)
+            times.append(json.loads(res.stdout)["estimated_seconds"])
+            print(f"plan {i + 1}: {times[-1]} s", flush=True)
+    finally:
+        for p in load:
+            p.kill()
+            p.wait()
+    print(f"# under two busy loops: max / min {max(times) / min(times):.2f}× (target <= 1.3×)")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cases", default=HANDFUL, help="CONFIG:SIZE:EXT,... or all-2048 (default: a handful)")
     ap.add_argument("--repeat", type=int, default=1, help="run the list this many times (default 1)")
+    ap.add_argument("--sizes", action="store_true", help="output bytes, estimate against the real files")
+    ap.add_argument("--steady", action="store_true", help="three time estimates of one job in a row, under load")
     args = ap.parse_args()
+    if args.sizes:
+        return sizes()
+    if args.steady:
+        return steady()
     if args.cases == "all-2048":
         cases = [f"{p.stem}:2048:.tif" for p in sorted(CONFIGS.glob("*.toml"))]
     else:

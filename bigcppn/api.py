@@ -17,7 +17,8 @@ import numpy as np
 
 from .config import Config
 from .errors import RenderError, UserError
-from .estimate.plan import PlanInfo, check_disk, describe
+from .estimate.disk import check_job_disk, free_bytes
+from .estimate.plan import PlanInfo, describe
 from .core.geometry import Window
 from .results import CompletedInterrupt, PyramidResult, RenderResult
 from .job import SEED_FIELD, Job, Sizing, check_overwrite, resolve_config, resolve_job
@@ -86,6 +87,7 @@ def plan(config: ConfigLike = None, path: str | Path | None = None, *, compressi
     """
     from .engines import engine_for
     from .estimate.measure import measure_render
+    from .estimate.sizes import estimate_output
     from .network.strips import pick_device, renderer_for, strip_workers
     from .storage.base import is_url
 
@@ -106,7 +108,8 @@ def plan(config: ConfigLike = None, path: str | Path | None = None, *, compressi
     device = pick_device(job.config.render.device)
     renderer, p = renderer_for(job.config, device)
     rates = measure_render(job, renderer, p, strip_workers(device, job.config.render.workers)) if measure else None
-    return replace(describe(job, p, device.type, rates), ray=ray)
+    size = estimate_output(job, renderer) if measure else None
+    return replace(describe(job, p, device.type, rates, size), ray=ray)
 
 
 def _checked_job(cfg: Config, path, compression, quality, overwrite: bool) -> Job:
@@ -122,9 +125,17 @@ def _checked_job(cfg: Config, path, compression, quality, overwrite: bool) -> Jo
     return job
 
 
-def _disk_needed(job: Job) -> int:
-    c, out = job.config.canvas, job.config.output
-    return job.fmt.disk_needed(c.width, c.height, job.config.network.bands, out)
+def _rendered(engine, job: Job, progress, session=None) -> RenderResult:
+    """``engine.render``, a full disk told in one line (libvips' savers say only that they could not write)."""
+    from .estimate.disk import no_space_error
+
+    try:
+        return engine.render(job, progress, session) if session is not None else engine.render(job, progress)
+    except (RenderError, OSError) as exc:
+        full = no_space_error(exc, job.output)
+        if full is None:
+            raise
+        raise full from exc
 
 
 def render_file(config: ConfigLike, path: str | Path | None = None, *, compression: str | None = None,
@@ -167,8 +178,8 @@ def render_file(config: ConfigLike, path: str | Path | None = None, *, compressi
     engine = engine_for(executor, ray_address, workers)
     job = _checked_job(engine.configure(as_config(config), workers), path, compression, quality, overwrite)
     engine.check(job)
-    check_disk(job.output, _disk_needed(job))
-    return engine.render(job, progress)
+    check_job_disk(job)
+    return _rendered(engine, job, progress)
 
 
 def render_series(config: ConfigLike, path: str | Path | None, seeds: Sequence[int], *,
@@ -204,19 +215,17 @@ def render_series(config: ConfigLike, path: str | Path | None, seeds: Sequence[i
     engine.check(jobs[0])  # every job has the same format and settings
     for job in jobs:
         check_network(job.config)  # each seed's network: none may overflow
-    needed: dict[Path, tuple[Path, int]] = {}  # folder: (an output in it, bytes of all its outputs)
+    free: dict[Path, int] = {}  # folder: free bytes left once the outputs before are counted
     for job in jobs:
-        first, n = needed.get(job.output.parent, (job.output, 0))
-        needed[job.output.parent] = (first, n + _disk_needed(job))
-    for first, n in needed.values():
-        check_disk(first, n)
+        left = free.setdefault(job.output.parent, free_bytes(job.output))
+        free[job.output.parent] = left - check_job_disk(job, free=left)
     total = sum(j.config.canvas.width * j.config.canvas.height for j in jobs)
     results: list[RenderResult] = []
     with engine.session() as session:
         for job in jobs:
             before = sum(r.width * r.height for r in results)
             per_file = (lambda done, _n, b=before: progress(b + done, total)) if progress else None
-            results.append(engine.render(job, per_file, session))
+            results.append(_rendered(engine, job, per_file, session))
             if on_done is not None:
                 on_done(results[-1])
     return results
@@ -224,7 +233,7 @@ def render_series(config: ConfigLike, path: str | Path | None, seeds: Sequence[i
 
 def render_sheet(config: ConfigLike, path: str | Path, seeds: Sequence[int] | str, *, cell: int = 256,
                  columns: int | None = None, aspect: float | None = None, overwrite: bool = False,
-                 quality: int | None = None) -> RenderResult:
+                 quality: int | None = None, progress: Callable[[int, int], None] | None = None) -> RenderResult:
     """A contact sheet: one labelled thumbnail per seed, in one batched pass.
 
     ``seeds`` is a list or text such as ``"0-15"``; ``aspect`` (width / height)
@@ -240,7 +249,7 @@ def render_sheet(config: ConfigLike, path: str | Path, seeds: Sequence[int] | st
     if isinstance(seeds, str):
         seeds = parse_seeds(seeds)
     return run(as_config(config), path, list(seeds), cell, columns, aspect=aspect, overwrite=overwrite,
-               quality=quality)
+               quality=quality, progress=progress)
 
 
 def storage_options(endpoint_url: str | None = None, cache_control: str | None = None):
@@ -287,6 +296,7 @@ def render_pyramid(config: ConfigLike, path: str | Path | None = None, *, layout
     import pyvips
 
     from .engines import engine_for
+    from .estimate.disk import check_pyramid_disk
     from .pyramid.render import PyramidHooks
     from .pyramid.render import render_pyramid as run
     from .pyramid.request import resolve_pyramid_request
@@ -330,6 +340,7 @@ def plan_pyramid(config: ConfigLike = None, path: str | Path | None = None, *, l
     """
     from .estimate.plan import describe_pyramid
     from .estimate.measure import measure_pyramid
+    from .estimate.sizes import estimate_pyramid
     from .pyramid.local import job_pixels
     from .pyramid.request import resolve_pyramid_request
     from .pyramid.worklist import work_list
@@ -352,7 +363,8 @@ def plan_pyramid(config: ConfigLike = None, path: str | Path | None = None, *, l
     work = work_list(request.pyramid, job_pixels(renderer, tiling, supersample), done)
     workers = strip_workers(device, cfg.render.workers)
     rates = measure_pyramid(request, renderer, tiling, workers) if measure else None
-    return describe_pyramid(request, work, state, device.type, rates)
+    size = estimate_pyramid(request, renderer) if measure else None
+    return describe_pyramid(request, work, state, device.type, rates, size)
 
 
 def serve(config: ConfigLike = None, *, host: str = "127.0.0.1", port: int = 8000, tile: int | None = None,

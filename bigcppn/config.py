@@ -219,6 +219,7 @@ class RenderConfig:
 COMPRESSIONS = ("none", "lzw", "deflate", "jpeg")
 LOSSY_COMPRESSIONS = frozenset({"jpeg"})
 TILE_SUFFIXES = ("jpeg", "png", "webp")
+PDFX = ("auto", "x4", "off")
 
 
 @dataclass(frozen=True)
@@ -238,8 +239,18 @@ class OutputConfig:
     cmyk: str = ""
     intent: str = "relative"
     crop_marks: bool = False  # PDF: crop marks outside the bleed
+    # PDF: "x4" writes PDF/X-4 (a print output intent, the dates and the version keys), "off" a plain PDF,
+    # "auto" PDF/X-4 with --cmyk. Left out of the embedded config at "auto" (as before it existed).
+    pdfx: str = field(default="auto", metadata={"omit_default": True})
+
+    @property
+    def wants_pdfx(self) -> bool:
+        """Whether a PDF of these settings claims PDF/X-4 (asked for, or by default with CMYK)."""
+        return self.pdfx == PDFX[1] or (self.pdfx == PDFX[0] and bool(self.cmyk))
 
     def __post_init__(self) -> None:
+        if self.pdfx not in PDFX:
+            raise ConfigError(f"output.pdfx '{self.pdfx}' is unknown; choose from {', '.join(PDFX)}")
         if self.compression not in COMPRESSIONS:
             raise ConfigError(
                 f"output.compression '{self.compression}' is unknown; choose from {', '.join(COMPRESSIONS)}"
@@ -292,8 +303,9 @@ def config_to_dict(cfg: Any) -> dict:
     """A plain dict of a config (tuples as lists), the inverse of :func:`config_from_dict`."""
 
     def plain(v: Any) -> Any:
-        if dataclasses.is_dataclass(v):
-            return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        if dataclasses.is_dataclass(v):  # (a key added later is left out at its default: outputs stay the same)
+            return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)
+                    if not (f.metadata.get("omit_default") and getattr(v, f.name) == f.default)}
         if isinstance(v, tuple):
             return [plain(x) for x in v]
         return v

@@ -16,7 +16,7 @@ from pathlib import Path
 from .config import CanvasConfig, Config, config_to_dict, load_config, parse_override
 from .errors import UserError
 from .formats.registry import Format, check_output, format_for
-from .core.units import parse_length_in, parse_paper_in, print_canvas
+from .core.units import bleed_pixels, parse_length_in, parse_paper_in, print_canvas
 
 __all__ = ["Job", "Sizing", "resolve_config", "resolve_job", "default_name", "output_path", "check_overwrite",
            "parse_seeds", "SEED_FIELD", "MAX_SEEDS"]
@@ -204,8 +204,8 @@ def check_overwrite(job: Job, overwrite: bool) -> None:
     there = [p for p in job.fmt.produced(job.output) if p.exists() or p.is_symlink()]
     if there:
         what = job.output if job.output in there else there[0]
-        raise UserError(f"'{what}' already exists; add --overwrite to replace it (the old one stays until the "
-                        "new one is complete), or choose another -o")
+        raise UserError(f"'{what}' already exists; add --overwrite to replace it (overwrite=True from Python; "
+                        "the old one stays until the new one is complete), or choose another -o")
 
 
 def _canvas_size(s: Sizing, cfg: Config) -> dict:
@@ -231,6 +231,6 @@ def _canvas_size(s: Sizing, cfg: Config) -> dict:
     if bleed_in is not None:
         # --bleed adds to the picture: the sizes given are the trimmed ones
         trim_w, trim_h = out.get("canvas.width", cw) - 2 * bleed, out.get("canvas.height", ch) - 2 * bleed
-        b = round(bleed_in * dpi)
+        b = bleed_pixels(bleed_in, dpi)
         out = {"canvas.width": trim_w + 2 * b, "canvas.height": trim_h + 2 * b, "canvas.bleed": b}
     return out

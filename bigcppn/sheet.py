@@ -80,7 +80,7 @@ def sheet_size(cfg: Config, n: int, cell: int, columns: int | None = None,
 
 
 def render_cells(cfg: Config, seeds: list[int], cell: int, device: torch.device,
-                 aspect: float | None = None) -> np.ndarray:
+                 aspect: float | None = None, progress=None) -> np.ndarray:
     """(seeds, height, width, bands) uint8 thumbnails, the longer side ``cell``.
 
     They frame what a render of the config shows (its canvas, bleed included),
@@ -101,6 +101,8 @@ def render_cells(cfg: Config, seeds: list[int], cell: int, device: torch.device,
         e = min(w * h, s + chunk)
         v = batch.evaluate(x[s:e], y[s:e])
         out[:, s:e] = quantise_(v, 8, torch.uint8).cpu()
+        if progress is not None:
+            progress(e * len(seeds), w * h * len(seeds))
     return out.reshape(len(seeds), h, w, -1).numpy()
 
 
@@ -124,25 +126,42 @@ def compose_sheet(cells: np.ndarray, seeds: list[int], columns: int | None = Non
                        extend="background", background=[24, 24, 24]).copy(interpretation="srgb")
 
 
+def sheet_format(out: Path):
+    """The format of a contact sheet at ``out``: a picture file (not a DeepZoom pyramid, not a PDF page);
+    UserError naming those it can be."""
+    from .formats.registry import FORMATS, format_for, is_folder
+
+    ok = sorted(ext for f in FORMATS.values() if f.single_image() and not f.page for ext in f.extensions[:1])
+    one = "a contact sheet is one picture; write " + ", ".join(ok[:-1]) + f" or {ok[-1]}"
+    known = {ext for f in FORMATS.values() for ext in f.extensions}
+    if out.suffix.lower() not in known and not is_folder(out):
+        what = f"extension '{out.suffix}'" if out.suffix else "no extension"
+        raise UserError(f"output '{out}' has {what}; {one}")
+    fmt = format_for(out)
+    if not fmt.single_image() or fmt.page:
+        raise UserError(f"{one}, not {fmt.extensions[0]}")
+    return fmt
+
+
 def render_sheet(cfg: Config, path: str | Path, seeds: list[int], cell: int = 256,
                  columns: int | None = None, aspect: float | None = None,
-                 overwrite: bool = False, quality: int | None = None) -> "RenderResult":
-    """A contact sheet of ``seeds`` written to ``path`` (.png, .jpg, .webp or .tif), atomically.
+                 overwrite: bool = False, quality: int | None = None, progress=None) -> "RenderResult":
+    """A contact sheet of ``seeds`` written to ``path`` (.png, .jpg, .webp or .tif), atomically, at the
+    config's DPI.
 
     UserError before anything is rendered when the format, the size or the
     output folder cannot be used, or the file exists and ``overwrite`` is not given.
+    ``progress(done, total)``: thumbnail pixels rendered.
     """
     from .results import RenderResult
     from .network.backend import pick_device, threads_for_one_pass
-    from .formats.registry import check_canvas, format_for
+    from .formats.registry import check_canvas
     from .job import Job, check_overwrite
     from .formats.target import OutputTarget
     from .formats.writers import write_image
 
     out = Path(path)
-    fmt = format_for(out)
-    if not fmt.single_image():  # a DeepZoom folder or zip
-        raise UserError("a contact sheet is one picture; write .png, .jpg, .webp or .tif")
+    fmt = sheet_format(out)
     if quality is not None:
         if not 1 <= quality <= 100:
             raise UserError(f"--quality must be between 1 and 100, got {quality}")
@@ -165,10 +184,10 @@ def render_sheet(cfg: Config, path: str | Path, seeds: list[int], cell: int = 25
         raise UserError(str(exc)) from None
     threads_for_one_pass(device, cfg.render.workers)
     t0 = time.perf_counter()
-    image = compose_sheet(render_cells(cfg, seeds, cell, device, aspect), seeds, columns)
+    image = compose_sheet(render_cells(cfg, seeds, cell, device, aspect, progress), seeds, columns)
     target.prepare()
     try:
-        write_image(image, target.temp, fmt, dataclasses.replace(cfg.output, depth=8))
+        write_image(image, target.temp, fmt, dataclasses.replace(cfg.output, depth=8), dpi=cfg.canvas.dpi)
         target.commit()
     except BaseException:
         target.cleanup()

@@ -248,4 +248,4 @@ def test_the_stop_line_names_the_folder_the_tiles_went_to(tmp_path, monkeypatch,
     assert run("pyramid", "--width", 300, "--height", 200, "--tile", 64, "-q", "-o", tmp_path / "q.dzi",
                "--overwrite") == 130  # a new pyramid, rendered in place
     err = capsys.readouterr().err
-    assert f"kept in {tmp_path};" in err and "untouched" not in err
+    assert f"kept in {tmp_path / 'q_files'}/;" in err and "untouched" not in err  # not "kept in ."

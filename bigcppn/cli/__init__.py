@@ -24,8 +24,8 @@ __all__ = ["main", "entry", "build_parser", "BROKEN_PIPE"]
 DESCRIPTION = """\
 Render CPPN art at any size, from a thumbnail to a gigapixel poster, with
 memory that does not grow with the canvas. The output format follows the
-extension: .tif (tiled pyramidal TIFF), .png, .jpg, .webp, .dzi (DeepZoom
-folder) or .szi (DeepZoom zip)."""
+extension: .tif (tiled pyramidal TIFF), .png, .jpg, .webp, .pdf (a print
+page), .dzi (DeepZoom folder) or .szi (DeepZoom zip)."""
 
 SUBCOMMANDS = (render, plan, sheet, pyramid, serve, animate, explore)
 
@@ -36,6 +36,13 @@ class TopParser(Parser):
     subcommands: dict[str, argparse.ArgumentParser] = {}
 
     def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        words = list(sys.argv[1:] if args is None else args)
+        if words and not words[0].startswith("-") and words[0] not in self.subcommands:
+            import difflib
+
+            near = difflib.get_close_matches(words[0], list(self.subcommands), n=1, cutoff=0.6)
+            hint = f" (did you mean '{near[0]}'?)" if near else f"; choose from {', '.join(self.subcommands)}"
+            self.error(f"unknown command '{words[0]}'{hint}")
         ns, extras = self.parse_known_args(args, namespace)
         if extras:
             where = self.subcommands.get(getattr(ns, "command", None), self)

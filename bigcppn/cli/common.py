@@ -11,6 +11,8 @@ from ..config import Config
 from ..errors import RenderError, UserError
 from ..job import Sizing, resolve_config
 
+MAX_PRINT_DPI = 2400  # the finest a print user asks for (imagesetters: 2400-2540); above it, --force
+
 __all__ = ["LazyBar", "Parser", "positive_int", "seed_value", "add_config_options", "add_sizing_options",
            "add_overwrite_option", "config_from", "add_executor_options", "executor_kwargs", "Terminated",
            "add_storage_options", "storage_kwargs",
@@ -73,6 +75,9 @@ def add_sizing_options(p: argparse.ArgumentParser, width_help: str = "canvas wid
     pr.add_argument("--landscape", action="store_true", help="turn the paper so its long side is horizontal")
     pr.add_argument("--bleed", metavar="LEN",
                     help="extend the picture past the trim edge on every side, e.g. 3mm or 0.125in")
+    pr.add_argument("--force", action="store_true",
+                    help=f"accept --size with a DPI over {MAX_PRINT_DPI} (more than presses and printers resolve: "
+                         "usually a typo that makes a render of hours)")
 
 
 def add_overwrite_option(p: argparse.ArgumentParser, what: str = "OUT when it exists") -> None:
@@ -125,10 +130,15 @@ def is_url(text) -> bool:
 def config_from(args: argparse.Namespace) -> Config:
     """The resolved config of a subcommand's arguments (options a subcommand lacks count as not given)."""
     get = lambda name, default=None: getattr(args, name, default)  # noqa: E731
+    cmyk = get("cmyk")
+    if cmyk and get("config") is None and cmyk.lower().endswith(".toml"):  # --cmyk took the config as its profile
+        raise UserError(f"--cmyk took '{cmyk}' as its ICC profile; put the config first: "
+                        f"bigcppn {get('command', 'render')} {cmyk} --cmyk [PROFILE.icc] ...")
     sizing = Sizing(width=get("width"), height=get("height"), size=get("size"), dpi=get("dpi"),
                     landscape=get("landscape", False), bleed=get("bleed"))
     output = {key: value for key, value in (("pyramid", False if get("flat") else None),
                                             ("crop_marks", True if get("crop_marks") else None),
+                                            ("pdfx", "x4" if get("pdfx") else None),
                                             ("cmyk", get("cmyk")), ("intent", get("intent")))
               if value is not None}
     from_image = get("from_image")
@@ -140,6 +150,9 @@ def config_from(args: argparse.Namespace) -> Config:
     cfg = resolve_config(get("config"), from_image=from_image, overrides=get("overrides", []),
                          sizing=sizing, seed=get("seed"), depth=get("depth"), tile=get("tile"),
                          device=get("device"), output=output, frame=get("frame"))
+    if cfg.canvas.dpi > MAX_PRINT_DPI and get("size") and not get("force", False):  # (pixels from the DPI)
+        raise UserError(f"--dpi {cfg.canvas.dpi:g} is over {MAX_PRINT_DPI}, more than presses and printers "
+                        f"resolve ({cfg.canvas.width}x{cfg.canvas.height} px); give a lower --dpi, or add --force")
     if get("intent") and not cfg.output.cmyk:
         raise UserError("--intent is the rendering intent of the CMYK conversion; give --cmyk too")
     return cfg

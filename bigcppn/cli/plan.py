@@ -14,8 +14,9 @@ def add_parser(sub) -> None:
     p = sub.add_parser("plan", help="show what a render would do and take, without rendering",
                        description="Show the canvas, tiles, strips, batches, estimated memory, output size and "
                                    "time of a render, without rendering. The time comes from the network and "
-                                   "the output's writer timed on this machine (about a second). For a pyramid: "
-                                   "bigcppn pyramid --dry-run.")
+                                   "the output's writer timed on this machine (about a second), the size from "
+                                   "sample tiles of every level rendered and encoded as the output encodes them "
+                                   "(about a second more). For a pyramid: bigcppn pyramid --dry-run.")
     add_render_options(p)
     p.add_argument("--executor", choices=("local", "ray"), default="local",
                    help="ray: also show how the file is cut into bands for the actors (Ray is not started)")

@@ -71,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
         place = pyramid_place(cfg, args.output, args.layout, api.storage_options(**storage_kwargs(args)))
         what, status = ("terminated", 143) if isinstance(exc, Terminated) else ("interrupted", 130)
         kept = getattr(exc, "kept_in", place.root)
-        where = f"{kept} (the pyramid it replaces is untouched)" if kept in place.replacements() else str(kept)
+        kept = place.tiles_dir if kept == place.root and not place.folder else kept  # NAME_files/, not "."
+        where = f"{kept} (the pyramid it replaces is untouched)" if kept in place.replacements() else f"{kept}/"
         print(f"bigcppn: {what}; {bar.tiles} new tiles are kept in {where}; run the same command "
               "again to resume", file=sys.stderr)
         return status

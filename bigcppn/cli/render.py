@@ -47,6 +47,9 @@ def add_render_options(p: argparse.ArgumentParser) -> None:
     pr.add_argument("--intent", choices=INTENTS,
                     help="rendering intent of the CMYK conversion (default relative, with black point "
                          "compensation; output.intent)")
+    pr.add_argument("--pdfx", action="store_true",
+                    help="PDF: write PDF/X-4 (a printer output intent, dates, version keys; the default with "
+                         "--cmyk; output.pdfx=x4, or off)")
     pr.add_argument("--crop-marks", action="store_true",
                     help="PDF: crop marks on the trim lines, outside the bleed; the page grows by half an inch a "
                          "side (output.crop_marks=true)")
@@ -89,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
             return _series_stopped(exc, kept)
         return 0
     name = Path(args.output).name if args.output else default_name(cfg)
+    if not args.quiet:
+        _warn_if_long(cfg, args)
     bar = LazyBar(disable=args.quiet, desc=name, unit="px", unit_scale=True, unit_divisor=1000)
     result = None
     try:
@@ -120,6 +125,20 @@ def _series_stopped(exc: KeyboardInterrupt, kept: list[Path]) -> int:
     print(f"bigcppn: {what}; kept the {len(kept)} complete file{'s' if len(kept) > 1 else ''} written before: "
           f"{names}; the one in progress was not written", file=sys.stderr)
     return 143 if isinstance(exc, Terminated) else 130
+
+
+LONG_PIXELS = 16_000_000  # a canvas this large may take over a minute: plan it first (about a second)
+LONG_SECONDS = 60
+
+
+def _warn_if_long(cfg, args: argparse.Namespace) -> None:
+    """The plan's one-line summary before a render estimated over a minute (a typo'd size shows here)."""
+    if cfg.canvas.width * cfg.canvas.height < LONG_PIXELS:
+        return
+    info = api.plan(cfg, args.output, compression=args.out_compression, quality=args.out_quality,
+                    executor=args.executor, workers=args.workers)
+    if (info.estimated_seconds or 0) > LONG_SECONDS:
+        print(f"bigcppn: {info.summary()}", file=sys.stderr, flush=True)
 
 
 def _wrote(result: api.RenderResult, bar: LazyBar, quiet: bool) -> None:

@@ -10,7 +10,7 @@ from ..errors import UserError
 from ..estimate.plan import human_duration
 from ..job import parse_seeds, resolve_config
 from ..core.units import parse_aspect
-from .common import add_overwrite_option, positive_int
+from .common import LazyBar, add_overwrite_option, positive_int
 
 
 def add_parser(sub) -> None:
@@ -35,7 +35,7 @@ def add_parser(sub) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value (repeatable)")
     add_overwrite_option(p)
-    p.add_argument("-q", "--quiet", action="store_true", help="no summary line")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary line")
     p.add_argument("-v", "--verbose", action="store_true", help="show tracebacks")
     p.set_defaults(run=run)
 
@@ -46,8 +46,12 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--landscape turns --aspect; give --aspect too (e.g. --aspect A2 --landscape)")
     aspect = parse_aspect(args.aspect, args.landscape) if args.aspect is not None else None
     cfg = resolve_config(args.config, overrides=args.overrides, device=args.device)
-    result = api.render_sheet(cfg, args.output, seeds, cell=args.cell, columns=args.columns, aspect=aspect,
-                              overwrite=args.overwrite, quality=args.quality)
+    bar = LazyBar(disable=args.quiet, desc=args.output, unit="px", unit_scale=True, unit_divisor=1000)
+    try:
+        result = api.render_sheet(cfg, args.output, seeds, cell=args.cell, columns=args.columns, aspect=aspect,
+                                  overwrite=args.overwrite, quality=args.quality, progress=bar.progress)
+    finally:
+        bar.close()
     if not args.quiet:
         print(f"wrote {result.path} ({len(seeds)} seeds, {result.width}x{result.height}, "
               f"{human_duration(result.seconds)})", file=sys.stderr)

@@ -1,18 +1,25 @@
 """Print units: paper sizes, lengths, DPI and bleed → pixels. Pure arithmetic.
 
-Pixels = round(length in inches × dpi). Bleed extends the canvas on every side;
-the network simply continues past the trim edge, so bleed costs nothing but pixels.
+Pixels: the trimmed picture is round(paper in inches × dpi) a side, and the bleed
+the whole number of pixels at least as wide as asked (less than one pixel more),
+added on every side; the two are rounded apart so that the trim is the paper to
+the nearest pixel and the bleed is never short. Bleed extends the canvas on
+every side; the network simply continues past the trim edge, so bleed costs
+nothing but pixels. A PDF page places those pixels so that its TrimBox is the
+paper itself (:func:`trim_inches`), to a hundredth of a point.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
 from ..errors import UserError
 from .limits import DPI_RANGE
 
-__all__ = ["PAPER_MM", "PrintSize", "parse_length_in", "parse_paper_in", "parse_aspect", "print_canvas"]
+__all__ = ["PAPER_MM", "PrintSize", "parse_length_in", "parse_paper_in", "parse_aspect", "print_canvas",
+           "bleed_pixels", "trim_inches"]
 
 MM_PER_IN = 25.4
 
@@ -119,9 +126,39 @@ def print_canvas(paper_in: tuple[float, float], dpi: float, bleed_in: float = 0.
         raise UserError("--bleed must not be negative")
     w, h = paper_in
     w, h = (max(w, h), min(w, h)) if landscape else (w, h)
-    width = round((w + 2 * bleed_in) * dpi)
-    height = round((h + 2 * bleed_in) * dpi)
-    bleed = round(bleed_in * dpi)
-    if min(width, height) - 2 * bleed < 1:
+    trim_w, trim_h = round(w * dpi), round(h * dpi)
+    bleed = bleed_pixels(bleed_in, dpi)
+    if min(trim_w, trim_h) < 1:
         raise UserError(f"the paper is under one pixel at {dpi:g} dpi; use a larger --size or --dpi")
-    return PrintSize(width, height, bleed, float(dpi))
+    return PrintSize(trim_w + 2 * bleed, trim_h + 2 * bleed, bleed, float(dpi))
+
+
+def bleed_pixels(bleed_in: float, dpi: float) -> int:
+    """The fewest whole pixels at ``dpi`` covering ``bleed_in`` inches (never short of the bleed asked)."""
+    return math.ceil(round(bleed_in * dpi, 6))  # (3 mm at 300 dpi is 35.43 px: 36; 0.125 in, 37.5: 38)
+
+
+# Lengths a paper side is measured in, in inches, tried in this order (the simplest that fits wins).
+_PAPER_SIDES_IN = sorted({v / MM_PER_IN for wh in PAPER_MM.values() for v in wh})
+_PAPER_STEPS_IN = (1 / MM_PER_IN, 1 / 8)  # whole millimetres, eighths of an inch
+
+
+def trim_inches(pixels: int, dpi: float) -> float:
+    """The paper side ``pixels`` at ``dpi`` were rounded from, in inches.
+
+    A paper size's side is ``round(inches × dpi)`` pixels, so its length lies
+    within half a pixel of ``pixels / dpi``. The simplest length there is taken:
+    a side of a named paper (A0-A6, letter, legal, tabloid), then whole
+    millimetres, then eighths of an inch; otherwise ``pixels / dpi`` itself (a
+    canvas given in pixels whose side is no such length).
+    """
+    exact = pixels / dpi
+    half = 0.5 / dpi + 1e-12
+    for side in _PAPER_SIDES_IN:
+        if abs(side - exact) <= half:
+            return side
+    for step in _PAPER_STEPS_IN:
+        near = round(exact / step) * step
+        if near > 0 and abs(near - exact) <= half:
+            return near
+    return exact

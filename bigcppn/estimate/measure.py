@@ -8,7 +8,9 @@ render uses, on this machine as it is loaded now:
 * the network: batch-sized windows of the canvas streamed through ``workers``
   threads as a render streams its strips, after a warm-up window a worker,
   timed until at least :data:`MIN_SECONDS` have passed (and at least
-  :data:`MIN_ROUNDS` segments of one window a worker); the median segment's rate;
+  :data:`MIN_ROUNDS` segments of one window a worker); on a CPU, its CPU time per
+  pixel times the cores the render will get (:func:`loaded_rate`: robust to a
+  moment's load), on a GPU the median segment's wall-clock rate;
 * the writer: the windows just rendered, put side by side (and flipped, so no
   row repeats) into a sample of about :data:`WRITER_SAMPLE` pixels, saved with
   the output's own format, options and writer into a temporary folder
@@ -22,6 +24,7 @@ About a second in all on a CPU. The figures feed :mod:`bigcppn.estimate.plan`.
 
 from __future__ import annotations
 
+import os
 import statistics
 import tempfile
 import threading
@@ -32,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.execute import ThreadExecutor
+from ..core.system import available_cores
 from ..core.geometry import Window
 from ..core.tiling import Tiling
 
@@ -83,8 +87,30 @@ def _windows(plan: Tiling, count: int) -> list[Window]:
     return wins
 
 
+def loaded_rate(units: float, cpu_seconds: float, workers: int, cores: int, other_load: float) -> float:
+    """Units per wall-clock second that ``workers`` threads will get, from the CPU time the units took.
+
+    Robust to a moment's load: a thread that waits for a core costs wall time
+    but no CPU time, so the CPU time per unit stays what it is on an idle
+    machine. The wall rate is that, times the cores the threads will get:
+    ``min(workers, cores)``, shared with ``other_load`` other runnable threads
+    (the one-minute load average, which a burst moves little) in proportion.
+    """
+    busy = min(workers, cores)
+    share = busy if other_load <= 0 else min(busy, cores * workers / (workers + other_load))
+    return units / max(cpu_seconds, 1e-9) * max(share, 1e-3)
+
+
+def other_load(own_threads: float = 0.0) -> float:
+    """Runnable threads of other processes now: the one-minute load average, less ``own_threads``."""
+    try:
+        return max(0.0, os.getloadavg()[0] - own_threads)
+    except OSError:
+        return 0.0
+
+
 def _streamed_rate(fn, items: list[tuple[object, int]], workers: int, min_seconds: float,
-                   keep: list | None = None) -> float:
+                   keep: list | None = None, cpu: list | None = None) -> float:
     """Units per second of ``fn`` over ``items`` ((item, units), cycled), ``workers`` at a time.
 
     The items stream through the workers without a pause, as a render's
@@ -106,7 +132,7 @@ def _streamed_rate(fn, items: list[tuple[object, int]], workers: int, min_second
     marks: list[tuple[float, int]] = []  # (when done, units), in order
     with ThreadExecutor(workers, "bigcppn-measure") as ex:
         list(ex.map_ordered(fn, [item for item, _n in items[:workers]], workers))  # threads, allocator, caches
-        start = time.perf_counter()
+        start, cpu0 = time.perf_counter(), time.process_time()
         for (_item, n), result in ex.map_ordered(lambda it: fn(it[0]), feed(), workers):
             marks.append((time.perf_counter(), n))
             if keep is not None and len(marks) <= len(items):
@@ -115,6 +141,8 @@ def _streamed_rate(fn, items: list[tuple[object, int]], workers: int, min_second
             if (spent >= min_seconds and len(marks) >= workers * MIN_ROUNDS) or spent >= MAX_SECONDS:
                 stop.set()
                 break
+    if cpu is not None:  # (units, CPU seconds) of the timed run
+        cpu.append((sum(n for _t, n in marks), time.process_time() - cpu0))
     times = [start] + [t for t, _n in marks]
     rates = [sum(n for _t, n in marks[a : a + workers]) / max(times[a + workers] - times[a], 1e-9)
              for a in range(0, len(marks) - workers + 1, workers)]
@@ -138,7 +166,10 @@ def measure_network(renderer, plan: Tiling, workers: int) -> tuple[float, list[n
         fn = renderer.render_window
     arrays: list[np.ndarray] = []  # what the windows hold, for the writer's sample
     t, cpu = time.perf_counter(), time.process_time()
-    rate = _streamed_rate(fn, items, workers, MIN_SECONDS, arrays)
+    spent: list[tuple[int, float]] = []
+    rate = _streamed_rate(fn, items, workers, MIN_SECONDS, arrays, spent)
+    if renderer.policy.shares_cores_with_writer and spent:  # a CPU: its CPU time, robust to load
+        rate = loaded_rate(spent[0][0], spent[0][1], workers, available_cores(), other_load())
     return rate / 1e6, arrays, (time.process_time() - cpu) / max(time.perf_counter() - t, 1e-9)
 
 

@@ -4,15 +4,14 @@
 ``bigcppn plan`` prints), :func:`describe_pyramid` a pyramid's into a
 :class:`PyramidPlanInfo` (``bigcppn pyramid --dry-run``); the time comes from
 rates measured on this machine (:mod:`bigcppn.estimate.measure`) through
-:func:`estimate_seconds`. :func:`check_disk` refuses a render the disk cannot hold.
+:func:`estimate_seconds`, the bytes from sample tiles rendered and encoded as the output encodes them
+(:mod:`bigcppn.estimate.sizes`); :mod:`bigcppn.estimate.disk` refuses a render the disk cannot hold.
 """
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 
-from ..errors import UserError
 from ..formats.registry import estimate_output_bytes
 from ..job import Job
 from ..core.tiling import Tiling, estimate_peak_bytes
@@ -20,7 +19,7 @@ from ..core.system import available_cores
 from ..core.units import PrintSize
 from ..network.devices import policy_for
 
-__all__ = ["PlanInfo", "PyramidPlanInfo", "describe", "describe_pyramid", "estimate_seconds", "check_disk",
+__all__ = ["PlanInfo", "PyramidPlanInfo", "describe", "describe_pyramid", "estimate_seconds",
            "human_size", "human_duration"]
 
 
@@ -51,6 +50,7 @@ class PlanInfo:
     network_mpix_per_s: float | None = None
     writer_mpix_per_s: float | None = None
     estimated_seconds: float | None = None
+    bytes_range: tuple[int, int] | None = None  # what the size estimate is sure of (from sample tiles)
     ray: dict | None = None  # the band plan on Ray (``--executor ray``), from cluster.single.describe_blocks
     requests: dict | None = None  # to a bucket (-o s3://...): PUTs of the multipart upload, objects, bytes
 
@@ -71,6 +71,8 @@ class PlanInfo:
             "print": {"dpi": self.dpi, "bleed_px": self.bleed_px, "mm": list(self.mm),
                       "trimmed_mm": list(self.trimmed_mm)},
         }
+        if self.bytes_range is not None:
+            d["output"]["estimated_bytes_range"] = list(self.bytes_range)
         if self.estimated_seconds is not None:
             d["network_mpix_per_s"] = self.network_mpix_per_s
             d["writer_mpix_per_s"] = self.writer_mpix_per_s
@@ -80,6 +82,12 @@ class PlanInfo:
         if self.requests is not None:
             d["requests"] = self.requests
         return d
+
+    def summary(self) -> str:
+        """The plan in one line: pixels, time and bytes (printed before a long render)."""
+        when = f", about {human_duration(self.estimated_seconds)}" if self.estimated_seconds is not None else ""
+        return (f"{self.width} x {self.height} px ({self.megapixels:,.1f} MPix){when}, "
+                f"about {human_size(self.estimated_bytes)} to {self.path}")
 
     def __str__(self) -> str:
         mode = {1: "grey", 3: "RGB"}[self.bands]
@@ -138,8 +146,9 @@ def estimate_seconds(mpix: float, rates, device: str, strip_mpix: float = 0.0) -
     return max(net + last, first + enc)
 
 
-def describe(job: Job, plan: Tiling, device: str, rates=None) -> PlanInfo:
-    """The plan of ``job``; with the :class:`~bigcppn.estimate.measure.Rates` measured here, its time too."""
+def describe(job: Job, plan: Tiling, device: str, rates=None, size=None) -> PlanInfo:
+    """The plan of ``job``; with the :class:`~bigcppn.estimate.measure.Rates` measured here, its time too,
+    and with a :class:`~bigcppn.estimate.sizes.SizeEstimate`, the bytes it found (else a rough ratio)."""
     cfg, out = job.config, job.config.output
     c = plan.canvas
     bands = cfg.network.bands
@@ -151,7 +160,8 @@ def describe(job: Job, plan: Tiling, device: str, rates=None) -> PlanInfo:
         width=c.width, height=c.height, bands=bands, depth=out.depth, tile=plan.tile, tiles=plan.tile_count,
         strips=plan.strip_count, strip_height=plan.strip_height, batches=plan.batch_count,
         batch_pixels=plan.batch_pixels, device=device, path=str(job.output), format=job.fmt.name,
-        estimated_bytes=estimate_output_bytes(job.fmt, c.width, c.height, bands, out),
+        estimated_bytes=size.bytes if size else estimate_output_bytes(job.fmt, c.width, c.height, bands, out),
+        bytes_range=(size.low, size.high) if size else None,
         writer=job.fmt.writer_text(out, cores),
         estimated_peak_bytes=estimate_peak_bytes(plan, bands, out.depth, cfg.render.queue,
                                                  max(cfg.network.hidden, default=3), cmyk=bool(out.cmyk)),
@@ -242,7 +252,7 @@ def bucket_requests(job, work, state: str, meta: int) -> dict:
             "bytes_up": int(job.estimated_bytes * share)}
 
 
-def describe_pyramid(job, work, state: str, device: str, rates=None) -> PyramidPlanInfo:
+def describe_pyramid(job, work, state: str, device: str, rates=None, size=None) -> PyramidPlanInfo:
     """The plan of a :class:`~bigcppn.pyramid.request.PyramidRequest` with ``work`` left; with rates, its time."""
     p = job.pyramid
     samples = work.samples(job.supersample)
@@ -259,22 +269,11 @@ def describe_pyramid(job, work, state: str, device: str, rates=None) -> PyramidP
         path=str(job.out.at(p.descriptor_path)) if p.descriptor_path else str(job.out.root),
         layout=p.layout.name, width=p.width, height=p.height, levels=len(p.levels), tile=p.tile, overlap=p.overlap,
         format=p.codec.name, supersample=job.supersample, tiles=p.tile_count, pending=work.pending,
-        files=p.tile_count + meta, estimated_bytes=job.estimated_bytes, state=state, samples=samples,
+        files=p.tile_count + meta, estimated_bytes=size.bytes if size else job.estimated_bytes, state=state, samples=samples,
         device=device, network_mpix_per_s=round(rates.network_mpix_s, 2) if rates else None,
         level_msamples_per_s=round(rates.level_msamples_s, 2) if rates else None,
         tile_ms=round(rates.tile_seconds * 1000, 2) if rates else None, estimated_seconds=seconds,
         requests=requests)
-
-
-def check_disk(path, needed: int) -> None:
-    """UserError when the folder of ``path`` has less than ``needed`` bytes free."""
-    from pathlib import Path
-
-    p = Path(path)
-    free = shutil.disk_usage(p.parent if str(p.parent) else ".").free
-    if needed > free:
-        raise UserError(f"not enough free disk for {p}: about {human_size(needed)} needed, "
-                        f"{human_size(free)} free; free some space or write elsewhere")
 
 
 def human_size(n: float) -> str:

@@ -99,6 +99,8 @@ class Format:
     max_inches: float = 0.0
     # A grey picture embeds libvips' sGrey profile (WebP cannot hold a grey profile).
     grey_profile: bool = True
+    # A print page that holds the picture (PDF), not a picture file itself: no contact sheets.
+    page: bool = False
 
     @property
     def label(self) -> str:
@@ -195,7 +197,31 @@ class Format:
 
     def disk_needed(self, width: int, height: int, bands: int, out: OutputConfig) -> int:
         """What the free-space check asks for: the file, and whatever its writer spools beside it."""
-        return self.estimate_bytes(width, height, bands, out)
+        return self.disk_for(self.estimate_bytes(width, height, bands, out), out)
+
+    def disk_for(self, estimated: int, out: OutputConfig) -> int:
+        """The free disk a write of ``estimated`` bytes needs: the file, and whatever its writer spools beside it."""
+        return estimated
+
+    def level_sizes(self, width: int, height: int, out: OutputConfig) -> list[tuple[int, int]]:
+        """The (width, height) of each picture the output holds, the largest first (for the size estimate)."""
+        return [(width, height)]
+
+    def encoded_bytes(self, image: np.ndarray, out: OutputConfig, config: Config | None,
+                      folder: Path) -> tuple[int, int] | None:
+        """Bytes of ``image`` (rows, columns, bands) encoded as one level of this output with these settings,
+        and the part of them a file writes once; None (the default): the size estimate
+        (:mod:`bigcppn.estimate.sizes`) writes it through the format's own writer with :meth:`one_level`'s
+        settings and counts the files :meth:`produced` names."""
+        return None
+
+    def sample_side(self, out: OutputConfig) -> int:
+        """The side of the size estimate's sample tiles: 256, or a tiled output's own tile."""
+        return 256
+
+    def one_level(self, out: OutputConfig) -> OutputConfig:
+        """Settings that write one level of this output alone (a TIFF without its reduced levels)."""
+        return out
 
     # ---------------------------------------------------------------- how it is written
 
@@ -238,3 +264,4 @@ class Format:
     def described(self, out: OutputConfig) -> str:
         """The output in a few words, for a refusal (``'png'``, ``.tif with none tiles``)."""
         return f"'{self.name}'"
+

@@ -23,7 +23,7 @@ from .tiff.format import TIFF
 if TYPE_CHECKING:
     from ..config import Config, OutputConfig
 
-__all__ = ["Format", "FORMATS", "register_format", "format_for", "check_canvas", "check_output",
+__all__ = ["Format", "FORMATS", "register_format", "format_for", "is_folder", "check_canvas", "check_output",
            "estimate_output_bytes", "read_config_from"]
 
 FORMATS: dict[str, Format] = {}
@@ -45,6 +45,9 @@ for _fmt in (TIFF, PNG, JPEG, WEBP, DZI, SZI, PDF):
 def format_for(path: str | Path) -> Format:
     """The output format named by a path's extension; UserError for a name the file system cannot encode."""
     check_output_name(path)
+    if is_folder(path):
+        raise UserError(f"output '{path}' is a folder; give a file name in it, e.g. "
+                        f"-o {Path(path) / 'poster.tif'} (the extension picks the format)")
     ext = Path(path).suffix.lower()
     try:
         return _BY_EXTENSION[ext]
@@ -57,6 +60,14 @@ def format_for(path: str | Path) -> Format:
             raise UserError(f"output '{path}' is a clip: bigcppn animate writes it (--dry-run plans it); a still "
                             f"is one of {known}") from None
         raise UserError(f"output '{path}' has {what}; use one of {known}") from None
+
+
+def is_folder(path: str | Path) -> bool:
+    """Whether ``path`` is an existing folder (False for a name the file system cannot even look up)."""
+    try:
+        return Path(path).is_dir()
+    except (OSError, ValueError):
+        return False
 
 
 def check_output(fmt: Format, out: OutputConfig, width: int, height: int, dpi: float) -> None:

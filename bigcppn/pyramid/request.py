@@ -11,7 +11,6 @@ the planner and the cluster take it. No torch, no pyvips.
 from __future__ import annotations
 
 import re
-import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -65,13 +64,10 @@ class PyramidRequest:
             self.check_disk()
 
     def check_disk(self) -> None:
-        """UserError when the disk cannot hold the pyramid."""
-        need = self.estimated_bytes
-        root = self.out.root
-        free = shutil.disk_usage(root if root.is_dir() else root.parent).free
-        if need > free:
-            raise UserError(f"not enough free disk for the pyramid: about {need / 1e9:.1f} GB needed, "
-                            f"{free / 1e9:.1f} GB free; free some space or write elsewhere")
+        """UserError when the disk clearly cannot hold the pyramid (:func:`bigcppn.estimate.disk.check_pyramid_disk`)."""
+        from ..estimate.disk import check_pyramid_disk
+
+        check_pyramid_disk(self)
 
 
 def pyramid_params(p: Pyramid, quality: int, supersample: int, base_url: str) -> dict:

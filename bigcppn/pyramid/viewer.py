@@ -97,6 +97,7 @@ def _page(title: str, info: str, source_js: str, osd_base: str | None, options: 
 <meta charset="utf-8">
 {GENERATOR_META} {__version__}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
 <title>{html.escape(title)}</title>
 <style>
   html, body {{ margin: 0; height: 100%; background: #000; color: #bbb; font: 13px system-ui, sans-serif; }}

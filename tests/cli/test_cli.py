@@ -103,7 +103,8 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, args, message):
 @pytest.mark.parametrize("argv,message", [
     (["render", "--width", "abc"], "argument --width: expected a whole number, got 'abc'"),
     (["render", "--bogus"], "unrecognized arguments: --bogus"),
-    (["frob"], "invalid choice: 'frob'"),
+    (["frob"], "unknown command 'frob'; choose from render"),
+    (["rendr"], "unknown command 'rendr' (did you mean 'render'?)"),
 ])
 def test_command_line_mistakes_are_one_line_too(tmp_path, capsys, argv, message):
     with pytest.raises(SystemExit) as exc:

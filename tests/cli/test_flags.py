@@ -55,6 +55,8 @@ VALUES = {
     "--cmyk": (["--cmyk"], []),
     "--intent": (["--cmyk", "--intent", "perceptual"], ["--cmyk"]),
     "--crop-marks": (["--crop-marks"], []),
+    "--pdfx": (["--pdfx"], []),
+    "--force": (["--size", "A6", "--dpi", "3000", "--force"], ["--size", "A6", "--dpi", "3000"]),
     "--executor": (["--executor", "ray"], []),
     "--ray-address": (["--executor", "ray", "--ray-address", "auto"], ["--executor", "ray"]),
     "--workers": (["--workers", "2"], []),
@@ -105,7 +107,8 @@ class Recorder:
             if name == "render_pyramid":
                 return PyramidResult(Path("p.dzi"), 8, 8, 4, 5, 5, 0, 64, Path("p.html"), 1.0)
             if name == "plan":
-                return type("Info", (), {"as_dict": lambda self: {"plan": 1}, "__str__": lambda self: "plan"})()
+                return type("Info", (), {"as_dict": lambda self: {"plan": 1}, "__str__": lambda self: "plan",
+                                         "estimated_seconds": None})()
             return "pyramid plan" if name == "plan_pyramid" else result
         return call
 

@@ -34,7 +34,7 @@ def test_lengths_and_papers():
 
 def test_a4_150dpi_3mm_bleed():
     p = print_canvas(parse_paper_in("A4"), 150, parse_length_in("3mm"))
-    assert (p.width, p.height) == (1276, 1789)
+    assert (p.width, p.height) == (1276, 1790)  # trim 1240 x 1754 (A4 to the pixel) + 18 px a side
     assert p.bleed == 18
     assert [round(v) for v in p.mm()] == [216, 303]
     assert [round(v) for v in p.mm(trimmed=True)] == [210, 297]

@@ -65,6 +65,34 @@ class DeepZoomFormat(Format):
     def described(self, out: OutputConfig) -> str:
         return f"{self.extensions[0]} with {out.dz_suffix} tiles"
 
+    def level_sizes(self, width: int, height: int, out: OutputConfig) -> list[tuple[int, int]]:
+        sizes = [(width, height)]
+        while width > 1 or height > 1:  # DeepZoom halves (rounding up) down to one pixel
+            width, height = -(-width // 2), -(-height // 2)
+            sizes.append((width, height))
+        return sizes
+
+    def sample_side(self, out: OutputConfig) -> int:
+        return out.dz_tile
+
+    def encoded_bytes(self, image, out: OutputConfig, config: Config | None, folder: Path) -> tuple[int, int]:
+        """The image cut into the pyramid's tiles (overlap left out), each encoded as the writers encode them;
+        nothing is written once a file that counts (the descriptor and config are a few KB)."""
+        import numpy as np
+        import pyvips
+
+        from ..tiles import tile_codec
+
+        codec, t = tile_codec(out.dz_suffix), out.dz_tile
+        h, w, bands = image.shape
+        total = 0
+        for y in range(0, h, t):
+            for x in range(0, w, t):
+                tile = np.ascontiguousarray(image[y : y + t, x : x + t])
+                img = pyvips.Image.new_from_array(tile, interpretation="srgb" if bands >= 3 else "b-w")
+                total += len(codec.encode(img, out.quality))
+        return total, 0
+
     def open(self, spec: WriterSpec) -> Writer:
         return self._writer(spec) if self.own_writer(spec.out) else super().open(spec)
 

@@ -1,14 +1,17 @@
 """A print-ready PDF: one page, the picture as one image, written as the rows arrive.
 
-The page is the picture with its bleed, at the render's DPI (a side in points is
-``pixels / dpi * 72``): ``MediaBox`` and ``BleedBox`` hold the whole picture,
-``TrimBox`` the picture less the bleed on every side. With crop marks the
+The page is the picture with its bleed, at the render's DPI, placed so that the
+``TrimBox`` is the paper to a hundredth of a point (:class:`PdfPage`):
+``MediaBox`` and ``BleedBox`` hold the whole picture, ``TrimBox`` the picture
+less the bleed on every side. With crop marks the
 ``MediaBox`` grows by a margin on every side, and the marks are vector lines in
 the content stream, on the trim lines, outside the bleed. The catalog carries a
 ``GTS_PDFX`` output intent with the ICC profile embedded (sRGB, sGrey, or the
 CMYK output profile), the image names the same profile as its colour space
 (``ICCBased``; CMYK images are ``DeviceCMYK``, already separated for that
-intent), and the config goes in an XMP metadata stream.
+intent), and the config goes in an XMP metadata stream, with the Info
+dictionary's twins (:mod:`~bigcppn.formats.pdf.pdfx`; PDF/X-4's keys, dates and a
+printer output intent of its own, object 10, when it claims PDF/X-4).
 
 The file is written in order, never held: the header, catalog, page, metadata,
 profile and content stream first, then the image XObject, whose stream grows
@@ -40,8 +43,8 @@ from typing import BinaryIO
 
 import numpy as np
 
-from ..._version import __version__
 from ...core.system import available_cores
+from .pdfx import PdfMeta, info_dict, xmp_metadata
 
 __all__ = ["PdfPage", "PdfWriter", "adler32_combine", "MARK_GAP", "MARK_LENGTH", "MARK_WIDTH", "MARGIN_IN"]
 
@@ -77,7 +80,13 @@ def _text(s: str) -> str:
 
 @dataclass(frozen=True)
 class PdfPage:
-    """The page: a picture of ``width`` x ``height`` px with ``bleed`` px a side, at ``dpi``; crop marks or not."""
+    """The page: a picture of ``width`` x ``height`` px with ``bleed`` px a side, at ``dpi``; crop marks or not.
+
+    The picture is placed so that the TrimBox is the paper the trimmed pixels were rounded from
+    (:func:`~bigcppn.core.units.trim_inches`: A4 is 595.276 x 841.890 pt, not 2480 x 3508 px at 300 dpi,
+    595.2 x 841.92 pt): a point on each axis is ``72 / dpi`` scaled by at most half a pixel over the side
+    (0.02% on A4 at 300 dpi), the bleed those pixels at that scale.
+    """
 
     width: int
     height: int
@@ -85,29 +94,45 @@ class PdfPage:
     dpi: float = 300.0
     marks: bool = False
 
+    def _scale(self, pixels: int) -> float:
+        """Points a pixel along an axis of ``pixels`` (bleed included)."""
+        from ...core.units import trim_inches
+
+        trim = pixels - 2 * self.bleed
+        return trim_inches(trim, self.dpi) * 72.0 / trim
+
+    @property
+    def sx(self) -> float:
+        return self._scale(self.width)
+
+    @property
+    def sy(self) -> float:
+        return self._scale(self.height)
+
     def pt(self, px: float) -> float:
         return px / self.dpi * 72.0
 
     @property
-    def margin(self) -> float:
-        """Points around the bleed box (room for the crop marks): half an inch, in whole pixels."""
-        return self.pt(round(MARGIN_IN * self.dpi)) if self.marks else 0.0
+    def margin(self) -> tuple[float, float]:
+        """Points around the bleed box (room for the crop marks), x and y: half an inch, in whole pixels."""
+        px = round(MARGIN_IN * self.dpi) if self.marks else 0
+        return px * self.sx, px * self.sy
 
     @property
     def media_box(self) -> tuple[float, float, float, float]:
-        m = self.margin
-        return 0.0, 0.0, self.pt(self.width) + 2 * m, self.pt(self.height) + 2 * m
+        mx, my = self.margin
+        return 0.0, 0.0, self.width * self.sx + 2 * mx, self.height * self.sy + 2 * my
 
     @property
     def bleed_box(self) -> tuple[float, float, float, float]:
-        m = self.margin
-        return m, m, m + self.pt(self.width), m + self.pt(self.height)
+        mx, my = self.margin
+        return mx, my, mx + self.width * self.sx, my + self.height * self.sy
 
     @property
     def trim_box(self) -> tuple[float, float, float, float]:
         x0, y0, x1, y1 = self.bleed_box
-        b = self.pt(self.bleed)
-        return x0 + b, y0 + b, x1 - b, y1 - b
+        bx, by = self.bleed * self.sx, self.bleed * self.sy
+        return x0 + bx, y0 + by, x1 - bx, y1 - by
 
     def mark_lines(self) -> list[tuple[float, float, float, float]]:
         """The crop marks, (x0, y0, x1, y1) each: two at each corner of the trim, outside the bleed."""
@@ -211,7 +236,8 @@ class PdfWriter:
 
     def __init__(self, path: str | Path, width: int, height: int, bands: int, depth: int = 8, *, page: PdfPage,
                  icc: bytes, intent_name: str = "", compression: str = "deflate", quality: int = 90,
-                 xmp: bytes | None = None, title: str = "", workers: int | None = None) -> None:
+                 xmp: bytes | None = None, title: str = "", workers: int | None = None,
+                 meta: PdfMeta | None = None, intent_icc: bytes | None = None) -> None:
         if bands not in (1, 3, 4):
             raise ValueError(f"a PDF image has 1, 3 or 4 bands, not {bands}")
         if compression == "jpeg" and depth != 8:
@@ -220,12 +246,13 @@ class PdfWriter:
         self.page, self.compression = page, compression
         self.rows = 0
         self._offsets: dict[int, int] = {}
+        self.meta = meta if meta is not None else PdfMeta(title)
         self._f = open(path, "wb")
         self._closed = False
         self._deflate: _Deflate | None = None
         self._jpeg = None
         try:
-            self._head(icc, intent_name, xmp)
+            self._head(icc, intent_name, xmp_metadata(self.meta, xmp), intent_icc)
             self._stream_start = self._f.tell()
             if compression == "deflate":
                 self._deflate = _Deflate(self._f, DEFLATE_LEVEL, True, workers or available_cores())
@@ -234,7 +261,7 @@ class PdfWriter:
         except BaseException:
             self._f.close()
             raise
-        self._info = f"<< /Producer {_text(f'bigcppn {__version__}')} /Title {_text(title)} /Trapped /False >>"
+        self._info = info_dict(self.meta)
         self._id = hashlib.md5((xmp or b"") + f"{width}x{height}x{bands}x{depth}{page}".encode()).hexdigest()
 
     # ------------------------------------------------------------------ objects
@@ -246,12 +273,14 @@ class PdfWriter:
             self._f.write(b"\nstream\n" + stream + b"\nendstream")
         self._f.write(b"\nendobj\n")
 
-    def _head(self, icc: bytes, intent_name: str, xmp: bytes | None) -> None:
-        """Everything before the image stream (objects 1-6, the image's dictionary)."""
+    def _head(self, icc: bytes, intent_name: str, xmp: bytes | None, intent_icc: bytes | None) -> None:
+        """Everything before the image stream (objects 1-6, 10: the output intent's own profile, the image's
+        dictionary)."""
         f, p = self._f, self.page
         f.write(b"%PDF-1.6\n%\xe2\xe3\xcf\xd3\n")
+        dest = "10 0 R" if intent_icc is not None else "5 0 R"
         intent = (f"<< /Type /OutputIntent /S /GTS_PDFX /OutputConditionIdentifier {_text(intent_name or 'Custom')}"
-                  f" /RegistryName (http://www.color.org) /Info {_text(intent_name)} /DestOutputProfile 5 0 R >>")
+                  f" /RegistryName (http://www.color.org) /Info {_text(intent_name)} /DestOutputProfile {dest} >>")
         meta = " /Metadata 4 0 R" if xmp else ""
         self._obj(1, f"<< /Type /Catalog /Pages 2 0 R /OutputIntents [{intent}]{meta} >>")
         self._obj(2, "<< /Type /Pages /Kids [3 0 R] /Count 1 >>")
@@ -264,6 +293,8 @@ class PdfWriter:
         self._obj(5, f"<< /N {self.bands} /Length {len(icc)} >>", icc)
         content = p.content(self.bands == 4)
         self._obj(6, f"<< /Length {len(content)} >>", content)
+        if intent_icc is not None:
+            self._obj(10, f"<< /N 4 /Length {len(intent_icc)} >>", intent_icc)
         space = "/DeviceCMYK" if self.bands == 4 else "[/ICCBased 5 0 R]"
         image = (f"<< /Type /XObject /Subtype /Image /Width {self.width} /Height {self.height} /ColorSpace {space}"
                  f" /BitsPerComponent {self.depth} /Length 8 0 R")

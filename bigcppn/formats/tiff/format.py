@@ -78,11 +78,18 @@ class TiffFormat(Format):
             return f"bigcppn's TIFF writer, {out.compression} tiles on {cores} cores"
         return f"libvips, {'uncompressed' if self.uncompressed(out) else out.compression} tiles"
 
-    def disk_needed(self, width: int, height: int, bands: int, out: OutputConfig) -> int:
-        needed = self.estimate_bytes(width, height, bands, out)
+    def disk_for(self, estimated: int, out: OutputConfig) -> int:
         if self.is_pyramid(out) and self.own_writer(out):
-            needed = needed * 5 // 4  # lower pyramid levels spool beside the output until they are appended
-        return needed
+            return estimated * 5 // 4  # lower pyramid levels spool beside the output until they are appended
+        return estimated
+
+    def level_sizes(self, width: int, height: int, out: OutputConfig) -> list[tuple[int, int]]:
+        from .tile import pyramid_sizes
+
+        return pyramid_sizes(width, height, out.tiff_tile) if out.pyramid else [(width, height)]
+
+    def one_level(self, out: OutputConfig) -> OutputConfig:
+        return replace(out, pyramid=False)
 
     def described(self, out: OutputConfig) -> str:
         return f".tif with {out.compression} tiles"
