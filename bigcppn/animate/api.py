@@ -115,7 +115,8 @@ class VideoPlan:
 
 
 def _checked(timeline: Timeline, path, quality: int | None, overwrite: bool):
-    from ..estimate.plan import check_disk
+    from ..estimate.disk import free_bytes
+    from ..estimate.plan import human_size
     from ..formats.video.registry import video_format_for
 
     out = Path(str(path))
@@ -136,7 +137,10 @@ def _checked(timeline: Timeline, path, quality: int | None, overwrite: bool):
     if there and not overwrite:
         raise UserError(f"'{there[0]}' already exists; add --overwrite to replace it (the old one stays until the "
                         "new one is complete), or choose another -o")
-    check_disk(out, fmt.estimate_bytes(c.width, c.height, timeline.frames, q))
+    needed, free = fmt.estimate_bytes(c.width, c.height, timeline.frames, q), free_bytes(out)
+    if needed > free:
+        raise UserError(f"not enough free disk for {out}: about {human_size(needed)} needed, "
+                        f"{human_size(free)} free; free some space or write elsewhere")
     return out, fmt, q
 
 
