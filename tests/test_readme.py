@@ -22,15 +22,17 @@ from bigcppn.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```", re.M | re.S)
-# What runs elsewhere: the install itself (done before), this test suite, a web server that runs until
+# What runs elsewhere: the install itself (done before), this test suite, web servers that run until
 # stopped, and commands for a Ray cluster with a /shared filesystem.
 NOT_HERE = (re.compile(r"^pip install [^&]*(&&\s*)?"), re.compile(r"python3 -m pytest"),
-            re.compile(r"http\.server"), re.compile(r"--executor ray|^ray start"))
+            re.compile(r"http\.server|^bigcppn explore"), re.compile(r"--executor ray|^ray start"))
 
 
 def snippets() -> list[tuple[str, str]]:
+    """The README's sh and python blocks; a shell line continued with a backslash joined into one."""
     text = (ROOT / "README.md").read_text()
-    return [(lang, body) for lang, body in FENCE.findall(text) if lang in ("sh", "python")]
+    return [(lang, body.replace("\\\n", " ") if lang == "sh" else body)
+            for lang, body in FENCE.findall(text) if lang in ("sh", "python")]
 
 
 def runnable(line: str) -> str:

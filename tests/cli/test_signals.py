@@ -42,7 +42,7 @@ def test_sigterm_to_a_pyramid_exits_143_and_keeps_the_tiles(tmp_path):
 def test_a_signal_to_a_contact_sheet_leaves_nothing(tmp_path, signame, code):
     started = time.monotonic()
     # (about 40 MPix of network, tens of seconds here; signalled once Python has surely reached the command)
-    proc = _start(["sheet", "--seeds", "0-255", "--cell", "400", "--device", "cpu", "-o", str(tmp_path / "s.png")],
+    proc = _start(["sheet", "--seeds", "0-255", "--cell", "400", "--device", "cpu", "-q", "-o", str(tmp_path / "s.png")],
                   lambda: time.monotonic() - started > 5.0)
     proc.send_signal(getattr(signal, signame))
     _out, err = proc.communicate(timeout=120)
