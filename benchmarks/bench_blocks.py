@@ -39,7 +39,7 @@ def render(out: Path, width: int, height: int, workers: int, bands: bool) -> dic
     from bigcppn import api
     from bigcppn.cluster.pyramid import RayOptions
     from bigcppn.job import resolve_job
-    from bigcppn.network.strips import CPU_BATCH
+    from bigcppn.network.devices import CPU_BATCH
     from bigcppn.formats.target import OutputTarget
     from bigcppn.formats.tiff.blocks import MAX_BLOCK_PIXELS
 

@@ -71,7 +71,9 @@ elif mode == "plan":
     # workers, plus the format table's encoding speed)
     from bigcppn.core.geometry import Window
     from bigcppn.job import resolve_job
-    from bigcppn.network.strips import pick_device, renderer_for, strip_workers
+    from bigcppn.network.strips import renderer_for
+    from bigcppn.network.backend import strip_workers
+    from bigcppn.network.devices import pick_device
     from bigcppn.core.system import available_cores
     job = resolve_job(cfg, out)
     device = pick_device(cfg.render.device)

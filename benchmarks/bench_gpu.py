@@ -195,7 +195,8 @@ class Bench:
 
     def renderer(self) -> None:
         """Strips into host memory exactly as the sink gets them (workers, pinned copies), nothing encoded."""
-        from bigcppn.network.strips import StripStream, renderer_for, strip_workers
+        from bigcppn.network.strips import StripStream, renderer_for
+        from bigcppn.network.backend import strip_workers
 
         size = self.args.net_size
         cfg = self.config(size)
@@ -229,7 +230,9 @@ class Bench:
         """The whole --size² picture in host memory, rendered by the renderer (not timed)."""
         import numpy as np
 
-        from bigcppn.network.strips import StripStream, renderer_for, strip_workers
+        from bigcppn.network.strips import StripStream, renderer_for
+
+        from bigcppn.network.backend import strip_workers
 
         cfg = self.config(self.args.size)
         r, plan = renderer_for(cfg, self.device)

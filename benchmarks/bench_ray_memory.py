@@ -32,7 +32,7 @@ import bigcppn
 from bigcppn.cluster.pyramid import RayOptions
 from bigcppn.cluster.single import render_single
 from bigcppn.job import resolve_job
-from bigcppn.network.strips import CPU_BATCH
+from bigcppn.network.devices import CPU_BATCH
 from bigcppn.formats.target import OutputTarget
 size, out, address, workers = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
 cfg = bigcppn.api.as_config(None, seed=7, overrides=[f"canvas.width={size}", f"canvas.height={size}"])

@@ -63,7 +63,8 @@ elif mode in ("render", "render-vips"):
     rc = main(args)
     assert rc == 0, rc
 elif mode == "renderer":
-    from bigcppn.network.strips import StripStream, renderer_for, strip_workers
+    from bigcppn.network.strips import StripStream, renderer_for
+    from bigcppn.network.backend import strip_workers
     r, plan = renderer_for(cfg)
     for strip in StripStream(r, plan, workers=strip_workers(r.device, cfg.render.workers)):
         pass

@@ -134,7 +134,7 @@ def run_single(size: int, folder: Path, name: str, executor: str, workers: int |
     from bigcppn.cluster.single import render_single
     from bigcppn.formats.deepzoom.writer import dz_sizes
     from bigcppn.job import resolve_job
-    from bigcppn.network.strips import CPU_BATCH
+    from bigcppn.network.devices import CPU_BATCH
     from bigcppn.formats.target import OutputTarget
     from bigcppn.formats.tiff.tile import pyramid_sizes
 

@@ -50,7 +50,8 @@ def main() -> None:
     import bigcppn.formats.target as sink
     from bigcppn.config import OutputConfig, load_config
     from bigcppn.formats.registry import format_for
-    from bigcppn.network.strips import StripStream, renderer_for, strip_workers
+    from bigcppn.network.strips import StripStream, renderer_for
+    from bigcppn.network.backend import strip_workers
 
     pyvips.cache_set_max(0)
     cfg = load_config(None, [], {"canvas.width": args.size, "canvas.height": args.size, "seed": 7})

@@ -9,7 +9,7 @@ the output's name. The command line is a thin layer over these functions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -88,7 +88,9 @@ def plan(config: ConfigLike = None, path: str | Path | None = None, *, compressi
     from .engines import engine_for
     from .estimate.measure import measure_render
     from .estimate.sizes import estimate_output
-    from .network.strips import pick_device, renderer_for, strip_workers
+    from .network.strips import renderer_for
+    from .network.backend import strip_workers
+    from .network.devices import pick_device
     from .storage.base import is_url
 
     if is_url(path):  # a bucket: the file staged, then uploaded
@@ -296,7 +298,6 @@ def render_pyramid(config: ConfigLike, path: str | Path | None = None, *, layout
     import pyvips
 
     from .engines import engine_for
-    from .estimate.disk import check_pyramid_disk
     from .pyramid.render import PyramidHooks
     from .pyramid.render import render_pyramid as run
     from .pyramid.request import resolve_pyramid_request
@@ -345,7 +346,9 @@ def plan_pyramid(config: ConfigLike = None, path: str | Path | None = None, *, l
     from .pyramid.request import resolve_pyramid_request
     from .pyramid.worklist import work_list
     from .pyramid.store import TileStore
-    from .network.strips import pick_device, renderer_for, strip_workers
+    from .network.strips import renderer_for
+    from .network.backend import strip_workers
+    from .network.devices import pick_device
 
     request = resolve_pyramid_request(
         as_config(config), path, layout=layout, tile=tile, overlap=overlap, format=format, quality=quality,

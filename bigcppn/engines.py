@@ -91,7 +91,9 @@ class LocalEngine(Engine):
     def render(self, job: Job, progress: Progress, session=None) -> RenderResult:
         """Render a checked job to its output, atomically."""
         from .formats.target import OutputTarget
-        from .network.strips import StripStream, pick_device, renderer_for, strip_workers
+        from .network.strips import StripStream, renderer_for
+        from .network.backend import strip_workers
+        from .network.devices import pick_device
 
         cfg = job.config
         device = pick_device(cfg.render.device)
@@ -106,7 +108,9 @@ class LocalEngine(Engine):
 
     def pyramid(self, cfg: Config):
         """This machine's threads (:class:`~bigcppn.pyramid.local.ThreadRunner`)."""
-        from .network.strips import pick_device, renderer_for, strip_workers
+        from .network.strips import renderer_for
+        from .network.backend import strip_workers
+        from .network.devices import pick_device
         from .pyramid.local import ThreadRunner
 
         device = pick_device(cfg.render.device)
@@ -182,7 +186,7 @@ class RayEngine(Engine):
         from .core.geometry import Canvas
         from .core.tiling import make_tiling
         from .formats.target import OutputTarget
-        from .network.backend import CPU_BATCH
+        from .network.devices import CPU_BATCH
 
         cfg, c = job.config, job.config.canvas
         p = make_tiling(Canvas(c.width, c.height, c.bleed), cfg.render.tile, cfg.render.batch or CPU_BATCH)

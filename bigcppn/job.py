@@ -10,7 +10,7 @@ line and the Python API both come through :func:`resolve_job`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from .config import CanvasConfig, Config, config_to_dict, load_config, parse_override

@@ -19,7 +19,6 @@ import torch
 
 from .config import Config
 from .errors import UserError
-from .job import MAX_SEEDS
 from .network.model import _ACTIVATIONS_, CPPN
 from .core.tiling import Canvas, View
 from .network.backend import Sampling, check_network_fits, quantise_, sheet_chunk
@@ -154,7 +153,8 @@ def render_sheet(cfg: Config, path: str | Path, seeds: list[int], cell: int = 25
     ``progress(done, total)``: thumbnail pixels rendered.
     """
     from .results import RenderResult
-    from .network.backend import pick_device, threads_for_one_pass
+    from .network.backend import threads_for_one_pass
+    from .network.devices import pick_device
     from .formats.registry import check_canvas
     from .job import Job, check_overwrite
     from .formats.target import OutputTarget

@@ -36,7 +36,7 @@ MAX_BATCH_FRAMES = 64
 def frame_arrays(timeline: Timeline, start: int = 0, stop: int | None = None, device=None,
                  cancel: threading.Event | None = None) -> Iterator[np.ndarray]:
     """Frames ``start .. stop`` of ``timeline`` as (height, width, bands) uint8 arrays, in order."""
-    from ..network.strips import pick_device
+    from ..network.devices import pick_device
 
     stop = timeline.frames if stop is None else stop
     cfg = timeline.base
@@ -52,7 +52,7 @@ def _batches(timeline: Timeline, start: int, stop: int, device, cancel: threadin
     """Small frames, batches of them rendered side by side by the device's workers (a CPU: one a core, one
     torch thread each, as strips are), handed on in order."""
     from ..core.execute import ThreadExecutor
-    from ..network.strips import strip_workers
+    from ..network.backend import strip_workers
 
     workers = strip_workers(device, timeline.base.render.workers)
     c = timeline.base.canvas
@@ -69,7 +69,8 @@ def _large_frames(timeline: Timeline, start: int, stop: int, device,
     """Large frames in strips, as posters are: one run of strips through the strip workers across all the
     frames, so the workers go on with the next frame's first strips while this frame's last one finishes."""
     from ..core.execute import ThreadExecutor
-    from ..network.strips import renderer_for, strip_workers
+    from ..network.strips import renderer_for
+    from ..network.backend import strip_workers
 
     workers = strip_workers(device, timeline.base.render.workers)
 

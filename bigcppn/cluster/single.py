@@ -67,10 +67,9 @@ def describe_blocks(job: Job, workers: int) -> dict:
 
 
 def _block_task(job: Job, workers: int, batch: int):
-    """(the band plan, the task an actor runs on a band number)."""
-    cfg, out = job.config, job.config.output
+    """(the block grid, the task an actor runs on a block number)."""
     plan = block_grid(job, workers)
-    return plan, block_task(cfg, plan, batch)
+    return plan, block_task(job.config, plan, batch)
 
 
 def render_single(job: Job, target: OutputTarget, options: RayOptions, batch: int,

@@ -32,7 +32,6 @@ from ..core.commit import OwnerLock, commit_moves, journal_path, lock_path, remo
 from ..config import Config, OutputConfig
 from ..errors import RenderError, UserError
 from .base import Format
-from .provenance import sidecar_path
 from .vips import checked
 from .writers import finish_metadata, open_writer
 from ..core.limits import check_name_lengths, check_output_name, partial_prefix

@@ -24,13 +24,11 @@ import torch
 
 from ..errors import RenderError, UserError
 from ..core.geometry import Canvas, View, Window, axis_coords
-from .devices import CPU_BATCH, CPU_CHUNK, CPU_JOB_SAMPLES, pick_device, policy_for
+from .devices import policy_for
 from .model import CPPN
 
-# pick_device and the CPU_ sizes (bigcppn.network.devices) are here for their callers (the sheet, the
-# pyramid, the engines).
 __all__ = ["Backend", "Cancelled", "Sampling", "check_network_fits", "sheet_chunk", "threads_for_one_pass",
-           "quantise_", "strip_workers", "default_batch", "pick_device", "CPU_BATCH", "CPU_CHUNK", "CPU_JOB_SAMPLES"]
+           "quantise_", "strip_workers", "default_batch"]
 
 
 def strip_workers(device: torch.device, requested: int = 0) -> int:

@@ -18,16 +18,15 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from .backend import Backend, Cancelled, check_network_fits, default_batch, strip_workers
-from .devices import CPU_BATCH, CPU_CHUNK, pick_device
+from .backend import Backend, Cancelled, check_network_fits, default_batch
+from .devices import CPU_CHUNK, pick_device
 from ..config import Config
 from ..errors import RenderError
 from ..core.execute import ThreadExecutor
 from .model import CPPN
 from ..core.tiling import Canvas, Tiling, View, make_tiling
 
-# pick_device, strip_workers and CPU_BATCH are here for their callers (the API, the engines, the server).
-__all__ = ["Renderer", "StripStream", "renderer_for", "pick_device", "strip_workers", "CPU_BATCH"]
+__all__ = ["Renderer", "StripStream", "renderer_for"]
 
 
 class Renderer(Backend):

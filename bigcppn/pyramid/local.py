@@ -17,7 +17,8 @@ import numpy as np
 from ..core.execute import Executor, ThreadExecutor
 from ..core.system import available_cores
 from ..core.tiling import Tiling
-from ..network.backend import CPU_JOB_SAMPLES, Backend
+from ..network.backend import Backend
+from ..network.devices import CPU_JOB_SAMPLES
 from ..network.strips import Renderer
 from .grid import Pyramid
 from .images import write_full_images, write_tile

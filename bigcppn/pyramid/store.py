@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._version import __version__
-from ..core.atomic import exchange, remove_partials, write_atomic
+from ..core.atomic import exchange, write_atomic
 from ..core.commit import OwnerLock, commit_moves, journal_path, lock_path, roll_forward
 from ..errors import UserError
 from .layouts import Layout, layout_named

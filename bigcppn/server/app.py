@@ -185,7 +185,8 @@ def make_server(cfg: Config, host: str = "127.0.0.1", port: int = 0, tile: int =
                 cache_bytes: int = 256 << 20, device: torch.device | None = None, verbose: bool = False,
                 start: bool = True, cors: bool = False, limits: Limits | None = None) -> TileServer:
     """Build the service and bind the server (not yet serving: call ``serve_forever``)."""
-    from ..network.strips import pick_device, renderer_for
+    from ..network.strips import renderer_for
+    from ..network.devices import pick_device
     from ..pyramid.viewer import find_openseadragon, live_page, openseadragon_files
 
     device = device or pick_device(cfg.render.device)

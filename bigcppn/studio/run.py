@@ -26,7 +26,7 @@ class ExploreResult:
 def make_explore_server(cfg: Config, host: str = "127.0.0.1", port: int = 0, out: str | Path = "explore-out",
                         verbose: bool = False, device=None):
     """The server, bound but not yet serving (call ``serve_forever``; ``close()`` after it)."""
-    from ..network.strips import pick_device
+    from ..network.devices import pick_device
     from ..pyramid.viewer import find_openseadragon, openseadragon_files
     from .app import ExploreServer
 

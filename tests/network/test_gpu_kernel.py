@@ -16,7 +16,8 @@ import torch
 
 from bigcppn.config import load_config
 from bigcppn.core.tiling import Window, make_tiling
-from bigcppn.network.strips import Renderer, StripStream, renderer_for, strip_workers
+from bigcppn.network.strips import Renderer, StripStream, renderer_for
+from bigcppn.network.backend import strip_workers
 
 from test_kernel import random_overrides
 
