@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -59,20 +60,20 @@ def _get(d: dict, dotted: str) -> Any:
 
 
 @dataclass(frozen=True)
-class Motion:
+class Motion(ABC):
     """One change over the clip: sets config keys at each instant. Subclasses name their kind and keys."""
 
     kind: ClassVar[str] = ""
     loops: ClassVar[bool] = False  # a closed loop: u = i / frames, never eased
     eases_itself: ClassVar[bool] = False  # takes the plain u and eases its own stretches
 
+    @abstractmethod
     def keys(self) -> tuple[str, ...]:
         """The dotted config keys it sets (two motions may not set the same one)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def apply(self, d: dict, u: float) -> None:
         """Set its keys in the config dict ``d`` at progress ``u`` (already eased, in [0, 1])."""
-        raise NotImplementedError
 
     def to_dict(self) -> dict:
         out = {"kind": self.kind}

@@ -110,9 +110,9 @@ class Storage(ABC):
     def check(self) -> None:
         """UserError when the root cannot be written (no credentials, no bucket, access denied, no answer)."""
 
+    @abstractmethod
     def child(self, prefix: str) -> "Storage":
         """The storage rooted at ``prefix`` below this one."""
-        raise NotImplementedError
 
 
 # Where each scheme's storage is made, as "module:callable(url, options)": imported only when used.

@@ -9,6 +9,7 @@ and ask it. Pure knowledge at import: PyAV and pyvips load inside the methods th
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -53,7 +54,7 @@ class VideoSpec:
 
 
 @dataclass(frozen=True)
-class VideoFormat:
+class VideoFormat(ABC):
     """One clip format. The defaults describe a PyAV container that holds its config in its tags."""
 
     name: str
@@ -125,8 +126,9 @@ class VideoFormat:
 
     # ---------------------------------------------------------------- how it is written and read
 
+    @abstractmethod
     def open(self, spec: VideoSpec) -> FrameWriter:
-        raise NotImplementedError
+        """The writer of this clip's frames, in order."""
 
     def remux_settings(self, spec: VideoSpec) -> tuple[str, dict, dict] | None:
         """(muxer, its options, tags) when segments of this format can be remuxed into one clip, else None."""
