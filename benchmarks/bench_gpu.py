@@ -143,7 +143,7 @@ class Bench:
                     for b in s.batches:
                         r.fill(dst[:, b.x : b.x + b.width], b)
 
-        from bigcppn.core.tiling import Window
+        from bigcppn.core.geometry import Window
 
         r.fill(buf[:16, :16], Window(0, 0, 16, 16))  # warm-up: compiles the kernel
         return self.timed(run, repeat)

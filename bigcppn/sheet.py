@@ -20,7 +20,7 @@ import torch
 from .config import Config
 from .errors import UserError
 from .network.model import _ACTIVATIONS_, CPPN
-from .core.tiling import Canvas, View
+from .core.geometry import Canvas, View
 from .network.backend import Sampling, check_network_fits, quantise_, sheet_chunk
 
 if TYPE_CHECKING:

@@ -21,6 +21,7 @@ from typing import Iterator
 
 import numpy as np
 
+from ..core.execute import put_until
 from ..errors import BigCPPNError, RenderError
 from .timeline import Timeline
 
@@ -158,13 +159,7 @@ class Prefetch:
         self._thread = threading.Thread(target=self._run, name="bigcppn-frames", daemon=True)
 
     def _put(self, item) -> bool:
-        while not self.cancel_event.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return put_until(self._queue, item, self.cancel_event)
 
     def _run(self) -> None:
         try:

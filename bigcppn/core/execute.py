@@ -14,7 +14,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Iterable, Iterator, Protocol, TypeVar
 
-__all__ = ["Executor", "ThreadExecutor"]
+__all__ = ["Executor", "ThreadExecutor", "put_until"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -68,3 +68,16 @@ class ThreadExecutor:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self.close(cancel=exc_type is not None)
+
+
+def put_until(q, item, stop) -> bool:
+    """Put ``item`` on the bounded queue ``q``, waiting for room; False (not put) once the event ``stop`` is set."""
+    import queue
+
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False

@@ -22,17 +22,13 @@ import math
 from dataclasses import dataclass
 from typing import Iterator
 
-from .geometry import Canvas, View, Window, pixel_coord
+from .geometry import Canvas, Window
 
 __all__ = [
-    "Canvas",
-    "View",
-    "Window",
     "RenderTile",
     "Strip",
     "Tiling",
     "make_tiling",
-    "pixel_coord",
     "split_row",
 ]
 

@@ -22,9 +22,10 @@ from .backend import Backend, Cancelled, check_network_fits, default_batch
 from .devices import CPU_CHUNK, pick_device
 from ..config import Config
 from ..errors import RenderError
-from ..core.execute import ThreadExecutor
+from ..core.execute import ThreadExecutor, put_until
 from .model import CPPN
-from ..core.tiling import Canvas, Tiling, View, make_tiling
+from ..core.geometry import Canvas, View
+from ..core.tiling import Tiling, make_tiling
 
 __all__ = ["Renderer", "StripStream", "renderer_for"]
 
@@ -76,13 +77,7 @@ class StripStream:
         return self
 
     def _put(self, item) -> bool:
-        while not self._cancel.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return put_until(self._queue, item, self._cancel)
 
     def _strips(self) -> Iterator:
         for strip in self.plan.strips():

@@ -8,7 +8,9 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from bigcppn.core.tiling import Canvas, View, make_tiling, pixel_coord, split_row
+from bigcppn.core.geometry import Canvas, View, pixel_coord
+
+from bigcppn.core.tiling import make_tiling, split_row
 
 sizes = st.integers(min_value=1, max_value=700)
 

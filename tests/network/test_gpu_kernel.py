@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from bigcppn.config import load_config
-from bigcppn.core.tiling import Window, make_tiling
+from bigcppn.core.geometry import Window
+from bigcppn.core.tiling import make_tiling
 from bigcppn.network.strips import Renderer, StripStream, renderer_for
 from bigcppn.network.backend import strip_workers
 

@@ -23,7 +23,7 @@ from bigcppn.config import ACTIVATIONS, load_config
 from bigcppn.errors import ConfigError, UserError
 from bigcppn.network.triton.kernel import axis_params, select_kernel, unsupported_reason
 from bigcppn.network.model import CPPN
-from bigcppn.core.tiling import Window
+from bigcppn.core.geometry import Window
 from bigcppn.network.strips import renderer_for
 
 from conftest import small_config
@@ -72,7 +72,8 @@ CHILD = r"""
 import json, sys
 import numpy as np
 from bigcppn.config import load_config
-from bigcppn.core.tiling import Window, make_tiling
+from bigcppn.core.geometry import Window
+from bigcppn.core.tiling import make_tiling
 from bigcppn.network.strips import Renderer, renderer_for
 import torch
 
@@ -184,7 +185,7 @@ THREADS_CHILD = r"""
 import json, sys, threading
 import numpy as np
 from bigcppn.config import load_config
-from bigcppn.core.tiling import Window
+from bigcppn.core.geometry import Window
 from bigcppn.network.strips import renderer_for
 
 sys.setswitchinterval(1e-5)  # switch threads often, so that two launches overlap

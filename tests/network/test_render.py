@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from bigcppn.core.tiling import View, make_tiling
+from bigcppn.core.geometry import View
+
+from bigcppn.core.tiling import make_tiling
 from bigcppn.network.strips import Renderer, StripStream, renderer_for
 from bigcppn.errors import RenderError
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from bigcppn.core.geometry import level_coord, sample_positions
 from bigcppn.pyramid.grid import Pyramid, max_extra_levels
 from bigcppn.pyramid.layouts import LAYOUTS, dz_level_count
-from bigcppn.core.tiling import pixel_coord
+from bigcppn.core.geometry import pixel_coord
 
 sizes = st.integers(1, 3000)
 tiles = st.integers(1, 600)

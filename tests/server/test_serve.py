@@ -98,7 +98,7 @@ def test_tiles_below_at_and_past_the_base(server, tmp_path):
     t = p.tile_at(base + 3, 3, 2)
     status, _h, body = get(server, f"/image_files/{base + 3}/3_2.jpeg")
     assert status == 200
-    from bigcppn.core.tiling import Window
+    from bigcppn.core.geometry import Window
 
     big = r.render_window(Window(t.x, t.y, t.width, t.height))
     assert decode(body).shape == big.shape

@@ -54,7 +54,7 @@ from ...core.geometry import axis_offset
 from ...errors import UserError
 from ..devices import policy_for
 from ..model import CPPN
-from ...core.tiling import Window
+from ...core.geometry import Window
 from .source import Shape, generate
 
 __all__ = ["FusedKernel", "KERNEL_MODES", "select_kernel", "unsupported_reason", "triton_missing"]
