@@ -3,7 +3,10 @@ every test marked ``ray``."""
 
 from __future__ import annotations
 
+import shutil
 import signal
+import tempfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -104,3 +107,21 @@ def bucket(weed, monkeypatch) -> str:
     monkeypatch.setenv("AWS_ENDPOINT_URL", weed.endpoint)
     monkeypatch.setenv("BIGCPPN_STORAGE_RETRY_S", "3")
     return name
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """Ray on this machine with 2 CPUs, its own temp dir; its GCS address for subprocesses (one per test module)."""
+    ray = pytest.importorskip("ray")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        mp.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
+        temp = tempfile.mkdtemp(prefix="rt-", dir="/tmp")
+        mp.setenv("RAY_TMPDIR", temp)  # nothing of this Ray in the machine's /tmp/ray
+        ray.init(num_cpus=2, _temp_dir=temp, include_dashboard=False, object_store_memory=256 * 2**20,
+                 log_to_driver=False)
+        try:
+            yield ray.get_runtime_context().gcs_address
+        finally:
+            ray.shutdown()
+            shutil.rmtree(temp, ignore_errors=True)

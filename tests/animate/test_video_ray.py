@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -16,24 +14,6 @@ from bigcppn.animate.api import timeline_for  # noqa: E402
 from tests.animate.test_video import decoded  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    """Ray on this machine with 2 CPUs and its own temp dir."""
-    ray = pytest.importorskip("ray")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-        mp.setenv("PYTHONPATH", str(ROOT))
-        temp = tempfile.mkdtemp(prefix="rt-", dir="/tmp")
-        mp.setenv("RAY_TMPDIR", temp)
-        ray.init(num_cpus=2, _temp_dir=temp, include_dashboard=False, object_store_memory=256 * 2**20,
-                 log_to_driver=False)
-        try:
-            yield
-        finally:
-            ray.shutdown()
-            shutil.rmtree(temp, ignore_errors=True)
 
 
 @pytest.mark.ray

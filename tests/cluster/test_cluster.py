@@ -12,7 +12,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -188,24 +187,6 @@ def test_pyramid_task_writes_the_local_tiles(tmp_path):
 
 
 # --------------------------------------------------------------------------- a real local Ray
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    """Ray on this machine with 2 CPUs, its own temp dir; its GCS address for subprocesses."""
-    ray = pytest.importorskip("ray")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-        mp.setenv("PYTHONPATH", str(ROOT))
-        temp = tempfile.mkdtemp(prefix="rt-", dir="/tmp")
-        mp.setenv("RAY_TMPDIR", temp)  # nothing of this Ray in the machine's /tmp/ray
-        ray.init(num_cpus=2, _temp_dir=temp, include_dashboard=False, object_store_memory=256 * 2**20,
-                 log_to_driver=False)
-        try:
-            yield ray.get_runtime_context().gcs_address
-        finally:
-            ray.shutdown()
-            shutil.rmtree(temp, ignore_errors=True)
 
 
 @pytest.fixture
