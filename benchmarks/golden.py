@@ -74,6 +74,7 @@ def pixel_hash(path: Path) -> str | None:
 def run_case(args: list[str]) -> dict[str, str]:
     with tempfile.TemporaryDirectory() as d:
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+        env.setdefault("SOURCE_DATE_EPOCH", "1700000000")  # PDF/X dates: same bytes run to run
         res = subprocess.run([sys.executable, "-m", "bigcppn", *args], cwd=d, env=env, capture_output=True, text=True)
         if res.returncode:
             return {"<exit>": f"{res.returncode}: {res.stderr.strip()[-300:]}"}
