@@ -1,12 +1,13 @@
 """Animations: encoding hidden behind rendering, batching small frames, memory flat in the clip's length.
 
     python3 benchmarks/bench_animate.py [--hd-frames 4] [--reps 3] [--small-frames 60] [--rss-seconds 10 60]
-        [--eightk] [--skip hd small memory]
+        [--eightk] [--presets faster superfast] [--skip hd quality small memory]
 
 Three comparisons, each against its baseline in the same run:
 
-1. 1080p end to end (``render_video`` to an MP4: render thread + H.264 encoder) against rendering the same
-   frames to arrays alone (``bigcppn.frames``): the ratio of frames per second (target >= 0.85);
+1. 1080p end to end (``render_video`` to an MP4: render thread + H.264 encoder, at each of ``--presets``)
+   against rendering the same frames to arrays alone (``bigcppn.frames``), paired and interleaved: the ratio
+   of frames per second (target >= 0.85); then each preset's PSNR and bytes at the default quality;
 2. 320x180 frames batched (``bigcppn.frames``: many frames a pass) against one ``render_array`` a frame
    (target >= 3x);
 3. peak RSS (VmHWM of a fresh process) of a 320x180 MP4 of ``--rss-seconds`` at 10 fps: flat in the clip's
@@ -48,23 +49,82 @@ def cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def hd(frames: int, tmp: Path, reps: int) -> None:
-    """Alternating runs, the best of each kind: the machine is shared and its load comes and goes."""
+def hd(frames: int, tmp: Path, reps: int, presets: list[str]) -> None:
+    """Paired, interleaved runs: each rep renders the frames to arrays, then to an MP4 at each preset (the order
+    turned round every rep), so that each video run has its own baseline a few seconds away on this shared
+    machine. The ratio of a pair is arrays' wall time over the video's; the median over the reps is reported,
+    with the best-of figures beside it."""
+    import statistics
+
     import bigcppn
 
     t = clip(1920, 1080, frames)
     next(bigcppn.frames(t, stop=1))  # warm up: torch's threads, the first allocations
-    runs = {"arrays": [], "video": []}
-    for _ in range(reps):
-        for kind, fn in (("arrays", lambda: [None for _ in bigcppn.frames(t)]),
-                         ("video", lambda: bigcppn.render_video(t, tmp / "hd.mp4", overwrite=True))):
+    runs: dict[str, list] = {"arrays": [], **{p: [] for p in presets}}
+    kinds = [("arrays", lambda: [None for _ in bigcppn.frames(t)])]
+    kinds += [(p, lambda p=p: bigcppn.render_video(t, tmp / f"hd-{p}.mp4", overwrite=True, preset=p))
+              for p in presets]
+    for rep in range(reps):
+        for kind, fn in (kinds if rep % 2 == 0 else kinds[::-1]):
             c0 = cpu()
-            runs[kind].append((timed(fn), cpu() - c0))
-    (aw, ac), (vw, vc) = min(runs["arrays"]), min(runs["video"])
-    print(f"1080p, {frames} frames, best of {reps}: arrays alone {frames / aw:.3f} frames/s ({aw:.1f} s, "
-          f"{ac / frames:.2f} CPU s a frame); to MP4 end to end {frames / vw:.3f} frames/s ({vw:.1f} s, "
-          f"{vc / frames:.2f} CPU s a frame); ratio {aw / vw:.2f} (target >= 0.85); all runs (wall s): "
-          f"arrays {[round(w, 1) for w, _ in runs['arrays']]}, video {[round(w, 1) for w, _ in runs['video']]}")
+            runs[kind].append((timed(fn), cpu() - c0, os.getloadavg()[0]))
+    aw = [w for w, _c, _l in runs["arrays"]]
+    ac = min(c for _w, c, _l in runs["arrays"])
+    print(f"1080p, {frames} frames, {reps} paired reps (load {runs['arrays'][0][2]:.1f} to "
+          f"{runs['arrays'][-1][2]:.1f}): arrays alone best {frames / min(aw):.3f} frames/s, {ac / frames:.2f} CPU s "
+          f"a frame; wall s {[round(w, 2) for w in aw]}")
+    for p in presets:
+        vw = [w for w, _c, _l in runs[p]]
+        vc = min(c for _w, c, _l in runs[p])
+        pairs = [a / v for a, v in zip(aw, vw)]
+        size = (tmp / f"hd-{p}.mp4").stat().st_size
+        print(f"  MP4 --preset {p:9s}: median paired ratio {statistics.median(pairs):.3f} (pairs "
+              f"{[round(r, 2) for r in pairs]}), best-of ratio {min(aw) / min(vw):.3f}, {vc / frames:.2f} CPU s a "
+              f"frame (+{(vc - ac) / frames * 1000:.0f} ms over arrays), {size / frames / 1e3:.0f} kB a frame "
+              f"(target >= 0.85)")
+
+
+def quality(frames: int, presets: list[str]) -> None:
+    """Each preset at the default quality's CRF on a smooth and a detailed 1080p clip, encoded alone (1 thread):
+    bytes, CPU, and PSNR of the encoder (the decoded Y'CbCr planes against the yuv420p planes it was given) and
+    of the picture (RGB against the rendered frames, chroma upsampled bilinearly as players show it; on the
+    detailed clip this is mostly the 4:2:0 chroma, whatever the encoder)."""
+    import av
+    import bigcppn
+    import numpy as np
+    from av.video.reformatter import Interpolation
+
+    from bigcppn.animate.api import timeline_for
+    from bigcppn.formats.video.base import VideoSpec
+    from bigcppn.formats.video.codecs import MP4, x264_crf
+
+    def db(a, b):
+        return 10 * np.log10(255**2 / np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+
+    shown = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
+    for name, extra in (("smooth", dict(zoom="1:4")),
+                        ("detailed", dict(zoom="0.5:0.6", tween=["network.weight_scale=2:2.5"]))):
+        t = timeline_for(None, width=1920, height=1080, seconds=frames / 30, fps=30, device="cpu", **extra)
+        rgb = list(bigcppn.frames(t))
+        given = [av.VideoFrame.from_ndarray(f, format="rgb24").reformat(format="yuv420p", interpolation="AREA")
+                 .to_ndarray() for f in rgb]
+        with tempfile.TemporaryDirectory() as d:
+            for p in presets:
+                out = Path(d) / f"{p}.mp4"
+                w = MP4.open(VideoSpec(out, 1920, 1080, frames, 30, 90, "", preset=p, threads=1))
+                c0 = cpu()
+                for f in rgb:
+                    w.write(f)
+                w.close()
+                spent = (cpu() - c0) / frames
+                with av.open(str(out)) as c:
+                    dec = list(c.decode(video=0))
+                enc = [db(f.to_ndarray(), g) for f, g in zip(dec, given)]
+                pic = [db(f.reformat(format="rgb24", interpolation=shown).to_ndarray(), g) for f, g in zip(dec, rgb)]
+                print(f"{name} 1080p, {frames} frames, quality 90, --preset {p:9s} (CRF {x264_crf(90, p)}): "
+                      f"{out.stat().st_size / frames / 1e3:6.1f} kB a frame, {spent * 1000:3.0f} ms CPU a frame "
+                      f"(conversion + x264); encoder PSNR mean {np.mean(enc):.2f} min {min(enc):.2f} dB; "
+                      f"RGB PSNR mean {np.mean(pic):.2f} min {min(pic):.2f} dB")
 
 
 def small(frames: int) -> None:
@@ -116,13 +176,17 @@ def main() -> None:
     p.add_argument("--small-frames", type=int, default=60)
     p.add_argument("--rss-seconds", type=float, nargs="+", default=[10, 60])
     p.add_argument("--eightk", action="store_true")
-    p.add_argument("--skip", nargs="*", default=[], choices=("hd", "small", "memory"))
+    p.add_argument("--presets", nargs="+", default=["faster", "superfast"], help="x264 presets of the 1080p runs")
+    p.add_argument("--quality-frames", type=int, default=12, help="frames of the PSNR/bytes comparison")
+    p.add_argument("--skip", nargs="*", default=[], choices=("hd", "quality", "small", "memory"))
     a = p.parse_args()
     print(machine(), f"; load average {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         if "hd" not in a.skip:
-            hd(a.hd_frames, tmp, a.reps)
+            hd(a.hd_frames, tmp, a.reps, a.presets)
+        if "quality" not in a.skip:
+            quality(a.quality_frames, a.presets)
         if "small" not in a.skip:
             small(a.small_frames)
         if "memory" not in a.skip:

@@ -114,7 +114,7 @@ class VideoPlan:
                 f"time:    about {t} on this machine")
 
 
-def _checked(timeline: Timeline, path, quality: int | None, overwrite: bool):
+def _checked(timeline: Timeline, path, quality: int | None, overwrite: bool, preset: str | None = None):
     from ..estimate.disk import free_bytes
     from ..estimate.plan import human_size
     from ..formats.video.registry import video_format_for
@@ -125,7 +125,8 @@ def _checked(timeline: Timeline, path, quality: int | None, overwrite: bool):
     if not 1 <= q <= 100:
         raise UserError(f"--quality must be between 1 and 100, got {q}")
     c = timeline.base.canvas
-    why = fmt.refusal(c.width, c.height, timeline.frames, quality is not None) or fmt.missing()
+    why = fmt.refusal(c.width, c.height, timeline.frames, quality is not None) or fmt.preset_refusal(preset) or \
+        fmt.missing()
     if why:
         raise UserError(why)
     target = fmt.target(out)
@@ -165,14 +166,15 @@ def plan_video(timeline: Timeline, path, *, quality: int | None = None, measure:
 
 def render_video(config, path, *, quality: int | None = None, overwrite: bool = False,
                  progress: Callable[[int, int], None] | None = None, executor: str = "local",
-                 ray_address: str | None = None, workers: int | None = None, **clip):
+                 ray_address: str | None = None, workers: int | None = None, preset: str | None = None, **clip):
     """Render a clip to ``path``; the name picks the format (.mp4, .webm, .gif, .webp, frames/f-{frame}.png).
 
     The keywords of :func:`timeline_for` describe the clip (``config`` may be a :class:`Timeline` instead).
     ``quality`` (1-100) maps to the codec's own scale (default the config's output.quality, 90).
-    ``progress(done, total)`` counts frames. Returns a :class:`~bigcppn.animate.video.ClipResult`. An MP4 or
-    WebM longer than a segment (10 s) is rendered in segments kept beside it, so that the same call after an
-    interruption resumes (:mod:`bigcppn.animate.segments`). ``executor="ray"`` renders the segments on Ray's
+    ``preset``: the encoder's speed preset (.mp4: x264's, default superfast). ``progress(done, total)`` counts
+    frames. Returns a :class:`~bigcppn.animate.video.ClipResult`. An MP4 or WebM longer than a segment (10 s)
+    is rendered in segments kept beside it, so that the same call after an interruption resumes
+    (:mod:`bigcppn.animate.segments`). ``executor="ray"`` renders the segments on Ray's
     actors (``ray_address``, ``workers`` as :func:`bigcppn.render_file`); the output folder must be shared.
     """
     from ..engines import engine_for
@@ -181,7 +183,7 @@ def render_video(config, path, *, quality: int | None = None, overwrite: bool = 
 
     engine = engine_for(executor, ray_address, workers)
     timeline = config if isinstance(config, Timeline) else timeline_for(config, **clip)
-    out, fmt, q = _checked(timeline, path, quality, overwrite)
+    out, fmt, q = _checked(timeline, path, quality, overwrite, preset)
     _check_renders(timeline)
     c = timeline.base.canvas
     remuxable = fmt.remux_settings(VideoSpec(out, c.width, c.height, timeline.frames, timeline.fps, q, "")) is not None
@@ -189,8 +191,8 @@ def render_video(config, path, *, quality: int | None = None, overwrite: bool = 
         if runner is not None and not remuxable:
             raise UserError(f"{fmt.label} cannot be cut into segments for --executor ray; write .mp4 or .webm")
         if runner is None and (not remuxable or len(segment_bounds(timeline)) < 2):
-            return write_clip(timeline, out, fmt, q, progress, queue=timeline.base.render.queue)
+            return write_clip(timeline, out, fmt, q, progress, queue=timeline.base.render.queue, preset=preset)
         t0 = time.perf_counter()
-        write_segmented(timeline, out, fmt, q, progress, runner)
+        write_segmented(timeline, out, fmt, q, progress, runner, preset)
     size = sum(p.stat().st_size for p in fmt.written(out, timeline.frames) if p.is_file())
     return ClipResult(out, c.width, c.height, timeline.frames, timeline.fps, size, time.perf_counter() - t0)

@@ -25,7 +25,7 @@ from ..core.execute import put_until
 from ..errors import BigCPPNError, RenderError
 from .timeline import Timeline
 
-__all__ = ["frame_arrays", "Prefetch", "BATCH_PIXELS", "SMALL_FRAME"]
+__all__ = ["frame_arrays", "encoder_threads", "Prefetch", "BATCH_PIXELS", "SMALL_FRAME"]
 
 # Frames up to this many pixels are batched; larger ones are rendered in strips.
 SMALL_FRAME = 640 * 480
@@ -47,6 +47,14 @@ def frame_arrays(timeline: Timeline, start: int = 0, stop: int | None = None, de
         yield from _batches(timeline, start, stop, device, cancel)
     else:
         yield from _large_frames(timeline, start, stop, device, cancel)
+
+
+def encoder_threads(timeline: Timeline, device=None) -> int:
+    """The encoder's threads beside this renderer: 1 where rendering takes every core (a CPU: more threads only
+    cost CPU the renderer needs, measured), else 0 (the encoder's own choice, all cores for it)."""
+    from ..network.devices import pick_device, policy_for
+
+    return 1 if policy_for(device or pick_device(timeline.base.render.device)).shares_cores_with_writer else 0
 
 
 def _batches(timeline: Timeline, start: int, stop: int, device, cancel: threading.Event | None) -> Iterator[np.ndarray]:

@@ -21,7 +21,7 @@ from typing import Callable
 from ..core.atomic import partial_name, write_atomic
 from ..formats.video.base import VideoFormat, VideoSpec
 from .clip import clip_text
-from .frames import Prefetch, frame_arrays
+from .frames import Prefetch, encoder_threads, frame_arrays
 from .timeline import Timeline
 
 __all__ = ["SEGMENT_SECONDS", "segment_folder", "segment_bounds", "write_segmented", "SegmentJob", "encode_segment"]
@@ -61,7 +61,8 @@ def _encode(timeline: Timeline, fmt: VideoFormat, spec: VideoSpec, start: int, s
             progress: Callable[[], None]) -> None:
     """Frames ``start .. stop`` as the segment file ``seg`` (written under a partial name, then renamed)."""
     tmp = partial_name(seg)
-    writer = fmt.open(VideoSpec(tmp, spec.width, spec.height, stop - start, spec.fps, spec.quality, spec.text))
+    writer = fmt.open(VideoSpec(tmp, spec.width, spec.height, stop - start, spec.fps, spec.quality, spec.text,
+                                preset=spec.preset, threads=encoder_threads(timeline)))
     frames = Prefetch(lambda cancel: frame_arrays(timeline, start, stop, cancel=cancel), timeline.base.render.queue)
     try:
         for frame in frames:
@@ -129,7 +130,8 @@ def encode_segment(job: SegmentJob) -> int:
 
 
 def write_segmented(timeline: Timeline, path: Path, fmt: VideoFormat, quality: int,
-                    progress: Callable[[int, int], None] | None = None, executor=None) -> None:
+                    progress: Callable[[int, int], None] | None = None, executor=None,
+                    preset: str | None = None) -> None:
     """Render ``timeline`` to ``path`` in segments (resuming finished ones), then remux; atomic.
 
     ``executor``: one whose ``map_ordered`` runs :func:`encode_segment` (Ray's actors), or None: here, one
@@ -137,8 +139,9 @@ def write_segmented(timeline: Timeline, path: Path, fmt: VideoFormat, quality: i
     """
     c = timeline.base.canvas
     text = clip_text(timeline)
-    folder = _folder_for(path, json.dumps({"clip": text, "quality": quality, "format": fmt.name}))
-    spec = VideoSpec(path, c.width, c.height, timeline.frames, timeline.fps, quality, text)
+    folder = _folder_for(path, json.dumps({"clip": text, "quality": quality, "format": fmt.name,
+                                           "preset": preset or fmt.default_preset}))
+    spec = VideoSpec(path, c.width, c.height, timeline.frames, timeline.fps, quality, text, preset=preset)
     segments = [(folder / f"seg-{k:05d}{path.suffix}", start) for k, (start, _stop) in enumerate(segment_bounds(timeline))]
     jobs = [SegmentJob(timeline, fmt, spec, start, stop, seg)
             for (seg, start), (_s, stop) in zip(segments, segment_bounds(timeline)) if not seg.is_file()]

@@ -51,6 +51,8 @@ class VideoSpec:
     quality: int
     text: str  # the clip's config and timeline (JSON)
     frame_texts: object = None  # frame index -> that frame's config text (stills that carry their own)
+    preset: str | None = None  # the encoder's speed preset (None: the format's default)
+    threads: int = 0  # the encoder's threads (0: its own choice; 1 where rendering already takes every core)
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,8 @@ class VideoFormat(ABC):
     has_quality: bool = True  # --quality means something to it
     in_tags: bool = False  # the config goes in the container's tags (else a sidecar)
     bits_per_pixel: float = 0.1  # rough size of the file, for --dry-run
+    presets: tuple[str, ...] = ()  # the encoder speed presets --preset names (none: it takes no --preset)
+    default_preset: str | None = None
 
     # ---------------------------------------------------------------- what it refuses
 
@@ -84,6 +88,14 @@ class VideoFormat(ABC):
         if quality_given and not self.has_quality:
             return f"{self.label} has no quality setting; leave --quality out"
         return None
+
+    def preset_refusal(self, preset: str | None) -> str | None:
+        """Why ``--preset`` cannot be given to this format (one line), or None."""
+        if preset is None or preset in self.presets:
+            return None
+        if not self.presets:
+            return f"{self.label} has no encoder preset; leave --preset out (it is for .mp4)"
+        return f"--preset '{preset}' is unknown to {self.label}; choose one of {', '.join(self.presets)}"
 
     def lossy(self, quality: int) -> bool:
         return True

@@ -1,7 +1,9 @@
 """The clip formats FFmpeg encodes through PyAV: MP4 (H.264), WebM (VP9), GIF and animated WebP.
 
 ``--quality`` (1-100, default the config's output.quality, 90) maps to each codec's own scale: H.264's CRF
-(51..14: 90 is 18, visually lossless), VP9's CRF (63..15: 90 is 20), WebP's quality (100 = lossless).
+(51..14 at x264's preset "faster": 90 is 18, visually lossless; other presets shift it so that the same
+quality gives the same PSNR, see :data:`X264_CRF_SHIFT`), VP9's CRF (63..15: 90 is 20), WebP's quality
+(100 = lossless). ``--preset`` picks x264's speed preset (default :data:`X264_DEFAULT_PRESET`).
 """
 
 from __future__ import annotations
@@ -12,12 +14,27 @@ from pathlib import Path
 from .base import FrameWriter, VideoFormat, VideoSpec
 from .pyav import TAG, PyAVWriter, rate_of, read_tag
 
-__all__ = ["H264", "VP9", "GifFormat", "AnimatedWebp", "MP4", "WEBM", "GIF", "AWEBP", "crf"]
+__all__ = ["H264", "VP9", "GifFormat", "AnimatedWebp", "MP4", "WEBM", "GIF", "AWEBP", "crf", "x264_crf", "X264_PRESETS"]
 
 
 def crf(quality: int, best: float, worst: float) -> int:
     """``quality`` 100 -> ``best``, 1 -> ``worst``, linearly."""
     return round(best + (100 - quality) * (worst - best) / 99)
+
+
+# x264's speed presets, fastest first.
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+# The default: about a third of "faster"'s CPU a frame, so that encoding a 1080p clip hides behind rendering on
+# a CPU that renders on every core (benchmarks/bench_animate.py; figures in docs/benchmarks.md).
+X264_DEFAULT_PRESET = "superfast"
+# CRF added to the quality's CRF at a preset, so that a quality gives about the PSNR "faster" gave it: measured
+# on 1080p CPPN clips, one smooth and one detailed (docs/benchmarks.md, #18). The faster presets spend more bits
+# for the same PSNR, where they lack the slower ones' psycho-visual tuning; the slower ones are left at 0.
+X264_CRF_SHIFT = {"ultrafast": 3, "superfast": 2, "veryfast": -1}
+
+
+def x264_crf(quality: int, preset: str) -> int:
+    return max(0, min(51, crf(quality, 14, 51) + X264_CRF_SHIFT.get(preset, 0)))
 
 
 # Frames of this many pixels or more: a short look-ahead, so the encoder holds few of them (8K: 50 MB each).
@@ -27,7 +44,10 @@ LARGE_FRAME = 3840 * 2160
 @dataclass(frozen=True)
 class H264(VideoFormat):
     def open(self, spec: VideoSpec) -> FrameWriter:
-        opts = {"crf": str(crf(spec.quality, 14, 51)), "preset": "faster"}  # half medium's CPU here, as small
+        preset = spec.preset or self.default_preset or "faster"
+        opts = {"crf": str(x264_crf(spec.quality, preset)), "preset": preset}
+        if spec.threads:
+            opts["threads"] = str(spec.threads)
         if spec.width * spec.height >= LARGE_FRAME:
             opts["x264-params"] = "rc-lookahead=8"
         return PyAVWriter(spec, *self.muxing(spec), codec="libx264", pix_fmt="yuv420p", options=opts)
@@ -103,7 +123,7 @@ class AnimatedWebp(VideoFormat):
 
 
 MP4 = H264("mp4", (".mp4", ".m4v"), "MP4 (H.264)", even_sides=True, max_side=8192 * 2, in_tags=True,
-           bits_per_pixel=0.08)
+           bits_per_pixel=0.08, presets=X264_PRESETS, default_preset=X264_DEFAULT_PRESET)
 WEBM = VP9("webm", (".webm",), "WebM (VP9)", even_sides=True, max_side=16384, in_tags=True, bits_per_pixel=0.06)
 GIF = GifFormat("gif", (".gif",), "GIF", max_side=4096, max_clip_pixels=150_000_000, has_quality=False,
                 bits_per_pixel=3.0)
