@@ -9,7 +9,7 @@ Three comparisons, each against its baseline in the same run:
    against rendering the same frames to arrays alone (``bigcppn.frames``), paired and interleaved: the ratio
    of frames per second (target >= 0.85); then each preset's PSNR and bytes at the default quality;
 2. 320x180 frames batched (``bigcppn.frames``: many frames a pass) against one ``render_array`` a frame
-   (target >= 3x);
+   (target >= 3x), paired, with the network's arithmetic alone (the floor no batching goes below);
 3. peak RSS (VmHWM of a fresh process) of a 320x180 MP4 of ``--rss-seconds`` at 10 fps: flat in the clip's
    length (target: within 10%); with ``--eightk`` also two 8K frames (target under 1.5 GB).
 """
@@ -127,15 +127,65 @@ def quality(frames: int, presets: list[str]) -> None:
                       f"RGB PSNR mean {np.mean(pic):.2f} min {min(pic):.2f} dB")
 
 
-def small(frames: int) -> None:
+def arithmetic_floor(t) -> float:
+    """CPU seconds a frame of the network's arithmetic alone: its products and activations (the renderer's own
+    ``evaluate``) over a frame's pixels in cache-sized chunks, one thread, nothing else (no coordinates, no
+    quantising, no network to build). No renderer on this CPU can spend less on a frame."""
+    import torch
+
+    from bigcppn.network.model import CPPN
+
+    cfg = t.config_at(0)
+    model, n = CPPN(cfg.network, cfg.seed), cfg.canvas.width * cfg.canvas.height
+    x, y = torch.rand(n, dtype=torch.float64), torch.rand(n, dtype=torch.float64)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            best = float("inf")
+            for _ in range(5):
+                c0 = cpu()
+                for s in range(0, n, 8192):
+                    model.evaluate(x[s : s + 8192], y[s : s + 8192])
+                best = min(best, cpu() - c0)
+    finally:
+        torch.set_num_threads(threads)
+    return best
+
+
+def small(frames: int, reps: int) -> None:
+    """Batched against one render_array a frame, paired and interleaved; CPU seconds a frame beside the
+    arithmetic floor, whose ratio to one frame's cost bounds what batching can gain on this CPU."""
+    import statistics
+
     import bigcppn
+    from bigcppn.core.system import available_cores
 
     t = clip(320, 180, frames)
     next(bigcppn.frames(t, stop=1))
-    batched = timed(lambda: [None for _ in bigcppn.frames(t)])
-    single = timed(lambda: [bigcppn.render_array(t.config_at(i)) for i in range(frames)])
-    print(f"320x180, {frames} frames: one render_array a frame {frames / single:.1f} frames/s ({single:.1f} s); "
-          f"batched {frames / batched:.1f} frames/s ({batched:.1f} s); ratio {single / batched:.2f}x (target >= 3x)")
+    bigcppn.render_array(t.config_at(0))
+    rows = []
+    for rep in range(reps):
+        kinds = [("batched", lambda: [None for _ in bigcppn.frames(t)]),
+                 ("single", lambda: [bigcppn.render_array(t.config_at(i)) for i in range(frames)])]
+        got = {}
+        for kind, fn in (kinds if rep % 2 == 0 else kinds[::-1]):
+            c0 = cpu()
+            got[kind] = (timed(fn), cpu() - c0)
+        rows.append(got)
+    floor = arithmetic_floor(t)
+    bw, bc = min(r["batched"][0] for r in rows), min(r["batched"][1] for r in rows) / frames
+    sw, sc = min(r["single"][0] for r in rows), min(r["single"][1] for r in rows) / frames
+    pairs = [r["single"][0] / r["batched"][0] for r in rows]
+    print(f"320x180, {frames} frames, {reps} paired reps: one render_array a frame {frames / sw:.1f} frames/s "
+          f"({sc * 1e3:.1f} ms CPU a frame); batched {frames / bw:.1f} frames/s ({bc * 1e3:.1f} ms CPU a frame); "
+          f"median paired ratio {statistics.median(pairs):.2f}x (pairs {[round(p, 2) for p in pairs]}), CPU ratio "
+          f"{sc / bc:.2f}x (target >= 3x)")
+    cores = available_cores()
+    print(f"  the network's arithmetic alone: {floor * 1e3:.1f} ms CPU a frame; batched spends {bc / floor:.2f}x "
+          f"that, one render_array a frame {sc / floor:.2f}x on about {sc * frames / sw:.1f} core(s). On {cores} idle "
+          f"cores the batched path reaches at most {cores * sw / frames / bc:.2f}x one frame at a time (every core "
+          f"busy without pause), and no renderer more than {cores * sw / frames / floor:.2f}x (the arithmetic alone)")
 
 
 CHILD = """
@@ -188,7 +238,7 @@ def main() -> None:
         if "quality" not in a.skip:
             quality(a.quality_frames, a.presets)
         if "small" not in a.skip:
-            small(a.small_frames)
+            small(a.small_frames, a.reps)
         if "memory" not in a.skip:
             memory(a.rss_seconds, tmp, a.eightk)
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
