@@ -6,9 +6,7 @@ output) raises :class:`~bigcppn.errors.UserError` before a frame is rendered.
 
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -19,6 +17,7 @@ from ..errors import UserError
 from ..job import Sizing, resolve_config
 from ..formats.video.base import VideoSpec
 from .motions import MotionSpec, build_timeline, frame_count
+from .plan import VideoPlan, checked_request, plan_video
 from .timeline import Timeline
 
 __all__ = ["render_video", "frames", "plan_video", "timeline_for", "VideoPlan", "VIDEO_SIZES"]
@@ -90,80 +89,6 @@ def _check_renders(timeline: Timeline) -> None:
         renderer_for(timeline.config_at(i))
 
 
-@dataclass(frozen=True)
-class VideoPlan:
-    """What a clip would take: frames, size on disk, time (``animate --dry-run``)."""
-
-    path: Path
-    format: str
-    width: int
-    height: int
-    frames: int
-    fps: float
-    bytes: int
-    seconds_estimate: float | None
-
-    def __str__(self) -> str:
-        from ..estimate.plan import human_duration, human_size
-
-        t = "unknown" if self.seconds_estimate is None else human_duration(self.seconds_estimate)
-        return (f"clip:    {self.path} ({self.format})\n"
-                f"frames:  {self.frames} of {self.width}x{self.height} at {self.fps:g} fps "
-                f"({self.frames / self.fps:.2f} s)\n"
-                f"size:    about {human_size(self.bytes)}\n"
-                f"time:    about {t} on this machine")
-
-
-def _checked(timeline: Timeline, path, quality: int | None, overwrite: bool, preset: str | None = None):
-    from ..estimate.disk import free_bytes
-    from ..estimate.plan import human_size
-    from ..formats.video.registry import video_format_for
-
-    out = Path(str(path))
-    fmt = video_format_for(out)
-    q = timeline.base.output.quality if quality is None else quality
-    if not 1 <= q <= 100:
-        raise UserError(f"--quality must be between 1 and 100, got {q}")
-    c = timeline.base.canvas
-    why = fmt.refusal(c.width, c.height, timeline.frames, quality is not None) or fmt.preset_refusal(preset) or \
-        fmt.missing()
-    if why:
-        raise UserError(why)
-    target = fmt.target(out)
-    try:
-        target.probe()
-    except OSError as exc:
-        raise UserError(str(exc)) from None
-    there = [p for p in [*fmt.produced(out), fmt.frame_name(out, 0, timeline.frames)] if p.exists()]
-    if there and not overwrite:
-        raise UserError(f"'{there[0]}' already exists; add --overwrite to replace it (the old one stays until the "
-                        "new one is complete), or choose another -o")
-    needed, free = fmt.estimate_bytes(c.width, c.height, timeline.frames, q), free_bytes(out)
-    if needed > free:
-        raise UserError(f"not enough free disk for {out}: about {human_size(needed)} needed, "
-                        f"{human_size(free)} free; free some space or write elsewhere")
-    return out, fmt, q
-
-
-def plan_video(timeline: Timeline, path, *, quality: int | None = None, measure: bool = True) -> VideoPlan:
-    """The frames, size and time a clip would take; renders two frames to time them when ``measure``."""
-    from .frames import frame_arrays
-
-    out, fmt, q = _checked(timeline, path, quality, overwrite=True)
-    c = timeline.base.canvas
-    est = None
-    if measure:
-        take = min(timeline.frames, max(1, math.ceil(2 ** 20 / (c.width * c.height))), 8)
-        for _ in frame_arrays(timeline, 0, 1):  # the first frame pays for torch's start
-            pass
-        t0 = time.perf_counter()
-        for _ in frame_arrays(timeline, 0, take):
-            pass
-        est = (time.perf_counter() - t0) / take * timeline.frames
-    return VideoPlan(out, fmt.label, c.width, c.height, timeline.frames, timeline.fps,
-                     fmt.estimate_bytes(c.width, c.height, timeline.frames, q), est)
-
-
 def render_video(config, path, *, quality: int | None = None, overwrite: bool = False,
                  progress: Callable[[int, int], None] | None = None, executor: str = "local",
                  ray_address: str | None = None, workers: int | None = None, preset: str | None = None, **clip):
@@ -183,7 +108,7 @@ def render_video(config, path, *, quality: int | None = None, overwrite: bool = 
 
     engine = engine_for(executor, ray_address, workers)
     timeline = config if isinstance(config, Timeline) else timeline_for(config, **clip)
-    out, fmt, q = _checked(timeline, path, quality, overwrite, preset)
+    out, fmt, q = checked_request(timeline, path, quality, overwrite, preset)
     _check_renders(timeline)
     c = timeline.base.canvas
     remuxable = fmt.remux_settings(VideoSpec(out, c.width, c.height, timeline.frames, timeline.fps, q, "")) is not None

@@ -32,13 +32,30 @@ def add_parser(sub) -> None:
     p = sub.add_parser("animate", help=HELP, description=DESCRIPTION,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_options(p, "the clip: .mp4, .webm, .gif, .webp or frames/f-{frame}.png (required)")
-    t = p.add_argument_group("time and size")
-    t.add_argument("--seconds", type=float, default=4.0, metavar="S", help="length of the clip (default 4)")
-    t.add_argument("--fps", type=float, default=30.0, metavar="F", help="frames per second (default 30)")
-    t.add_argument("--width", type=positive_int, metavar="W", help="frame width in pixels")
-    t.add_argument("--height", type=positive_int, metavar="H",
-                   help="frame height (with one of --width/--height the config's aspect is kept)")
-    t.add_argument("--size", type=str.lower, choices=SIZES, help="frame size by name (default 1080p)")
+    add_clip_options(p)
+    p.add_argument("--quality", dest="out_quality", type=int, metavar="Q",
+                   help="1-100 (default 90): H.264 CRF (90 = CRF 20 at the default preset), VP9 CRF (90 = 20), WebP "
+                        "quality (100 = lossless)")
+    add_overwrite_option(p, "OUT when it exists (the old one stays until the new one is complete)")
+    add_executor_options(p)
+    p.add_argument("--dry-run", action="store_true",
+                   help="print frames, size and time (a few frames rendered and encoded to measure them; the same "
+                        "as bigcppn plan -o OUT with these options), write nothing")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=run)
+
+
+def add_clip_options(p: argparse.ArgumentParser, sizes: bool = True) -> None:
+    """The clip's time, size, motions and encoder preset: ``animate``'s, and ``plan``'s for a clip (``sizes``:
+    also --width/--height/--size, which ``plan`` has already)."""
+    t = p.add_argument_group("time and size" if sizes else "clips (plan -o clip.mp4 ...; --size takes 1080p etc.)")
+    t.add_argument("--seconds", type=float, metavar="S", help="length of the clip (default 4)")
+    t.add_argument("--fps", type=float, metavar="F", help="frames per second (default 30)")
+    if sizes:
+        t.add_argument("--width", type=positive_int, metavar="W", help="frame width in pixels")
+        t.add_argument("--height", type=positive_int, metavar="H",
+                       help="frame height (with one of --width/--height the config's aspect is kept)")
+        t.add_argument("--size", type=str.lower, choices=SIZES, help="frame size by name (default 1080p)")
     m = p.add_argument_group("motions (combine them)")
     m.add_argument("--z-loop", nargs="?", type=float, const=0.0, metavar="RADIUS",
                    help="a closed loop through the latent z around the config's z (default radius: half of "
@@ -51,32 +68,43 @@ def add_parser(sub) -> None:
     m.add_argument("--tween", action="append", default=[], metavar="KEY=A:B",
                    help="any number of network.* or view.* from A to B, e.g. network.weight_scale=0.5:2 (the "
                         "same weights, scaled; repeatable)")
-    m.add_argument("--ease", choices=("linear", "smooth"), default="linear",
+    m.add_argument("--ease", choices=("linear", "smooth"),
                    help="linear: constant speed (default); smooth: start and stop gently (a z-loop stays even)")
-    p.add_argument("--quality", dest="out_quality", type=int, metavar="Q",
-                   help="1-100 (default 90): H.264/VP9 CRF (90 = CRF 18/20), WebP quality (100 = lossless)")
-    p.add_argument("--preset", metavar="NAME",
+    t.add_argument("--preset", metavar="NAME",
                    help=".mp4: x264's speed preset, ultrafast ... veryslow (default superfast: a third of the CPU "
-                        "of faster, about 25-60%% more bytes at the same PSNR; --quality is shifted per preset to "
-                        "keep the PSNR)")
-    add_overwrite_option(p, "OUT when it exists (the old one stays until the new one is complete)")
-    add_executor_options(p)
-    p.add_argument("--dry-run", action="store_true", help="print frames, size and time, render nothing else")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(run=run)
+                        "of faster, about 25-60%% more bytes at the same PSNR; the quality's CRF is shifted per "
+                        "preset to keep the PSNR)")
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..animate.api import plan_video, render_video, timeline_for
+def wants_clip(args: argparse.Namespace) -> bool:
+    """Whether ``plan``'s arguments ask about a clip: a clip option, or an output only a clip can be."""
+    from ..formats.video.registry import FRAME_FIELD, clip_format
+
+    given = any(getattr(args, k) not in (None, []) for k in ("seconds", "fps", "z_loop", "z_walk", "zoom", "center",
+                                                             "pan", "tween", "ease", "preset"))
+    out = args.output or ""
+    return given or FRAME_FIELD in out or (clip_format(out) is not None and not out.lower().endswith(".webp"))
+
+
+def timeline_from(args: argparse.Namespace):
+    """The clip's :class:`~bigcppn.animate.timeline.Timeline` from ``animate``'s (or ``plan``'s) arguments."""
+    from ..animate.api import timeline_for
 
     if not args.output:
         raise UserError("give the clip's name with -o, e.g. -o clip.mp4")
-    timeline = timeline_for(args.config, seconds=args.seconds, fps=args.fps, width=args.width, height=args.height,
-                            size=args.size, seed=args.seed, overrides=args.overrides, device=args.device,
-                            center=args.center, z_loop=args.z_loop, z_walk=args.z_walk, zoom=args.zoom,
-                            pan=args.pan, tween=args.tween, ease=args.ease, from_image=args.from_image)
+    return timeline_for(args.config, seconds=4.0 if args.seconds is None else args.seconds,
+                        fps=30.0 if args.fps is None else args.fps, width=args.width, height=args.height,
+                        size=args.size, seed=args.seed, overrides=args.overrides, device=args.device,
+                        center=args.center, z_loop=args.z_loop, z_walk=args.z_walk, zoom=args.zoom,
+                        pan=args.pan, tween=args.tween, ease=args.ease or "linear", from_image=args.from_image)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..animate.api import plan_video, render_video
+
+    timeline = timeline_from(args)
     if args.dry_run:
-        print(plan_video(timeline, args.output, quality=args.out_quality))
+        print(plan_video(timeline, args.output, quality=args.out_quality, preset=args.preset))
         return 0
     bar = LazyBar(disable=args.quiet, desc=Path(args.output).name, unit="frame")
     try:

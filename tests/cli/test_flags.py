@@ -62,6 +62,17 @@ VALUES = {
     "--workers": (["--workers", "2"], []),
     "--endpoint-url": (["--endpoint-url", "http://127.0.0.1:9"], []),
     "--cache-control": (["--cache-control", "max-age=60"], []),
+    # plan's clip options: each makes it plan a clip (here without -o, so it asks for the clip's name)
+    "--seconds": (["--seconds", "2"], []),
+    "--fps": (["--fps", "12"], []),
+    "--z-loop": (["--z-loop"], []),
+    "--z-walk": (["--z-walk", "1:2"], []),
+    "--zoom": (["--zoom", "1:2"], []),
+    "--center": (["--center", "0.1,0"], []),
+    "--pan": (["--pan", "0,0:1,0"], []),
+    "--tween": (["--tween", "network.weight_scale=1:2"], []),
+    "--ease": (["--ease", "smooth"], []),
+    "--preset": (["--preset", "fast"], []),
 }
 SHEET = {"--landscape": (["--aspect", "A4", "--landscape"], ["--aspect", "A4"]),
          "--quality": (["-o", "{tmp}/x.jpg", "--quality", "50"], ["-o", "{tmp}/x.jpg"])}

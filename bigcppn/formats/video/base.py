@@ -68,6 +68,7 @@ class VideoFormat(ABC):
     has_quality: bool = True  # --quality means something to it
     in_tags: bool = False  # the config goes in the container's tags (else a sidecar)
     bits_per_pixel: float = 0.1  # rough size of the file, for --dry-run
+    keyframe_interval: int = 0  # frames a keyframe at most (0: every frame stands alone), for estimates
     presets: tuple[str, ...] = ()  # the encoder speed presets --preset names (none: it takes no --preset)
     default_preset: str | None = None
 

@@ -123,8 +123,9 @@ class AnimatedWebp(VideoFormat):
 
 
 MP4 = H264("mp4", (".mp4", ".m4v"), "MP4 (H.264)", even_sides=True, max_side=8192 * 2, in_tags=True,
-           bits_per_pixel=0.08, presets=X264_PRESETS, default_preset=X264_DEFAULT_PRESET)
-WEBM = VP9("webm", (".webm",), "WebM (VP9)", even_sides=True, max_side=16384, in_tags=True, bits_per_pixel=0.06)
+           bits_per_pixel=0.08, presets=X264_PRESETS, default_preset=X264_DEFAULT_PRESET, keyframe_interval=250)
+WEBM = VP9("webm", (".webm",), "WebM (VP9)", even_sides=True, max_side=16384, in_tags=True, bits_per_pixel=0.06,
+           keyframe_interval=128)
 GIF = GifFormat("gif", (".gif",), "GIF", max_side=4096, max_clip_pixels=150_000_000, has_quality=False,
                 bits_per_pixel=3.0)
 AWEBP = AnimatedWebp("webp", (".webp",), "animated WebP", max_side=16383, bits_per_pixel=0.6)
