@@ -91,12 +91,14 @@ def _check_renders(timeline: Timeline) -> None:
 
 def render_video(config, path, *, quality: int | None = None, overwrite: bool = False,
                  progress: Callable[[int, int], None] | None = None, executor: str = "local",
-                 ray_address: str | None = None, workers: int | None = None, preset: str | None = None, **clip):
+                 ray_address: str | None = None, workers: int | None = None, preset: str | None = None,
+                 palette: str | None = None, **clip):
     """Render a clip to ``path``; the name picks the format (.mp4, .webm, .gif, .webp, frames/f-{frame}.png).
 
     The keywords of :func:`timeline_for` describe the clip (``config`` may be a :class:`Timeline` instead).
     ``quality`` (1-100) maps to the codec's own scale (default the config's output.quality, 90).
-    ``preset``: the encoder's speed preset (.mp4: x264's, default superfast). ``progress(done, total)`` counts
+    ``preset``: the encoder's speed preset (.mp4: x264's, default superfast); ``palette``: a GIF's, "frame" (a palette
+    a frame, the default) or "clip" (one for the whole clip). ``progress(done, total)`` counts
     frames. Returns a :class:`~bigcppn.animate.video.ClipResult`. An MP4 or WebM longer than a segment (10 s)
     is rendered in segments kept beside it, so that the same call after an interruption resumes
     (:mod:`bigcppn.animate.segments`). ``executor="ray"`` renders the segments on Ray's
@@ -108,7 +110,7 @@ def render_video(config, path, *, quality: int | None = None, overwrite: bool = 
 
     engine = engine_for(executor, ray_address, workers)
     timeline = config if isinstance(config, Timeline) else timeline_for(config, **clip)
-    out, fmt, q = checked_request(timeline, path, quality, overwrite, preset)
+    out, fmt, q = checked_request(timeline, path, quality, overwrite, preset, palette)
     _check_renders(timeline)
     c = timeline.base.canvas
     remuxable = fmt.remux_settings(VideoSpec(out, c.width, c.height, timeline.frames, timeline.fps, q, "")) is not None
@@ -116,7 +118,8 @@ def render_video(config, path, *, quality: int | None = None, overwrite: bool = 
         if runner is not None and not remuxable:
             raise UserError(f"{fmt.label} cannot be cut into segments for --executor ray; write .mp4 or .webm")
         if runner is None and (not remuxable or len(segment_bounds(timeline)) < 2):
-            return write_clip(timeline, out, fmt, q, progress, queue=timeline.base.render.queue, preset=preset)
+            return write_clip(timeline, out, fmt, q, progress, queue=timeline.base.render.queue, preset=preset,
+                              palette=palette)
         t0 = time.perf_counter()
         write_segmented(timeline, out, fmt, q, progress, runner, preset)
     size = sum(p.stat().st_size for p in fmt.written(out, timeline.frames) if p.is_file())

@@ -25,7 +25,8 @@ from ..core.execute import put_until
 from ..errors import BigCPPNError, RenderError
 from .timeline import Timeline
 
-__all__ = ["frame_arrays", "encoder_threads", "Prefetch", "BATCH_PIXELS", "SMALL_FRAME"]
+__all__ = ["frame_arrays", "encoder_threads", "sample_frames", "Prefetch", "BATCH_PIXELS", "SMALL_FRAME",
+           "SAMPLE_FRAMES"]
 
 # Frames up to this many pixels are batched; larger ones are rendered in strips.
 SMALL_FRAME = 640 * 480
@@ -55,6 +56,20 @@ def encoder_threads(timeline: Timeline, device=None) -> int:
     from ..network.devices import pick_device, policy_for
 
     return 1 if policy_for(device or pick_device(timeline.base.render.device)).shares_cores_with_writer else 0
+
+
+# Frames a sample spread over a clip holds at most (a GIF's palette of the clip is made from them), and pixels.
+SAMPLE_FRAMES = 16
+SAMPLE_PIXELS = 1 << 23
+
+
+def sample_frames(timeline: Timeline, device=None) -> list[np.ndarray]:
+    """Frames spread evenly over the clip, first and last included: up to :data:`SAMPLE_FRAMES`, at least 4
+    (or all), about :data:`SAMPLE_PIXELS` together."""
+    c = timeline.base.canvas
+    k = min(timeline.frames, SAMPLE_FRAMES, max(4, SAMPLE_PIXELS // (c.width * c.height)))
+    picks = sorted({round(j * (timeline.frames - 1) / max(1, k - 1)) for j in range(k)})
+    return [f for i in picks for f in frame_arrays(timeline, i, i + 1, device)]
 
 
 def _batches(timeline: Timeline, start: int, stop: int, device, cancel: threading.Event | None) -> Iterator[np.ndarray]:

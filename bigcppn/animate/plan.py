@@ -66,7 +66,8 @@ class VideoPlan:
                 "encode_cpu_seconds_a_frame": self.encode_s}
 
 
-def checked_request(timeline: Timeline, path, quality: int | None, overwrite: bool, preset: str | None = None):
+def checked_request(timeline: Timeline, path, quality: int | None, overwrite: bool, preset: str | None = None,
+                    palette: str | None = None):
     """(output path, its format, the quality) of a clip request; UserError for anything wrong with it."""
     from ..estimate.disk import free_bytes
     from ..estimate.plan import human_size
@@ -78,7 +79,7 @@ def checked_request(timeline: Timeline, path, quality: int | None, overwrite: bo
     if not 1 <= q <= 100:
         raise UserError(f"--quality must be between 1 and 100, got {q}")
     c = timeline.base.canvas
-    why = fmt.refusal(c.width, c.height, timeline.frames, quality is not None) or fmt.preset_refusal(preset) or \
+    why = fmt.refusal(c.width, c.height, timeline.frames, quality is not None) or fmt.preset_refusal(preset, palette) or \
         fmt.missing()
     if why:
         raise UserError(why)
@@ -123,7 +124,8 @@ def _encoded(fmt: VideoFormat, spec: VideoSpec, frames: list) -> tuple[int, floa
     return sum(p.stat().st_size for p in fmt.written(spec.path, len(frames)) if p.is_file()), spent
 
 
-def _measure(timeline: Timeline, fmt: VideoFormat, quality: int, preset: str | None, out: Path):
+def _measure(timeline: Timeline, fmt: VideoFormat, quality: int, preset: str | None, palette: str | None,
+             out: Path):
     """(bytes of the clip, wall s a frame rendering, CPU s a frame encoding), from runs of real frames.
 
     Each run is encoded alone, and its first frame alone: a keyframe with the container's header (counted once
@@ -146,7 +148,8 @@ def _measure(timeline: Timeline, fmt: VideoFormat, quality: int, preset: str | N
 
             def spec(n: int, name: str) -> VideoSpec:
                 return VideoSpec(Path(d) / f"{name}{k}-{out.name}", c.width, c.height, n, timeline.fps, quality,
-                                 text, lambda i: text, preset, encoder_threads(timeline))
+                                 text, lambda i: text, preset, encoder_threads(timeline), palette,
+                                 lambda: frames)
 
             whole, spent = _encoded(fmt, spec(len(frames), "all"), frames)
             encoded += spent
@@ -165,19 +168,19 @@ def _measure(timeline: Timeline, fmt: VideoFormat, quality: int, preset: str | N
 
 
 def plan_video(timeline: Timeline, path, *, quality: int | None = None, measure: bool = True,
-               preset: str | None = None) -> VideoPlan:
+               preset: str | None = None, palette: str | None = None) -> VideoPlan:
     """The frames, size and time a clip would take (see the module's docstring); UserError as render_video.
 
     Without ``measure`` nothing is rendered: the size is the format's rough rule, the time unknown.
     """
     from ..network.devices import pick_device, policy_for
-    out, fmt, q = checked_request(timeline, path, quality, overwrite=True, preset=preset)
+    out, fmt, q = checked_request(timeline, path, quality, overwrite=True, preset=preset, palette=palette)
     c = timeline.base.canvas
     shown = (preset or fmt.default_preset) if fmt.presets else None
     if not measure:
         return VideoPlan(out, fmt.label, c.width, c.height, timeline.frames, timeline.fps,
                          fmt.estimate_bytes(c.width, c.height, timeline.frames, q), None, preset=shown)
-    size, render, encode = _measure(timeline, fmt, q, preset, out)
+    size, render, encode = _measure(timeline, fmt, q, preset, palette, out)
     if policy_for(pick_device(timeline.base.render.device)).shares_cores_with_writer:
         from ..core.system import available_cores
 

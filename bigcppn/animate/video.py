@@ -16,7 +16,7 @@ from typing import Callable
 
 from ..formats.video.base import VideoFormat, VideoSpec
 from .clip import clip_text, frame_text
-from .frames import Prefetch, encoder_threads, frame_arrays
+from .frames import Prefetch, encoder_threads, frame_arrays, sample_frames
 from .timeline import Timeline
 
 __all__ = ["ClipResult", "write_clip"]
@@ -41,7 +41,7 @@ class ClipResult:
 
 def write_clip(timeline: Timeline, path: Path, fmt: VideoFormat, quality: int,
                progress: Callable[[int, int], None] | None = None, device=None, queue: int = 2,
-               preset: str | None = None) -> ClipResult:
+               preset: str | None = None, palette: str | None = None) -> ClipResult:
     """Render ``timeline`` into ``path`` as ``fmt``; atomic (see the module's docstring)."""
     from ..formats.target import writing
 
@@ -50,7 +50,8 @@ def write_clip(timeline: Timeline, path: Path, fmt: VideoFormat, quality: int,
     target = fmt.target(path)
     text = clip_text(timeline)
     spec = VideoSpec(target.temp, c.width, c.height, timeline.frames, timeline.fps, quality, text,
-                     lambda i: frame_text(timeline, i), preset, encoder_threads(timeline, device))
+                     lambda i: frame_text(timeline, i), preset, encoder_threads(timeline, device), palette,
+                     lambda: sample_frames(timeline, device))
     frames = Prefetch(lambda cancel: frame_arrays(timeline, device=device, cancel=cancel), queue)
     writer = None
     try:

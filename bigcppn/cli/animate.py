@@ -22,8 +22,8 @@ clip loops seamlessly.
   bigcppn animate --tween network.weight_scale=0.5:2 --ease smooth -o sweep.webm
 
 The extension picks the format: .mp4 (H.264 yuv420p, even sizes), .webm (VP9), .gif (a dithered palette a
-frame, at most 150 MPix of frames), .webp (animated; --quality 100 is lossless), or a frame sequence
--o frames/f-{frame}.png (exact pixels, each PNG carrying its frame's config)."""
+frame, or one for the clip with --palette clip; at most 150 MPix of frames), .webp (animated; --quality 100
+is lossless), or a frame sequence -o frames/f-{frame}.png (exact pixels, each PNG carrying its frame's config)."""
 
 SIZES = ("360p", "720p", "1080p", "1440p", "4k", "8k")
 
@@ -74,6 +74,9 @@ def add_clip_options(p: argparse.ArgumentParser, sizes: bool = True) -> None:
                    help=".mp4: x264's speed preset, ultrafast ... veryslow (default superfast: a third of the CPU "
                         "of faster, about 25-60%% more bytes at the same PSNR; the quality's CRF is shifted per "
                         "preset to keep the PSNR)")
+    t.add_argument("--palette", choices=("frame", "clip"),
+                   help=".gif: a palette a frame (default: truer colours in each frame, which may flicker), or one "
+                        "for the whole clip, made from 16 frames spread over it (steady colours, one colour table)")
 
 
 def wants_clip(args: argparse.Namespace) -> bool:
@@ -81,7 +84,7 @@ def wants_clip(args: argparse.Namespace) -> bool:
     from ..formats.video.registry import FRAME_FIELD, clip_format
 
     given = any(getattr(args, k) not in (None, []) for k in ("seconds", "fps", "z_loop", "z_walk", "zoom", "center",
-                                                             "pan", "tween", "ease", "preset"))
+                                                             "pan", "tween", "ease", "preset", "palette"))
     out = args.output or ""
     return given or FRAME_FIELD in out or (clip_format(out) is not None and not out.lower().endswith(".webp"))
 
@@ -104,13 +107,14 @@ def run(args: argparse.Namespace) -> int:
 
     timeline = timeline_from(args)
     if args.dry_run:
-        print(plan_video(timeline, args.output, quality=args.out_quality, preset=args.preset))
+        print(plan_video(timeline, args.output, quality=args.out_quality, preset=args.preset, palette=args.palette))
         return 0
     bar = LazyBar(disable=args.quiet, desc=Path(args.output).name, unit="frame")
     try:
         try:
             result = render_video(timeline, args.output, quality=args.out_quality, overwrite=args.overwrite,
-                                  progress=bar.progress, preset=args.preset, **executor_kwargs(args))
+                                  progress=bar.progress, preset=args.preset, palette=args.palette,
+                                  **executor_kwargs(args))
         finally:
             bar.close()
     except KeyboardInterrupt as exc:

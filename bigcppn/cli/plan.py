@@ -55,6 +55,7 @@ def _clip(args: argparse.Namespace) -> int:
                             "motions, --size 1080p, --quality, --preset)")
     if args.executor != "local":
         raise UserError("a clip's plan is for this machine; leave --executor out")
-    plan = plan_video(timeline_from(args), args.output, quality=args.out_quality, preset=args.preset)
+    plan = plan_video(timeline_from(args), args.output, quality=args.out_quality, preset=args.preset,
+                      palette=args.palette)
     print(json.dumps(plan.as_dict(), indent=2) if args.json else plan)
     return 0

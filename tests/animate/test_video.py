@@ -97,11 +97,13 @@ def test_mp4_preset_and_threads(tmp_path, timeline):
     assert "crf=18.0" in faster and "mbtree=1" in faster
 
 
-@pytest.mark.parametrize("name, preset, words", [("c.mp4", "warp", "ultrafast, superfast"),
-                                                 ("c.gif", "fast", "no encoder preset")])
-def test_a_wrong_preset_is_refused_before_rendering(tmp_path, timeline, name, preset, words):
+@pytest.mark.parametrize("name, options, words", [("c.mp4", {"preset": "warp"}, "ultrafast, superfast"),
+                                                  ("c.gif", {"preset": "fast"}, "no encoder preset"),
+                                                  ("c.mp4", {"palette": "clip"}, "no palette; leave --palette"),
+                                                  ("c.gif", {"palette": "global"}, "choose one of frame, clip")])
+def test_a_wrong_preset_or_palette_is_refused_before_rendering(tmp_path, timeline, name, options, words):
     with pytest.raises(bigcppn.UserError, match=words):
-        bigcppn.render_video(timeline, tmp_path / name, preset=preset)
+        bigcppn.render_video(timeline, tmp_path / name, **options)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -127,6 +129,51 @@ def test_gif_has_every_frame_at_its_rate(tmp_path, timeline, refs):
     assert (name, rate, w, h, len(frames)) == ("gif", 10, W, H, 10)
     assert min(psnr(f, g) for f, g in zip(frames, refs)) >= 25  # 256 colours a frame, dithered
     assert (tmp_path / "c.gif.bigcppn.json").is_file()
+
+
+def gif_colour_tables(path: Path) -> tuple[bytes | None, list[bytes | None]]:
+    """The GIF's global colour table and each image's local one (None where it has none), read block by block."""
+    data = path.read_bytes()
+    assert data[:6] in (b"GIF87a", b"GIF89a")
+
+    def table(flags: int, at: int) -> tuple[bytes | None, int]:
+        if not flags & 0x80:
+            return None, at
+        n = 3 * 2 ** ((flags & 7) + 1)
+        return data[at : at + n], at + n
+
+    def skip_sub_blocks(at: int) -> int:
+        while data[at]:
+            at += data[at] + 1
+        return at + 1
+
+    glob, i = table(data[10], 13)
+    local = []
+    while data[i] != 0x3B:  # the trailer
+        if data[i] == 0x21:  # an extension: its label, then sub-blocks
+            i = skip_sub_blocks(i + 2)
+        else:
+            assert data[i] == 0x2C, f"unexpected block {data[i]:#x} at {i}"
+            lt, i = table(data[i + 9], i + 10)
+            local.append(lt)
+            i = skip_sub_blocks(i + 1)  # the LZW minimum code size, then the image data
+    return glob, local
+
+
+def test_a_gif_with_one_palette_for_the_clip(tmp_path, timeline, refs):
+    """--palette clip: one global colour table and no local one, made from frames spread over the clip; each
+    frame dithered to it still looks like its still. The default keeps a palette a frame."""
+    clip_gif, frame_gif = tmp_path / "clip.gif", tmp_path / "frame.gif"
+    bigcppn.render_video(timeline, clip_gif, palette="clip")
+    bigcppn.render_video(timeline, frame_gif)
+    glob, local = gif_colour_tables(clip_gif)
+    assert glob is not None and len(local) == 10 and all(t is None for t in local)
+    _, per_frame = gif_colour_tables(frame_gif)
+    assert len({t for t in per_frame if t is not None}) > 5  # the default: a palette of its own a frame
+    frames = decoded(clip_gif)[1]
+    assert len(frames) == 10 and min(psnr(f, g) for f, g in zip(frames, refs)) >= 25  # 28 dB here, 36 a frame
+    colours = {tuple(c) for f in frames for c in f.reshape(-1, 3)}
+    assert len(colours) <= 256  # every frame from the same 256 colours
 
 
 def test_lossless_animated_webp_is_exact(tmp_path, timeline, refs):

@@ -73,6 +73,7 @@ VALUES = {
     "--tween": (["--tween", "network.weight_scale=1:2"], []),
     "--ease": (["--ease", "smooth"], []),
     "--preset": (["--preset", "fast"], []),
+    "--palette": (["--palette", "frame"], []),
 }
 SHEET = {"--landscape": (["--aspect", "A4", "--landscape"], ["--aspect", "A4"]),
          "--quality": (["-o", "{tmp}/x.jpg", "--quality", "50"], ["-o", "{tmp}/x.jpg"])}

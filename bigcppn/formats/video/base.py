@@ -53,6 +53,8 @@ class VideoSpec:
     frame_texts: object = None  # frame index -> that frame's config text (stills that carry their own)
     preset: str | None = None  # the encoder's speed preset (None: the format's default)
     threads: int = 0  # the encoder's threads (0: its own choice; 1 where rendering already takes every core)
+    palette: str | None = None  # a palette format's: one for the whole "clip", or one a "frame" (None: its default)
+    sample: object = None  # () -> frames spread over the clip (rendered when called), for a palette of the clip
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,8 @@ class VideoFormat(ABC):
     keyframe_interval: int = 0  # frames a keyframe at most (0: every frame stands alone), for estimates
     presets: tuple[str, ...] = ()  # the encoder speed presets --preset names (none: it takes no --preset)
     default_preset: str | None = None
+    palettes: tuple[str, ...] = ()  # the --palette choices of a format of indexed colours (none: no --palette)
+    default_palette: str | None = None
 
     # ---------------------------------------------------------------- what it refuses
 
@@ -90,13 +94,16 @@ class VideoFormat(ABC):
             return f"{self.label} has no quality setting; leave --quality out"
         return None
 
-    def preset_refusal(self, preset: str | None) -> str | None:
-        """Why ``--preset`` cannot be given to this format (one line), or None."""
-        if preset is None or preset in self.presets:
-            return None
-        if not self.presets:
-            return f"{self.label} has no encoder preset; leave --preset out (it is for .mp4)"
-        return f"--preset '{preset}' is unknown to {self.label}; choose one of {', '.join(self.presets)}"
+    def preset_refusal(self, preset: str | None, palette: str | None = None) -> str | None:
+        """Why ``--preset`` or ``--palette`` cannot be given to this format (one line), or None."""
+        for flag, value, choices, what, where in (("--preset", preset, self.presets, "encoder preset", ".mp4"),
+                                                  ("--palette", palette, self.palettes, "palette", ".gif")):
+            if value is None or value in choices:
+                continue
+            if not choices:
+                return f"{self.label} has no {what}; leave {flag} out (it is for {where})"
+            return f"{flag} '{value}' is unknown to {self.label}; choose one of {', '.join(choices)}"
+        return None
 
     def lossy(self, quality: int) -> bool:
         return True
