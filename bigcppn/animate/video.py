@@ -9,6 +9,7 @@ failure, Ctrl-C included, the renderer is stopped, the writer aborted and the te
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,12 +53,16 @@ def write_clip(timeline: Timeline, path: Path, fmt: VideoFormat, quality: int,
     spec = VideoSpec(target.temp, c.width, c.height, timeline.frames, timeline.fps, quality, text,
                      lambda i: frame_text(timeline, i), preset, encoder_threads(timeline, device), palette,
                      lambda: sample_frames(timeline, device))
-    frames = Prefetch(lambda cancel: frame_arrays(timeline, device=device, cancel=cancel), queue)
+    first = fmt.finished_frames(target.temp, timeline.frames, text)  # a frame sequence resumed: kept as they are
+    spec = dataclasses.replace(spec, first=first)
+    frames = Prefetch(lambda cancel: frame_arrays(timeline, first, device=device, cancel=cancel), queue)
     writer = None
     try:
         target.prepare()
         writer = writing(target, lambda: fmt.open(spec))
-        for i, frame in enumerate(frames):
+        if progress is not None and first:
+            progress(first, timeline.frames)
+        for i, frame in enumerate(frames, first):
             writing(target, lambda: writer.write(frame))
             if progress is not None:
                 progress(i + 1, timeline.frames)

@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         finally:
             bar.close()
     except KeyboardInterrupt as exc:
-        return _interrupted(Path(args.output), exc)
+        return _interrupted(Path(args.output), exc, timeline)
     if not args.quiet:
         bar.write(f"wrote {result.path} ({result.frames} frames of {result.width}x{result.height} at "
                   f"{result.fps:g} fps, {human_size(result.bytes)}, {result.frames_per_s:.1f} frames/s rendered, "
@@ -126,17 +126,24 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _interrupted(out: Path, exc: KeyboardInterrupt) -> int:
-    """Ctrl-C (130) or SIGTERM (143): nothing under the clip's name; finished segments are kept to resume."""
+def _interrupted(out: Path, exc: KeyboardInterrupt, timeline) -> int:
+    """Ctrl-C (130) or SIGTERM (143): nothing under the clip's name; finished segments (or the finished frames
+    of a frame sequence) are kept to resume."""
     import sys
 
+    from ..animate.clip import clip_text
     from ..animate.segments import segment_folder
+    from ..formats.video.registry import video_format_for
     from .common import Terminated
 
     folder = segment_folder(out)
     done = sorted(folder.glob("seg-*")) if folder.is_dir() else []
     what = "terminated" if isinstance(exc, Terminated) else "interrupted"
-    if done:
+    frames = video_format_for(out).finished_frames(out, timeline.frames, clip_text(timeline))
+    if frames:
+        print(f"bigcppn: {what}; {out} has {frames} of its {timeline.frames} frames: run the same command again "
+              "to render the rest", file=sys.stderr)
+    elif done:
         print(f"bigcppn: {what}; {out} was not written, its {len(done)} finished segment(s) are kept in {folder}: "
               "run the same command again to resume", file=sys.stderr)
     else:

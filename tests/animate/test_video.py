@@ -316,6 +316,41 @@ def test_long_clips_are_segments_remuxed_into_one_stream(tmp_path, timeline, ref
     assert read_clip(out).to_dict() == timeline.to_dict()
 
 
+def test_an_interrupted_frame_sequence_resumes_after_its_finished_frames(tmp_path, timeline, refs, monkeypatch):
+    out = tmp_path / "f-{frame}.png"
+
+    def stop(done, total):
+        if done == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        bigcppn.render_video(timeline, out, progress=stop)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [".f-frames.png.bigcppn.json.writing", "f-0.png", "f-1.png", "f-2.png", "f-3.png"]
+    from bigcppn.animate import video
+
+    rendered, seen = [], []
+    real = video.frame_arrays
+    monkeypatch.setattr(video, "frame_arrays", lambda t, start, **kw: (rendered.append(start), real(t, start, **kw))[1])
+    bigcppn.render_video(timeline, out, progress=lambda d, n: seen.append(d))  # no --overwrite needed: a resume
+    assert rendered == [4] and seen[0] == 4 and seen[-1] == 10  # only the missing frames
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [f"f-{i}.png" for i in range(10)] + ["f-frames.png.bigcppn.json"]  # the stamp is gone
+    import pyvips
+
+    for i in (0, 3, 4, 9):
+        assert np.array_equal(pyvips.Image.new_from_file(str(tmp_path / f"f-{i}.png")).numpy(), refs[i])
+    # a finished sequence is not resumed: it is there, so without --overwrite it is refused
+    with pytest.raises(bigcppn.UserError, match="already exists"):
+        bigcppn.render_video(timeline, out)
+    # another clip's frames under the same names are not kept
+    (tmp_path / "f-frames.png.bigcppn.json").unlink()
+    other = clip(zoom="4:5")
+    rendered.clear()
+    bigcppn.render_video(other, out, overwrite=True)
+    assert rendered == [0]
+
+
 def test_an_interrupted_clip_resumes_from_its_finished_segments(tmp_path, timeline, short_segments, monkeypatch):
     whole = tmp_path / "whole.mp4"
     bigcppn.render_video(timeline, whole)

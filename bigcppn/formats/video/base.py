@@ -55,6 +55,7 @@ class VideoSpec:
     threads: int = 0  # the encoder's threads (0: its own choice; 1 where rendering already takes every core)
     palette: str | None = None  # a palette format's: one for the whole "clip", or one a "frame" (None: its default)
     sample: object = None  # () -> frames spread over the clip (rendered when called), for a palette of the clip
+    first: int = 0  # the index of the first frame written (a resumed frame sequence starts after its finished ones)
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,11 @@ class VideoFormat(ABC):
     def frame_name(self, path: Path, i: int, frames: int) -> Path:
         """Where frame ``i`` is written as a file of its own (only a frame sequence has them)."""
         return path
+
+    def finished_frames(self, path: Path, frames: int, text: str) -> int:
+        """How many frames an interrupted run of this very clip (``text``) left finished at ``path``, to be kept
+        by a rerun (only a format of a file a frame resumes so; a clip file is whole or absent)."""
+        return 0
 
     # ---------------------------------------------------------------- how it is written and read
 

@@ -3,6 +3,11 @@
 Every PNG carries the config of its own frame (as a still does), so ``render --from frames/f-0030.png`` renders
 it again at any size; a ``NAME.bigcppn.json`` sidecar (the pattern's name with the field taken out) holds the
 clip's config and timeline. The frames are exact: the pixels ``render_array`` gives.
+
+It resumes: while frames are being written, a hidden stamp beside them (``.NAME.bigcppn.json.writing``) holds
+the clip's config and timeline; the sidecar replaces it when the last frame is written. A run of the same clip
+that finds the stamp keeps the frames before the first missing one (each was written whole) and renders the
+rest; another clip's stamp, or none, starts from frame 0.
 """
 
 from __future__ import annotations
@@ -47,7 +52,10 @@ class _SequenceTarget:
 
 class _PngWriter:
     def __init__(self, spec: VideoSpec, fmt: "FrameSequence") -> None:
-        self.spec, self.fmt, self.count = spec, fmt, 0
+        from ...core.atomic import write_atomic
+
+        self.spec, self.fmt, self.count = spec, fmt, spec.first
+        write_atomic(fmt.stamp(spec.path), spec.text)  # these frames are this clip's, until the sidecar says so
 
     def write(self, frame: np.ndarray) -> None:
         import pyvips
@@ -89,6 +97,20 @@ class FrameSequence(VideoFormat):
     def sidecar(self, path: Path) -> Path:
         return sidecar_path(path.with_name(path.name.replace(FRAME_FIELD, "frames")))
 
+    def stamp(self, path: Path) -> Path:
+        side = self.sidecar(path)
+        return side.with_name(f".{side.name}.writing")
+
+    def finished_frames(self, path: Path, frames: int, text: str) -> int:
+        try:
+            same = self.stamp(path).read_text(encoding="utf-8") == text
+        except (OSError, UnicodeError):
+            same = False
+        done = 0
+        while same and done < frames and self.frame_name(path, done, frames).is_file():
+            done += 1
+        return done
+
     def target(self, path: Path):
         return _SequenceTarget(path)
 
@@ -103,6 +125,7 @@ class FrameSequence(VideoFormat):
 
     def finish(self, path: Path, text: str) -> None:
         self.sidecar(path).write_text(text, encoding="utf-8")
+        self.stamp(path).unlink(missing_ok=True)
 
     def read_text(self, path: Path) -> str | None:
         side = self.sidecar(path)
