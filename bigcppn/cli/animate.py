@@ -70,11 +70,12 @@ def add_clip_options(p: argparse.ArgumentParser, sizes: bool = True) -> None:
                         "same weights, scaled; repeatable)")
     m.add_argument("--ease", choices=("linear", "smooth"),
                    help="linear: constant speed (default); smooth: start and stop gently (a z-loop stays even)")
-    t.add_argument("--preset", metavar="NAME",
+    e = p.add_argument_group("encoder")
+    e.add_argument("--preset", metavar="NAME",
                    help=".mp4: x264's speed preset, ultrafast ... veryslow (default superfast: a third of the CPU "
                         "of faster, about 25-60%% more bytes at the same PSNR; the quality's CRF is shifted per "
                         "preset to keep the PSNR)")
-    t.add_argument("--palette", choices=("frame", "clip"),
+    e.add_argument("--palette", choices=("frame", "clip"),
                    help=".gif: a palette a frame (default: truer colours in each frame, which may flicker), or one "
                         "for the whole clip, made from 16 frames spread over it (steady colours, one colour table)")
 
