@@ -34,10 +34,12 @@ class ClipResult:
     fps: float
     bytes: int
     seconds: float  # wall time of the render
+    rendered: int | None = None  # frames rendered by this run (a resumed one kept the others), None: all
 
     @property
     def frames_per_s(self) -> float:
-        return self.frames / self.seconds if self.seconds > 0 else float("inf")
+        done = self.frames if self.rendered is None else self.rendered
+        return done / self.seconds if self.seconds > 0 else float("inf")
 
 
 def write_clip(timeline: Timeline, path: Path, fmt: VideoFormat, quality: int,
@@ -77,4 +79,5 @@ def write_clip(timeline: Timeline, path: Path, fmt: VideoFormat, quality: int,
         target.cleanup()
         raise
     size = sum(p.stat().st_size for p in fmt.written(path, timeline.frames) if p.is_file())
-    return ClipResult(path, c.width, c.height, timeline.frames, timeline.fps, size, time.perf_counter() - t0)
+    return ClipResult(path, c.width, c.height, timeline.frames, timeline.fps, size, time.perf_counter() - t0,
+                      timeline.frames - first)
