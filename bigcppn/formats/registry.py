@@ -57,7 +57,8 @@ def format_for(path: str | Path) -> Format:
         known = ", ".join(sorted(_BY_EXTENSION))
         what = f"extension '{ext}'" if ext else "no extension"
         if clip_format(path) is not None:  # .mp4, .webm, .gif: a clip, not a still
-            raise UserError(f"output '{path}' is a clip: bigcppn animate writes it (--dry-run plans it); a still "
+            raise UserError(f"output '{path}' is a clip: bigcppn animate writes it (bigcppn plan with "
+                            f"--seconds and --fps plans it); a still "
                             f"is one of {known}") from None
         raise UserError(f"output '{path}' has {what}; use one of {known}") from None
 
