@@ -167,7 +167,7 @@ def render_file(config: ConfigLike, path: str | Path | None = None, *, compressi
     from .engines import engine_for
     from .storage.base import is_url
 
-    if is_url(path):  # a bucket: rendered as a local file, then sent as one multipart upload
+    if is_url(path):  # a bucket: rendered as a local file and sent as one multipart upload, while written
         from functools import partial
 
         from .formats.registry import format_for
@@ -175,7 +175,7 @@ def render_file(config: ConfigLike, path: str | Path | None = None, *, compressi
 
         local = partial(render_file, config, compression=compression, quality=quality, overwrite=False,
                         progress=progress, executor=executor, ray_address=ray_address, workers=workers)
-        return render_to_bucket(local, str(path), format_for(Path(str(path))).produced,
+        return render_to_bucket(local, str(path), format_for(Path(str(path))),
                                 storage_options(endpoint_url, cache_control), overwrite)
     engine = engine_for(executor, ray_address, workers)
     job = _checked_job(engine.configure(as_config(config), workers), path, compression, quality, overwrite)

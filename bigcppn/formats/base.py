@@ -101,6 +101,9 @@ class Format:
     grey_profile: bool = True
     # A print page that holds the picture (PDF), not a picture file itself: no contact sheets.
     page: bool = False
+    # Whether its writer only appends (rewriting at most the last few MiB, as a zip entry's header), so that a
+    # bucket upload may send the parts behind the end while the file is written (bigcppn.formats.follow).
+    appends: bool = True
 
     @property
     def label(self) -> str:

@@ -1,9 +1,11 @@
 """A rendered file sent to a bucket: ``render -o s3://bucket/prefix/poster.tif`` (and .png .jpg .pdf .dzi .szi).
 
 The file is rendered as on disk (every promise of :class:`~bigcppn.formats.target.OutputTarget`) into a
-private staging folder under ``TMPDIR`` (libvips needs a seekable file for TIFF, PDF and ``.szi``), then
-sent as a multipart upload that is completed only once every byte is up, so nothing appears under its key
-before that; a failed or interrupted upload is aborted (no parts left). A DeepZoom ``.dzi`` sends its tiles
+private staging folder under ``TMPDIR`` (the writers need a seekable file), and sent as a multipart upload
+that is completed only once every byte is up, so nothing appears under its key before that; a failed or
+interrupted upload is aborted (no parts left). A file whose writer appends (PNG, JPEG, PDF, ``.szi``) goes up
+part by part while it is written (:mod:`bigcppn.formats.follow`); a TIFF, whose header is written last,
+once it is complete. A DeepZoom ``.dzi`` sends its tiles
 first, the config sidecar next, the ``.dzi`` last. The staging folder is removed whatever happens.
 
 Parts that a SIGKILL leaves in a bucket are not visible as objects; ``aws s3api list-multipart-uploads
@@ -21,10 +23,12 @@ from typing import Callable
 
 from ..errors import UserError
 from ..storage.base import Storage, StorageOptions, open_storage, split_url
+from .base import Format
 
 __all__ = ["render_to_bucket", "fetch_to_temp", "CHUNK"]
 
 CHUNK = 16 << 20  # bytes read from the staged file a part
+FOLLOW = True  # upload a file that its writer appends to while it is written (off: after; for benchmarks)
 
 
 def _place(url: str, options: StorageOptions) -> tuple[Storage, str]:
@@ -37,26 +41,37 @@ def _place(url: str, options: StorageOptions) -> tuple[Storage, str]:
     return storage, PurePosixPath(key).name
 
 
-def render_to_bucket(render: Callable[[Path], object], url: str, produced: Callable[[Path], list[Path]],
-                     options: StorageOptions, overwrite: bool):
-    """``render(local_path)`` into a staging folder, then upload what it ``produced`` to ``url``, the
-    completion marker last; returns ``render``'s result with ``path`` the URL."""
+def render_to_bucket(render: Callable[[Path], object], url: str, fmt: Format, options: StorageOptions,
+                     overwrite: bool):
+    """``render(local_path)`` into a staging folder and upload what it produces (``fmt.produced``) to ``url``,
+    the completion marker last; returns ``render``'s result with ``path`` the URL.
+
+    A single file of a format that appends (:attr:`Format.appends`) goes up while it is written
+    (:class:`~bigcppn.formats.follow.Follower`); any other file once it is complete."""
     from dataclasses import replace
 
     storage, name = _place(url, options)
     storage.check()
     stage = Path(tempfile.mkdtemp(prefix=".bigcppn-upload-"))
     local = stage / name
-    keys = [p.name for p in produced(local)]
+    keys = [p.name for p in fmt.produced(local)]
     if not overwrite and any(_exists(storage, k) for k in keys):
         shutil.rmtree(stage, ignore_errors=True)
         raise UserError(f"'{storage.url(keys[-1])}' already exists; add --overwrite to replace it, "
                         "or choose another -o")
+    follower = _follower(stage, name, storage, fmt) if len(keys) == 1 else None
     try:
-        result = render(local)
+        try:
+            result = render(local)
+        except BaseException:
+            if follower is not None:
+                follower.abort()
+            raise
+        if follower is not None and follower.finish(local):
+            return replace(result, path=storage.url(name))
         if overwrite and keys[-1] != keys[0]:
             storage.delete([keys[-1]])  # an old .dzi first: no viewer loads it while its tiles change
-        for p in produced(local):
+        for p in fmt.produced(local):
             if p.is_dir():
                 _upload_folder(storage, p, overwrite)
             elif p.exists():
@@ -64,6 +79,18 @@ def render_to_bucket(render: Callable[[Path], object], url: str, produced: Calla
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return replace(result, path=storage.url(name))
+
+
+def _follower(stage: Path, name: str, storage: Storage, fmt: Format):
+    """The thread that uploads ``name`` while it is written, started; None where the format's writer does not
+    only append (or ``FOLLOW`` is off: the benchmark's baseline)."""
+    if not (FOLLOW and fmt.appends):
+        return None
+    from .follow import Follower
+
+    follower = Follower(stage, name, storage, name, _content_type(name), CHUNK)
+    follower.start()
+    return follower
 
 
 def _exists(storage: Storage, key: str) -> bool:
