@@ -9,7 +9,11 @@ APIs; prints puts/s and the ratio obstore / s3fs at each depth.
 
 With ``--pyramid N``: instead, a DeepZoom pyramid of N x N rendered by ``bigcppn pyramid`` to a local folder
 and to the local SeaweedFS, one after the other in fresh processes: wall time and peak RSS (the child's own
-VmHWM) of each, and the ratios s3 / local (targets: time <= 1.25x, RSS <= 1.15x).
+VmHWM) of each, and the ratios s3 / local (targets: time <= 1.25x, RSS <= 1.15x). Each run also gives the
+child's CPU seconds and the S3 server's CPU seconds meanwhile (it shares the cores).
+
+With ``--file N [--ext png]``: one N x N file rendered to a local folder, to the bucket uploaded once written
+(the way before uploads overlapped rendering) and to the bucket uploaded while written; wall time, RSS, ratios.
 """
 
 from __future__ import annotations
@@ -73,15 +77,27 @@ def bench_s3fs(server: WeedServer, bucket: str, data: list[bytes], depth: int, r
     return len(data) / asyncio.run(main())
 
 
-def run_measured(argv: list[str], env: dict) -> tuple[float, int]:
-    """Wall seconds and peak RSS (VmHWM, bytes) of a child process."""
+# A child that renders with single files uploaded after they are written, not while (the old way).
+AFTER = ("import sys; from bigcppn.formats import upload; upload.FOLLOW = False; "
+         "from bigcppn import cli; sys.exit(cli.main(sys.argv[1:]))")
+
+
+def run_measured(argv: list[str], env: dict, server: WeedServer | None = None,
+                 code: str | None = None) -> tuple[float, int, float, float]:
+    """Wall seconds, peak RSS (VmHWM, bytes) and CPU seconds of a child process, and the CPU seconds the
+    S3 server (``server``) spent meanwhile (it shares the cores)."""
     import subprocess
     import sys
 
+    weed0 = _cpu_of(server.proc.pid) if server else 0.0
     t = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "bigcppn", *argv], env=env)
+    cmd = [sys.executable, "-c", code, *argv] if code else [sys.executable, "-m", "bigcppn", *argv]
+    proc = subprocess.Popen(cmd, env=env)
     peak = 0
-    while proc.poll() is None:
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
         try:
             with open(f"/proc/{proc.pid}/status") as f:
                 for line in f:
@@ -90,9 +106,45 @@ def run_measured(argv: list[str], env: dict) -> tuple[float, int]:
         except OSError:
             pass
         time.sleep(0.1)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - t
     if proc.returncode != 0:
         raise SystemExit(f"bigcppn {' '.join(argv)} failed with {proc.returncode}")
-    return time.perf_counter() - t, peak
+    weed = _cpu_of(server.proc.pid) - weed0 if server else 0.0
+    return wall, peak, usage.ru_utime + usage.ru_stime, weed
+
+
+def _cpu_of(pid: int) -> float:
+    """User + system CPU seconds of a running process (its threads included), from /proc."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_file(size: int, ext: str, repeat: int, sets: list[str]) -> None:
+    """One N x N file rendered to a local folder, to the bucket uploaded after it is written (the old way),
+    and to the bucket uploaded while it is written."""
+    import tempfile
+
+    common = ["render", "--width", str(size), "--height", str(size), "--device", "cpu", "-q"]
+    for kv in sets:
+        common += ["--set", kv]
+    with WeedServer() as server, tempfile.TemporaryDirectory() as d:
+        server.make_bucket("bench")
+        env = dict(os.environ, AWS_ACCESS_KEY_ID=server.keys[0], AWS_SECRET_ACCESS_KEY=server.keys[1],
+                   AWS_ENDPOINT_URL=server.endpoint)
+        runs: dict[str, list] = {"local": [], "after": [], "while": []}
+        for i in range(repeat):  # alternated, so a busy moment of a shared machine hits all three
+            runs["local"].append(run_measured([*common, "-o", f"{d}/f{i}.{ext}"], env, server))
+            runs["after"].append(run_measured([*common, "-o", f"s3://bench/a{i}/f.{ext}"], env, server, AFTER))
+            runs["while"].append(run_measured([*common, "-o", f"s3://bench/w{i}/f.{ext}"], env, server))
+            print(f"run {i}: " + ", ".join(f"{k} {v[-1][0]:.1f} s (cpu {v[-1][2]:.1f} s, weed {v[-1][3]:.1f} s)"
+                                           for k, v in runs.items()), flush=True)
+        mb = os.path.getsize(f"{d}/f0.{ext}") / 1e6
+    best = {k: min(v) for k, v in runs.items()}
+    print(f"best of {repeat}, {size}x{size} .{ext} ({mb:.0f} MB): " + ", ".join(
+        f"{k} {b[0]:.1f} s, {b[1] / 1e6:.0f} MB" for k, b in best.items())
+        + f"; after/local {best['after'][0] / best['local'][0]:.2f}, while/local "
+          f"{best['while'][0] / best['local'][0]:.2f}, while/after {best['while'][0] / best['after'][0]:.2f}")
 
 
 def bench_pyramid(size: int, repeat: int) -> None:
@@ -105,10 +157,11 @@ def bench_pyramid(size: int, repeat: int) -> None:
                    AWS_ENDPOINT_URL=server.endpoint)
         runs: dict[str, list] = {"local": [], "s3": []}
         for i in range(repeat):  # alternated, so a busy moment of a shared machine hits both
-            runs["local"].append(run_measured([*common, "-o", f"{d}/p{i}.dzi"], env))
-            runs["s3"].append(run_measured([*common, "-o", f"s3://bench/p{i}/p.dzi"], env))
-            print(f"run {i}: local {runs['local'][-1][0]:.1f} s, s3 {runs['s3'][-1][0]:.1f} s", flush=True)
-        (local_s, local_rss), (s3_s, s3_rss) = (min(runs[k]) for k in ("local", "s3"))
+            runs["local"].append(run_measured([*common, "-o", f"{d}/p{i}.dzi"], env, server))
+            runs["s3"].append(run_measured([*common, "-o", f"s3://bench/p{i}/p.dzi"], env, server))
+            print(f"run {i}: " + ", ".join(f"{k} {v[-1][0]:.1f} s (cpu {v[-1][2]:.1f} s, weed {v[-1][3]:.1f} s, "
+                                           f"rss {v[-1][1] / 1e6:.0f} MB)" for k, v in runs.items()), flush=True)
+        (local_s, local_rss, *_), (s3_s, s3_rss, *_) = (min(runs[k]) for k in ("local", "s3"))
     print(f"best of {repeat}: "f"DeepZoom {size}x{size}: local {local_s:.1f} s, {local_rss / 1e6:.0f} MB; "
           f"s3 {s3_s:.1f} s, {s3_rss / 1e6:.0f} MB; time s3/local {s3_s / local_s:.2f}, "
           f"RSS s3/local {s3_rss / local_rss:.2f}")
@@ -119,7 +172,14 @@ def main() -> None:
     ap.add_argument("--tiles", type=int, default=400)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--pyramid", type=int, metavar="N", help="time a DeepZoom pyramid of N x N instead")
+    ap.add_argument("--file", type=int, metavar="N", help="time one N x N file (--ext) instead: local, "
+                    "uploaded after it is written, uploaded while")
+    ap.add_argument("--ext", default="png", help="the --file's format (default png)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config of the --file render")
     args = ap.parse_args()
+    if args.file:
+        bench_file(args.file, args.ext, args.repeat, args.set)
+        return
     if args.pyramid:
         bench_pyramid(args.pyramid, args.repeat)
         return

@@ -132,6 +132,10 @@ class Format:
         """The paths a save to ``path`` creates, the one that marks it complete last."""
         return [path]
 
+    def objects(self, width: int, height: int, out: OutputConfig) -> int:
+        """How many files (objects in a bucket) a render of ``width`` x ``height`` makes."""
+        return len(self.produced(Path("x")))
+
     def uncompressed(self, out: OutputConfig) -> bool:
         """Whether the file holds the raw samples (then it is as large as they are)."""
         return False
