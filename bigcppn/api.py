@@ -256,11 +256,11 @@ def render_sheet(config: ConfigLike, path: str | Path, seeds: Sequence[int] | st
                quality=quality, progress=progress)
 
 
-def storage_options(endpoint_url: str | None = None, cache_control: str | None = None):
+def storage_options(endpoint_url: str | None = None, cache_control: str | None = None, break_lock: bool = False):
     """How an ``s3://`` output is reached: a :class:`~bigcppn.storage.base.StorageOptions`."""
     from .storage.base import StorageOptions
 
-    return StorageOptions(endpoint_url or "", cache_control or "")
+    return StorageOptions(endpoint_url or "", cache_control or "", break_lock)
 
 
 def render_pyramid(config: ConfigLike, path: str | Path | None = None, *, layout: str = "dz",
@@ -271,7 +271,8 @@ def render_pyramid(config: ConfigLike, path: str | Path | None = None, *, layout
                    on_tile: Callable[[object], None] | None = None,
                    progress: Callable[[object], None] | None = None, executor: str = "local",
                    ray_address: str | None = None, workers: int | None = None, endpoint_url: str | None = None,
-                   cache_control: str | None = None) -> PyramidResult:
+                   cache_control: str | None = None,
+                   break_lock: bool = False) -> PyramidResult:
     """Render a deep-zoom pyramid, every level straight from the network, with a viewer page.
 
     ``layout`` is dz (``path`` = DIR/NAME.dzi, the page DIR/NAME.html), iiif3,
@@ -295,7 +296,7 @@ def render_pyramid(config: ConfigLike, path: str | Path | None = None, *, layout
 
     ``path`` may be a bucket URL (``s3://bucket/prefix/NAME.dzi``; ``pip install "bigcppn[s3]"``):
     ``endpoint_url`` names an S3-compatible service (default ``AWS_ENDPOINT_URL``), ``cache_control`` is
-    every object's ``Cache-Control``; see docs/storage.md.
+    every object's ``Cache-Control``, ``break_lock`` takes over a lock another machine left; docs/storage.md.
     """
     import pyvips
 
@@ -308,7 +309,7 @@ def render_pyramid(config: ConfigLike, path: str | Path | None = None, *, layout
     request = resolve_pyramid_request(
         engine.configure(as_config(config), workers), path, layout=layout, tile=tile, overlap=overlap,
         format=format, quality=quality, supersample=supersample, base_url=base_url, max_size=max_size,
-        overwrite=overwrite, storage=storage_options(endpoint_url, cache_control))
+        overwrite=overwrite, storage=storage_options(endpoint_url, cache_control, break_lock))
     request.check_output()
     runner = engine.pyramid(request.config)
     try:

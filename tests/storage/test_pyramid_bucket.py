@@ -87,11 +87,23 @@ def test_overwrite_replaces_every_tile_and_writes_the_descriptor_last(weed, buck
 def test_a_lock_held_by_another_run_refuses(weed, bucket, capsys):
     import obstore
 
-    obstore.put(weed.store(bucket), "l/.x.bigcppn.lock", b'{"host": "elsewhere", "pid": 1}')
+    obstore.put(weed.store(bucket), "l/.x.bigcppn.lock",
+                b'{"host": "elsewhere", "pid": 1, "since": "2020-01-01T00:00:00Z"}')
     assert _render(f"s3://{bucket}/l/x.dzi") == 2
     err = capsys.readouterr().err
     assert "another bigcppn run" in err and ".x.bigcppn.lock" in err
+    assert "host elsewhere" in err and " ago)" in err and "--break-lock" in err  # who, how long, what to do
     assert set(objects(weed, bucket, "l")) == {".x.bigcppn.lock"}
+
+
+def test_break_lock_takes_over_the_lock_another_machine_left(weed, bucket, tmp_path):
+    import obstore
+
+    obstore.put(weed.store(bucket), "bl/.x.bigcppn.lock", b'{"host": "elsewhere", "pid": 1}')
+    assert _render(f"s3://{bucket}/bl/x.dzi", "--break-lock") == 0
+    assert _render(str(tmp_path / "x.dzi")) == 0
+    local = {k: v for k, v in files(tmp_path).items() if not k.startswith("openseadragon") and not k.endswith("html")}
+    assert {k: v for k, v in objects(weed, bucket, "bl").items() if not k.endswith("html")} == local
 
 
 def test_a_stale_lock_of_a_dead_process_here_is_taken_over(weed, bucket):
