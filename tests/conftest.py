@@ -104,6 +104,8 @@ def bucket(weed, monkeypatch) -> str:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", weed.keys[0])
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", weed.keys[1])
     monkeypatch.setenv("AWS_ENDPOINT_URL", weed.endpoint)
+    # the tests compare two renders' bytes: a .szi's (and a CMYK PDF's) date must not depend on the second
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     # transient errors (a 5xx while SeaweedFS grows a volume, slower under load) retried as a user's would be;
     # the tests that expect a failure get answers that are not retried (denied, missing, exists)
     monkeypatch.setenv("BIGCPPN_STORAGE_RETRY_S", "30")

@@ -18,6 +18,7 @@ rewrite an earlier byte) aborts the followed upload, so the caller sends the who
 
 from __future__ import annotations
 
+import glob
 import os
 import threading
 import zlib
@@ -108,7 +109,7 @@ class Follower(threading.Thread):
         """The writer's file, open for reading, once it exists in a hidden folder of the stage; None when the
         render ends before one does."""
         while True:
-            for p in self.stage.glob(f".*/{self.name}"):
+            for p in self.stage.glob(f".*/{glob.escape(self.name)}"):
                 try:
                     return open(p, "rb")
                 except OSError:
