@@ -167,7 +167,8 @@ def render_file(config: ConfigLike, path: str | Path | None = None, *, compressi
 
         local = partial(render_file, config, compression=compression, quality=quality, overwrite=False,
                         progress=progress, executor=executor, ray_address=ray_address, workers=workers)
-        return render_to_bucket(local, str(path), storage_options(endpoint_url, cache_control), overwrite)
+        url = str(path).replace(SEED_FIELD, str(as_config(config).seed))  # as output_path does for a file
+        return render_to_bucket(local, url, storage_options(endpoint_url, cache_control), overwrite)
     engine = engine_for(executor, ray_address, workers)
     job = _checked_job(engine.configure(as_config(config), workers), path, compression, quality, overwrite)
     engine.check(job)

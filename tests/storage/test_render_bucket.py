@@ -133,3 +133,9 @@ def test_a_contact_sheet_to_a_bucket_has_the_bytes_of_the_local_sheet(weed, buck
     assert cli.main([*args, "-o", f"s3://{bucket}/c/sheet.png"]) == 0
     assert cli.main([*args, "-o", str(tmp_path / "sheet.png")]) == 0
     assert objects(weed, bucket, "c") == files(tmp_path)
+
+
+def test_seed_in_a_bucket_url_is_filled_in(weed, bucket):
+    assert cli.main(["render", *SMALL[:4], "--seed", "7", "--device", "cpu", "-q",
+                     "-o", f"s3://{bucket}/sd/p-{{seed}}.png"]) == 0
+    assert set(objects(weed, bucket, "sd")) == {"p-7.png"}
