@@ -10,6 +10,7 @@ the output's name. The command line is a thin layer over these functions.
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -22,6 +23,7 @@ from .estimate.plan import PlanInfo, describe
 from .core.geometry import Window
 from .results import CompletedInterrupt, PyramidResult, RenderResult
 from .job import SEED_FIELD, Job, Sizing, check_overwrite, resolve_config, resolve_job
+from .storage.base import is_url
 
 __all__ = ["render_array", "render_file", "render_series", "render_sheet", "plan", "render_pyramid",
            "plan_pyramid", "serve", "RenderResult", "PyramidResult", "PlanInfo", "as_config", "CompletedInterrupt"]
@@ -91,19 +93,13 @@ def plan(config: ConfigLike = None, path: str | Path | None = None, *, compressi
     from .network.strips import renderer_for
     from .network.backend import strip_workers
     from .network.devices import pick_device
-    from .storage.base import is_url
 
-    if is_url(path):  # a bucket: the file staged, then uploaded
-        import tempfile
+    if is_url(path):  # a bucket: the file's own plan, and the requests its upload makes
+        from .formats.upload import plan_upload
 
-        from .estimate.plan import file_requests
-        from .formats.upload import CHUNK
-
-        name = str(path).rstrip("/").rsplit("/", 1)[-1]
-        info = plan(config, Path(tempfile.gettempdir()) / name, compression=compression, quality=quality,
-                    measure=measure, executor=executor, workers=workers)
-        single = not name.lower().endswith(".dzi")  # a .dzi's tiles are libvips': not counted
-        return replace(info, path=str(path), requests=file_requests(info.estimated_bytes, CHUNK) if single else None)
+        return plan_upload(lambda local: plan(config, local, compression=compression, quality=quality,
+                                              measure=measure, executor=executor, workers=workers),
+                           str(path), as_config(config).output)
     engine = engine_for(executor, workers=workers, planning=True)
     job = resolve_job(as_config(config), path, compression=compression, quality=quality)
     ray = engine.describe(job, workers)
@@ -165,18 +161,14 @@ def render_file(config: ConfigLike, path: str | Path | None = None, *, compressi
     is cut in square blocks, which place the tiles in another order).
     """
     from .engines import engine_for
-    from .storage.base import is_url
 
-    if is_url(path):  # a bucket: rendered as a local file, then sent as one multipart upload
-        from functools import partial
-
-        from .formats.registry import format_for
+    if is_url(path):  # a bucket: rendered as a local file and sent as one multipart upload, while written
         from .formats.upload import render_to_bucket
 
         local = partial(render_file, config, compression=compression, quality=quality, overwrite=False,
                         progress=progress, executor=executor, ray_address=ray_address, workers=workers)
-        return render_to_bucket(local, str(path), format_for(Path(str(path))).produced,
-                                storage_options(endpoint_url, cache_control), overwrite)
+        url = str(path).replace(SEED_FIELD, str(as_config(config).seed))  # as output_path does for a file
+        return render_to_bucket(local, url, storage_options(endpoint_url, cache_control), overwrite)
     engine = engine_for(executor, ray_address, workers)
     job = _checked_job(engine.configure(as_config(config), workers), path, compression, quality, overwrite)
     engine.check(job)
@@ -188,22 +180,19 @@ def render_series(config: ConfigLike, path: str | Path | None, seeds: Sequence[i
                   compression: str | None = None, quality: int | None = None, overwrite: bool = False,
                   progress: Callable[[int, int], None] | None = None,
                   on_done: Callable[[RenderResult], None] | None = None, executor: str = "local",
-                  ray_address: str | None = None, workers: int | None = None) -> list[RenderResult]:
+                  ray_address: str | None = None, workers: int | None = None, endpoint_url: str | None = None,
+                  cache_control: str | None = None) -> list[RenderResult]:
     """Render one file per seed: ``path`` names them with ``{seed}`` (``poster-{seed}.tif``).
 
     Every output is checked (names, formats, existing files, free disk for all
     of them) before the first is rendered. ``progress(done, total)`` counts the
     pixels of the whole series; ``on_done(result)`` is called after each file.
     ``executor="ray"`` (TIFF and DeepZoom files, as :func:`render_file`): one
-    set of Ray actors renders the whole series, one file after another.
+    set of Ray actors renders the whole series, one file after another. A bucket URL (``endpoint_url``,
+    ``cache_control``: as :func:`render_file`): every object checked first, then each file as render_file.
     """
     from .engines import check_network, engine_for
-    from .storage.base import is_url
 
-    if is_url(path):
-        raise UserError("--seeds writes local files; render each seed with -o s3://... (--seed N), or upload them")
-    engine = engine_for(executor, ray_address, workers)
-    cfg = engine.configure(as_config(config), workers)
     seeds = list(seeds)
     if not seeds:
         raise UserError("no seeds given; give e.g. --seeds 0-7")
@@ -213,6 +202,16 @@ def render_series(config: ConfigLike, path: str | Path | None, seeds: Sequence[i
     if len(seeds) > 1 and path is not None and SEED_FIELD not in str(path):
         raise UserError(f"{len(seeds)} seeds need {len(seeds)} files: put {SEED_FIELD} in the output name, "
                         f"e.g. -o poster-{SEED_FIELD}{Path(str(path)).suffix or '.tif'}")
+    if is_url(path):
+        from .formats.upload import series_to_bucket
+
+        one = partial(render_file, compression=compression, quality=quality, overwrite=overwrite, executor=executor,
+                      ray_address=ray_address, workers=workers, endpoint_url=endpoint_url, cache_control=cache_control)
+        return series_to_bucket(lambda seed, url, prog: one(replace(as_config(config), seed=seed), url, progress=prog),
+                                str(path), seeds, storage_options(endpoint_url, cache_control), overwrite, progress,
+                                on_done)
+    engine = engine_for(executor, ray_address, workers)
+    cfg = engine.configure(as_config(config), workers)
     jobs = [_checked_job(replace(cfg, seed=s), path, compression, quality, overwrite) for s in seeds]
     engine.check(jobs[0])  # every job has the same format and settings
     for job in jobs:
@@ -235,30 +234,34 @@ def render_series(config: ConfigLike, path: str | Path | None, seeds: Sequence[i
 
 def render_sheet(config: ConfigLike, path: str | Path, seeds: Sequence[int] | str, *, cell: int = 256,
                  columns: int | None = None, aspect: float | None = None, overwrite: bool = False,
-                 quality: int | None = None, progress: Callable[[int, int], None] | None = None) -> RenderResult:
+                 quality: int | None = None, progress: Callable[[int, int], None] | None = None,
+                 endpoint_url: str | None = None, cache_control: str | None = None) -> RenderResult:
     """A contact sheet: one labelled thumbnail per seed, in one batched pass.
 
     ``seeds`` is a list or text such as ``"0-15"``; ``aspect`` (width / height)
     frames the thumbnails, by default the config's canvas; ``quality`` a JPEG
-    or WebP sheet's (default the config's).
+    or WebP sheet's (default the config's). ``path`` may be a bucket URL (as :func:`render_file`).
     """
     from .job import parse_seeds
     from .sheet import render_sheet as run
-    from .storage.base import is_url
 
     if is_url(path):
-        raise UserError("a contact sheet is written to a local file; give -o SHEET.png (then upload it)")
+        from .formats.upload import render_to_bucket
+
+        local = partial(render_sheet, config, seeds=seeds, cell=cell, columns=columns, aspect=aspect, quality=quality,
+                        progress=progress)
+        return render_to_bucket(local, str(path), storage_options(endpoint_url, cache_control), overwrite)
     if isinstance(seeds, str):
         seeds = parse_seeds(seeds)
     return run(as_config(config), path, list(seeds), cell, columns, aspect=aspect, overwrite=overwrite,
                quality=quality, progress=progress)
 
 
-def storage_options(endpoint_url: str | None = None, cache_control: str | None = None):
+def storage_options(endpoint_url: str | None = None, cache_control: str | None = None, break_lock: bool = False):
     """How an ``s3://`` output is reached: a :class:`~bigcppn.storage.base.StorageOptions`."""
     from .storage.base import StorageOptions
 
-    return StorageOptions(endpoint_url or "", cache_control or "")
+    return StorageOptions(endpoint_url or "", cache_control or "", break_lock)
 
 
 def render_pyramid(config: ConfigLike, path: str | Path | None = None, *, layout: str = "dz",
@@ -269,7 +272,8 @@ def render_pyramid(config: ConfigLike, path: str | Path | None = None, *, layout
                    on_tile: Callable[[object], None] | None = None,
                    progress: Callable[[object], None] | None = None, executor: str = "local",
                    ray_address: str | None = None, workers: int | None = None, endpoint_url: str | None = None,
-                   cache_control: str | None = None) -> PyramidResult:
+                   cache_control: str | None = None,
+                   break_lock: bool = False) -> PyramidResult:
     """Render a deep-zoom pyramid, every level straight from the network, with a viewer page.
 
     ``layout`` is dz (``path`` = DIR/NAME.dzi, the page DIR/NAME.html), iiif3,
@@ -293,7 +297,7 @@ def render_pyramid(config: ConfigLike, path: str | Path | None = None, *, layout
 
     ``path`` may be a bucket URL (``s3://bucket/prefix/NAME.dzi``; ``pip install "bigcppn[s3]"``):
     ``endpoint_url`` names an S3-compatible service (default ``AWS_ENDPOINT_URL``), ``cache_control`` is
-    every object's ``Cache-Control``; see docs/storage.md.
+    every object's ``Cache-Control``, ``break_lock`` takes over a lock another machine left; docs/storage.md.
     """
     import pyvips
 
@@ -306,7 +310,7 @@ def render_pyramid(config: ConfigLike, path: str | Path | None = None, *, layout
     request = resolve_pyramid_request(
         engine.configure(as_config(config), workers), path, layout=layout, tile=tile, overlap=overlap,
         format=format, quality=quality, supersample=supersample, base_url=base_url, max_size=max_size,
-        overwrite=overwrite, storage=storage_options(endpoint_url, cache_control))
+        overwrite=overwrite, storage=storage_options(endpoint_url, cache_control, break_lock))
     request.check_output()
     runner = engine.pyramid(request.config)
     try:

@@ -30,6 +30,7 @@ class RenderResult:
     seconds: float
     worker_cpu: float = 0.0  # CPU seconds of the cluster's workers (executor="ray"; 0 locally)
     transfer_bytes: int = 0  # bytes of jobs and results between driver and workers (executor="ray")
+    requests: dict | None = None  # to a bucket (-o s3://...): the puts, gets, lists, deletes and bytes_up it made
 
     @property
     def mpix_per_s(self) -> float:

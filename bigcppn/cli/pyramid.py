@@ -47,6 +47,9 @@ def add_parser(sub) -> None:
                    help="show the levels, tiles, files, bytes and time it would take, and render nothing")
     add_executor_options(p, pyramid=True)
     add_storage_options(p)
+    p.add_argument("--break-lock", action="store_true",
+                   help="in a bucket: take over the lock of a run on another machine that died (see the refusal's "
+                        "host and age; two live runs on one pyramid would mix their tiles)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -65,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     bar = TileBar(str(args.output or "pyramid"), disable=args.quiet)
     try:
-        r = api.render_pyramid(cfg, args.output, progress=bar.progress, **_options(args), **executor_kwargs(args))
+        r = api.render_pyramid(cfg, args.output, progress=bar.progress, **_options(args), **executor_kwargs(args),
+                               break_lock=args.break_lock)
     except KeyboardInterrupt as exc:
         bar.close()
         place = pyramid_place(cfg, args.output, args.layout, api.storage_options(**storage_kwargs(args)))

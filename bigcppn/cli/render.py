@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             try:
                 api.render_series(cfg, args.output, seeds, progress=bar.progress, on_done=done, **options,
-                                  **executor_kwargs(args))
+                                  **executor_kwargs(args), **storage_kwargs(args))
             finally:
                 bar.close()
         except KeyboardInterrupt as exc:

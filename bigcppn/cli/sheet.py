@@ -10,7 +10,7 @@ from ..errors import UserError
 from ..estimate.plan import human_duration
 from ..job import parse_seeds, resolve_config
 from ..core.units import parse_aspect
-from .common import LazyBar, add_overwrite_option, positive_int
+from .common import LazyBar, add_overwrite_option, add_storage_options, positive_int, storage_kwargs
 
 
 def add_parser(sub) -> None:
@@ -35,6 +35,7 @@ def add_parser(sub) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value (repeatable)")
     add_overwrite_option(p)
+    add_storage_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary line")
     p.add_argument("-v", "--verbose", action="store_true", help="show tracebacks")
     p.set_defaults(run=run)
@@ -49,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     bar = LazyBar(disable=args.quiet, desc=args.output, unit="px", unit_scale=True, unit_divisor=1000)
     try:
         result = api.render_sheet(cfg, args.output, seeds, cell=args.cell, columns=args.columns, aspect=aspect,
-                                  overwrite=args.overwrite, quality=args.quality, progress=bar.progress)
+                                  overwrite=args.overwrite, quality=args.quality, progress=bar.progress,
+                                  **storage_kwargs(args))
     finally:
         bar.close()
     if not args.quiet:

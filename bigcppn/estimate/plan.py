@@ -120,9 +120,12 @@ class PlanInfo:
                          f"of rows (the time above is this machine's alone)")
         if self.requests is not None:
             r = self.requests
-            lines.append(f"requests  {r['puts']} PUTs ({r['parts']} part{'s' if r['parts'] > 1 else ''} of a multipart "
-                         f"upload, completed only when the file is), 1 LIST, 1 GET; uploads about "
-                         f"{human_size(r['bytes_up'])}, staged under TMPDIR first")
+            what = (f"{r['parts']} part{'s' if r['parts'] > 1 else ''} of a multipart upload, completed only when "
+                    "the file is" if r["objects"] == 1 else f"one an object: {r['objects'] - 2} tiles, the "
+                    "config, the descriptor last")
+            lines.append(f"requests  {r['puts']} PUTs ({what}), {r['lists']} LIST{'s' * (r['lists'] > 1)}, "
+                         f"{r['gets']} GET{'s' * (r['gets'] > 1)} (what a bucket bills); uploads about "
+                         f"{human_size(r['bytes_up'])}, staged under TMPDIR")
         return "\n".join(lines)
 
 
@@ -223,11 +226,17 @@ class PyramidPlanInfo:
         return "\n".join(lines)
 
 
-def file_requests(estimated_bytes: int, part_bytes: int) -> dict:
-    """The requests a single file sent to a bucket makes: one PUT when it fits one part, else
-    CreateMultipartUpload, a PUT a part and CompleteMultipartUpload (billed as PUTs)."""
+def file_requests(estimated_bytes: int, part_bytes: int, objects: int = 1) -> dict:
+    """The requests ``render -o s3://...`` makes: the bucket check (1 LIST) and whether the output is there
+    (1 GET; a DeepZoom .dzi: a LIST of its tile folder and a GET of its sidecar and of its descriptor), then
+    the upload. One file: one PUT when it fits one part, else CreateMultipartUpload, a PUT a part and
+    CompleteMultipartUpload (billed as PUTs). Several (a .dzi): a PUT each, the descriptor last."""
+    if objects > 1:
+        return {"puts": objects, "parts": 0, "objects": objects, "lists": 2, "gets": 2, "deletes": 0,
+                "bytes_up": estimated_bytes}
     parts = max(1, -(-estimated_bytes // part_bytes))
-    return {"puts": 1 if parts == 1 else parts + 2, "parts": parts, "objects": 1, "bytes_up": estimated_bytes}
+    return {"puts": 1 if parts == 1 else parts + 2, "parts": parts, "objects": 1, "lists": 1, "gets": 1,
+            "deletes": 0, "bytes_up": estimated_bytes}
 
 
 def bucket_requests(job, work, state: str, meta: int) -> dict:

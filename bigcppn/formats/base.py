@@ -101,6 +101,9 @@ class Format:
     grey_profile: bool = True
     # A print page that holds the picture (PDF), not a picture file itself: no contact sheets.
     page: bool = False
+    # Whether its writer only appends (rewriting at most the last few MiB, as a zip entry's header), so that a
+    # bucket upload may send the parts behind the end while the file is written (bigcppn.formats.follow).
+    appends: bool = True
 
     @property
     def label(self) -> str:
@@ -128,6 +131,10 @@ class Format:
     def produced(self, path: Path) -> list[Path]:
         """The paths a save to ``path`` creates, the one that marks it complete last."""
         return [path]
+
+    def objects(self, width: int, height: int, out: OutputConfig) -> int:
+        """How many files (objects in a bucket) a render of ``width`` x ``height`` makes."""
+        return len(self.produced(Path("x")))
 
     def uncompressed(self, out: OutputConfig) -> bool:
         """Whether the file holds the raw samples (then it is as large as they are)."""

@@ -4,7 +4,7 @@ The same promises as a folder (:class:`~bigcppn.pyramid.store.PyramidOutput`), m
 
 - **owner lock**: an object written with a conditional put (``If-None-Match: *``) before the manifest is read,
   deleted when the run ends. A lock left by a killed run on this machine (its process is gone) is taken over;
-  one left by another machine is named in the refusal, to be deleted by hand once no run is writing.
+  one left by another machine is named in the refusal (host, pid, age), and ``--break-lock`` takes it over.
 - **resume**: the manifest says the same render; one paginated LIST of the tiles replaces per-tile checks.
 - **descriptor last**: tiles, then the page, then the descriptor (``.dzi``, ``info.json``,
   ``ImageProperties.xml``); a viewer never loads a descriptor whose tiles are missing.
@@ -190,12 +190,13 @@ class _ObjectLock:
             # a run killed on this machine, or an earlier run of this process that could not delete it
             stale = holder.get("host") == me["host"] and isinstance(pid, int) and (
                 not alive(pid) or (pid == me["pid"] and out.lock_path not in _HELD))
-            if not stale:
+            if not (stale or getattr(getattr(out.storage, "options", None), "break_lock", False)):
                 break
-            out.storage.delete([key])  # its run was killed on this machine: take the pyramid over
-        who = f" (host {holder.get('host', '?')}, pid {holder.get('pid', '?')}, since {holder.get('since', '?')})"
+            out.storage.delete([key])  # its run is gone (killed here, or --break-lock): take the pyramid over
+        who = (f" (host {holder.get('host', '?')}, pid {holder.get('pid', '?')}, since {holder.get('since', '?')}"
+               f"{_age(holder.get('since'))})")
         raise UserError(f"another bigcppn run{who} is writing the pyramid '{out.at(out.name)}'; wait for it, or, "
-                        f"if none is, delete {out.lock_path}")
+                        f"if none is (its machine died), add --break-lock or delete {out.lock_path}")
 
     def adopt(self, path) -> None:
         pass
@@ -208,6 +209,19 @@ class _ObjectLock:
             except Exception:
                 pass  # the bucket is gone: the next run on this machine takes the stale lock over
             self.held = False
+
+
+def _age(since) -> str:
+    """``", 3 h ago"`` for a lock's UTC ``since`` stamp; "" when it cannot be read."""
+    import calendar
+
+    from ..estimate.plan import human_duration
+
+    try:
+        then = calendar.timegm(time.strptime(str(since), "%Y-%m-%dT%H:%M:%SZ"))
+    except ValueError:
+        return ""
+    return f", {human_duration(max(0.0, time.time() - then))} ago"
 
 
 def bucket_pyramid_output(url: str, layout: Layout, options: StorageOptions) -> BucketPyramidOutput:

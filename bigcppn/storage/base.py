@@ -30,10 +30,12 @@ URL = re.compile(r"^([a-z][a-z0-9+.-]*)://(.*)$")
 @dataclass(frozen=True)
 class StorageOptions:
     """How to reach a bucket: ``endpoint_url`` (an S3-compatible service; default ``AWS_ENDPOINT_URL``),
-    ``cache_control`` (the ``Cache-Control`` of every object written)."""
+    ``cache_control`` (the ``Cache-Control`` of every object written); ``break_lock``: take over an owner
+    lock that a run on another machine left (``pyramid --break-lock``)."""
 
     endpoint_url: str = ""
     cache_control: str = ""
+    break_lock: bool = False
 
 
 @dataclass

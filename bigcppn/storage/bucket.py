@@ -23,6 +23,7 @@ from .base import Storage, StorageOptions, Upload, split_url
 __all__ = ["BucketStorage", "open_bucket"]
 
 LIST_PAGE = 1000  # keys per LIST request (S3's page)
+PART = 16 << 20  # bytes a part of a multipart upload (one PUT when the whole file fits)
 
 
 class BucketStorage(Storage):
@@ -169,7 +170,7 @@ class BucketStorage(Storage):
         import obstore
 
         w = obstore.open_writer(self.store, key, attributes=self._attributes(content_type) or None,
-                                buffer_size=16 << 20, max_concurrency=4)
+                                buffer_size=PART, max_concurrency=4)
         return _ObjectUpload(w, self, key)
 
     def check(self) -> None:
@@ -209,8 +210,8 @@ class _ObjectUpload(Upload):
             self.w.close()
         except Exception as exc:
             raise _failed(exc, self.storage.url(self.key)) from None
-        parts = max(1, -(-self.n // (16 << 20)))
-        self.storage._tally(puts=parts + (1 if parts > 1 else 0), bytes_up=self.n)
+        parts = max(1, -(-self.n // PART))
+        self.storage._tally(puts=parts + (2 if parts > 1 else 0), bytes_up=self.n)  # create, parts, complete
 
     def abort(self) -> None:
         try:

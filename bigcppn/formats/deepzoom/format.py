@@ -129,6 +129,11 @@ class DziFormat(DeepZoomFormat):
     def produced(self, path: Path) -> list[Path]:
         return [path.with_name(path.stem + "_files"), sidecar_path(path), path]
 
+    def objects(self, width: int, height: int, out: OutputConfig) -> int:
+        t = out.dz_tile
+        tiles = sum(-(-w // t) * -(-h // t) for w, h in self.level_sizes(width, height, out))
+        return tiles + 2  # the config sidecar and the descriptor
+
     def finish(self, path: Path, out: OutputConfig, config: Config | None) -> None:
         if config is not None:
             write_sidecar(sidecar_path(path), config)

@@ -30,6 +30,7 @@ tile row or less).
 from __future__ import annotations
 
 import collections
+import os
 import time
 import zipfile
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -117,11 +118,18 @@ def _write(path: Path, data: bytes) -> None:
         f.write(data)
 
 
+def _stamp() -> str:
+    """Now in UTC to the second, or ``SOURCE_DATE_EPOCH`` where it is set (the same bytes run to run, as PDF/X
+    dates)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "")
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(epoch) if epoch.isdigit() else None))
+
+
 def _scan_properties(width: int, height: int) -> bytes:
     """The ``scan-properties.xml`` a .szi carries (the Smart Zoom Image format's)."""
     return (
         '<?xml version="1.0"?>\n'
-        f'<image xmlns="http://www.pathozoom.com/szi" date="{time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}"'
+        f'<image xmlns="http://www.pathozoom.com/szi" date="{_stamp()}"'
         ' version="1.0">\n'
         "  <properties>\n"
         "    <property>\n"

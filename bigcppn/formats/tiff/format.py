@@ -128,4 +128,5 @@ class TiffFormat(Format):
 
 
 TIFF = TiffFormat("tiff", (".tif", ".tiff"), depths=(8, 16), encode_mpix_s=30.0, provenance=TIFF_TAGS,
-                  compressions=COMPRESSIONS, cmyk=True)
+                  compressions=COMPRESSIONS, cmyk=True,
+                  appends=False)  # the header's first-IFD offset (and classic or BigTIFF) is written at the end
