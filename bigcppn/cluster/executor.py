@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, TypeVar
 
 from ..errors import BigCPPNError, RenderError, UserError
+from .signals import init_keeping_handlers
 
 try:
     import ray
@@ -141,8 +142,8 @@ class RaySession:
             # A Ray started here hands its environment to its workers: they import this bigcppn.
             os.environ["PYTHONPATH"] = _worker_path()
             # Ray's own warnings (token authentication, ...) would be lines besides bigcppn's one line.
-            ray.init(address=self.address, log_to_driver=False, logging_level=logging.ERROR,
-                     include_dashboard=False, configure_logging=True, **self.init_options)
+            init_keeping_handlers(address=self.address, log_to_driver=False, logging_level=logging.ERROR,
+                                   include_dashboard=False, configure_logging=True, **self.init_options)
         except (ConnectionError, ValueError, RuntimeError) as exc:
             where = f"the Ray cluster at '{self.address}'" if self.address else "a local Ray"
             raise UserError(f"cannot reach or start {where}: {_first_line(exc)}; start one with "
