@@ -120,8 +120,8 @@ def test_the_next_run_finishes_a_journaled_commit_before_anything_else(tmp_path,
     monkeypatch.undo()
     assert (site / ".a.bigcppn.commit").is_file() and not (site / name).exists()
     # the same output's other writer takes the owner lock and rolls the commit forward, then refuses
-    # to replace what is not a pyramid of its own
-    assert run(*PYRAMID, "--seed", 1, "--overwrite", "-o", site / name) == 2
+    # to replace a render's output without --overwrite
+    assert run(*PYRAMID, "--seed", 1, "-o", site / name) == 2
     assert not (site / ".a.bigcppn.commit").exists()
     assert snapshot(site) == new
 

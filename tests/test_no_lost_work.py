@@ -110,6 +110,24 @@ def test_a_pyramid_of_another_render_needs_overwrite_and_a_resumed_one_does_not(
     assert (tile.width, tile.height) == (65, 60), "the new level 7 (100x60), not the old one (75x50)"
 
 
+def test_a_pyramid_replaces_a_renders_dzi_only_with_overwrite(tmp_path, capsys):
+    """`render -o a.dzi` leaves a provenance sidecar where a pyramid keeps its manifest: with --overwrite the
+    pyramid replaces that output (it said "not a bigcppn pyramid manifest" even then), without it one line."""
+    out, fresh = tmp_path / "site" / "a.dzi", tmp_path / "fresh" / "a.dzi"
+    out.parent.mkdir()
+    fresh.parent.mkdir()
+    assert run("render", "--width", 300, "--height", 200, "--seed", 1, "-q", "-o", out) == 0
+    before = {p: p.read_bytes() for p in out.parent.rglob("*") if p.is_file()}
+    base = ["pyramid", "--width", 300, "--height", 200, "--tile", 64, "--seed", 3, "-q"]
+    assert run(*base, "-o", out) == 2
+    assert "holds the DeepZoom output of a bigcppn render, not a pyramid; add --overwrite" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in out.parent.rglob("*") if p.is_file()} == before
+    assert run(*base, "--overwrite", "-o", out) == 0
+    assert run(*base, "-o", fresh) == 0
+    files = lambda d: {p.relative_to(d).as_posix(): p.read_bytes() for p in d.rglob("*") if p.is_file()}  # noqa
+    assert files(out.parent) == files(fresh.parent)
+
+
 def test_a_folder_that_bigcppn_did_not_make_is_never_replaced(tmp_path, capsys):
     folder = tmp_path / "mine"
     folder.mkdir()

@@ -18,6 +18,11 @@ def judge_manifest(raw: bytes, key: dict, overwrite: bool, where: str, pyramid: 
     render) or "replace" (another render's, with ``overwrite``); UserError when it may not write there."""
     try:
         data = json.loads(raw.decode("utf-8"))
+        if _a_renders_sidecar(data):  # `render -o NAME.dzi` wrote it: its tiles are no pyramid to resume
+            if overwrite:
+                return "replace"
+            raise UserError(f"'{pyramid}' holds the DeepZoom output of a bigcppn render, not a pyramid; "
+                            "add --overwrite to replace it, or choose another -o")
         old = {"config": data["config"], "pyramid": data["pyramid"]}
         old["config"].get("render", {}).pop("workers", None)
         old["config"].get("render", {}).pop("queue", None)
@@ -34,6 +39,12 @@ def judge_manifest(raw: bytes, key: dict, overwrite: bool, where: str, pyramid: 
         if old[sect].get(k) != key[sect].get(k))
     raise UserError(f"'{pyramid}' holds a pyramid of another render (differs in {what}); "
                     "add --overwrite to replace it, or choose another -o")
+
+
+def _a_renders_sidecar(data) -> bool:
+    """Whether a manifest's JSON is the provenance sidecar of ``render -o NAME.dzi`` (a config, no pyramid)."""
+    return (isinstance(data, dict) and "pyramid" not in data and isinstance(data.get("config"), dict)
+            and str(data.get("generator", "")).startswith("bigcppn"))
 
 
 def manifest_key(cfg: Config, params: dict) -> dict:
