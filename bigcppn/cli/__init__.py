@@ -133,4 +133,10 @@ def entry() -> None:
     # (or an "Exception ignored ... Terminated" from the interpreter's shutdown).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # The interpreter's last garbage collection walks every object torch and libvips created on import:
+    # 0.3 s of a 0.45 s stop (serve after Ctrl-C, and every command's end). Frozen objects are skipped;
+    # finalizers registered to run at exit (weakref.finalize, atexit: Ray's shutdown, temp folders) still run.
+    import gc
+
+    gc.freeze()
     sys.exit(status)

@@ -300,8 +300,15 @@ class PendingBook:
         self.waiting: dict = {}  # Connection -> Pending
         self.by_address: dict[str, int] = {}
 
-    def refusal(self, address: str, counters: "Counters") -> Response | None:
-        """The 503 for a new request from ``address`` when too many wait for their answer, or None."""
+    def refusal(self, address: str, counters: "Counters", sel=None, gone=None) -> Response | None:
+        """The 503 for a new request from ``address`` when too many wait for their answer, or None. At a
+        cap, ``gone(conn)`` first drops the waiting connections whose clients closed them (the loop may not
+        have read a crowd's closes yet): only requests still awaited count."""
+        mine = self.by_address.get(address, 0) >= self.limits.max_pending_per_client
+        if gone is not None and (mine or len(self.waiting) >= self.limits.max_pending):
+            for c in [c for c in self.waiting if not mine or c.address == address]:
+                if not read_while_waiting(c, sel, self.limits.max_head):
+                    gone(c)
         if self.by_address.get(address, 0) >= self.limits.max_pending_per_client:
             why = f"{self.limits.max_pending_per_client} requests of this client are still being answered"
         elif len(self.waiting) >= self.limits.max_pending:

@@ -30,10 +30,9 @@ from collections import OrderedDict, deque
 from http import HTTPStatus
 from typing import Callable
 
-from .httpbase import (BUSY, LINGER, READ, WRITE, Connection, Counters, Limits, Pending, PendingBook, Reject,
-                       Request, Response,
-                       Waker, connection_cap, encode_head, error_response, listen, parse_head, raise_fd_limit,
-                       read_while_waiting)
+from .httpbase import (BUSY, LINGER, READ, WRITE, Connection, Counters, Limits, Pending, PendingBook, Reject, Request,
+                       Response, Waker, connection_cap, encode_head, error_response, listen, parse_head,
+                       raise_fd_limit, read_while_waiting)
 
 __all__ = ["EventServer"]
 
@@ -147,7 +146,6 @@ class EventServer:
             elif conn.state == LINGER:
                 self._linger_read(conn)
             elif conn.state == BUSY and not read_while_waiting(conn, self._sel, self.limits.max_head):
-                self.counters.abandoned += 1  # closed by its client: its work is dropped (in _close)
                 self._gone(conn, None, "before its answer")
 
     def _listen_on(self) -> None:
@@ -284,7 +282,8 @@ class EventServer:
         conn.watch(self._sel, 0)
         conn.state, conn.req, conn.t0 = BUSY, req, time.monotonic()
         conn.keep = req.keep_alive
-        refusal = self._book.refusal(conn.address, self.counters)
+        refusal = self._book.refusal(conn.address, self.counters, self._sel,
+                                     lambda left: self._gone(left, None, "before its answer"))
         if refusal is not None:  # a crowd of requests from this client, or in all: it asks again later
             self._respond(conn, refusal)
             return
@@ -387,6 +386,7 @@ class EventServer:
 
     def _gone(self, conn: Connection, exc: BaseException | None, when: str) -> None:
         self.counters.gone += 1
+        self.counters.abandoned += conn.state == BUSY  # closed while it waited: its work is dropped (in _close)
         why = f" ({type(exc).__name__})" if exc is not None else ""
         what = f' "{conn.req.method} {conn.req.target[:200]}"' if conn.req is not None else ""
         self.log(f"{conn.peer}: the client went away {when}{what}{why}")

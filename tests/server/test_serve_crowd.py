@@ -111,3 +111,31 @@ def test_stopping_finishes_the_batch_in_progress_and_drops_the_rest(held):
     assert status(first) == 200
     assert [status(s) for s in queued] == [503] * 10
     assert srv.service.stats.tiles_rendered == 1
+
+
+def test_at_the_cap_requests_whose_clients_left_make_room():
+    """The loop may not have read a crowd's closes yet when the same client asks again: the cap counts only
+    requests still awaited, so a normal tile right after 3,000 abandoned ones is answered, not refused."""
+    import selectors
+    from concurrent.futures import Future
+
+    from bigcppn.server.httpbase import Connection, Counters, Pending, PendingBook
+
+    book, sel, counters = PendingBook(Limits(max_pending_per_client=4)), selectors.DefaultSelector(), Counters()
+    pairs = [socket.socketpair() for _ in range(4)]
+    conns = []
+    for i, (ours, _theirs) in enumerate(pairs):
+        ours.setblocking(False)
+        conns.append(Connection(ours, ("127.0.0.1", 40000 + i)))
+        book.add(conns[-1], Pending(Future(), lambda f: None))
+    assert book.refusal("127.0.0.1", counters, sel, lambda c: None) is not None  # four awaited: 503
+    pairs[0][1].close()
+    pairs[2][1].close()  # two clients leave; the loop has not read it
+    left = []
+    gone = lambda c: (left.append(c), book.done(c, cancel=True))  # noqa: E731 (what the loop does)
+    assert book.refusal("127.0.0.1", counters, sel, gone) is None
+    assert left == [conns[0], conns[2]] and len(book.waiting) == 2
+    assert book.refusal("127.0.0.2", counters, sel, gone) is None and len(left) == 2  # another client's: no read
+    for ours, theirs in pairs:
+        ours.close()
+        theirs.close()
