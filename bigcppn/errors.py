@@ -5,7 +5,7 @@ command prints one line and exits with status 2 before anything is rendered.
 ``RenderError`` means something failed while rendering or writing: status 1.
 """
 
-__all__ = ["BigCPPNError", "UserError", "ConfigError", "RenderError", "one_line"]
+__all__ = ["BigCPPNError", "UserError", "ConfigError", "ContactSheet", "RenderError", "one_line"]
 
 # The longest message printed: an error names what was wrong, not all of it.
 MAX_MESSAGE = 1000
@@ -31,6 +31,17 @@ class UserError(BigCPPNError):
 
 class ConfigError(UserError):
     """A config file or override is missing, malformed or out of range."""
+
+
+class ContactSheet(UserError):
+    """``--from`` a contact sheet without a seed: the sheet's ``config`` (its first cell's) and its ``seeds``;
+    the caller that has a seed renders that cell, any other says to pick one."""
+
+    def __init__(self, source, config, seeds: list[int]) -> None:
+        shown = ", ".join(map(str, seeds[:4])) + (f", ... {seeds[-1]}" if len(seeds) > 4 else "")
+        super().__init__(f"--from {source}: a contact sheet of {len(seeds)} seeds ({shown}); add --seed K to "
+                         "render the cell of seed K")
+        self.config, self.seeds = config, seeds
 
 
 class RenderError(BigCPPNError):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import CanvasConfig, Config, config_to_dict, load_config, parse_override
-from .errors import UserError
+from .errors import ContactSheet, UserError
 from .formats.registry import Format, check_output, format_for
 from .core.units import bleed_pixels, parse_length_in, parse_paper_in, print_canvas
 
@@ -106,7 +106,13 @@ def resolve_config(
     if from_image is not None:
         if config is not None:
             raise UserError("give either a CONFIG or --from IMAGE, not both")
-        base = _picture_of(_config_of(from_image, frame))
+        try:
+            picked = _config_of(from_image, frame)
+        except ContactSheet as sheet:  # one of its cells: the seed given picks it
+            if seed is None:
+                raise
+            picked = sheet.config
+        base = _picture_of(picked)
         if sizing.width is None and sizing.height is None and sizing.size is None and not _sets_size(overrides):
             extra.update(_default_size(load_config(None, overrides, base=base).canvas))
     elif frame is not None:

@@ -26,7 +26,7 @@ from .network.backend import Sampling, check_network_fits, quantise_, sheet_chun
 if TYPE_CHECKING:
     from .results import RenderResult
 
-__all__ = ["SeedBatch", "render_cells", "compose_sheet", "render_sheet"]
+__all__ = ["SeedBatch", "render_cells", "compose_sheet", "render_sheet", "sheet_provenance"]
 
 class SeedBatch:
     """The networks of several seeds, stacked so one batched pass evaluates them all."""
@@ -125,6 +125,20 @@ def compose_sheet(cells: np.ndarray, seeds: list[int], columns: int | None = Non
                        extend="background", background=[24, 24, 24]).copy(interpretation="srgb")
 
 
+def sheet_provenance(cfg: Config, seeds: list[int], aspect: float | None = None) -> str:
+    """What a contact sheet carries (in its image metadata, as every output does): the config of its first
+    cell, framed as the cells are, and a ``[sheet]`` table of its seeds. ``render --from SHEET --seed K``
+    renders the cell of seed K; without a seed, ``--from`` says to pick one (``errors.ContactSheet``)."""
+    from .formats.provenance import config_text
+
+    canvas = cfg.canvas
+    if aspect is not None:  # the cells frame a canvas of that shape, no bleed
+        canvas = dataclasses.replace(canvas, height=max(1, round(canvas.width / aspect)), bleed=0)
+    first = dataclasses.replace(cfg, seed=seeds[0], canvas=canvas)
+    return (f"{config_text(first)}\n[sheet]  # a contact sheet: render a cell with --from THIS_FILE --seed K\n"
+            f"seeds = [{', '.join(map(str, seeds))}]\n")
+
+
 def sheet_format(out: Path):
     """The format of a contact sheet at ``out``: a picture file (not a DeepZoom pyramid, not a PDF page);
     UserError naming those it can be."""
@@ -187,7 +201,8 @@ def render_sheet(cfg: Config, path: str | Path, seeds: list[int], cell: int = 25
     image = compose_sheet(render_cells(cfg, seeds, cell, device, aspect, progress), seeds, columns)
     target.prepare()
     try:
-        write_image(image, target.temp, fmt, dataclasses.replace(cfg.output, depth=8), dpi=cfg.canvas.dpi)
+        write_image(image, target.temp, fmt, dataclasses.replace(cfg.output, depth=8), dpi=cfg.canvas.dpi,
+                    description=sheet_provenance(cfg, seeds, aspect))
         target.commit()
     except BaseException:
         target.cleanup()

@@ -101,3 +101,45 @@ def test_sheet_quality(tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "lossless" in err
     assert cli.main(["sheet", "-o", str(tmp_path / "s.webp"), "--quality", "0"]) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s30.jpg", "s95.jpg"]
+
+
+@pytest.mark.parametrize("ext", [".png", ".jpg", ".tif"])
+def test_a_sheet_carries_its_config_and_seeds_and_renders_one_cell_again(tmp_path, capsys, ext):
+    """`render --from SHEET --seed K` is the cell of seed K (at the cell's size, within one level of the batched
+    pass); without --seed, one line says to pick one; --seeds renders several cells."""
+    from bigcppn.sheet import _layout
+
+    sheet = tmp_path / f"s{ext}"
+    base = ["--set", "network.hidden=[16, 8]", "--set", "canvas.width=300", "--set", "canvas.height=200"]
+    assert cli.main(["sheet", *base, "--seeds", "3-8", "--cell", "60", "-q", "-o", str(sheet)]) == 0
+    assert cli.main(["render", "--from", str(sheet), "-q", "-o", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"bigcppn: error: --from {sheet}: a contact sheet of 6 seeds (3, 4, 5, 6, ... 8); add --seed K "
+                   "to render the cell of seed K"]
+    assert not (tmp_path / "x.png").exists()
+    if ext == ".jpg":
+        return  # (the picture is compressed; the config is all that is compared)
+    img = pyvips.Image.new_from_file(str(sheet)).numpy()
+    cols, _rows, label_h, gap = _layout(60, 40, 6, None)
+    for k, seed in enumerate([3, 7]):
+        i = [3, 4, 5, 6, 7, 8].index(seed)
+        out = tmp_path / f"c{seed}.png"
+        assert cli.main(["render", "--from", str(sheet), "--seed", str(seed), "--width", "60", "-q", "-o",
+                         str(out)]) == 0
+        x, y = gap + (i % cols) * (60 + gap), gap + (i // cols) * (40 + label_h + gap)
+        cell = img[y:y + 40, x:x + 60]
+        again = pyvips.Image.new_from_file(str(out)).numpy()
+        assert again.shape == cell.shape and np.abs(again.astype(int) - cell.astype(int)).max() <= 1
+    assert cli.main(["render", "--from", str(sheet), "--seeds", "4-5", "--width", "60", "-q", "-o",
+                     str(tmp_path / "q{seed}.png")]) == 0
+    assert (tmp_path / "q4.png").exists() and (tmp_path / "q5.png").exists()
+
+
+def test_a_damaged_sheet_table_is_one_line(tmp_path):
+    from bigcppn.formats.provenance import _parse
+    from bigcppn.sheet import sheet_provenance
+
+    text = sheet_provenance(small_config(64, 64), [1, 2])
+    assert "seeds = [1, 2]" in text
+    with pytest.raises(UserError, match=r"\[sheet\] table is damaged"):
+        _parse(text.replace("seeds = [1, 2]", "seeds = ['x']"), tmp_path / "s.png")

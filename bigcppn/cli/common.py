@@ -9,7 +9,7 @@ from typing import Callable
 
 from ..config import Config
 from ..errors import RenderError, UserError
-from ..job import Sizing, resolve_config
+from ..job import Sizing, parse_seeds, resolve_config
 
 MAX_PRINT_DPI = 2400  # the finest a print user asks for (imagesetters: 2400-2540); above it, --force
 
@@ -147,8 +147,11 @@ def config_from(args: argparse.Namespace) -> Config:
         from ..storage.base import StorageOptions
 
         from_image = fetch_to_temp(from_image, StorageOptions(get("endpoint_url") or ""))
+    seed = get("seed")
+    if seed is None and from_image and get("seeds"):  # a series (or a sheet) of seeds: from a contact sheet too
+        seed = parse_seeds(get("seeds"))[0]
     cfg = resolve_config(get("config"), from_image=from_image, overrides=get("overrides", []),
-                         sizing=sizing, seed=get("seed"), depth=get("depth"), tile=get("tile"),
+                         sizing=sizing, seed=seed, depth=get("depth"), tile=get("tile"),
                          device=get("device"), output=output, frame=get("frame"))
     if cfg.canvas.dpi > MAX_PRINT_DPI and get("size") and not get("force", False):  # (pixels from the DPI)
         raise UserError(f"--dpi {cfg.canvas.dpi:g} is over {MAX_PRINT_DPI}, more than presses and printers "

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from .._version import __version__
 from ..config import Config, config_from_dict, config_to_dict, dump_toml
-from ..errors import ConfigError, UserError
+from ..errors import ConfigError, ContactSheet, UserError
 from ..core.limits import MAX_TEXT_BYTES, decode_text, parse_json, parse_toml, read_bounded, read_zip_entry, size_text
 
 if TYPE_CHECKING:
@@ -130,16 +130,25 @@ def _from_pdf(p: Path, f) -> Config:
 
 
 def _parse(text: str, source: Path) -> Config:
+    """The config of ``text``; ContactSheet (a UserError) when it is a contact sheet's (a ``[sheet]`` table)."""
     what = f"the config embedded in '{source}'"
     data = parse_toml(text, what)
+    sheet = data.pop("sheet", None)
     if not data:  # bigcppn writes every setting: an empty one is not its
         raise UserError(f"{what} is empty; it was not written by bigcppn")
     try:
-        return config_from_dict(data)
+        cfg = config_from_dict(data)
     except ConfigError as exc:
         if str(exc).startswith(what):
             raise
         raise UserError(f"{what} cannot be used: {exc}") from None
+    if sheet is None:
+        return cfg
+    seeds = sheet.get("seeds") if isinstance(sheet, dict) else None
+    if (not isinstance(seeds, list) or not 0 < len(seeds) <= 1024
+            or not all(isinstance(s, int) and 0 <= s < 2**63 for s in seeds)):
+        raise UserError(f"{what}: its [sheet] table is damaged (seeds = a list of 1 to 1024 seeds)")
+    raise ContactSheet(source, cfg, seeds)
 
 
 def _xmp_config(packet: bytes) -> str | None:
