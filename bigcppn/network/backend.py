@@ -22,10 +22,10 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from ..errors import RenderError, UserError
+from ..errors import UserError
 from ..core.geometry import Canvas, View, Window, axis_coords
 from .devices import policy_for
-from .model import CPPN
+from .model import CPPN, not_finite, pixels_text as _pixels
 
 __all__ = ["Backend", "Cancelled", "Sampling", "check_network_fits", "sheet_chunk", "threads_for_one_pass",
            "quantise_", "strip_workers", "default_batch"]
@@ -77,15 +77,8 @@ def finite_quantise_(v: torch.Tensor, depth: int, dtype: torch.dtype, region: Ca
     written as 0 and the render exit 0. RenderError naming ``region()`` instead.
     """
     if not bool(torch.isfinite(v.sum())):
-        raise RenderError(f"the network's colour is not finite (NaN or infinite: float32 overflowed) in "
-                          f"{region()}; lower network.weight_scale or network.bias_scale, use fewer layers, "
-                          "or bounded activations (tanh, sin, gauss)")
+        raise not_finite(region())
     return quantise_(v, depth, dtype)
-
-
-def _pixels(x: int, y: int, width: int, height: int, shift: int = 0) -> str:
-    level = f" of the level {shift} halvings down" if shift else ""
-    return f"the pixels x {x}..{x + width - 1}, y {y}..{y + height - 1}{level}"
 
 
 class Sampling:

@@ -24,8 +24,9 @@ import torch
 from torch import Tensor, nn
 
 from ..config import NetworkConfig
+from ..errors import RenderError
 
-__all__ = ["CPPN", "hsv_to_rgb"]
+__all__ = ["CPPN", "hsv_to_rgb", "not_finite", "pixels_text"]
 
 
 def _gauss_(h: Tensor) -> Tensor:
@@ -204,3 +205,16 @@ class CPPN(nn.Module):
             h = _ACTIVATIONS_[act](h)
             h = torch.addmm(self.fast_b[i + 1], h, self.fast_wt[i + 1])
         return self._finish(h)
+
+
+def not_finite(region: str) -> RenderError:
+    """The error of colours that are not finite in ``region`` (NaN or infinite: float32 overflowed)."""
+    return RenderError(f"the network's colour is not finite (NaN or infinite: float32 overflowed) in {region}; "
+                       "lower network.weight_scale or network.bias_scale, use fewer layers, or bounded "
+                       "activations (tanh, sin, gauss)")
+
+
+def pixels_text(x: int, y: int, width: int, height: int, shift: int = 0) -> str:
+    """A window of pixels (of a pyramid level ``shift`` halvings down) in words, for :func:`not_finite`."""
+    level = f" of the level {shift} halvings down" if shift else ""
+    return f"the pixels x {x}..{x + width - 1}, y {y}..{y + height - 1}{level}"

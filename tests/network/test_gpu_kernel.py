@@ -140,7 +140,8 @@ def test_64_bit_indexing_gives_the_same_pixels():
     k(ref, Window(0, 0, 333, 77))
     o64 = torch.zeros_like(ref)
     n = 333 * 77
-    k.fn[(-(-n // k.block),)](o64, k.p64, k.p32, 0, 0, 333, n, 333 * 3, BLOCK=k.block, I64=True,
+    bad = torch.zeros(1, dtype=torch.int32, device=CUDA)
+    k.fn[(-(-n // k.block),)](o64, bad, k.p64, k.p32, 0, 0, 333, n, 333 * 3, BLOCK=k.block, I64=True,
                                num_warps=k.num_warps, enable_fp_fusion=True)
     assert torch.equal(o64, ref)
 
@@ -156,3 +157,26 @@ def test_pyramid_levels_go_through_the_fused_kernel(sets):
     for k in (1, 2, 4):
         for a, b in zip(eager.render_many(rects, k), fused.render_many(rects, k)):
             assert a.shape == b.shape and levels(b, a, 8).max() <= 1.0
+
+
+def test_the_kernel_fails_on_colours_that_are_not_finite_on_cuda():
+    """test_kernel's NaN case, compiled: the corner windows fail as PyTorch's do, the others render."""
+    from bigcppn.errors import RenderError
+    from bigcppn.network.triton.kernel import FusedKernel
+
+    cfg = config(512, 512, "network.hidden=[16,16,16,16,16,16]", 'network.activation="identity"',
+                 "network.bias=false", 'network.output_activation="sin"', "network.weight_scale=1e5",
+                 'render.kernel="eager"', seed=23)
+    eager, _plan = renderer_for(cfg, CUDA)  # PyTorch; the kernel is built apart, without its check (chaotic sin)
+    k = FusedKernel(eager.model, eager.sampling, CUDA)
+    for x, y in ((0, 0), (224, 224), (448, 448)):
+        win = Window(x, y, 64, 64)
+        outcomes = []
+        for fn in (lambda: eager.render_window(win),
+                   lambda: k(torch.empty((64, 64, 3), dtype=torch.uint8, device=CUDA), win)):
+            try:
+                fn()
+                outcomes.append("finite")
+            except RenderError as exc:
+                outcomes.append(str(exc))
+        assert outcomes[0] == outcomes[1], (x, y, outcomes)

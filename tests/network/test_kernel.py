@@ -107,7 +107,8 @@ out["_layout"] = {"tiling_equal": bool(np.array_equal(whole, tiled)),
 # The 64-bit index path gives the same pixels.
 k = r.fused
 o64 = torch.zeros((H, W, 3), dtype=torch.uint8)
-k.fn[(-(-W * H // k.block),)](o64, k.p64, k.p32, 0, 0, W, W * H, W * 3, BLOCK=k.block, I64=True)
+k.fn[(-(-W * H // k.block),)](o64, torch.zeros(1, dtype=torch.int32), k.p64, k.p32, 0, 0, W, W * H, W * 3,
+      BLOCK=k.block, I64=True)
 out["_layout"]["i64_equal"] = bool(np.array_equal(o64.numpy(), whole))
 
 # Pyramid levels (Backend.render_many) through the level kernel: shifts below, at and past the base,
@@ -125,6 +126,34 @@ for name, sets in {"article": [], "hsv": ['network.color="hsv"'], "zoom": ["view
                                           "same_shape": a.shape == b.shape and b.dtype == np.uint8,
                                           "max_levels": int(d.max()), "differing": float((d > 0).mean())}
 out["_levels"] = levels
+
+# Colours that are not finite: the network of test_untrusted_input's NaN case overflows toward two corners
+# of a 512x512 canvas only. Each window (and pyramid-level window) fails where the PyTorch path fails, with
+# the same line. The kernel is used without its check against PyTorch: where the colours are finite here
+# they are sin() of numbers near 1e30, which no two evaluation orders agree on.
+from bigcppn.errors import RenderError
+from bigcppn.network.triton.kernel import FusedKernel
+NAN = ["network.hidden=[16,16,16,16,16,16]", 'network.activation="identity"', "network.bias=false",
+       'network.output_activation="sin"', "network.weight_scale=1e5"]
+cfg = load_config(None, NAN, {"canvas.width": 512, "canvas.height": 512, "render.device": "cpu", "seed": 23})
+eager, plan = renderer_for(cfg)
+kern = FusedKernel(eager.model, eager.sampling, torch.device("cpu"))
+def outcome(fn):
+    try:
+        fn()
+        return "finite"
+    except RenderError as exc:
+        return str(exc)
+finite = {}
+for x, y in ((0, 0), (224, 224), (448, 0), (448, 448)):
+    win = Window(x, y, 64, 64)
+    finite[f"window {x},{y}"] = [outcome(lambda: eager.render_window(win)),
+                                 outcome(lambda: kern(torch.empty((64, 64, 3), dtype=torch.uint8), win))]
+for sh, x, y in ((3, 0, 0), (1, 96, 96), (1, 0, 0)):
+    finite[f"level {sh}: {x},{y}"] = [outcome(lambda: eager.render_many([(sh, x, y, 64, 64)], 2)),
+                                      outcome(lambda: kern.level(torch.empty((64, 64, 3), dtype=torch.uint8),
+                                                                 Window(x, y, 64, 64), sh, 2))]
+out["_finite"] = finite
 print(json.dumps(out))
 """
 
@@ -324,3 +353,14 @@ def test_pyramid_levels_go_through_the_kernel_within_one_level(interpreted):
         assert r["max_levels"] <= 1, case
         assert r["differing"] < 0.02, case
 
+
+@pytest.mark.triton
+@needs_triton
+def test_the_kernel_fails_on_colours_that_are_not_finite_where_pytorch_does(interpreted):
+    """A NaN clamped in the kernel became 0 or 1 (min and max return the other operand) and the render
+    exited 0; the kernel now counts colours that are not finite before the clamp, per launch, as the PyTorch
+    path checks each batch, and the error names the same window."""
+    outcomes = interpreted["_finite"]
+    assert any(e == "finite" for e, _ in outcomes.values()) and any(e != "finite" for e, _ in outcomes.values())
+    for case, (eager, fused) in outcomes.items():
+        assert fused == eager, case

@@ -53,7 +53,7 @@ from ...core.atomic import write_atomic
 from ...core.geometry import axis_offset
 from ...errors import UserError
 from ..devices import policy_for
-from ..model import CPPN
+from ..model import CPPN, not_finite, pixels_text
 from ...core.geometry import Window
 from .source import Shape, generate
 
@@ -201,7 +201,8 @@ class FusedKernel:
 
     Call it with a device tensor ``out`` of shape (height, width, bands) (rows
     may be strided, pixels must be packed) and a :class:`Window`: it fills
-    ``out`` with the window's pixels, uint8 for 8-bit, uint16 for 16-bit.
+    ``out`` with the window's pixels, uint8 for 8-bit, uint16 for 16-bit, or
+    raises RenderError naming the window when a colour in it is not finite.
     """
 
     def __init__(self, model: CPPN, sampling, device: torch.device, depth: int = 8,
@@ -246,9 +247,12 @@ class FusedKernel:
         last = (win.height - 1) * row_stride + win.width * self.bands
         i64 = n + self.block >= 2**31 or last + self.block * self.bands >= 2**31
         grid = (math.ceil(n / self.block),)
+        bad = torch.zeros(1, dtype=torch.int32, device=self.device)
         with self._lock:  # a launch is quick; the first one compiles, once, whichever thread gets there
-            self.fn[grid](out, self.p64, self.p32, win.x, win.y, win.width, n, row_stride,
+            self.fn[grid](out, bad, self.p64, self.p32, win.x, win.y, win.width, n, row_stride,
                           BLOCK=self.block, I64=i64, num_warps=self.num_warps, **self._options)
+        if bad.item():  # (waits for the launch, as the PyTorch path's check does for each batch)
+            raise not_finite(pixels_text(win.x, win.y, win.width, win.height))
         return out
 
     def level(self, out: torch.Tensor, win: Window, shift: int, k: int) -> torch.Tensor:
@@ -273,9 +277,12 @@ class FusedKernel:
         last = (win.height - 1) * row_stride + win.width * self.bands
         i64 = n + self.block >= 2**31 or last + self.block * self.bands >= 2**31
         grid = (math.ceil(n / self.block),)
+        bad = torch.zeros(1, dtype=torch.int32, device=self.device)
         with self._lock:
-            self._level_fn[grid](out, self.p64, self.p32, lv, win.x, win.y, win.width, n, row_stride,
+            self._level_fn[grid](out, bad, self.p64, self.p32, lv, win.x, win.y, win.width, n, row_stride,
                                  BLOCK=self.block, I64=i64, K=k, num_warps=self.num_warps, **self._options)
+        if bad.item():
+            raise not_finite(pixels_text(win.x, win.y, win.width, win.height, shift))
         return out
 
 

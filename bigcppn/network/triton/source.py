@@ -136,7 +136,12 @@ def _network(shape: Shape, cuda: bool, indent: str) -> list[str]:
         e = "(tl.sin(h) + 1.0) * 0.5"
     else:  # sigmoid, and tanh as sigmoid(2v), are folded into sigmoid2
         e = activation(shape.output_activation, scales[-1])
-    L.append(f"o = tl.minimum(tl.maximum({e}, 0.0), 1.0)")
+    # Colours that are not finite (float32 overflowed), counted before the clamp, which would turn a NaN
+    # into 0 or 1 (min/max return the other operand): the torch path's check (finite_quantise_).
+    L += [f"e = {e}",
+          "nbad += tl.sum(tl.sum(tl.where(tl.abs(e) <= 3.4028234663852886e38, 0, tl.where(mask[:, None], 1, 0)), "
+          "axis=1), axis=0)",
+          "o = tl.minimum(tl.maximum(e, 0.0), 1.0)"]
     if shape.color == "hsv":  # model.hsv_to_rgb, on columns 0, 1, 2
         L += [
             "hue = tl.sum(tl.where(c == 0, o, 0.0), axis=1)[:, None]",
@@ -182,7 +187,8 @@ def generate(shape: Shape, cuda: bool = True, level: bool = False) -> str:
     """Python source of the Triton kernel for one network shape.
 
     Each program evaluates ``BLOCK`` consecutive pixels of a window (row-major)
-    and stores them quantised. The canvas kernel (``cppn_kernel``) samples pixel
+    and stores them quantised; ``bad_ptr`` (one int32) is set to 1 by any program that met a colour that
+    is not finite. The canvas kernel (``cppn_kernel``) samples pixel
     centres as :meth:`bigcppn.network.backend.Sampling.axis` does; the level kernel
     (``level=True``, ``cppn_level``) samples a pyramid level: ``K``×``K``
     samples per pixel at the positions of :func:`bigcppn.core.geometry.axis_coords`
@@ -198,7 +204,7 @@ def generate(shape: Shape, cuda: bool = True, level: bool = False) -> str:
         "import triton.language as tl",
         "",
         "",
-        f"def {name}(out_ptr, p64, p32, {extra}x0, y0, width, n, row_stride, BLOCK: tl.constexpr, "
+        f"def {name}(out_ptr, bad_ptr, p64, p32, {extra}x0, y0, width, n, row_stride, BLOCK: tl.constexpr, "
         f"I64: tl.constexpr{K}):",
         "    pid = tl.program_id(0)",
         "    if I64:",
@@ -208,6 +214,7 @@ def generate(shape: Shape, cuda: bool = True, level: bool = False) -> str:
         "    row = p // width",
         "    col = p - row * width",
         f"    c = tl.arange(0, {P[-1]})[None, :]",
+        "    nbad = tl.sum(tl.zeros([BLOCK], tl.int32), axis=0)",
     ]
     L += _canvas_samples(shape, cuda) if not level else _level_samples(shape, cuda)
     scale, qtype = ("255.0", "tl.uint8") if shape.depth == 8 else ("65535.0", "tl.uint16")
@@ -215,5 +222,6 @@ def generate(shape: Shape, cuda: bool = True, level: bool = False) -> str:
         f"    q = tl.floor(o * {scale} + 0.5).to({qtype})",
         f"    ptrs = out_ptr + (row * row_stride + col * {shape.bands})[:, None] + c",
         f"    tl.store(ptrs, q, mask=mask[:, None] & (c < {shape.bands}))",
+        "    tl.atomic_max(bad_ptr, tl.minimum(nbad, 1))",  # bad_ptr: one int32, 1 once any colour was not finite
     ]
     return "\n".join(L) + "\n"
