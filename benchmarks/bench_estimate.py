@@ -6,6 +6,7 @@
     python benchmarks/bench_estimate.py --repeat 2        # every case twice (interleaved): the machine's noise
     python benchmarks/bench_estimate.py --sizes           # output bytes: plan --json against the real files
     python benchmarks/bench_estimate.py --steady          # three plans of one job in a row, under load
+    python benchmarks/bench_estimate.py --loaded          # three plan + render pairs under load: estimate / real
 
 ``--sizes``: for TIFF, PNG, JPEG and .dzi at 2600² (the default network, seeds 5 and 7, and a busy one:
 sin, weight_scale 3, zoom 0.05) and ``bigcppn pyramid`` at 6000×4000, ``plan --json``'s (``pyramid
@@ -86,7 +87,8 @@ elif mode == "plan":
     one = win.pixels / (time.perf_counter() - t) / 1e6 * (1 + 0.8 * (workers - 1))
     mpix = p.canvas.pixels / 1e6
     old = mpix / one + mpix / job.fmt.encode_rate(job.config.output, available_cores())
-    print(json.dumps({"estimate": info.estimated_seconds, "network": info.network_mpix_per_s, "old": round(old, 1),
+    print(json.dumps({"estimate": info.estimated_seconds, "range": info.seconds_range,
+                      "network": info.network_mpix_per_s, "old": round(old, 1),
                       "writer": info.writer_mpix_per_s, "measure": round(measured, 2),
                       "width": info.width, "height": info.height}))
 else:
@@ -163,22 +165,51 @@ def sizes() -> int:
 
 
 def steady() -> int:
-    """Three `plan` runs of one 8192² TIFF in a row while two busy loops load the machine: their spread."""
+    """Three `plan` runs of one 8192² TIFF in a row while two busy loops load the machine: their spread (and
+    the range each gives, from the cores its measurement got)."""
     print(f"# {machine()}")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     load = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
     try:
         times = []
-        for i in range(3):
-            res = subprocess.run([sys.executable, "-m", "bigcppn", "plan", "--width", "8192", "--height", "8192",
-                                  "-o", "x.tif", "--json"], env=env, capture_output=True, text=True, check=True)
-            times.append(json.loads(res.stdout)["estimated_seconds"])
-            print(f"plan {i + 1}: {times[-1]} s", flush=True)
+        with tempfile.TemporaryDirectory() as d:
+            for i in range(3):
+                est = child("plan", str(CONFIGS / "normal.toml"), "8192", str(Path(d) / "x.tif"))
+                times.append(est["estimate"])
+                print(f"plan {i + 1}: {times[-1]} s (range {est['range']})", flush=True)
     finally:
         for p in load:
             p.kill()
             p.wait()
     print(f"# under two busy loops: max / min {max(times) / min(times):.2f}× (target <= 1.3×)")
+    return 0
+
+
+def loaded(runs: int = 3, size: str = "4096") -> int:
+    """``runs`` time estimates of one TIFF against its real render while two busy loops load the machine."""
+    print(f"# {machine()}")
+    load = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    ratios, inside = [], 0
+    try:
+        with tempfile.TemporaryDirectory() as d:
+            out = str(Path(d) / "out.tif")
+            for i in range(runs):
+                before = os.getloadavg()[0]
+                config = str(CONFIGS / "normal.toml")
+                est = child("plan", config, size, out)
+                real = child("render", config, size, out)
+                Path(out).unlink(missing_ok=True)
+                ratios.append(est["estimate"] / real["real"])
+                lo, hi = est["range"] or (est["estimate"], est["estimate"])
+                inside += 0.9 * lo <= real["real"] <= 1.1 * hi
+                print(f"run {i + 1}: {size}² .tif, load average {before:.2f}: estimate {est['estimate']:.1f} s "
+                      f"(range {lo:.1f}-{hi:.1f} s), real {real['real']:.1f} s: {ratios[-1]:.2f}×", flush=True)
+    finally:
+        for p in load:
+            p.kill()
+            p.wait()
+    print(f"# under two busy loops, estimate / real: {', '.join(f'{r:.2f}×' for r in ratios)} "
+          f"(median {statistics.median(ratios):.2f}×; target 0.75-1.25×); the real time within the range "
+          f"(±10%) {inside} of {runs}")
     return 0
 
 
@@ -188,7 +219,11 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=1, help="run the list this many times (default 1)")
     ap.add_argument("--sizes", action="store_true", help="output bytes, estimate against the real files")
     ap.add_argument("--steady", action="store_true", help="three time estimates of one job in a row, under load")
+    ap.add_argument("--loaded", action="store_true",
+                    help="three estimates of a 4096² TIFF against its real render, under two busy loops")
     args = ap.parse_args()
+    if args.loaded:
+        return loaded()
     if args.sizes:
         return sizes()
     if args.steady:

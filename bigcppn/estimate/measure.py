@@ -10,7 +10,8 @@ render uses, on this machine as it is loaded now:
   timed until at least :data:`MIN_SECONDS` have passed (and at least
   :data:`MIN_ROUNDS` segments of one window a worker); on a CPU, its CPU time per
   pixel times the cores the render will get (:func:`loaded_rate`: robust to a
-  moment's load), on a GPU the median segment's wall-clock rate;
+  moment's load; the cores it got meanwhile give the range), on a GPU the
+  median segment's wall-clock rate;
 * the writer: the windows just rendered, put side by side (and flipped, so no
   row repeats) into a sample of about :data:`WRITER_SAMPLE` pixels, saved with
   the output's own format, options and writer into a temporary folder
@@ -58,6 +59,7 @@ class Rates:
     workers: int = 1  # strip workers: the first strip arrives when each has rendered one
     network_cores: float = 1.0  # cores the network got meanwhile (fewer than the workers on a busy machine)
     seconds: float = 0.0  # what the measurement took
+    network_span: tuple[float, float] | None = None  # the slowest and fastest network MPix/s the load allows
 
 
 @dataclass(frozen=True)
@@ -87,18 +89,31 @@ def _windows(plan: Tiling, count: int) -> list[Window]:
     return wins
 
 
-def loaded_rate(units: float, cpu_seconds: float, workers: int, cores: int, other_load: float) -> float:
-    """Units per wall-clock second that ``workers`` threads will get, from the CPU time the units took.
+def loaded_rate(units: float, cpu_seconds: float, workers: int, cores: int, other_load: float,
+                got: float | None = None) -> tuple[float, float, float]:
+    """Units per wall-clock second that ``workers`` threads will get, from the CPU time the units took: the
+    estimate, and the slowest and fastest rates that the load average and ``got`` allow between them.
 
     Robust to a moment's load: a thread that waits for a core costs wall time
     but no CPU time, so the CPU time per unit stays what it is on an idle
     machine. The wall rate is that, times the cores the threads will get:
     ``min(workers, cores)``, shared with ``other_load`` other runnable threads
     (the one-minute load average, which a burst moves little) in proportion.
+
+    On a heavily loaded machine that share promises too much (two busy loops and
+    other work at a load of 7.65 on 2 cores: 0.41 cores, where the render got
+    0.30: Python threads that hand strips on and share the GIL lose more than
+    their turn), and the estimate ran at 0.6-0.7x of the real time. ``got``, the
+    cores this process did get while it measured (CPU time over wall time),
+    knows that, but moves with a moment's load: blended into the estimate, three
+    plans in a row under two busy loops spread 1.47x (the load's share alone:
+    1.18x). So the estimate stays the load's, and ``got`` widens the range.
     """
     busy = min(workers, cores)
-    share = busy if other_load <= 0 else min(busy, cores * workers / (workers + other_load))
-    return units / max(cpu_seconds, 1e-9) * max(share, 1e-3)
+    share = max(busy if other_load <= 0 else min(busy, cores * workers / (workers + other_load)), 1e-3)
+    per_cpu = units / max(cpu_seconds, 1e-9)
+    seen = share if got is None or got <= 0 else min(max(got, 1e-3), busy)
+    return per_cpu * share, per_cpu * min(share, seen), per_cpu * max(share, seen)
 
 
 def other_load(own_threads: float = 0.0) -> float:
@@ -149,9 +164,10 @@ def _streamed_rate(fn, items: list[tuple[object, int]], workers: int, min_second
     return statistics.median(rates) if rates else sum(n for _t, n in marks) / max(times[-1] - start, 1e-9)
 
 
-def measure_network(renderer, plan: Tiling, workers: int) -> tuple[float, list[np.ndarray], float]:
+def measure_network(renderer, plan: Tiling, workers: int) -> tuple[float, list[np.ndarray], float, tuple]:
     """Wall-clock MPix/s of ``renderer`` (a :class:`~bigcppn.network.strips.Renderer`) through ``workers``
-    strip workers, windows it rendered, and the cores it got (this process's CPU time over the wall time).
+    strip workers, windows it rendered, the cores it got (this process's CPU time over the wall time), and
+    the slowest and fastest MPix/s the load's predictions allow (:func:`loaded_rate`).
 
     The windows are what the renderer renders in one piece on its device
     (:attr:`~bigcppn.network.devices.DevicePolicy.renders_whole_strips`): on a
@@ -168,9 +184,11 @@ def measure_network(renderer, plan: Tiling, workers: int) -> tuple[float, list[n
     t, cpu = time.perf_counter(), time.process_time()
     spent: list[tuple[int, float]] = []
     rate = _streamed_rate(fn, items, workers, MIN_SECONDS, arrays, spent)
+    got = (time.process_time() - cpu) / max(time.perf_counter() - t, 1e-9)
+    span = (rate, rate)
     if renderer.policy.shares_cores_with_writer and spent:  # a CPU: its CPU time, robust to load
-        rate = loaded_rate(spent[0][0], spent[0][1], workers, available_cores(), other_load())
-    return rate / 1e6, arrays, (time.process_time() - cpu) / max(time.perf_counter() - t, 1e-9)
+        rate, *span = loaded_rate(spent[0][0], spent[0][1], workers, available_cores(), other_load(), got)
+    return rate / 1e6, arrays, got, (span[0] / 1e6, span[1] / 1e6)
 
 
 def _sample(arrays: list[np.ndarray], width: int, height: int, pixels: int = WRITER_SAMPLE) -> np.ndarray:
@@ -211,10 +229,10 @@ def measure_writer(job, sample: np.ndarray, strip_height: int) -> tuple[float, f
 def measure_render(job, renderer, plan: Tiling, workers: int) -> Rates:
     """``renderer``'s network and ``job``'s writer, timed as the render will run them."""
     t0 = time.perf_counter()
-    network, arrays, network_cores = measure_network(renderer, plan, workers)
+    network, arrays, network_cores, span = measure_network(renderer, plan, workers)
     c = plan.canvas
     writer, cores = measure_writer(job, _sample(arrays, c.width, c.height), plan.strip_height)
-    return Rates(network, writer, cores, max(1, workers), network_cores, time.perf_counter() - t0)
+    return Rates(network, writer, cores, max(1, workers), network_cores, time.perf_counter() - t0, span)
 
 
 def measure_pyramid(pjob, renderer, plan: Tiling, workers: int) -> PyramidRates:
@@ -226,7 +244,7 @@ def measure_pyramid(pjob, renderer, plan: Tiling, workers: int) -> PyramidRates:
     from ..pyramid.worklist import level_jobs
 
     t0 = time.perf_counter()
-    network, arrays, _cores = measure_network(renderer, plan, workers)
+    network, arrays, _cores, _span = measure_network(renderer, plan, workers)
     p = pjob.pyramid
     k = pjob.supersample
     levels = network * 1e6

@@ -10,6 +10,8 @@ rates measured on this machine (:mod:`bigcppn.estimate.measure`) through
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass
 
 from ..formats.registry import estimate_output_bytes
@@ -51,6 +53,7 @@ class PlanInfo:
     writer_mpix_per_s: float | None = None
     estimated_seconds: float | None = None
     bytes_range: tuple[int, int] | None = None  # what the size estimate is sure of (from sample tiles)
+    seconds_range: tuple[float, float] | None = None  # on a loaded machine, what the load's predictions span
     ray: dict | None = None  # the band plan on Ray (``--executor ray``), from cluster.single.describe_blocks
     requests: dict | None = None  # to a bucket (-o s3://...): PUTs of the multipart upload, objects, bytes
 
@@ -77,6 +80,8 @@ class PlanInfo:
             d["network_mpix_per_s"] = self.network_mpix_per_s
             d["writer_mpix_per_s"] = self.writer_mpix_per_s
             d["estimated_seconds"] = self.estimated_seconds
+            if self.seconds_range is not None:
+                d["estimated_seconds_range"] = list(self.seconds_range)
         if self.ray is not None:
             d["ray"] = self.ray
         if self.requests is not None:
@@ -106,8 +111,10 @@ class PlanInfo:
         else:
             lines.append(f"print     {w:.0f} × {h:.0f} mm at {self.dpi:g} dpi")
         if self.estimated_seconds is not None:
+            span = (f"; {human_duration(self.seconds_range[0])} to {human_duration(self.seconds_range[1])} as the "
+                    "load goes" if self.seconds_range is not None else "")
             lines.append(f"time      about {human_duration(self.estimated_seconds)} (measured here just now: "
-                         f"network {self.network_mpix_per_s} MPix/s, writer {self.writer_mpix_per_s} MPix/s)")
+                         f"network {self.network_mpix_per_s} MPix/s, writer {self.writer_mpix_per_s} MPix/s{span})")
         if self.ray is not None:
             r = self.ray
             one = r['blocks'] == 1
@@ -158,6 +165,11 @@ def describe(job: Job, plan: Tiling, device: str, rates=None, size=None) -> Plan
     cores = available_cores()
     strip = min(plan.strip_height, c.height) * c.width / 1e6
     seconds = round(estimate_seconds(c.pixels / 1e6, rates, device, strip), 1) if rates is not None else None
+    span = None
+    if rates is not None and rates.network_span is not None:  # a loaded CPU: the two predictions' seconds
+        fast, slow = (estimate_seconds(c.pixels / 1e6, dataclasses.replace(rates, network_mpix_s=r), device, strip)
+                      for r in rates.network_span[::-1])
+        span = (round(fast, 1), round(slow, 1)) if slow > 1.1 * fast else None
     ps = PrintSize(c.width, c.height, c.bleed, cfg.canvas.dpi)
     return PlanInfo(
         width=c.width, height=c.height, bands=bands, depth=out.depth, tile=plan.tile, tiles=plan.tile_count,
@@ -172,6 +184,7 @@ def describe(job: Job, plan: Tiling, device: str, rates=None, size=None) -> Plan
         mm=tuple(round(v, 1) for v in ps.mm()), trimmed_mm=tuple(round(v, 1) for v in ps.mm(trimmed=True)),
         network_mpix_per_s=round(rates.network_mpix_s, 2) if rates else None,
         writer_mpix_per_s=round(rates.writer_mpix_s, 1) if rates else None, estimated_seconds=seconds,
+        seconds_range=span,
     )
 
 
