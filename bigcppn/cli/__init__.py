@@ -17,7 +17,7 @@ import threading
 
 from .._version import __version__
 from . import animate, explore, plan, pyramid, render, serve, sheet
-from .common import Parser, Terminated, run_reporting
+from .common import RECEIVED, Parser, Terminated, is_terminated, run_reporting
 
 __all__ = ["main", "entry", "build_parser", "BROKEN_PIPE"]
 
@@ -77,6 +77,7 @@ def _in_foreign_callback(frame) -> bool:
 def _on_signal(signum, frame) -> None:
     """SIGTERM (Terminated) and SIGINT (KeyboardInterrupt), raised where Python code can catch them: a
     signal that lands inside a foreign callback is sent again a moment later, once out of it."""
+    RECEIVED.append(signum)
     if _in_foreign_callback(frame):
         again = threading.Timer(0.05, os.kill, (os.getpid(), signum))
         again.daemon = True
@@ -86,6 +87,7 @@ def _on_signal(signum, frame) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    RECEIVED.clear()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _on_signal)
         signal.signal(signal.SIGINT, _on_signal)
@@ -122,7 +124,7 @@ def entry() -> None:
         except SystemExit as exc:  # argparse's --help, --version and usage errors
             status = exc.code
         except KeyboardInterrupt as exc:  # before a subcommand ran (parsing the arguments): one line
-            status = 143 if isinstance(exc, Terminated) else 130
+            status = 143 if is_terminated(exc) else 130
             print(f"bigcppn: {'terminated' if status == 143 else 'interrupted'}; nothing was done", file=sys.stderr)
         # Flushed here, so that a reader that has gone is noticed here rather than at exit.
         sys.stdout.flush()

@@ -135,11 +135,11 @@ def _interrupted(out: Path, exc: KeyboardInterrupt, timeline) -> int:
     from ..animate.clip import clip_text
     from ..animate.segments import segment_folder
     from ..formats.video.registry import video_format_for
-    from .common import Terminated
+    from .common import is_terminated
 
     folder = segment_folder(out)
     done = sorted(folder.glob("seg-*")) if folder.is_dir() else []
-    what = "terminated" if isinstance(exc, Terminated) else "interrupted"
+    what = "terminated" if is_terminated(exc) else "interrupted"
     frames = video_format_for(out).finished_frames(out, timeline.frames, clip_text(timeline))
     if frames:
         print(f"bigcppn: {what}; {out} has {frames} of its {timeline.frames} frames: run the same command again "
@@ -149,4 +149,4 @@ def _interrupted(out: Path, exc: KeyboardInterrupt, timeline) -> int:
               "run the same command again to resume", file=sys.stderr)
     else:
         print(f"bigcppn: {what}; no file was written", file=sys.stderr)
-    return 143 if isinstance(exc, Terminated) else 130
+    return 143 if is_terminated(exc) else 130

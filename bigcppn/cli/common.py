@@ -15,6 +15,7 @@ MAX_PRINT_DPI = 2400  # the finest a print user asks for (imagesetters: 2400-254
 
 __all__ = ["LazyBar", "Parser", "positive_int", "seed_value", "add_config_options", "add_sizing_options",
            "add_overwrite_option", "config_from", "add_executor_options", "executor_kwargs", "Terminated",
+           "RECEIVED", "is_terminated",
            "add_storage_options", "storage_kwargs",
            "run_reporting"]
 
@@ -199,6 +200,19 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM (kill, timeout, a closed terminal): cleaned up like Ctrl-C."""
 
 
+# The signals the CLI's handler has taken during this command (cli.main empties it). A library may turn the
+# Terminated it raised into a plain KeyboardInterrupt (Ray's blocking calls report any interrupt so), and the
+# command is still terminated, not interrupted.
+RECEIVED: list[int] = []
+
+
+def is_terminated(exc: BaseException) -> bool:
+    """Whether ``exc`` (a KeyboardInterrupt) stopped the command because of SIGTERM (exit 143, not 130)."""
+    import signal
+
+    return isinstance(exc, Terminated) or signal.SIGTERM in RECEIVED
+
+
 def run_reporting(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """Run a subcommand, turning bigcppn's errors into one line and an exit status.
 
@@ -217,9 +231,9 @@ def run_reporting(command: Callable[[argparse.Namespace], int], args: argparse.N
             traceback.print_exc()
         print(f"bigcppn: {exc}; no file was written", file=sys.stderr)
         return 1
-    except Terminated:
-        print("bigcppn: terminated; no file was written", file=sys.stderr)
-        return 143
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        if is_terminated(exc):
+            print("bigcppn: terminated; no file was written", file=sys.stderr)
+            return 143
         print("bigcppn: interrupted; no file was written", file=sys.stderr)
         return 130

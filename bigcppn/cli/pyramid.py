@@ -10,7 +10,7 @@ from ..errors import RenderError
 from ..formats.tiles import CODECS
 from ..pyramid.layouts import LAYOUTS
 from ..pyramid.request import pyramid_place
-from .common import (Terminated, add_config_options, add_executor_options, add_overwrite_option, add_sizing_options,
+from .common import (is_terminated, add_config_options, add_executor_options, add_overwrite_option, add_sizing_options,
                      add_storage_options, config_from, executor_kwargs, positive_int, storage_kwargs)
 
 
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt as exc:
         bar.close()
         place = pyramid_place(cfg, args.output, args.layout, api.storage_options(**storage_kwargs(args)))
-        what, status = ("terminated", 143) if isinstance(exc, Terminated) else ("interrupted", 130)
+        what, status = ("terminated", 143) if is_terminated(exc) else ("interrupted", 130)
         kept = getattr(exc, "kept_in", place.root)
         kept = place.tiles_dir if kept == place.root and not place.folder else kept  # NAME_files/, not "."
         where = f"{kept} (the pyramid it replaces is untouched)" if kept in place.replacements() else f"{kept}/"

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, TypeVar
 
 from ..errors import BigCPPNError, RenderError, UserError
-from .signals import init_keeping_handlers
+from .signals import finishing, init_keeping_handlers
 
 try:
     import ray
@@ -158,7 +158,8 @@ class RaySession:
 
     def __exit__(self, *exc) -> None:
         if self.owned:
-            ray.shutdown()
+            with finishing():
+                ray.shutdown()
             self.owned = False
 
     @staticmethod

@@ -10,11 +10,12 @@ line, exit 143; the actors stopped and Ray shut down on the way out).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
 
-__all__ = ["init_keeping_handlers"]
+__all__ = ["init_keeping_handlers", "finishing"]
 
 
 def init_keeping_handlers(**options) -> None:
@@ -41,6 +42,28 @@ def init_keeping_handlers(**options) -> None:
         ray.shutdown()
         raise
     _restore(handlers)
+
+
+@contextlib.contextmanager
+def finishing():
+    """Around ``ray.shutdown`` once the work is over: a first SIGTERM or Ctrl-C is noted and dropped (the
+    process ends in a moment anyway, its output already whole and committed; reported as terminated, it would
+    say "no file was written"), a second one goes to the caller's handler as usual."""
+    handlers = _signal_handlers()
+    seen: list[int] = []
+
+    def note(signum, _frame) -> None:
+        if seen:  # a second: the caller's own handler, at once
+            _restore(handlers)
+            os.kill(os.getpid(), signum)
+        seen.append(signum)
+
+    for sig in handlers:
+        signal.signal(sig, note)
+    try:
+        yield seen
+    finally:
+        _restore(handlers)
 
 
 def _signal_handlers() -> dict:

@@ -109,3 +109,28 @@ def test_a_signal_inside_a_libvips_callback_is_raised_once_out_of_it():
     proc = subprocess.run([sys.executable, "-c", IN_CALLBACK], capture_output=True, text=True, timeout=120)
     assert proc.stdout.strip() == "['callback returned', 'raised after']", proc.stdout + proc.stderr
     assert "Exception ignored" not in proc.stderr
+
+
+@pytest.mark.parametrize("command,call", [("render", "render_file"), ("pyramid", "render_pyramid")])
+def test_a_sigterm_a_library_reports_as_an_interrupt_still_exits_143(tmp_path, monkeypatch, capsys, command, call):
+    """Ray's blocking calls (in the main thread, where Python runs signal handlers) turn any KeyboardInterrupt
+    raised in them, Terminated included, into a plain KeyboardInterrupt: under load a SIGTERM to a Ray driver
+    said "interrupted" and exited 130. The CLI remembers the signals it took, so it is still terminated."""
+    import os
+
+    from bigcppn import api, cli
+
+    def as_ray_does(*_args, **_kwargs):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises Terminated here
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt() from None  # what Ray's check_signals makes of it
+        raise AssertionError("no signal came")
+
+    monkeypatch.setattr(api, call, as_ray_does)
+    out = tmp_path / ("a.png" if command == "render" else "p.dzi")
+    assert cli.main([command, "--width", "64", "--height", "48", "-q", "-o", str(out)]) == 143
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("bigcppn: terminated;")
+    monkeypatch.undo()
+    assert cli.main(["render", "--width", "64", "-q", "-o", str(tmp_path / "b.png")]) == 0  # forgotten after
