@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from .. import api
 from ..errors import RenderError
@@ -76,6 +77,9 @@ def run(args: argparse.Namespace) -> int:
         what, status = ("terminated", 143) if is_terminated(exc) else ("interrupted", 130)
         kept = getattr(exc, "kept_in", place.root)
         kept = place.tiles_dir if kept == place.root and not place.folder else kept  # NAME_files/, not "."
+        if not bar.tiles and isinstance(kept, Path) and not kept.exists():  # stopped before its first tile
+            print(f"bigcppn: {what}; no tile was written", file=sys.stderr)
+            return status
         where = f"{kept} (the pyramid it replaces is untouched)" if kept in place.replacements() else f"{kept}/"
         print(f"bigcppn: {what}; {bar.tiles} new tiles are kept in {where}; run the same command "
               "again to resume", file=sys.stderr)

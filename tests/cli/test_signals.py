@@ -134,3 +134,16 @@ def test_a_sigterm_a_library_reports_as_an_interrupt_still_exits_143(tmp_path, m
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith("bigcppn: terminated;")
     monkeypatch.undo()
     assert cli.main(["render", "--width", "64", "-q", "-o", str(tmp_path / "b.png")]) == 0  # forgotten after
+
+
+def test_a_pyramid_stopped_before_its_first_tile_says_none_was_written(tmp_path, monkeypatch, capsys):
+    """It said "0 new tiles are kept in .../p_files/", a folder that did not exist."""
+    from bigcppn import api, cli
+
+    def stopped(*_args, **_kwargs):
+        raise KeyboardInterrupt()
+
+    monkeypatch.setattr(api, "render_pyramid", stopped)
+    assert cli.main(["pyramid", "--width", "64", "-q", "-o", str(tmp_path / "p.dzi")]) == 130
+    assert capsys.readouterr().err.strip().splitlines() == ["bigcppn: interrupted; no tile was written"]
+    assert list(tmp_path.iterdir()) == []
