@@ -72,7 +72,7 @@ def checked_request(timeline: Timeline, path, quality: int | None, overwrite: bo
     from ..estimate.disk import free_bytes
     from ..estimate.plan import human_size
     from ..formats.video.registry import video_format_for
-    from .clip import clip_text
+    from .clip import clip_text, frame_text
 
     out = Path(str(path))
     fmt = video_format_for(out)
@@ -90,7 +90,8 @@ def checked_request(timeline: Timeline, path, quality: int | None, overwrite: bo
     except OSError as exc:
         raise UserError(str(exc)) from None
     there = [p for p in [*fmt.produced(out), fmt.frame_name(out, 0, timeline.frames)] if p.exists()]
-    if there and not overwrite and not fmt.finished_frames(out, timeline.frames, clip_text(timeline)):
+    if there and not overwrite and not fmt.finished_frames(out, timeline.frames, clip_text(timeline),
+                                                                 lambda i: frame_text(timeline, i)):
         raise UserError(f"'{there[0]}' already exists; add --overwrite to replace it (the old one stays until the "
                         "new one is complete), or choose another -o")
     needed, free = fmt.estimate_bytes(c.width, c.height, timeline.frames, q), free_bytes(out)

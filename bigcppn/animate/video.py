@@ -55,7 +55,7 @@ def write_clip(timeline: Timeline, path: Path, fmt: VideoFormat, quality: int,
     spec = VideoSpec(target.temp, c.width, c.height, timeline.frames, timeline.fps, quality, text,
                      lambda i: frame_text(timeline, i), preset, encoder_threads(timeline, device), palette,
                      lambda: sample_frames(timeline, device))
-    first = fmt.finished_frames(target.temp, timeline.frames, text)  # a frame sequence resumed: kept as they are
+    first = fmt.finished_frames(target.temp, timeline.frames, text, spec.frame_texts)  # a frame sequence resumed: kept as they are
     spec = dataclasses.replace(spec, first=first)
     frames = Prefetch(lambda cancel: frame_arrays(timeline, first, device=device, cancel=cancel), queue)
     writer = None

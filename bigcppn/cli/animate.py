@@ -132,7 +132,7 @@ def _interrupted(out: Path, exc: KeyboardInterrupt, timeline) -> int:
     of a frame sequence) are kept to resume."""
     import sys
 
-    from ..animate.clip import clip_text
+    from ..animate.clip import clip_text, frame_text
     from ..animate.segments import segment_folder
     from ..formats.video.registry import video_format_for
     from .common import is_terminated
@@ -140,7 +140,8 @@ def _interrupted(out: Path, exc: KeyboardInterrupt, timeline) -> int:
     folder = segment_folder(out)
     done = sorted(folder.glob("seg-*")) if folder.is_dir() else []
     what = "terminated" if is_terminated(exc) else "interrupted"
-    frames = video_format_for(out).finished_frames(out, timeline.frames, clip_text(timeline))
+    frames = video_format_for(out).finished_frames(out, timeline.frames, clip_text(timeline),
+                                                   lambda i: frame_text(timeline, i))
     if frames:
         print(f"bigcppn: {what}; {out} has {frames} of its {timeline.frames} frames: run the same command again "
               "to render the rest", file=sys.stderr)

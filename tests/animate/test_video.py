@@ -351,6 +351,26 @@ def test_an_interrupted_frame_sequence_resumes_after_its_finished_frames(tmp_pat
     assert rendered == [0]
 
 
+def test_a_frame_sequence_resume_keeps_no_frame_of_another_clip(tmp_path, timeline, refs):
+    """An --overwrite run of clip B over clip A's frames, interrupted after 3: a rerun of B must not keep A's
+    frames 3.. (they are there, under B's names, but carry A's configs)."""
+    out = tmp_path / "f-{frame}.png"
+    bigcppn.render_video(clip(zoom="1:2"), out)
+
+    def stop(done, total):
+        if done == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        bigcppn.render_video(timeline, out, overwrite=True, progress=stop)
+    result = bigcppn.render_video(timeline, out)  # the resume
+    assert result.rendered == timeline.frames - 3
+    import pyvips
+
+    for i in range(timeline.frames):
+        assert np.array_equal(pyvips.Image.new_from_file(str(tmp_path / f"f-{i}.png")).numpy(), refs[i]), i
+
+
 def test_an_interrupted_clip_resumes_from_its_finished_segments(tmp_path, timeline, short_segments, monkeypatch):
     whole = tmp_path / "whole.mp4"
     bigcppn.render_video(timeline, whole)

@@ -145,9 +145,10 @@ class VideoFormat(ABC):
         """Where frame ``i`` is written as a file of its own (only a frame sequence has them)."""
         return path
 
-    def finished_frames(self, path: Path, frames: int, text: str) -> int:
-        """How many frames an interrupted run of this very clip (``text``) left finished at ``path``, to be kept
-        by a rerun (only a format of a file a frame resumes so; a clip file is whole or absent)."""
+    def finished_frames(self, path: Path, frames: int, text: str, frame_texts) -> int:
+        """How many frames an interrupted run of this very clip (``text``; ``frame_texts(i)``: frame i's own
+        config) left finished at ``path``, to be kept by a rerun (only a format of a file a frame resumes so; a
+        clip file is whole or absent)."""
         return 0
 
     # ---------------------------------------------------------------- how it is written and read

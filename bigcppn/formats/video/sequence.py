@@ -83,6 +83,23 @@ class _PngWriter:
         pass
 
 
+def _carries(frame: Path, text: str) -> bool:
+    """Whether the PNG ``frame`` is there and carries ``text`` (its frame's config) in its text chunk."""
+    import pyvips
+
+    from ..provenance import PNG_KEY
+
+    if not frame.is_file():
+        return False
+    try:
+        image = pyvips.Image.new_from_file(str(frame))
+        tail = PNG_KEY.split("-")[-1]
+        return any(image.get(k) == text for k in image.get_fields()
+                   if k.startswith("png-comment-") and k.endswith(f"-{tail}"))
+    except pyvips.Error:
+        return False
+
+
 @dataclass(frozen=True)
 class FrameSequence(VideoFormat):
     def frame_name(self, path: Path, i: int, frames: int) -> Path:
@@ -101,13 +118,14 @@ class FrameSequence(VideoFormat):
         side = self.sidecar(path)
         return side.with_name(f".{side.name}.writing")
 
-    def finished_frames(self, path: Path, frames: int, text: str) -> int:
+    def finished_frames(self, path: Path, frames: int, text: str, frame_texts) -> int:
         try:
             same = self.stamp(path).read_text(encoding="utf-8") == text
         except (OSError, UnicodeError):
             same = False
-        done = 0
-        while same and done < frames and self.frame_name(path, done, frames).is_file():
+        done = 0  # (a frame must carry its own config: one left by another clip that an --overwrite run of this
+        # one had not yet reached when it was interrupted is not this clip's)
+        while same and done < frames and _carries(self.frame_name(path, done, frames), frame_texts(done)):
             done += 1
         return done
 
