@@ -188,8 +188,12 @@ class _ObjectLock:
                 holder = {}
             pid = holder.get("pid")
             # a run killed on this machine, or an earlier run of this process that could not delete it
-            stale = holder.get("host") == me["host"] and isinstance(pid, int) and (
-                not alive(pid) or (pid == me["pid"] and out.lock_path not in _HELD))
+            here = holder.get("host") == me["host"] and isinstance(pid, int)
+            stale = here and (not alive(pid) or (pid == me["pid"] and out.lock_path not in _HELD))
+            if here and not stale:  # a live run on this machine: --break-lock is for a machine that died
+                raise UserError(f"another bigcppn run (pid {pid} on this machine, since {holder.get('since', '?')}) "
+                                f"is writing the pyramid '{out.at(out.name)}'; wait for it or stop it "
+                                "(--break-lock takes over only a lock that another machine left)")
             if not (stale or getattr(getattr(out.storage, "options", None), "break_lock", False)):
                 break
             out.storage.delete([key])  # its run is gone (killed here, or --break-lock): take the pyramid over

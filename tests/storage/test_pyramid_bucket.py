@@ -106,6 +106,19 @@ def test_break_lock_takes_over_the_lock_another_machine_left(weed, bucket, tmp_p
     assert {k: v for k, v in objects(weed, bucket, "bl").items() if not k.endswith("html")} == local
 
 
+def test_break_lock_refuses_the_lock_of_a_live_run_on_this_machine(weed, bucket, capsys):
+    import json
+    import os
+    import socket
+
+    live = json.dumps({"host": socket.gethostname(), "pid": os.getppid(), "since": "2020-01-01T00:00:00Z"})
+    obstore = pytest.importorskip("obstore")
+    obstore.put(weed.store(bucket), "lv/.x.bigcppn.lock", live.encode())
+    assert _render(f"s3://{bucket}/lv/x.dzi", "--break-lock") == 2
+    assert f"pid {os.getppid()} on this machine" in capsys.readouterr().err
+    assert set(objects(weed, bucket, "lv")) == {".x.bigcppn.lock"}  # the live run's lock is still there
+
+
 def test_a_stale_lock_of_a_dead_process_here_is_taken_over(weed, bucket):
     import json
     import socket
