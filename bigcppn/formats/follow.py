@@ -52,6 +52,7 @@ class Follower(threading.Thread):
         self.error: BaseException | None = None
         self.completed = False
         self._cancelled = False
+        self._up: Upload | None = None  # the multipart upload, once a part is sent
 
     # ------------------------------------------------------------------ the caller's side
     def finish(self, path: Path) -> bool:
@@ -69,8 +70,10 @@ class Follower(threading.Thread):
         return self.completed
 
     def abort(self) -> None:
-        """The render failed: abort the upload (no parts left) and end the thread."""
+        """The render failed: abort the upload (no parts left) and end the thread, without sending the parts
+        it had not sent yet (a backlog on a slow link would hold Ctrl-C up for as long as it takes to send)."""
         self._final = None
+        self._cancelled = True
         self._ended.set()
         self.join()
 
@@ -85,22 +88,21 @@ class Follower(threading.Thread):
         f = self._find()
         if f is None:
             return
-        up = None
         try:
             while not self._ended.wait(POLL_S):
-                up = self._send(f, up, os.fstat(f.fileno()).st_size - HOLD)
+                self._send(f, os.fstat(f.fileno()).st_size - HOLD)
             if self._final is not None and self._intact(f):
-                up = self._send(f, up, os.fstat(f.fileno()).st_size, last=True)
+                self._send(f, os.fstat(f.fileno()).st_size, last=True)
                 if self._cancelled:
                     raise KeyboardInterrupt
-                up.complete()
+                self._up.complete()
                 self.completed = True
                 return
-            if up is not None:
-                up.abort()
+            if self._up is not None:
+                self._up.abort()
         except BaseException:
-            if up is not None:
-                up.abort()
+            if self._up is not None:  # (the upload that _send began, also when it failed part-way)
+                self._up.abort()
             raise
         finally:
             f.close()
@@ -117,7 +119,7 @@ class Follower(threading.Thread):
             if self._ended.wait(POLL_S):
                 return None
 
-    def _send(self, f, up: Upload | None, end: int, last: bool = False) -> Upload | None:
+    def _send(self, f, end: int, last: bool = False) -> None:
         """Send the bytes from ``sent`` up to ``end``: whole parts only, unless ``last``."""
         while end - self.sent >= self.chunk or (last and end > self.sent):
             if self._cancelled:
@@ -125,14 +127,13 @@ class Follower(threading.Thread):
             data = os.pread(f.fileno(), min(self.chunk, end - self.sent), self.sent)
             if not data:
                 break
-            if up is None:
-                up = self.storage.upload(self.key, self.content_type)
-            up.write(data)
+            if self._up is None:
+                self._up = self.storage.upload(self.key, self.content_type)
+            self._up.write(data)
             self._crcs.append(zlib.crc32(data))
             self.sent += len(data)
-        if up is None and last:  # (an empty file)
-            up = self.storage.upload(self.key, self.content_type)
-        return up
+        if self._up is None and last:  # (an empty file)
+            self._up = self.storage.upload(self.key, self.content_type)
 
     def _intact(self, f) -> bool:
         """Whether the finished file is the one followed, and its bytes already sent did not change since."""

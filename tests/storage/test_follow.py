@@ -3,6 +3,7 @@ visible before it is whole, a rewritten byte or a failure aborts the followed up
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -125,3 +126,76 @@ def test_a_tiff_is_sent_once_complete(weed, bucket, monkeypatch):
     assert cli.main(["render", "--width", "160", "--height", "120", "--device", "cpu", "-q",
                      "-o", f"s3://{bucket}/t/p.tif"]) == 0
     assert set(objects(weed, bucket, "t")) == {"p.tif"}
+
+
+def test_abort_sends_no_more_parts_of_the_backlog(tmp_path, monkeypatch):
+    """A render that fails (Ctrl-C) while the follower is behind, with parts written but not sent: abort()
+    aborts after the part in flight, instead of first sending every part the file holds."""
+    from bigcppn.formats import follow
+
+    monkeypatch.setattr(follow, "HOLD", 0)
+    gate, sending, log = threading.Event(), threading.Event(), []
+
+    class Up:  # a slow link: the first part is in flight until the gate opens
+        def write(self, data):
+            log.append("part")
+            sending.set()
+            gate.wait(30)
+
+        def complete(self):
+            log.append("complete")
+
+        def abort(self):
+            log.append("abort")
+
+    class Store:
+        def upload(self, key, content_type=None):
+            return Up()
+
+    (tmp_path / ".x.bin.partial-1").mkdir()
+    (tmp_path / ".x.bin.partial-1" / "x.bin").write_bytes(b"x" * (8 << 10))  # 8 parts of 1 KiB, written
+    follower = follow.Follower(tmp_path, "x.bin", Store(), "x.bin", None, 1 << 10)
+    follower.start()
+    assert sending.wait(30)
+    aborting = threading.Thread(target=follower.abort)
+    aborting.start()
+    _until(follower._ended.is_set, "abort() called")
+    gate.set()
+    aborting.join(30)
+    assert not follower.is_alive() and log == ["part", "abort"]
+
+
+def test_a_part_that_fails_aborts_the_upload_its_own_round_began(tmp_path):
+    """The first round of parts creates the upload and a later part of that round fails (the link dropped):
+    the upload is aborted (no parts left in the bucket) and finish() raises the failure."""
+    from bigcppn.formats import follow
+
+    log = []
+
+    class Up:
+        def write(self, data):
+            log.append("part")
+            if len(log) == 2:
+                raise OSError("connection reset")
+
+        def complete(self):
+            log.append("complete")
+
+        def abort(self):
+            log.append("abort")
+
+    class Store:
+        def upload(self, key, content_type=None):
+            return Up()
+
+    (tmp_path / ".x.bin.partial-1").mkdir()
+    partial = tmp_path / ".x.bin.partial-1" / "x.bin"
+    partial.write_bytes(b"x" * (8 << 20))  # 8 MiB: 4 whole parts of 1 MiB beyond the 4 MiB held back
+    follower = follow.Follower(tmp_path, "x.bin", Store(), "x.bin", None, 1 << 20)
+    follower.start()
+    _until(lambda: not follower.is_alive(), "the failed round ended the follower")
+    final = tmp_path / "x.bin"
+    partial.rename(final)
+    with pytest.raises(OSError, match="connection reset"):
+        follower.finish(final)
+    assert log == ["part", "part", "abort"]
