@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 from typing import Callable
 
 from ..errors import UserError
+from ..results import CompletedInterrupt
 from ..storage.base import Storage, StorageOptions, open_storage, split_url
 from .base import Format
 from .registry import format_for
@@ -62,9 +63,11 @@ def render_to_bucket(render: Callable[[Path], object], url: str, options: Storag
     try:
         try:
             result = render(local)
-        except BaseException:
+        except BaseException as exc:
             if follower is not None:
                 follower.abort()
+            if isinstance(exc, CompletedInterrupt):  # whole here, in the staging folder, but not in the bucket
+                raise exc.__context__ if isinstance(exc.__context__, KeyboardInterrupt) else KeyboardInterrupt()
             raise
         if follower is not None and follower.finish(local):
             return replace(result, path=storage.url(name), requests=_requests(storage))

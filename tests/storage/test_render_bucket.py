@@ -139,3 +139,24 @@ def test_seed_in_a_bucket_url_is_filled_in(weed, bucket):
     assert cli.main(["render", *SMALL[:4], "--seed", "7", "--device", "cpu", "-q",
                      "-o", f"s3://{bucket}/sd/p-{{seed}}.png"]) == 0
     assert set(objects(weed, bucket, "sd")) == {"p-7.png"}
+
+
+def test_ctrl_c_once_the_staged_file_is_whole_claims_no_file_kept(weed, bucket, monkeypatch, capsys):
+    """Ctrl-C in the last moments of the render, after the staged file was committed but before it went up:
+    nothing is in the bucket, so the message must not say a file (the staged one, about to be removed) is kept."""
+    import bigcppn.engines as engines
+
+    real = engines._save_stream
+
+    def late(job, stream, target, c, progress, t0):
+        def poll(done, total):
+            if target.path.exists():  # committed under its name in the staging folder
+                raise KeyboardInterrupt
+
+        return real(job, stream, target, c, poll, t0)
+
+    monkeypatch.setattr(engines, "_save_stream", late)
+    assert cli.main(["render", *SMALL, "-o", f"s3://{bucket}/ci/p.png"]) == 130
+    err = capsys.readouterr().err
+    assert "kept" not in err and "no file was written" in err
+    assert objects(weed, bucket, "ci") == {} and pending_uploads(weed, bucket) == []
