@@ -77,7 +77,8 @@ def add_clip_options(p: argparse.ArgumentParser, sizes: bool = True) -> None:
                         "preset to keep the PSNR)")
     e.add_argument("--palette", choices=("frame", "clip"),
                    help=".gif: a palette a frame (default: truer colours in each frame, which may flicker), or one "
-                        "for the whole clip, made from 16 frames spread over it (steady colours, one colour table)")
+                        "for the whole clip, made from up to 16 frames spread over it, 4 at 1080p (steady colours, one "
+                        "colour table)")
 
 
 def wants_clip(args: argparse.Namespace) -> bool:
