@@ -72,8 +72,12 @@ def checked_request(timeline: Timeline, path, quality: int | None, overwrite: bo
     from ..estimate.disk import free_bytes
     from ..estimate.plan import human_size
     from ..formats.video.registry import video_format_for
+    from ..storage.base import is_url
     from .clip import clip_text, frame_text
 
+    if is_url(path):  # (Path() would fold s3://b/c.mp4 into s3:/b/c.mp4, a folder "s3:" that does not exist)
+        raise UserError(f"'{path}': a clip is written to a local file or folder, not to a bucket; write it here, "
+                        "then upload it")
     out = Path(str(path))
     fmt = video_format_for(out)
     q = timeline.base.output.quality if quality is None else quality

@@ -51,6 +51,7 @@ def test_the_planned_size_is_near_the_real_clips(tmp_path, name):
     (["-o", "c.mp4", "--size", "A4"], "--size 'A4' is unknown; choose from 360p"),
     (["-o", "c.gif", "--width", "64", "--preset", "fast"], "no encoder preset"),
     (["-o", "c.tif", "--width", "64", "--seconds", "2"], "extension '.tif'"),
+    (["-o", "s3://bucket/c.mp4", "--width", "64", "--seconds", "1"], "not to a bucket"),  # (said: no folder 's3:')
 ])
 def test_a_clip_plan_refuses_bad_input_in_one_line(tmp_path, args, words):
     r = cli("plan", *args, cwd=tmp_path)
