@@ -83,7 +83,7 @@ def _batches(timeline: Timeline, start: int, stop: int, device, cancel: threadin
     per = _batch_size(stop - start, c.width * c.height, workers)
     ranges = (range(s, min(stop, s + per)) for s in range(start, stop, per)
               if cancel is None or not cancel.is_set())
-    models = _Models()
+    models = _Models(device)
     with ThreadExecutor(workers, "bigcppn-frames") as ex:
         for _r, batch in ex.map_ordered(lambda r: _batch(timeline, r, device, models), ranges, workers - 1):
             yield from batch
@@ -136,7 +136,8 @@ class _Models:
 
     KEEP = 2 * MAX_BATCH_FRAMES
 
-    def __init__(self) -> None:
+    def __init__(self, device=None) -> None:
+        self.device = device  # where the models are put once built (never moved later: another batch holds them)
         self._built: dict = {}
         self._lock = threading.Lock()
 
@@ -148,6 +149,8 @@ class _Models:
             model = self._built.get(key)
             if model is None:
                 model = CPPN(cfg.network, cfg.seed)
+                if self.device is not None:
+                    model = model.to(self.device)
                 if len(self._built) >= self.KEEP:
                     self._built.pop(next(iter(self._built)))
                 self._built[key] = model
@@ -166,7 +169,7 @@ def _batch(timeline: Timeline, frames: range, device, built: _Models | None = No
     c = cfgs[0].canvas
     w, h = c.width, c.height
     canvas = Canvas(w, h, c.bleed)
-    built = built or _Models()
+    built = built or _Models(device)
     models = [built.get(cf) for cf in cfgs]
     head = models[0]
     layers = len(head.fast_core) + 1

@@ -46,3 +46,31 @@ def test_batches_are_shared_evenly_by_the_workers(frames, workers):
     # whole rounds of the workers where there are frames enough, and the last one is not much shorter
     assert count % workers == 0 or count == frames or count < workers
     assert frames - (count - 1) * per >= per - count
+
+
+def test_a_network_shared_by_two_batches_is_on_the_device_for_both(monkeypatch):
+    """A z-walk back to its first seed (1:2:1) gives its last frame the first frame's network, built once and
+    shared. A batch that moved it to the device in place (a GPU's, here the 'meta' device as a stand-in) left the
+    last batch stacking it beside networks still on the host: 'Tensor on device meta is not on the expected
+    device cpu'. Every batch must get as far as its passes (sheet_chunk)."""
+    import torch
+
+    import bigcppn.network.backend as backend
+
+    class Reached(Exception):
+        pass
+
+    def passes(*_):
+        raise Reached
+
+    monkeypatch.setattr(backend, "sheet_chunk", passes)
+    monkeypatch.setattr(torch, "equal", lambda a, b: a.shape == b.shape and a.device == b.device)  # (no meta kernel)
+    t = timeline_for(None, width=32, height=18, seconds=1, fps=10, z_walk="1:2:1", device="cpu",
+                     overrides=['network.inputs=["x","y","r","z"]'])
+    key = lambda cf: (cf.network, cf.seed)  # noqa: E731
+    assert key(t.config_at(0)) == key(t.config_at(t.frames - 1))
+    meta = torch.device("meta")
+    built = frames_mod._Models(meta)  # as _batches makes it for its device
+    for frames in (range(0, 1), range(t.frames - 2, t.frames)):
+        with pytest.raises(Reached):
+            frames_mod._batch(t, frames, meta, built)
