@@ -147,7 +147,7 @@ def test_a_tile_zoomed_a_million_times_is_smooth_against_float64(server):
     ex = torch.tensor([exact(i, W) for i in range(t.x, t.x + t.width)], dtype=torch.float64)
     ey = torch.tensor([exact(j, H) for j in range(t.y, t.y + t.height)], dtype=torch.float64)
     # coordinates: within an ulp of the exact values, every pixel distinct and evenly spaced
-    assert (xs - ex).abs().max() <= 2 * float(np.spacing(ex.abs().max()))
+    assert (xs - ex).abs().max() <= 2 * float(np.spacing(float(ex.abs().max())))
     step = xs.diff()
     assert (step > 0).all() and (step / (1 / H / 2**20) - 1).abs().max() < 1e-3
     assert torch.unique(xs.float()).numel() < 64, "control: float32 coordinates would repeat in blocks here"
