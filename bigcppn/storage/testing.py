@@ -31,11 +31,14 @@ def free_port_block(n: int = 4, tries: int = 50) -> int:
     """A first port P such that P .. P+n-1 and P+10000 .. (weed's gRPC ports) are free on 127.0.0.1.
 
     All of them lie below the kernel's ephemeral range (``ip_local_port_range``), so no outgoing connection
-    of this machine (weed's own, a test's) takes one between this check and weed binding it."""
+    of this machine (weed's own, a test's) takes one between this check and weed binding it; where that range
+    starts too low for a block below it, anywhere up to 55000 (a start that loses a port is retried)."""
     import random
 
     low = _ephemeral_low()
-    top = max(10000, low - 10000 - n)
+    top = low - 10000 - n
+    if top < 11000:  # an ephemeral range that starts low leaves no room below it: any block, a start retries
+        top = 55000 - n
     for _ in range(tries):
         base = random.randint(10000, top)
         ports = [base + i for i in range(n)] + [base + 10000 + i for i in range(n)]
