@@ -34,8 +34,8 @@ def add_parser(sub) -> None:
     add_config_options(p, "the clip: .mp4, .webm, .gif, .webp or frames/f-{frame}.png (required)")
     add_clip_options(p)
     p.add_argument("--quality", dest="out_quality", type=int, metavar="Q",
-                   help="1-100 (default 90): H.264 CRF (90 = CRF 20 at the default preset), VP9 CRF (90 = 20), WebP "
-                        "quality (100 = lossless)")
+                   help="1-100 (default 90): H.264 CRF (90 = CRF 20 at the default preset), VP9 CRF (90 = 18 "
+                        "at the default preset), WebP quality (100 = lossless)")
     add_overwrite_option(p, "OUT when it exists (the old one stays until the new one is complete)")
     add_executor_options(p)
     p.add_argument("--dry-run", action="store_true",
@@ -74,7 +74,9 @@ def add_clip_options(p: argparse.ArgumentParser, sizes: bool = True) -> None:
     e.add_argument("--preset", metavar="NAME",
                    help=".mp4: x264's speed preset, ultrafast ... veryslow (default superfast: a third of the CPU "
                         "of faster, about 25-60%% more bytes at the same PSNR; the quality's CRF is shifted per "
-                        "preset to keep the PSNR)")
+                        "preset to keep the PSNR); .webm: VP9's, realtime (default: libvpx's realtime deadline at "
+                        "its fastest speed, a quarter of the CPU of good, about 35-120%% more bytes at the same "
+                        "PSNR) or good (smaller files, slower)")
     e.add_argument("--palette", choices=("frame", "clip"),
                    help=".gif: a palette a frame (default: truer colours in each frame, which may flicker), or one "
                         "for the whole clip, made from up to 16 frames spread over it, 4 at 1080p (steady colours, one "

@@ -97,8 +97,31 @@ def test_mp4_preset_and_threads(tmp_path, timeline):
     assert "crf=18.0" in faster and "mbtree=1" in faster
 
 
+def test_webm_preset_and_threads(tmp_path, timeline, refs, monkeypatch):
+    """Default: libvpx's realtime deadline at its fastest speed with the CRF 2 lower (quality 90 -> 18), one
+    encoder thread beside a renderer on every core; --preset good is the slower setting (CRF 20). Both keep
+    every frame at 35 dB or more."""
+    from bigcppn.formats.video import codecs
+
+    opened = []
+
+    class Spy(codecs.PyAVWriter):
+        def __init__(self, *a, **kw):
+            opened.append(kw["options"])
+            super().__init__(*a, **kw)
+
+    monkeypatch.setattr(codecs, "PyAVWriter", Spy)
+    for name, preset in (("d.webm", None), ("g.webm", "good")):
+        bigcppn.render_video(timeline, tmp_path / name, preset=preset)
+        assert min(psnr(f, g) for f, g in zip(decoded(tmp_path / name)[1], refs)) >= 35
+    default, good = opened
+    assert (default["deadline"], default["cpu-used"], default["crf"], default["threads"]) == ("realtime", "8", "18", "1")
+    assert (good["deadline"], good["cpu-used"], good["crf"]) == ("good", "4", "20")
+
+
 @pytest.mark.parametrize("name, options, words", [("c.mp4", {"preset": "warp"}, "ultrafast, superfast"),
                                                   ("c.gif", {"preset": "fast"}, "no encoder preset"),
+                                                  ("c.webm", {"preset": "fast"}, "choose one of realtime, good"),
                                                   ("c.mp4", {"palette": "clip"}, "no palette; leave --palette"),
                                                   ("c.gif", {"palette": "global"}, "choose one of frame, clip")])
 def test_a_wrong_preset_or_palette_is_refused_before_rendering(tmp_path, timeline, name, options, words):
