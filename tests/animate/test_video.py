@@ -416,3 +416,24 @@ def test_an_interrupted_clip_resumes_from_its_finished_segments(tmp_path, timeli
     assert rendered == [(4, 8), (8, 10)]  # only the missing segments
     assert all(np.array_equal(a, b) for a, b in zip(decoded(out)[1], decoded(whole)[1]))
     assert len(decoded(out)[1]) == 10 and not short_segments.segment_folder(out).exists()
+
+
+@pytest.mark.parametrize("preset, again", [("realtime", [(4, 8), (8, 10)]), ("good", [(0, 4), (4, 8), (8, 10)])])
+def test_a_webm_resumes_only_at_the_same_preset(tmp_path, timeline, short_segments, monkeypatch, preset, again):
+    """The segments' stamp names the preset: the default (realtime) given by name keeps them; good, another
+    encoder setting, renders the clip again rather than join segments of two settings."""
+    out = tmp_path / "c.webm"
+
+    def stop(done, total):
+        if done == 6:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        bigcppn.render_video(timeline, out, progress=stop)
+    assert '"preset": "realtime"' in (short_segments.segment_folder(out) / "clip.json").read_text()
+    rendered = []
+    real = short_segments.frame_arrays
+    monkeypatch.setattr(short_segments, "frame_arrays",
+                        lambda t, start, stop, **kw: (rendered.append((start, stop)), real(t, start, stop, **kw))[1])
+    bigcppn.render_video(timeline, out, preset=preset)
+    assert rendered == again and len(decoded(out)[1]) == 10
