@@ -75,8 +75,8 @@ def add_clip_options(p: argparse.ArgumentParser, sizes: bool = True) -> None:
                    help=".mp4: x264's speed preset, ultrafast ... veryslow (default superfast: a third of the CPU "
                         "of faster, about 25-60%% more bytes at the same PSNR; the quality's CRF is shifted per "
                         "preset to keep the PSNR); .webm: VP9's, realtime (default: libvpx's realtime deadline at "
-                        "its fastest speed, a quarter of the CPU of good, about 35-120%% more bytes at the same "
-                        "PSNR) or good (smaller files, slower)")
+                        "its fastest speed: a quarter to a half of the CPU of good, about 35-130%% more bytes at "
+                        "the same PSNR, up to 3x on a steady zoom) or good (smaller files, slower)")
     e.add_argument("--palette", choices=("frame", "clip"),
                    help=".gif: a palette a frame (default: truer colours in each frame, which may flicker), or one "
                         "for the whole clip, made from up to 16 frames spread over it, 4 at 1080p (steady colours, one "
