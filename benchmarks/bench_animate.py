@@ -1,11 +1,12 @@
 """Animations: encoding hidden behind rendering, batching small frames, memory flat in the clip's length.
 
     python3 benchmarks/bench_animate.py [--hd-frames 4] [--reps 3] [--small-frames 60] [--rss-seconds 10 60]
-        [--eightk] [--presets faster superfast] [--skip hd quality small memory]
+        [--eightk] [--presets faster superfast webm:realtime webm:good] [--skip hd quality small memory]
 
 Three comparisons, each against its baseline in the same run:
 
-1. 1080p end to end (``render_video`` to an MP4: render thread + H.264 encoder, at each of ``--presets``)
+1. 1080p end to end (``render_video`` to an MP4: render thread + H.264 encoder, at each of ``--presets``; an
+   entry ``webm:NAME`` is a WebM (VP9) at its preset NAME)
    against rendering the same frames to arrays alone (``bigcppn.frames``), paired and interleaved: the ratio
    of frames per second (target >= 0.85); then each preset's PSNR and bytes at the default quality;
 2. 320x180 frames batched (``bigcppn.frames``: many frames a pass) against one ``render_array`` a frame
@@ -49,6 +50,13 @@ def cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def split(entry: str) -> tuple[str, str | None]:
+    """``--presets`` entry -> (extension, preset): "superfast" is an MP4's, "webm:realtime" a WebM's, "webm:" a
+    WebM at the format's default (also for a checkout whose WebM took no preset, to compare with)."""
+    ext, _, preset = entry.rpartition(":")
+    return ext or "mp4", preset or None
+
+
 def hd(frames: int, tmp: Path, reps: int, presets: list[str]) -> None:
     """Paired, interleaved runs: each rep renders the frames to arrays, then to an MP4 at each preset (the order
     turned round every rep), so that each video run has its own baseline a few seconds away on this shared
@@ -62,8 +70,8 @@ def hd(frames: int, tmp: Path, reps: int, presets: list[str]) -> None:
     next(bigcppn.frames(t, stop=1))  # warm up: torch's threads, the first allocations
     runs: dict[str, list] = {"arrays": [], **{p: [] for p in presets}}
     kinds = [("arrays", lambda: [None for _ in bigcppn.frames(t)])]
-    kinds += [(p, lambda p=p: bigcppn.render_video(t, tmp / f"hd-{p}.mp4", overwrite=True, preset=p))
-              for p in presets]
+    kinds += [(p, lambda p=p: bigcppn.render_video(t, tmp / "hd-{1}.{0}".format(*split(p)), overwrite=True,
+                                                  preset=split(p)[1])) for p in presets]
     for rep in range(reps):
         for kind, fn in (kinds if rep % 2 == 0 else kinds[::-1]):
             c0 = cpu()
@@ -77,8 +85,9 @@ def hd(frames: int, tmp: Path, reps: int, presets: list[str]) -> None:
         vw = [w for w, _c, _l in runs[p]]
         vc = min(c for _w, c, _l in runs[p])
         pairs = [a / v for a, v in zip(aw, vw)]
-        size = (tmp / f"hd-{p}.mp4").stat().st_size
-        print(f"  MP4 --preset {p:9s}: median paired ratio {statistics.median(pairs):.3f} (pairs "
+        ext, name = split(p)
+        size = (tmp / f"hd-{name}.{ext}").stat().st_size
+        print(f"  {ext.upper():4s} --preset {name or 'default':9s}: median paired ratio {statistics.median(pairs):.3f} (pairs "
               f"{[round(r, 2) for r in pairs]}), best-of ratio {min(aw) / min(vw):.3f}, {vc / frames:.2f} CPU s a "
               f"frame (+{(vc - ac) / frames * 1000:.0f} ms over arrays), {size / frames / 1e3:.0f} kB a frame "
               f"(target >= 0.85)")
@@ -96,7 +105,7 @@ def quality(frames: int, presets: list[str]) -> None:
 
     from bigcppn.animate.api import timeline_for
     from bigcppn.formats.video.base import VideoSpec
-    from bigcppn.formats.video.codecs import MP4, x264_crf
+    from bigcppn.formats.video.codecs import MP4, WEBM, vp9_crf, x264_crf
 
     def db(a, b):
         return 10 * np.log10(255**2 / np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
@@ -110,8 +119,10 @@ def quality(frames: int, presets: list[str]) -> None:
                  .to_ndarray() for f in rgb]
         with tempfile.TemporaryDirectory() as d:
             for p in presets:
-                out = Path(d) / f"{p}.mp4"
-                w = MP4.open(VideoSpec(out, 1920, 1080, frames, 30, 90, "", preset=p, threads=1))
+                ext, p = split(p)
+                fmt, crf_of = {"webm": (WEBM, vp9_crf), "mp4": (MP4, x264_crf)}[ext]
+                out = Path(d) / f"{p}.{ext}"
+                w = fmt.open(VideoSpec(out, 1920, 1080, frames, 30, 90, "", preset=p, threads=1))
                 c0 = cpu()
                 for f in rgb:
                     w.write(f)
@@ -121,9 +132,9 @@ def quality(frames: int, presets: list[str]) -> None:
                     dec = list(c.decode(video=0))
                 enc = [db(f.to_ndarray(), g) for f, g in zip(dec, given)]
                 pic = [db(f.reformat(format="rgb24", interpolation=shown).to_ndarray(), g) for f, g in zip(dec, rgb)]
-                print(f"{name} 1080p, {frames} frames, quality 90, --preset {p:9s} (CRF {x264_crf(90, p)}): "
+                print(f"{name} 1080p, {frames} frames, quality 90, {ext} --preset {p:9s} (CRF {crf_of(90, p)}): "
                       f"{out.stat().st_size / frames / 1e3:6.1f} kB a frame, {spent * 1000:3.0f} ms CPU a frame "
-                      f"(conversion + x264); encoder PSNR mean {np.mean(enc):.2f} min {min(enc):.2f} dB; "
+                      f"(conversion + encoder); encoder PSNR mean {np.mean(enc):.2f} min {min(enc):.2f} dB; "
                       f"RGB PSNR mean {np.mean(pic):.2f} min {min(pic):.2f} dB")
 
 
@@ -226,7 +237,8 @@ def main() -> None:
     p.add_argument("--small-frames", type=int, default=60)
     p.add_argument("--rss-seconds", type=float, nargs="+", default=[10, 60])
     p.add_argument("--eightk", action="store_true")
-    p.add_argument("--presets", nargs="+", default=["faster", "superfast"], help="x264 presets of the 1080p runs")
+    p.add_argument("--presets", nargs="+", default=["faster", "superfast"], help="x264 presets of the 1080p runs "
+                   "(webm:realtime, webm:good: VP9's)")
     p.add_argument("--quality-frames", type=int, default=12, help="frames of the PSNR/bytes comparison")
     p.add_argument("--skip", nargs="*", default=[], choices=("hd", "quality", "small", "memory"))
     a = p.parse_args()

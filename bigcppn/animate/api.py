@@ -97,8 +97,8 @@ def render_video(config, path, *, quality: int | None = None, overwrite: bool = 
 
     The keywords of :func:`timeline_for` describe the clip (``config`` may be a :class:`Timeline` instead).
     ``quality`` (1-100) maps to the codec's own scale (default the config's output.quality, 90).
-    ``preset``: the encoder's speed preset (.mp4: x264's, default superfast); ``palette``: a GIF's, "frame" (a palette
-    a frame, the default) or "clip" (one for the whole clip). ``progress(done, total)`` counts
+    ``preset``: the encoder's speed preset (.mp4: x264's, default superfast; .webm: VP9's, "realtime" (the
+    default) or "good"); ``palette``: a GIF's, "frame" (a palette a frame, the default) or "clip" (one for the whole clip). ``progress(done, total)`` counts
     frames. Returns a :class:`~bigcppn.animate.video.ClipResult`. An MP4 or WebM longer than a segment (10 s)
     is rendered in segments kept beside it, so that the same call after an interruption resumes
     (:mod:`bigcppn.animate.segments`). ``executor="ray"`` renders the segments on Ray's

@@ -34,8 +34,8 @@ def add_parser(sub) -> None:
     add_config_options(p, "the clip: .mp4, .webm, .gif, .webp or frames/f-{frame}.png (required)")
     add_clip_options(p)
     p.add_argument("--quality", dest="out_quality", type=int, metavar="Q",
-                   help="1-100 (default 90): H.264 CRF (90 = CRF 20 at the default preset), VP9 CRF (90 = 20), WebP "
-                        "quality (100 = lossless)")
+                   help="1-100 (default 90): H.264 CRF (90 = CRF 20 at the default preset), VP9 CRF (90 = 18 "
+                        "at the default preset), WebP quality (100 = lossless)")
     add_overwrite_option(p, "OUT when it exists (the old one stays until the new one is complete)")
     add_executor_options(p)
     p.add_argument("--dry-run", action="store_true",
@@ -74,21 +74,47 @@ def add_clip_options(p: argparse.ArgumentParser, sizes: bool = True) -> None:
     e.add_argument("--preset", metavar="NAME",
                    help=".mp4: x264's speed preset, ultrafast ... veryslow (default superfast: a third of the CPU "
                         "of faster, about 25-60%% more bytes at the same PSNR; the quality's CRF is shifted per "
-                        "preset to keep the PSNR)")
+                        "preset to keep the PSNR); .webm: VP9's, realtime (default: libvpx's realtime deadline at "
+                        "its fastest speed: a quarter to a half of the CPU of good, about 35-130%% more bytes at "
+                        "the same PSNR, up to 3x on a steady zoom) or good (smaller files, slower)")
     e.add_argument("--palette", choices=("frame", "clip"),
                    help=".gif: a palette a frame (default: truer colours in each frame, which may flicker), or one "
                         "for the whole clip, made from up to 16 frames spread over it, 4 at 1080p (steady colours, one "
                         "colour table)")
 
 
+# the options only a clip takes (``render`` has none of them), and what a still takes instead
+CLIP_ONLY = ("seconds", "fps", "z_loop", "z_walk", "zoom", "center", "pan", "tween", "ease", "preset", "palette")
+STILL_INSTEAD = {"center": "; a still's centre is --set view.center=[X,Y]"}
+
+
 def wants_clip(args: argparse.Namespace) -> bool:
-    """Whether ``plan``'s arguments ask about a clip: a clip option, or an output only a clip can be."""
+    """Whether ``plan``'s arguments ask about a clip: an output only a clip can be, or a clip option with an
+    output that may be a clip (.webp: an animated one) or none. A clip option with a still's output (-o x.png
+    --center 0.1,0.2) is refused in one line."""
     from ..formats.video.registry import FRAME_FIELD, clip_format
 
-    given = any(getattr(args, k) not in (None, []) for k in ("seconds", "fps", "z_loop", "z_walk", "zoom", "center",
-                                                             "pan", "tween", "ease", "preset", "palette"))
+    given = [k for k in CLIP_ONLY if getattr(args, k) not in (None, [])]
     out = args.output or ""
-    return given or FRAME_FIELD in out or (clip_format(out) is not None and not out.lower().endswith(".webp"))
+    if FRAME_FIELD in out or (clip_format(out) is not None and not out.lower().endswith(".webp")):
+        return True
+    if given and clip_format(out) is None and _still_format(out) is not None:
+        flag = "--" + given[0].replace("_", "-")
+        hint = STILL_INSTEAD.get(given[0], "")
+        raise UserError(f"{flag} is a clip's option and '{out}' is a still ({_still_format(out).label}): leave "
+                        f"{flag} out, or plan a clip (-o clip.mp4, .webm, .gif, .webp or frames/f-{{frame}}.png)"
+                        f"{hint}")
+    return bool(given)
+
+
+def _still_format(out: str):
+    """The still format ``out`` names, or None (no output, a folder, an unknown extension)."""
+    from ..formats.registry import format_for
+
+    try:
+        return format_for(out) if out else None
+    except UserError:
+        return None
 
 
 def timeline_from(args: argparse.Namespace):

@@ -50,7 +50,11 @@ def test_the_planned_size_is_near_the_real_clips(tmp_path, name):
     (["-o", "c.mp4", "--width", "64", "--dpi", "300"], "--dpi is for stills"),
     (["-o", "c.mp4", "--size", "A4"], "--size 'A4' is unknown; choose from 360p"),
     (["-o", "c.gif", "--width", "64", "--preset", "fast"], "no encoder preset"),
-    (["-o", "c.tif", "--width", "64", "--seconds", "2"], "extension '.tif'"),
+    (["-o", "c.tif", "--width", "64", "--seconds", "2"], "--seconds is a clip's option and 'c.tif' is a still"),
+    # (said: clip 'x.png' has extension '.png'; write one of .gif, ... : --center is no still option)
+    (["-o", "x.png", "--center", "0.1,0.2"], "--center is a clip's option and 'x.png' is a still (PNG): leave "
+                                             "--center out, or plan a clip"),
+    (["-o", "x.png", "--z-loop"], "--z-loop is a clip's option"),
     (["-o", "s3://bucket/c.mp4", "--width", "64", "--seconds", "1"], "not to a bucket"),  # (said: no folder 's3:')
 ])
 def test_a_clip_plan_refuses_bad_input_in_one_line(tmp_path, args, words):
@@ -62,3 +66,14 @@ def test_a_clip_plan_refuses_bad_input_in_one_line(tmp_path, args, words):
 def test_a_still_webp_is_still_planned_as_a_still(tmp_path):
     r = cli("plan", "--width", "64", "--height", "48", "-o", "s.webp", cwd=tmp_path)
     assert r.returncode == 0 and r.stdout.startswith("canvas"), r.stdout + r.stderr
+
+
+def test_a_still_with_still_options_is_planned_as_a_still(tmp_path):
+    """Still options alone (a still's centre through --set, --quality, --dpi) plan a still; a .webp with a clip
+    option is an animated one."""
+    r = cli("plan", "--width", "64", "--height", "48", "-o", "x.png", "--set", "view.center=[0.1,0.2]", "--dpi",
+            "300", cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.startswith("canvas"), r.stdout + r.stderr
+    r = cli("plan", "--width", "64", "--height", "48", "-o", "x.webp", "--seconds", "1", "--fps", "4", cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.startswith("clip:    x.webp (animated WebP)"), r.stdout + r.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -97,8 +97,31 @@ def test_mp4_preset_and_threads(tmp_path, timeline):
     assert "crf=18.0" in faster and "mbtree=1" in faster
 
 
+def test_webm_preset_and_threads(tmp_path, timeline, refs, monkeypatch):
+    """Default: libvpx's realtime deadline at its fastest speed with the CRF 2 lower (quality 90 -> 18), one
+    encoder thread beside a renderer on every core; --preset good is the slower setting (CRF 20). Both keep
+    every frame at 35 dB or more."""
+    from bigcppn.formats.video import codecs
+
+    opened = []
+
+    class Spy(codecs.PyAVWriter):
+        def __init__(self, *a, **kw):
+            opened.append(kw["options"])
+            super().__init__(*a, **kw)
+
+    monkeypatch.setattr(codecs, "PyAVWriter", Spy)
+    for name, preset in (("d.webm", None), ("g.webm", "good")):
+        bigcppn.render_video(timeline, tmp_path / name, preset=preset)
+        assert min(psnr(f, g) for f, g in zip(decoded(tmp_path / name)[1], refs)) >= 35
+    default, good = opened
+    assert (default["deadline"], default["cpu-used"], default["crf"], default["threads"]) == ("realtime", "8", "18", "1")
+    assert (good["deadline"], good["cpu-used"], good["crf"]) == ("good", "4", "20")
+
+
 @pytest.mark.parametrize("name, options, words", [("c.mp4", {"preset": "warp"}, "ultrafast, superfast"),
                                                   ("c.gif", {"preset": "fast"}, "no encoder preset"),
+                                                  ("c.webm", {"preset": "fast"}, "choose one of realtime, good"),
                                                   ("c.mp4", {"palette": "clip"}, "no palette; leave --palette"),
                                                   ("c.gif", {"palette": "global"}, "choose one of frame, clip")])
 def test_a_wrong_preset_or_palette_is_refused_before_rendering(tmp_path, timeline, name, options, words):
@@ -393,3 +416,24 @@ def test_an_interrupted_clip_resumes_from_its_finished_segments(tmp_path, timeli
     assert rendered == [(4, 8), (8, 10)]  # only the missing segments
     assert all(np.array_equal(a, b) for a, b in zip(decoded(out)[1], decoded(whole)[1]))
     assert len(decoded(out)[1]) == 10 and not short_segments.segment_folder(out).exists()
+
+
+@pytest.mark.parametrize("preset, again", [("realtime", [(4, 8), (8, 10)]), ("good", [(0, 4), (4, 8), (8, 10)])])
+def test_a_webm_resumes_only_at_the_same_preset(tmp_path, timeline, short_segments, monkeypatch, preset, again):
+    """The segments' stamp names the preset: the default (realtime) given by name keeps them; good, another
+    encoder setting, renders the clip again rather than join segments of two settings."""
+    out = tmp_path / "c.webm"
+
+    def stop(done, total):
+        if done == 6:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        bigcppn.render_video(timeline, out, progress=stop)
+    assert '"preset": "realtime"' in (short_segments.segment_folder(out) / "clip.json").read_text()
+    rendered = []
+    real = short_segments.frame_arrays
+    monkeypatch.setattr(short_segments, "frame_arrays",
+                        lambda t, start, stop, **kw: (rendered.append((start, stop)), real(t, start, stop, **kw))[1])
+    bigcppn.render_video(timeline, out, preset=preset)
+    assert rendered == again and len(decoded(out)[1]) == 10

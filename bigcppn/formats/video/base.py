@@ -97,7 +97,7 @@ class VideoFormat(ABC):
 
     def preset_refusal(self, preset: str | None, palette: str | None = None) -> str | None:
         """Why ``--preset`` or ``--palette`` cannot be given to this format (one line), or None."""
-        for flag, value, choices, what, where in (("--preset", preset, self.presets, "encoder preset", ".mp4"),
+        for flag, value, choices, what, where in (("--preset", preset, self.presets, "encoder preset", ".mp4 or .webm"),
                                                   ("--palette", palette, self.palettes, "palette", ".gif")):
             if value is None or value in choices:
                 continue

@@ -2,8 +2,9 @@
 
 ``--quality`` (1-100, default the config's output.quality, 90) maps to each codec's own scale: H.264's CRF
 (51..14 at x264's preset "faster": 90 is 18, visually lossless; other presets shift it so that the same
-quality gives the same PSNR, see :data:`X264_CRF_SHIFT`), VP9's CRF (63..15: 90 is 20), WebP's quality
-(100 = lossless). ``--preset`` picks x264's speed preset (default :data:`X264_DEFAULT_PRESET`).
+quality gives the same PSNR, see :data:`X264_CRF_SHIFT`), VP9's CRF (63..15: 90 is 20 at VP9's preset "good",
+18 at "realtime", see :data:`VP9_PRESETS`), WebP's quality (100 = lossless). ``--preset`` picks x264's speed
+preset (default :data:`X264_DEFAULT_PRESET`) or VP9's (default :data:`VP9_DEFAULT_PRESET`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import numpy as np
 from .base import FrameWriter, VideoFormat, VideoSpec
 from .pyav import TAG, PyAVWriter, rate_of, read_tag
 
-__all__ = ["H264", "VP9", "GifFormat", "AnimatedWebp", "MP4", "WEBM", "GIF", "AWEBP", "crf", "x264_crf", "X264_PRESETS"]
+__all__ = ["H264", "VP9", "GifFormat", "AnimatedWebp", "MP4", "WEBM", "GIF", "AWEBP", "crf", "x264_crf", "X264_PRESETS",
+           "VP9_PRESETS", "vp9_crf"]
 
 
 def crf(quality: int, best: float, worst: float) -> int:
@@ -64,13 +66,31 @@ class H264(VideoFormat):
         return read_tag(path)
 
 
+# VP9's speed presets, named after libvpx's deadlines: (deadline, cpu-used, CRF added to the quality's CRF).
+# "realtime" at its fastest speed spends about a quarter of "good"'s CPU a frame, so that encoding a 1080p clip
+# hides behind rendering on a CPU; it spends more bits for the same PSNR, and its CRF is 2 lower so that a quality
+# gives about the PSNR "good" gives it (1080p CPPN clips, one smooth and one detailed: docs/benchmarks.md, #18).
+# "good" at cpu-used 4 is the slower, smaller default of before; its slower speeds (cpu-used 2) cost 1.6x more
+# CPU for the same bytes and PSNR on those clips, so they are not offered.
+VP9_PRESETS = {"realtime": ("realtime", 8, -2), "good": ("good", 4, 0)}
+VP9_DEFAULT_PRESET = "realtime"
+
+
+def vp9_crf(quality: int, preset: str) -> int:
+    return max(0, min(63, crf(quality, 15, 63) + VP9_PRESETS[preset][2]))
+
+
 @dataclass(frozen=True)
 class VP9(VideoFormat):
     def open(self, spec: VideoSpec) -> FrameWriter:
-        opts = {"crf": str(crf(spec.quality, 15, 63)), "b": "0", "row-mt": "1", "deadline": "good",
-                "cpu-used": "4"}
+        preset = spec.preset or self.default_preset or VP9_DEFAULT_PRESET
+        deadline, speed, _shift = VP9_PRESETS[preset]
+        opts = {"crf": str(vp9_crf(spec.quality, preset)), "b": "0", "row-mt": "1", "deadline": deadline,
+                "cpu-used": str(speed)}
+        if spec.threads:
+            opts["threads"] = str(spec.threads)
         if spec.width * spec.height >= LARGE_FRAME:
-            opts["lag-in-frames"] = "8"
+            opts["lag-in-frames"] = "8"  # ("realtime" holds no frames back at all)
         return PyAVWriter(spec, *self.remux_settings(spec), codec="libvpx-vp9", pix_fmt="yuv420p", options=opts)
 
     def remux_settings(self, spec: VideoSpec) -> tuple[str, dict, dict]:
@@ -180,7 +200,7 @@ class AnimatedWebp(VideoFormat):
 MP4 = H264("mp4", (".mp4", ".m4v"), "MP4 (H.264)", even_sides=True, max_side=8192 * 2, in_tags=True,
            bits_per_pixel=0.08, presets=X264_PRESETS, default_preset=X264_DEFAULT_PRESET, keyframe_interval=250)
 WEBM = VP9("webm", (".webm",), "WebM (VP9)", even_sides=True, max_side=16384, in_tags=True, bits_per_pixel=0.06,
-           keyframe_interval=128)
+           keyframe_interval=128, presets=tuple(VP9_PRESETS), default_preset=VP9_DEFAULT_PRESET)
 GIF = GifFormat("gif", (".gif",), "GIF", max_side=4096, max_clip_pixels=150_000_000, has_quality=False,
                 bits_per_pixel=3.0, palettes=("frame", "clip"), default_palette="frame")
 AWEBP = AnimatedWebp("webp", (".webp",), "animated WebP", max_side=16383, bits_per_pixel=0.6)
