@@ -339,9 +339,12 @@ def read_while_waiting(conn: "Connection", sel: selectors.BaseSelector, max_head
     """Read a connection that waits for its answer; False when its client closed it (or it failed).
 
     What the client sends meanwhile (a request behind this one) is kept for
-    later, up to one head's worth; past that the socket is no longer watched.
+    later, up to one head's worth; past that the socket is no longer watched, and a call (a crowd's
+    503s ask each waiting connection) only peeks whether it is still open, keeping nothing more.
     """
     try:
+        if len(conn.inbuf) > max_head:
+            return bool(conn.sock.recv(1, socket.MSG_PEEK))
         data = conn.sock.recv(65536)
     except (BlockingIOError, InterruptedError):
         return True
