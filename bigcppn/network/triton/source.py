@@ -130,6 +130,8 @@ def _network(shape: Shape, cuda: bool, indent: str) -> list[str]:
             f"b = tl.load(p32 + {ofs + pi * po} + j)",
             'h = tl.dot(h, w, input_precision="ieee") + b[None, :]',
         ]
+        if shape.widths[i + 1] < po:  # padding columns stay 0: an infinite h times their 0 weights is NaN
+            L.append(f"h = tl.where(j[None, :] < {shape.widths[i + 1]}, h, 0.0)")
         ofs += (pi + 1) * po
     # Output activation to [0, 1] (signed ones as (v + 1) / 2), clamped, as CPPN._finish.
     if shape.output_activation == "sin":
