@@ -111,8 +111,8 @@ class PlanInfo:
         else:
             lines.append(f"print     {w:.0f} × {h:.0f} mm at {self.dpi:g} dpi")
         if self.estimated_seconds is not None:
-            span = (f"; {human_duration(self.seconds_range[0])} to {human_duration(self.seconds_range[1])} as the "
-                    "load goes" if self.seconds_range is not None else "")
+            fast, slow = map(human_duration, self.seconds_range or (0, 0))
+            span = f"; {fast} to {slow} as the load goes" if fast != slow else ""
             lines.append(f"time      about {human_duration(self.estimated_seconds)} (measured here just now: "
                          f"network {self.network_mpix_per_s} MPix/s, writer {self.writer_mpix_per_s} MPix/s{span})")
         if self.ray is not None:

@@ -336,12 +336,12 @@ class PendingBook:
 
 
 def read_while_waiting(conn: "Connection", sel: selectors.BaseSelector, max_head: int) -> bool:
-    """Read a connection that waits for its answer; False when its client closed it (or it failed).
-
-    What the client sends meanwhile (a request behind this one) is kept for
-    later, up to one head's worth; past that the socket is no longer watched.
-    """
+    """Read a connection that waits for its answer; False when its client closed it (or it failed). What the
+    client sends meanwhile (a request behind this one) is kept for later, up to one head's worth; past that the
+    socket is no longer watched, and only peeked at here (a crowd's 503s ask each waiting connection)."""
     try:
+        if len(conn.inbuf) > max_head:
+            return bool(conn.sock.recv(1, socket.MSG_PEEK))
         data = conn.sock.recv(65536)
     except (BlockingIOError, InterruptedError):
         return True

@@ -122,3 +122,16 @@ def test_a_pyramids_time_counts_its_samples_and_tiles(monkeypatch, tmp_path):
 def test_the_writers_sample_fits_the_canvas_and_its_format(w, h, name):
     info = bigcppn.plan(small_config(w, h), name)
     assert info.estimated_seconds is not None and info.writer_mpix_per_s >= 0
+
+
+def test_a_time_range_that_rounds_to_one_duration_is_not_printed():
+    """plan -o x.png --width 64 on a loaded machine said 'about 0 s (...; 0 s to 0 s as the load goes)'."""
+    from bigcppn.estimate.plan import PlanInfo
+
+    def text(seconds, span):
+        return str(PlanInfo(64, 64, 3, 8, 64, 1, 1, 64, 1, 4096, "cpu", "x.png", "png", 1000, "libvips", 1 << 20,
+                            300.0, 0, (5.4, 5.4), (5.4, 5.4), 2.0, 1.0, seconds, seconds_range=span))
+
+    assert "as the load goes" not in text(0.0, (0.0, 0.3))
+    assert "as the load goes" not in text(100.0, (95.0, 120.0))  # 2 min to 2 min
+    assert "; 6 s to 8 s as the load goes)" in text(7.0, (6.4, 8.0))

@@ -364,3 +364,41 @@ def test_the_kernel_fails_on_colours_that_are_not_finite_where_pytorch_does(inte
     assert any(e == "finite" for e, _ in outcomes.values()) and any(e != "finite" for e, _ in outcomes.values())
     for case, (eager, fused) in outcomes.items():
         assert fused == eager, case
+
+
+PADDED_CHILD = r"""
+import json, warnings
+import numpy as np, torch
+warnings.simplefilter("ignore")
+from bigcppn.config import load_config
+from bigcppn.core.geometry import Window
+from bigcppn.errors import RenderError
+from bigcppn.network.strips import renderer_for
+from bigcppn.network.triton.kernel import FusedKernel
+SETS = ["network.hidden=[1,1,1,1,1,1,1]", 'network.activation="abs"', "network.bias=false",
+        'network.output_activation="sigmoid"', "network.weight_scale=1e6"]
+cfg = load_config(None, SETS, {"canvas.width": 16, "canvas.height": 16, "render.device": "cpu", "seed": 2})
+eager, _plan = renderer_for(cfg)
+a = eager.render_window(Window(0, 0, 16, 16))
+kern = FusedKernel(eager.model, eager.sampling, torch.device("cpu"))
+try:
+    b = kern(torch.empty((16, 16, 3), dtype=torch.uint8), Window(0, 0, 16, 16)).numpy()
+    out = {"fused": "finite", "max_levels": int(np.abs(a.astype(int) - b.astype(int)).max())}
+except RenderError as exc:
+    out = {"fused": str(exc)}
+print(json.dumps({"levels": sorted(int(v) for v in np.unique(a)), **out}))
+"""
+
+
+@pytest.mark.triton
+@needs_triton
+def test_an_infinite_hidden_value_does_not_make_the_kernels_padding_nan():
+    """A layer narrower than its tile (here 1 unit, padded to 16) whose value overflowed to inf: PyTorch's
+    sigmoid takes +-inf to 1 or 0 and renders, but the kernel's padding columns were inf x 0 = NaN, which the
+    next layer's dot spread to every colour, so the kernel refused a render that PyTorch makes."""
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    res = subprocess.run([sys.executable, "-c", PADDED_CHILD], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    r = json.loads(res.stdout.strip().splitlines()[-1])
+    assert r["levels"] == [0, 255]  # PyTorch: saturated colours, finite
+    assert r["fused"] == "finite" and r["max_levels"] == 0, r

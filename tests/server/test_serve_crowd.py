@@ -139,3 +139,33 @@ def test_at_the_cap_requests_whose_clients_left_make_room():
     for ours, theirs in pairs:
         ours.close()
         theirs.close()
+
+
+def test_a_crowd_of_503s_keeps_a_waiting_clients_input_bounded():
+    """Each 503 at the per-client cap reads that client's waiting connections to find those closed: one that
+    keeps sending while it waits must not have all of it kept (it grew 64 KiB a refusal, without bound): past
+    a head's worth it is only peeked at, as the loop stops reading it there."""
+    import selectors
+    from concurrent.futures import Future
+
+    from bigcppn.server.httpbase import Connection, Counters, Pending, PendingBook
+
+    limits = Limits(max_pending_per_client=1)
+    book, sel, counters = PendingBook(limits), selectors.DefaultSelector(), Counters()
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    theirs.setblocking(False)
+    conn = Connection(ours, ("127.0.0.1", 40000))
+    book.add(conn, Pending(Future(), lambda f: None))
+    try:
+        for _ in range(64):
+            try:
+                theirs.send(b"x" * 65536)
+            except BlockingIOError:
+                pass
+            assert book.refusal("127.0.0.1", counters, sel, lambda c: None) is not None  # still there: 503
+        assert len(conn.inbuf) <= limits.max_head + 65536
+        assert list(book.waiting) == [conn]
+    finally:
+        ours.close()
+        theirs.close()

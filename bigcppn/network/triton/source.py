@@ -96,11 +96,10 @@ class Shape:
 def _network(shape: Shape, cuda: bool, indent: str) -> list[str]:
     """Lines that take the float64 [BLOCK] coordinates ``x``, ``y`` to ``o``, [BLOCK, outputs] float32 in [0, 1].
 
-    The first layer in float64, as outer products; every hidden layer a
-    [BLOCK, width] float32 tile: activation, then ``tl.dot`` with the next
-    weights in IEEE float32 (FMA, never TF32); the output activation, clamped,
-    and the colour mode, as :meth:`CPPN.evaluate`. Expects ``c``, the output
-    column indices [1, outputs].
+    The first layer in float64, as outer products; every hidden layer a [BLOCK, width] float32 tile: activation,
+    then ``tl.dot`` with the next weights in IEEE float32 (FMA, never TF32), its padding columns kept 0 (an
+    infinite h times their 0 weights would be NaN, spread by the next dot); the output activation, clamped, and
+    the colour mode, as :meth:`CPPN.evaluate`. Expects ``c``, the output column indices [1, outputs].
     """
     P = shape.padded
     scales = shape.layer_scales
@@ -129,6 +128,7 @@ def _network(shape: Shape, cuda: bool, indent: str) -> list[str]:
             f"w = tl.load(p32 + {ofs} + k[:, None] * {po} + j[None, :])",
             f"b = tl.load(p32 + {ofs + pi * po} + j)",
             'h = tl.dot(h, w, input_precision="ieee") + b[None, :]',
+            *([f"h = tl.where(j[None, :] < {shape.widths[i + 1]}, h, 0.0)"] if shape.widths[i + 1] < po else []),
         ]
         ofs += (pi + 1) * po
     # Output activation to [0, 1] (signed ones as (v + 1) / 2), clamped, as CPPN._finish.
