@@ -17,7 +17,7 @@ import threading
 
 from .._version import __version__
 from . import animate, explore, plan, pyramid, render, serve, sheet
-from .common import RECEIVED, Parser, Terminated, is_terminated, run_reporting
+from .common import RECEIVED, Parser, Terminated, run_reporting, stopped_by
 
 __all__ = ["main", "entry", "build_parser", "BROKEN_PIPE"]
 
@@ -124,8 +124,8 @@ def entry() -> None:
         except SystemExit as exc:  # argparse's --help, --version and usage errors
             status = exc.code
         except KeyboardInterrupt as exc:  # before a subcommand ran (parsing the arguments): one line
-            status = 143 if is_terminated(exc) else 130
-            print(f"bigcppn: {'terminated' if status == 143 else 'interrupted'}; nothing was done", file=sys.stderr)
+            what, status = stopped_by(exc)
+            print(f"bigcppn: {what}; nothing was done", file=sys.stderr)
         # Flushed here, so that a reader that has gone is noticed here rather than at exit.
         sys.stdout.flush()
     except BrokenPipeError:

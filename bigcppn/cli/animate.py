@@ -162,11 +162,11 @@ def _interrupted(out: Path, exc: KeyboardInterrupt, timeline) -> int:
     from ..animate.clip import clip_text, frame_text
     from ..animate.segments import segment_folder
     from ..formats.video.registry import video_format_for
-    from .common import is_terminated
+    from .common import stopped_by
 
     folder = segment_folder(out)
     done = sorted(folder.glob("seg-*")) if folder.is_dir() else []
-    what = "terminated" if is_terminated(exc) else "interrupted"
+    what, status = stopped_by(exc)
     frames = video_format_for(out).finished_frames(out, timeline.frames, clip_text(timeline),
                                                    lambda i: frame_text(timeline, i))
     if frames:
@@ -177,4 +177,4 @@ def _interrupted(out: Path, exc: KeyboardInterrupt, timeline) -> int:
               "run the same command again to resume", file=sys.stderr)
     else:
         print(f"bigcppn: {what}; no file was written", file=sys.stderr)
-    return 143 if is_terminated(exc) else 130
+    return status

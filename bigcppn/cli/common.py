@@ -15,7 +15,7 @@ MAX_PRINT_DPI = 2400  # the finest a print user asks for (imagesetters: 2400-254
 
 __all__ = ["LazyBar", "Parser", "positive_int", "seed_value", "add_config_options", "add_sizing_options",
            "add_overwrite_option", "config_from", "add_executor_options", "executor_kwargs", "Terminated",
-           "RECEIVED", "is_terminated",
+           "RECEIVED", "stopped_by",
            "add_storage_options", "storage_kwargs",
            "run_reporting"]
 
@@ -206,11 +206,14 @@ class Terminated(KeyboardInterrupt):
 RECEIVED: list[int] = []
 
 
-def is_terminated(exc: BaseException) -> bool:
-    """Whether ``exc`` (a KeyboardInterrupt) stopped the command because of SIGTERM (exit 143, not 130)."""
+def stopped_by(exc: BaseException) -> tuple[str, int]:
+    """How ``exc`` (a KeyboardInterrupt) stopped the command: ("terminated", 143) for SIGTERM, else
+    ("interrupted", 130), the word its one line says and the exit status."""
     import signal
 
-    return isinstance(exc, Terminated) or signal.SIGTERM in RECEIVED
+    if isinstance(exc, Terminated) or signal.SIGTERM in RECEIVED:
+        return "terminated", 143
+    return "interrupted", 130
 
 
 def run_reporting(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
@@ -232,8 +235,6 @@ def run_reporting(command: Callable[[argparse.Namespace], int], args: argparse.N
         print(f"bigcppn: {exc}; no file was written", file=sys.stderr)
         return 1
     except KeyboardInterrupt as exc:
-        if is_terminated(exc):
-            print("bigcppn: terminated; no file was written", file=sys.stderr)
-            return 143
-        print("bigcppn: interrupted; no file was written", file=sys.stderr)
-        return 130
+        what, status = stopped_by(exc)
+        print(f"bigcppn: {what}; no file was written", file=sys.stderr)
+        return status

@@ -11,7 +11,7 @@ from ..errors import RenderError
 from ..formats.tiles import CODECS
 from ..pyramid.layouts import LAYOUTS
 from ..pyramid.request import pyramid_place
-from .common import (is_terminated, add_config_options, add_executor_options, add_overwrite_option, add_sizing_options,
+from .common import (stopped_by, add_config_options, add_executor_options, add_overwrite_option, add_sizing_options,
                      add_storage_options, config_from, executor_kwargs, positive_int, storage_kwargs)
 
 
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt as exc:
         bar.close()
         place = pyramid_place(cfg, args.output, args.layout, api.storage_options(**storage_kwargs(args)))
-        what, status = ("terminated", 143) if is_terminated(exc) else ("interrupted", 130)
+        what, status = stopped_by(exc)
         kept = getattr(exc, "kept_in", place.root)
         kept = place.tiles_dir if kept == place.root and not place.folder else kept  # NAME_files/, not "."
         if not bar.tiles and isinstance(kept, Path) and not kept.exists():  # stopped before its first tile

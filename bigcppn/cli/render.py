@@ -12,7 +12,7 @@ from ..errors import UserError
 from ..estimate.plan import human_duration
 from ..config import COMPRESSIONS
 from ..job import default_name, parse_seeds
-from .common import (LazyBar, is_terminated, add_config_options, add_executor_options, add_overwrite_option,
+from .common import (LazyBar, stopped_by, add_config_options, add_executor_options, add_overwrite_option,
                      add_sizing_options, add_storage_options, config_from, executor_kwargs, positive_int,
                      storage_kwargs)
 
@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
             raise  # stopped before the file was complete: nothing was written
         # Ctrl-C (or SIGTERM) in the last moments, after the file was complete: it stays
         print(f"bigcppn: interrupted after {result.path} was complete; it is kept", file=sys.stderr)
-        return 143 if is_terminated(exc) else 130
+        return stopped_by(exc)[1]
     return 0
 
 
@@ -120,11 +120,11 @@ def _series_stopped(exc: KeyboardInterrupt, kept: list[Path]) -> int:
         kept, exc = [*kept, exc.result.path], exc.__context__ or exc
     if not kept:
         raise exc  # nothing was complete: "no file was written"
-    what = "terminated" if is_terminated(exc) else "interrupted"
+    what, status = stopped_by(exc)
     names = ", ".join(str(p) for p in kept[:5]) + (f" and {len(kept) - 5} more" if len(kept) > 5 else "")
     print(f"bigcppn: {what}; kept the {len(kept)} complete file{'s' if len(kept) > 1 else ''} written before: "
           f"{names}; the one in progress was not written", file=sys.stderr)
-    return 143 if is_terminated(exc) else 130
+    return status
 
 
 LONG_PIXELS = 16_000_000  # a canvas this large may take over a minute: plan it first (about a second)
